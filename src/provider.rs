@@ -1,0 +1,651 @@
+//! The generic dispatcher: a registry of resources keyed by type token, and the erasure that
+//! turns each typed [`Resource`] into calls on property maps.
+//!
+//! Here, and only here, wire property maps become typed structs and back: decode with
+//! [`codec`], fill unknowns with typed zero values, deserialize with the failing field named,
+//! call the resource, serialize, re-wrap secrets (from the schema and from the inputs), and
+//! mark unknown outputs in preview. Nothing in this file names a particular resource.
+//!
+//! Not for: gRPC transport (see [`crate::rpc::server`]) or schema rendering ([`crate::schema`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+
+use prost_types::Struct;
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::resource::{ChangeKind, CheckFailure, Ctx, DiffResult, Inputs, Resource, ResourceError};
+use crate::rpc::codec::{self, Decoded, PropertyPath, Seg};
+use crate::rpc::engine::{EngineLog, Severity};
+
+/// The JSON schema schemars derives for `T`, with definitions under `$defs`.
+pub fn json_schema_of<T: JsonSchema>() -> Value {
+    let generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+    generator.into_root_schema_for::<T>().to_value()
+}
+
+/// Errors of the dispatcher itself, before or after a resource runs.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("unknown resource type {0:?}: this provider implements {1}")]
+    UnknownType(String, String),
+    #[error("{0}")]
+    BadProperties(String),
+    #[error(transparent)]
+    Resource(#[from] ResourceError),
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The outcome of a `Check` on property maps.
+pub struct CheckOutcome {
+    pub inputs: Struct,
+    pub failures: Vec<CheckFailure>,
+}
+
+/// The outcome of `Read` on property maps; `None` from `read` means the resource is gone.
+pub struct ReadOutcome {
+    pub id: String,
+    pub state: Struct,
+    pub inputs: Struct,
+}
+
+/// A resource seen through property maps: what the gRPC layer dispatches to.
+pub trait DynResource<C>: Send + Sync {
+    fn token(&self) -> &'static str;
+    fn args_schema(&self) -> &Value;
+    fn state_schema(&self) -> &Value;
+    fn check<'a>(
+        &'a self,
+        ctx: &'a Ctx<C>,
+        news: &'a Struct,
+        olds: Option<&'a Struct>,
+    ) -> BoxFuture<'a, Result<CheckOutcome, DispatchError>>;
+    fn diff<'a>(
+        &'a self,
+        ctx: &'a Ctx<C>,
+        id: &'a str,
+        olds: &'a Struct,
+        news: &'a Struct,
+    ) -> BoxFuture<'a, Result<DiffResult, DispatchError>>;
+    fn create<'a>(
+        &'a self,
+        ctx: &'a Ctx<C>,
+        props: &'a Struct,
+        preview: bool,
+    ) -> BoxFuture<'a, Result<(String, Struct), DispatchError>>;
+    fn read<'a>(
+        &'a self,
+        ctx: &'a Ctx<C>,
+        id: &'a str,
+        state: &'a Struct,
+        inputs: &'a Struct,
+    ) -> BoxFuture<'a, Result<Option<ReadOutcome>, DispatchError>>;
+    fn update<'a>(
+        &'a self,
+        ctx: &'a Ctx<C>,
+        id: &'a str,
+        olds: &'a Struct,
+        news: &'a Struct,
+        preview: bool,
+    ) -> BoxFuture<'a, Result<Struct, DispatchError>>;
+    fn delete<'a>(
+        &'a self,
+        ctx: &'a Ctx<C>,
+        id: &'a str,
+        state: &'a Struct,
+    ) -> BoxFuture<'a, Result<(), DispatchError>>;
+}
+
+/// A typed resource and what is derived once from its schemas.
+struct Typed<R> {
+    resource: R,
+    args_schema: Value,
+    state_schema: Value,
+    /// State properties that only the provider sets (outputs, and inputs marked
+    /// `x-computed`): `null` ones are unknown in preview.
+    computed: Vec<String>,
+}
+
+impl<R: Resource> Typed<R> {
+    fn new(resource: R) -> Self {
+        let args_schema = json_schema_of::<R::Args>();
+        let state_schema = json_schema_of::<R::State>();
+        let arg_props = args_schema.get("properties").and_then(Value::as_object);
+        let computed = state_schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|props| {
+                props
+                    .iter()
+                    .filter(|(k, v)| {
+                        v.get("x-computed").and_then(Value::as_bool) == Some(true)
+                            || !arg_props.is_some_and(|a| a.contains_key(*k))
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            resource,
+            args_schema,
+            state_schema,
+            computed,
+        }
+    }
+
+    fn decode_args(&self, s: &Struct) -> Result<Inputs<R::Args>, Vec<CheckFailure>> {
+        let mut d = codec::decode(s);
+        codec::fill_unknowns(&self.args_schema, &mut d);
+        let mut value = d.value.clone();
+        drop_nulls(&mut value);
+        let args = typed_from(&value).map_err(|f| vec![f])?;
+        Ok(Inputs {
+            args,
+            unknowns: d.unknowns,
+            secrets: d.secrets,
+        })
+    }
+
+    fn decode_state(&self, s: &Struct) -> Result<(R::State, Decoded), DispatchError> {
+        let mut d = codec::decode(s);
+        codec::fill_unknowns(&self.state_schema, &mut d);
+        let mut value = d.value.clone();
+        drop_nulls(&mut value);
+        let state = typed_from(&value).map_err(|f| {
+            DispatchError::BadProperties(format!(
+                "the stored state of this {} cannot be read: {}: {}",
+                R::TOKEN,
+                f.property,
+                f.reason
+            ))
+        })?;
+        Ok((state, d))
+    }
+
+    fn encode<T: Serialize>(
+        &self,
+        schema: &Value,
+        value: &T,
+        secrets: &BTreeSet<PropertyPath>,
+        unknowns: &BTreeSet<PropertyPath>,
+    ) -> Result<Struct, DispatchError> {
+        let value = to_map(value)?;
+        let mut all_secrets = codec::schema_secret_paths(schema, &value);
+        all_secrets.extend(secrets.iter().cloned());
+        Ok(codec::encode(&value, &all_secrets, unknowns))
+    }
+
+    /// Encodes a state; in preview, computed properties that are still `null` are unknown.
+    fn encode_state(
+        &self,
+        state: &R::State,
+        inputs_secrets: &BTreeSet<PropertyPath>,
+        inputs_unknowns: &BTreeSet<PropertyPath>,
+        preview: bool,
+    ) -> Result<Struct, DispatchError> {
+        let mut unknowns = inputs_unknowns.clone();
+        if preview {
+            let map = to_map(state)?;
+            for k in &self.computed {
+                if map.get(k).is_none_or(Value::is_null) {
+                    unknowns.insert(PropertyPath::keys(&[k]));
+                }
+            }
+        }
+        self.encode(&self.state_schema, state, inputs_secrets, &unknowns)
+    }
+}
+
+/// Serializes to a JSON object, dropping `null` members (absent and null are one thing to
+/// Pulumi, and absent keeps states small; on the way in, it lets serde defaults apply).
+fn to_map<T: Serialize>(value: &T) -> Result<Map<String, Value>, DispatchError> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(mut m)) => {
+            drop_nulls(&mut m);
+            Ok(m)
+        }
+        Ok(other) => Err(DispatchError::BadProperties(format!(
+            "expected an object, got {other}"
+        ))),
+        Err(e) => Err(DispatchError::BadProperties(e.to_string())),
+    }
+}
+
+fn drop_nulls(m: &mut Map<String, Value>) {
+    m.retain(|_, v| !v.is_null());
+    for v in m.values_mut() {
+        if let Value::Object(inner) = v {
+            drop_nulls(inner);
+        }
+    }
+}
+
+/// Deserializes a typed struct; a failure names the property path that failed.
+pub fn typed_from<T: DeserializeOwned>(value: &Map<String, Value>) -> Result<T, CheckFailure> {
+    let v = Value::Object(value.clone());
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let property = if path == "." { String::new() } else { path };
+        let reason = e.into_inner().to_string();
+        // serde names a missing field in its message; lift it into the property.
+        let property = if property.is_empty() {
+            reason
+                .strip_prefix("missing field `")
+                .and_then(|r| r.split('`').next())
+                .map(str::to_string)
+                .unwrap_or_default()
+        } else {
+            property
+        };
+        CheckFailure::new(property, reason)
+    })
+}
+
+fn failures_to_error(token: &str, failures: Vec<CheckFailure>) -> DispatchError {
+    let text = failures
+        .iter()
+        .map(|f| format!("{}: {}", f.property, f.reason))
+        .collect::<Vec<_>>()
+        .join("; ");
+    DispatchError::BadProperties(format!("invalid inputs for {token}: {text}"))
+}
+
+impl<R: Resource> DynResource<R::Config> for Typed<R> {
+    fn token(&self) -> &'static str {
+        R::TOKEN
+    }
+
+    fn args_schema(&self) -> &Value {
+        &self.args_schema
+    }
+
+    fn state_schema(&self) -> &Value {
+        &self.state_schema
+    }
+
+    fn check<'a>(
+        &'a self,
+        ctx: &'a Ctx<R::Config>,
+        news: &'a Struct,
+        olds: Option<&'a Struct>,
+    ) -> BoxFuture<'a, Result<CheckOutcome, DispatchError>> {
+        Box::pin(async move {
+            let inputs = match self.decode_args(news) {
+                Ok(i) => i,
+                Err(failures) => {
+                    return Ok(CheckOutcome {
+                        inputs: news.clone(),
+                        failures,
+                    });
+                }
+            };
+            let olds = olds
+                .filter(|s| !s.fields.is_empty())
+                .and_then(|s| self.decode_args(s).ok())
+                .map(|i| i.args);
+            match self.resource.check(ctx, inputs, olds).await {
+                Ok(checked) => Ok(CheckOutcome {
+                    inputs: self.encode(
+                        &self.args_schema,
+                        &checked.args,
+                        &checked.secrets,
+                        &checked.unknowns,
+                    )?,
+                    failures: Vec::new(),
+                }),
+                Err(failures) => Ok(CheckOutcome {
+                    inputs: news.clone(),
+                    failures,
+                }),
+            }
+        })
+    }
+
+    fn diff<'a>(
+        &'a self,
+        ctx: &'a Ctx<R::Config>,
+        id: &'a str,
+        olds: &'a Struct,
+        news: &'a Struct,
+    ) -> BoxFuture<'a, Result<DiffResult, DispatchError>> {
+        Box::pin(async move {
+            let (olds, _) = self.decode_state(olds)?;
+            let news = self
+                .decode_args(news)
+                .map_err(|f| failures_to_error(R::TOKEN, f))?;
+            Ok(self.resource.diff(ctx, id, &olds, &news).await?)
+        })
+    }
+
+    fn create<'a>(
+        &'a self,
+        ctx: &'a Ctx<R::Config>,
+        props: &'a Struct,
+        preview: bool,
+    ) -> BoxFuture<'a, Result<(String, Struct), DispatchError>> {
+        Box::pin(async move {
+            let inputs = self
+                .decode_args(props)
+                .map_err(|f| failures_to_error(R::TOKEN, f))?;
+            let (secrets, unknowns) = (inputs.secrets.clone(), inputs.unknowns.clone());
+            let created = self.resource.create(ctx, inputs, preview).await?;
+            let state = self.encode_state(&created.state, &secrets, &unknowns, preview)?;
+            Ok((created.id, state))
+        })
+    }
+
+    fn read<'a>(
+        &'a self,
+        ctx: &'a Ctx<R::Config>,
+        id: &'a str,
+        state: &'a Struct,
+        inputs: &'a Struct,
+    ) -> BoxFuture<'a, Result<Option<ReadOutcome>, DispatchError>> {
+        Box::pin(async move {
+            if state.fields.is_empty() {
+                return Err(DispatchError::BadProperties(format!(
+                    "{} cannot be imported from an id alone: create it with `pulumi up` instead",
+                    R::TOKEN
+                )));
+            }
+            let (state, decoded) = self.decode_state(state)?;
+            let inputs = if inputs.fields.is_empty() {
+                // Older engines send no inputs: the state holds them (flattened).
+                self.decode_args(&codec::encode(
+                    &decoded.value,
+                    &BTreeSet::new(),
+                    &BTreeSet::new(),
+                ))
+            } else {
+                self.decode_args(inputs)
+            }
+            .map_err(|f| failures_to_error(R::TOKEN, f))?;
+            let Some(read) = self.resource.read(ctx, id, state, inputs.args).await? else {
+                return Ok(None);
+            };
+            Ok(Some(ReadOutcome {
+                id: read.id,
+                state: self.encode_state(&read.state, &decoded.secrets, &BTreeSet::new(), false)?,
+                inputs: self.encode(
+                    &self.args_schema,
+                    &read.inputs,
+                    &inputs.secrets,
+                    &BTreeSet::new(),
+                )?,
+            }))
+        })
+    }
+
+    fn update<'a>(
+        &'a self,
+        ctx: &'a Ctx<R::Config>,
+        id: &'a str,
+        olds: &'a Struct,
+        news: &'a Struct,
+        preview: bool,
+    ) -> BoxFuture<'a, Result<Struct, DispatchError>> {
+        Box::pin(async move {
+            let (olds, _) = self.decode_state(olds)?;
+            let news = self
+                .decode_args(news)
+                .map_err(|f| failures_to_error(R::TOKEN, f))?;
+            let (secrets, unknowns) = (news.secrets.clone(), news.unknowns.clone());
+            let state = self.resource.update(ctx, id, olds, news, preview).await?;
+            self.encode_state(&state, &secrets, &unknowns, preview)
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        ctx: &'a Ctx<R::Config>,
+        id: &'a str,
+        state: &'a Struct,
+    ) -> BoxFuture<'a, Result<(), DispatchError>> {
+        Box::pin(async move {
+            let (state, _) = self.decode_state(state)?;
+            Ok(self.resource.delete(ctx, id, state).await?)
+        })
+    }
+}
+
+/// A provider: its name and version, configuration type `C`, and its resources.
+pub struct Provider<C> {
+    pub name: &'static str,
+    pub version: &'static str,
+    /// Shown as the package description in the schema.
+    pub description: &'static str,
+    resources: BTreeMap<&'static str, Box<dyn DynResource<C>>>,
+    config: RwLock<Arc<C>>,
+    program_dir: RwLock<Option<PathBuf>>,
+    log: RwLock<EngineLog>,
+    cancel: CancellationToken,
+}
+
+impl<C> Provider<C>
+where
+    C: DeserializeOwned + Serialize + JsonSchema + Default + Send + Sync + 'static,
+{
+    pub fn new(name: &'static str, version: &'static str, description: &'static str) -> Self {
+        Self {
+            name,
+            version,
+            description,
+            resources: BTreeMap::new(),
+            config: RwLock::new(Arc::new(C::default())),
+            program_dir: RwLock::new(None),
+            log: RwLock::new(EngineLog::stderr_only()),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Adds a resource type.
+    pub fn with<R: Resource<Config = C>>(mut self, resource: R) -> Self {
+        self.resources
+            .insert(R::TOKEN, Box::new(Typed::new(resource)));
+        self
+    }
+
+    pub fn resources(&self) -> impl Iterator<Item = &dyn DynResource<C>> {
+        self.resources.values().map(|r| r.as_ref())
+    }
+
+    pub fn resource(&self, token: &str) -> Result<&dyn DynResource<C>, DispatchError> {
+        self.resources
+            .get(token)
+            .map(|r| r.as_ref())
+            .ok_or_else(|| {
+                DispatchError::UnknownType(
+                    token.to_string(),
+                    self.resources
+                        .keys()
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
+            })
+    }
+
+    /// The JSON schema of the configuration type.
+    pub fn config_schema(&self) -> Value {
+        json_schema_of::<C>()
+    }
+
+    pub fn set_engine_log(&self, log: EngineLog) {
+        if let Ok(mut l) = self.log.write() {
+            *l = log;
+        }
+    }
+
+    pub fn engine_log(&self) -> EngineLog {
+        self.log.read().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    pub fn set_program_dir(&self, dir: Option<PathBuf>) {
+        if let Ok(mut d) = self.program_dir.write() {
+            *d = dir;
+        }
+    }
+
+    /// Parses configuration from `Configure`'s `args` (typed) or its `variables` map
+    /// (`<name>:config:<key>` → string, JSON-encoded for non-strings).
+    pub fn parse_config(
+        &self,
+        args: Option<&Struct>,
+        variables: &BTreeMap<String, String>,
+    ) -> Result<C, CheckFailure> {
+        let map = match args {
+            Some(s) if !s.fields.is_empty() => codec::decode(s).value,
+            _ => {
+                let prefix = format!("{}:config:", self.name);
+                variables
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        let key = k.strip_prefix(&prefix)?;
+                        let value = serde_json::from_str::<Value>(v)
+                            .ok()
+                            .filter(|v| !v.is_string())
+                            .unwrap_or_else(|| Value::String(v.clone()));
+                        Some((key.to_string(), value))
+                    })
+                    .collect()
+            }
+        };
+        typed_from(&map)
+    }
+
+    pub fn set_config(&self, config: C) {
+        if let Ok(mut c) = self.config.write() {
+            *c = Arc::new(config);
+        }
+    }
+
+    /// A context for one call on the resource `urn`.
+    pub fn ctx(&self, urn: &str) -> Ctx<C> {
+        let program_dir = self
+            .program_dir
+            .read()
+            .ok()
+            .and_then(|d| d.clone())
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_default();
+        Ctx {
+            urn: urn.to_string(),
+            name: urn_name(urn).to_string(),
+            config: self.config.read().map(|c| c.clone()).unwrap_or_default(),
+            program_dir,
+            cancel: self.cancel.clone(),
+            log: self.engine_log(),
+        }
+    }
+
+    /// Cancels every operation in flight (the engine's `Cancel`).
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Logs a diff's note against the resource, when there is one.
+    pub async fn log_note(&self, ctx: &Ctx<C>, diff: &DiffResult) {
+        if let Some(note) = &diff.note {
+            ctx.log(Severity::Info, note).await;
+        }
+    }
+}
+
+/// The type token inside a URN (`urn:pulumi:stack::project::parent$type::name`).
+pub fn urn_type(urn: &str) -> &str {
+    urn.split("::")
+        .nth(2)
+        .and_then(|q| q.rsplit('$').next())
+        .unwrap_or("")
+}
+
+/// The resource name inside a URN (may itself contain `::`).
+pub fn urn_name(urn: &str) -> &str {
+    match urn.match_indices("::").nth(2) {
+        Some((i, _)) => &urn[i + 2..],
+        None => "",
+    }
+}
+
+/// The top-level property names of a diff, for the `diffs` field.
+pub fn diff_keys(diff: &DiffResult) -> Vec<String> {
+    let mut keys: Vec<String> = diff
+        .changes
+        .iter()
+        .map(|c| {
+            let p = PropertyPath(vec![Seg::Key(c.path.clone())]);
+            p.top()
+                .unwrap_or_default()
+                .split(['.', '['])
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Maps a change kind to Pulumi's `PropertyDiff.Kind` number.
+pub fn diff_kind_wire(kind: ChangeKind, replace: bool) -> i32 {
+    match (kind, replace) {
+        (ChangeKind::Add, false) => 0,
+        (ChangeKind::Add, true) => 1,
+        (ChangeKind::Delete, false) => 2,
+        (ChangeKind::Delete, true) => 3,
+        (ChangeKind::Update, false) => 4,
+        (ChangeKind::Update, true) => 5,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urn_parts() {
+        let urn = "urn:pulumi:dev::proj::docker-buildkit:index:Image::app";
+        assert_eq!(urn_type(urn), "docker-buildkit:index:Image");
+        assert_eq!(urn_name(urn), "app");
+        let nested = "urn:pulumi:dev::proj::my:comp:C$docker-buildkit:index:Image::a::b";
+        assert_eq!(urn_type(nested), "docker-buildkit:index:Image");
+        assert_eq!(urn_name(nested), "a::b");
+        assert_eq!(urn_type("garbage"), "");
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Sample {
+        name: String,
+        inner: Option<Inner>,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Inner {
+        port: u16,
+    }
+
+    #[test]
+    fn typed_from_names_the_failing_property() {
+        let v = serde_json::json!({"name": 3});
+        let f = typed_from::<Sample>(v.as_object().unwrap()).unwrap_err();
+        assert_eq!(f.property, "name");
+        assert!(f.reason.contains("expected a string"), "{}", f.reason);
+        let v = serde_json::json!({"name": "x", "inner": {"port": "no"}});
+        let f = typed_from::<Sample>(v.as_object().unwrap()).unwrap_err();
+        assert_eq!(f.property, "inner.port");
+        let v = serde_json::json!({});
+        let f = typed_from::<Sample>(v.as_object().unwrap()).unwrap_err();
+        assert_eq!(f.property, "name");
+    }
+}

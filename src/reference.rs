@@ -1,0 +1,299 @@
+//! Docker image references (`[registry[:port]/]path[:tag][@digest]`): parsing, validation
+//! and the pieces the build, push and registry client need (registry host, repository, tag).
+//!
+//! Follows the grammar of the distribution reference package: lowercase path components
+//! separated by `.`, `_`, `__` or dashes; a registry is the first component when it has a `.`
+//! or a `:` or is `localhost`; tags are `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`. Names without a
+//! registry live on Docker Hub (`docker.io`, `library/` for single components).
+//!
+//! Not for: talking to registries (see the registry client).
+
+use std::fmt;
+
+/// The registry implied by a name without one.
+pub const DOCKER_HUB: &str = "docker.io";
+
+/// A parsed image reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// The registry host (and port) as written, or `None` for Docker Hub.
+    pub registry: Option<String>,
+    /// The repository path, e.g. `team/app`.
+    pub path: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a valid image reference: {1}")]
+pub struct ReferenceError(pub String, pub String);
+
+impl Reference {
+    pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
+        let err = |why: &str| ReferenceError(s.to_string(), why.to_string());
+        if s.is_empty() {
+            return Err(err("it is empty"));
+        }
+        if s.len() > 255 + 128 + 80 {
+            return Err(err("it is too long"));
+        }
+        let (rest, digest) = match s.split_once('@') {
+            Some((r, d)) => {
+                validate_digest(d).map_err(|w| err(&w))?;
+                (r, Some(d.to_string()))
+            }
+            None => (s, None),
+        };
+        // A tag is after the last ':' that follows the last '/'.
+        let last_slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
+        let (name, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+            None => (rest, None),
+        };
+        if let Some(t) = tag {
+            validate_tag(t).map_err(|w| err(&w))?;
+        }
+        let (registry, path) = match name.split_once('/') {
+            Some((first, rest))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                validate_registry(first).map_err(|w| err(&w))?;
+                (Some(first.to_string()), rest)
+            }
+            _ => (None, name),
+        };
+        if path.is_empty() {
+            return Err(err("the repository path is empty"));
+        }
+        if path.len() > 255 {
+            return Err(err("the repository path is longer than 255 characters"));
+        }
+        for component in path.split('/') {
+            validate_component(component).map_err(|w| err(&w))?;
+        }
+        Ok(Reference {
+            registry,
+            path: path.to_string(),
+            tag: tag.map(str::to_string),
+            digest,
+        })
+    }
+
+    /// The registry host to talk to (`docker.io` when none was written).
+    pub fn registry_host(&self) -> &str {
+        self.registry.as_deref().unwrap_or(DOCKER_HUB)
+    }
+
+    /// The repository as Docker names it: `registry/path` (or `path` on Docker Hub).
+    pub fn repository(&self) -> String {
+        match &self.registry {
+            Some(r) => format!("{r}/{}", self.path),
+            None => self.path.clone(),
+        }
+    }
+
+    /// The repository path as the registry API names it (`library/x` for official images).
+    pub fn api_path(&self) -> String {
+        if self.registry.is_none() && !self.path.contains('/') {
+            format!("library/{}", self.path)
+        } else {
+            self.path.clone()
+        }
+    }
+
+    /// The tag, `latest` when none was written.
+    pub fn tag_or_latest(&self) -> &str {
+        self.tag.as_deref().unwrap_or("latest")
+    }
+
+    /// `repository@digest`.
+    pub fn with_digest(&self, digest: &str) -> String {
+        format!("{}@{digest}", self.repository())
+    }
+
+    /// `repository:tag`.
+    pub fn with_tag(&self, tag: &str) -> String {
+        format!("{}:{tag}", self.repository())
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.repository())?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks a tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn validate_tag(t: &str) -> Result<(), String> {
+    let ok_first = t
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let ok_rest = t
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if t.is_empty() || t.len() > 128 || !ok_first || !ok_rest {
+        return Err(format!(
+            "the tag {t:?} must be 1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
+        ));
+    }
+    Ok(())
+}
+
+fn validate_digest(d: &str) -> Result<(), String> {
+    let Some((algo, hex)) = d.split_once(':') else {
+        return Err(format!(
+            "the digest {d:?} must look like sha256:<64 hex digits>"
+        ));
+    };
+    let hex_ok = hex.len() >= 32
+        && hex
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+    let algo_ok = !algo.is_empty()
+        && algo
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !(hex_ok && algo_ok) || (algo == "sha256" && hex.len() != 64) {
+        return Err(format!(
+            "the digest {d:?} must look like sha256:<64 hex digits>"
+        ));
+    }
+    Ok(())
+}
+
+fn validate_registry(r: &str) -> Result<(), String> {
+    let (host, port) = match r.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || r.starts_with('[') => (h, Some(p)),
+        _ => (r, None),
+    };
+    if let Some(p) = port
+        && p.parse::<u16>().is_err()
+    {
+        return Err(format!(
+            "the registry port {p:?} is not a number from 0 to 65535"
+        ));
+    }
+    let host_ok = !host.is_empty()
+        && (host.starts_with('[')
+            || host.split('.').all(|l| {
+                !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            }));
+    if !host_ok {
+        return Err(format!(
+            "the registry host {host:?} is not a valid host name"
+        ));
+    }
+    Ok(())
+}
+
+fn validate_component(c: &str) -> Result<(), String> {
+    let bad = || {
+        Err(format!(
+            "the path component {c:?} must be lowercase letters and digits, separated by '.', '_', '__' or '-'"
+        ))
+    };
+    let bytes = c.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
+        return bad();
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if alnum(b) {
+            i += 1;
+            continue;
+        }
+        // A separator: '.', '_', '__', or one or more '-'.
+        let start = i;
+        match b {
+            b'.' => i += 1,
+            b'_' => {
+                i += 1;
+                if i < bytes.len() && bytes[i] == b'_' {
+                    i += 1;
+                }
+            }
+            b'-' => {
+                while i < bytes.len() && bytes[i] == b'-' {
+                    i += 1;
+                }
+            }
+            _ => return bad(),
+        }
+        if i == start || i >= bytes.len() || !alnum(bytes[i]) {
+            return bad();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_common_forms() {
+        let r = Reference::parse("127.0.0.1:5000/app").unwrap();
+        assert_eq!(r.registry.as_deref(), Some("127.0.0.1:5000"));
+        assert_eq!(r.path, "app");
+        assert_eq!(r.tag_or_latest(), "latest");
+        assert_eq!(r.repository(), "127.0.0.1:5000/app");
+
+        let r = Reference::parse("localhost:5000/team/app:v1.2").unwrap();
+        assert_eq!(r.registry.as_deref(), Some("localhost:5000"));
+        assert_eq!(r.path, "team/app");
+        assert_eq!(r.tag.as_deref(), Some("v1.2"));
+
+        let r = Reference::parse("nginx").unwrap();
+        assert_eq!(r.registry_host(), "docker.io");
+        assert_eq!(r.api_path(), "library/nginx");
+
+        let r = Reference::parse("team/app:1").unwrap();
+        assert_eq!(r.registry, None);
+        assert_eq!(r.api_path(), "team/app");
+
+        let d = format!("sha256:{}", "a".repeat(64));
+        let r = Reference::parse(&format!("ghcr.io/o/app@{d}")).unwrap();
+        assert_eq!(r.digest.as_deref(), Some(d.as_str()));
+        assert_eq!(r.to_string(), format!("ghcr.io/o/app@{d}"));
+        assert_eq!(
+            Reference::parse("123.dkr.ecr.us-east-1.amazonaws.com/repo")
+                .unwrap()
+                .registry_host(),
+            "123.dkr.ecr.us-east-1.amazonaws.com"
+        );
+    }
+
+    #[test]
+    fn rejects_bad_references_with_a_reason() {
+        for bad in [
+            "",
+            "App",
+            "app:",
+            "app:-x",
+            "reg.io/",
+            "reg.io/a//b",
+            "a..b",
+            "a-",
+            "reg.io:port/app",
+            "app@sha256:xyz",
+            "app@sha256:ABCDEF",
+            "with space",
+        ] {
+            let e = Reference::parse(bad).expect_err(bad);
+            assert!(e.to_string().contains("not a valid image reference"), "{e}");
+        }
+        for good in ["a__b", "a---b", "a.b_c-d", "x/y/z", "localhost/app"] {
+            Reference::parse(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! The contract between the generic provider and one resource implementation.
+//!
+//! A resource is an *Args* struct (inputs), a *State* struct (the args flattened plus
+//! outputs) and CRUD methods, as in pulumi-go-provider's `infer`: only `create` must be
+//! written; `check`, `diff`, `read`, `update` and `delete` have sane defaults. Everything
+//! about the wire (structs, secrets, unknowns, tokens) stays in [`crate::provider`] and
+//! [`crate::rpc`]; a resource sees typed values and a [`Ctx`].
+//!
+//! Not for: gRPC types (none appear here) or schema rendering.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use crate::rpc::codec::PropertyPath;
+use crate::rpc::engine::{EngineLog, Severity};
+
+/// What a resource method may know about the call it serves.
+#[derive(Clone)]
+pub struct Ctx<C> {
+    /// The resource's URN (empty for calls that have none).
+    pub urn: String,
+    /// The resource's logical name.
+    pub name: String,
+    /// The provider configuration from `Configure`.
+    pub config: Arc<C>,
+    /// Where the Pulumi program lives (from `Handshake`), to resolve relative paths.
+    pub program_dir: PathBuf,
+    /// Cancelled when the engine calls `Cancel`: long work must stop when it fires.
+    pub cancel: CancellationToken,
+    pub(crate) log: EngineLog,
+}
+
+impl<C> Ctx<C> {
+    /// Logs a line against this resource in the engine's output.
+    pub async fn log(&self, severity: Severity, message: &str) {
+        self.log.log(severity, &self.urn, message, false).await;
+    }
+
+    /// Logs a progress line shown while the operation runs (not kept in the final output).
+    pub async fn progress(&self, message: &str) {
+        self.log.log(Severity::Info, &self.urn, message, true).await;
+    }
+}
+
+/// Typed inputs plus what the codec learned about them.
+#[derive(Debug, Clone)]
+pub struct Inputs<A> {
+    pub args: A,
+    /// Paths whose value is not known yet (preview only). Their value in `args` is a zero
+    /// value or `None`: never read it as real.
+    pub unknowns: BTreeSet<PropertyPath>,
+    /// Paths that arrived as secrets (kept secret on the way out).
+    pub secrets: BTreeSet<PropertyPath>,
+}
+
+impl<A> Inputs<A> {
+    /// True when the top-level property `name`, or anything inside it, is unknown.
+    pub fn is_unknown(&self, name: &str) -> bool {
+        self.unknowns.iter().any(|p| p.top() == Some(name))
+    }
+
+    pub fn has_unknowns(&self) -> bool {
+        !self.unknowns.is_empty()
+    }
+}
+
+/// A problem with one input, reported by `check` (Pulumi shows it next to the property).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckFailure {
+    pub property: String,
+    pub reason: String,
+}
+
+impl CheckFailure {
+    pub fn new(property: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            property: property.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// How a property changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Add,
+    Delete,
+    Update,
+}
+
+/// One changed property (a top-level name or a nested path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertyChange {
+    pub path: String,
+    pub kind: ChangeKind,
+    /// The change needs a replacement, not an in-place update.
+    pub replace: bool,
+}
+
+/// The outcome of `diff`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiffResult {
+    pub changes: Vec<PropertyChange>,
+    pub delete_before_replace: bool,
+    /// A human sentence about the change (e.g. which files changed), shown in the
+    /// engine's output for this resource.
+    pub note: Option<String>,
+}
+
+impl DiffResult {
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
+    }
+}
+
+/// An error from a resource method, with a message a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceError {
+    /// The inputs cannot work (bad value that only shows when acting on it).
+    #[error("{0}")]
+    InvalidInput(String),
+    /// Something outside could not be reached (daemon, registry).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The engine cancelled the operation.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
+    /// Anything else.
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub type Result<T, E = ResourceError> = std::result::Result<T, E>;
+
+/// What `create` returns: the resource id and its state.
+#[derive(Debug, Clone)]
+pub struct Created<S> {
+    pub id: String,
+    pub state: S,
+}
+
+/// What `read` returns: the current state and the inputs that would produce it.
+#[derive(Debug, Clone)]
+pub struct ReadResult<A, S> {
+    pub id: String,
+    pub state: S,
+    pub inputs: A,
+}
+
+/// One resource type. `Args` are the inputs; `State` must hold the args flattened
+/// (`#[serde(flatten)]`) plus the outputs. Doc comments on the structs and fields become the
+/// schema's descriptions; `#[schemars(extend("secret" = true))]` marks a secret once.
+pub trait Resource: Send + Sync + 'static {
+    /// The type token, e.g. `docker-buildkit:index:Image`.
+    const TOKEN: &'static str;
+    /// The provider configuration type this resource reads.
+    type Config: Send + Sync + 'static;
+    type Args: DeserializeOwned + Serialize + JsonSchema + Clone + Send + Sync + 'static;
+    type State: DeserializeOwned + Serialize + JsonSchema + Clone + Send + Sync + 'static;
+
+    /// Validates and normalizes inputs. `olds` are the previous inputs, if any.
+    fn check(
+        &self,
+        _ctx: &Ctx<Self::Config>,
+        news: Inputs<Self::Args>,
+        _olds: Option<Self::Args>,
+    ) -> impl Future<Output = std::result::Result<Inputs<Self::Args>, Vec<CheckFailure>>> + Send
+    {
+        async move { Ok(news) }
+    }
+
+    /// Compares the old state with new inputs. The default compares the inputs property by
+    /// property (an unknown counts as a change) and updates in place.
+    fn diff(
+        &self,
+        _ctx: &Ctx<Self::Config>,
+        _id: &str,
+        olds: &Self::State,
+        news: &Inputs<Self::Args>,
+    ) -> impl Future<Output = Result<DiffResult>> + Send {
+        let changes = default_diff::<Self::Args, Self::State>(olds, news);
+        async move {
+            Ok(DiffResult {
+                changes,
+                ..DiffResult::default()
+            })
+        }
+    }
+
+    /// Creates the resource. With `preview`, must not act: return what is known, leaving
+    /// unknown outputs `None` (they are sent as unknown).
+    fn create(
+        &self,
+        ctx: &Ctx<Self::Config>,
+        inputs: Inputs<Self::Args>,
+        preview: bool,
+    ) -> impl Future<Output = Result<Created<Self::State>>> + Send;
+
+    /// Refreshes the state. `Ok(None)` means the resource is gone. The default trusts the
+    /// stored state.
+    fn read(
+        &self,
+        _ctx: &Ctx<Self::Config>,
+        id: &str,
+        state: Self::State,
+        inputs: Self::Args,
+    ) -> impl Future<Output = Result<Option<ReadResult<Self::Args, Self::State>>>> + Send {
+        let id = id.to_string();
+        async move { Ok(Some(ReadResult { id, state, inputs })) }
+    }
+
+    /// Updates in place. The default refuses, which is right only for resources whose
+    /// `diff` asks for replacement on every change.
+    fn update(
+        &self,
+        _ctx: &Ctx<Self::Config>,
+        _id: &str,
+        _olds: Self::State,
+        _news: Inputs<Self::Args>,
+        _preview: bool,
+    ) -> impl Future<Output = Result<Self::State>> + Send {
+        async move {
+            Err(ResourceError::Failed(format!(
+                "{} cannot be updated in place",
+                Self::TOKEN
+            )))
+        }
+    }
+
+    /// Deletes the resource. The default does nothing.
+    fn delete(
+        &self,
+        _ctx: &Ctx<Self::Config>,
+        _id: &str,
+        _state: Self::State,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move { Ok(()) }
+    }
+}
+
+/// Property-by-property comparison of old and new inputs, as JSON: the default `diff`.
+pub fn default_diff<A: Serialize, S: Serialize>(olds: &S, news: &Inputs<A>) -> Vec<PropertyChange> {
+    let old = serde_json::to_value(olds).unwrap_or_default();
+    let new = serde_json::to_value(&news.args).unwrap_or_default();
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
+        return Vec::new();
+    };
+    let mut changes = Vec::new();
+    for (k, v) in new {
+        let kind = match old.get(k) {
+            _ if news.is_unknown(k) => Some(ChangeKind::Update),
+            None | Some(serde_json::Value::Null) if !v.is_null() => Some(ChangeKind::Add),
+            Some(o) if !o.is_null() && v.is_null() => Some(ChangeKind::Delete),
+            Some(o) if o != v && !(o.is_null() && v.is_null()) => Some(ChangeKind::Update),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            changes.push(PropertyChange {
+                path: k.clone(),
+                kind,
+                replace: false,
+            });
+        }
+    }
+    changes
+}

@@ -1,0 +1,631 @@
+//! The `Image` resource: its inputs ([`ImageArgs`]), its state ([`ImageState`]) and its
+//! lifecycle. `check` validates and hashes the context (so preview shows a diff without
+//! building), `diff` decides whether anything that makes the image changed, `create` and
+//! `update` build and push (never in preview), `read` asks the registry whether the image
+//! still exists, `delete` leaves the registry alone.
+//!
+//! Not for: Docker or registry protocol details (see [`crate::docker`]) or the context walk
+//! and hash ([`crate::context`]).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::context::{self, BuildContext, DockerfileSource};
+use crate::docker::{self, BuildRequest};
+use crate::reference::{Reference, validate_tag};
+use crate::resource::{
+    CheckFailure, Created, Ctx, DiffResult, Inputs, ReadResult, Resource, ResourceError, Result,
+};
+use crate::rpc::engine::Severity;
+
+use super::ProviderConfig;
+
+/// Credentials for the registry the image is pushed to (and its inline cache pulled from).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Registry {
+    /// The registry host, e.g. `ghcr.io` or `127.0.0.1:5000` (a URL such as
+    /// `https://123.dkr.ecr.us-east-1.amazonaws.com` is accepted too).
+    pub server: String,
+    /// The user name.
+    pub username: Option<String>,
+    /// The password or token. Always stored as a secret; changing it never rebuilds.
+    #[schemars(extend("secret" = true))]
+    pub password: Option<String>,
+}
+
+/// The inputs of an `Image`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageArgs {
+    /// The image repository to push to, e.g. `registry.example.com/team/app`, optionally
+    /// with a tag (`:v1`; `latest` when none is given).
+    pub name: String,
+    /// More tags to push the same image under: a bare tag (`v1.2`) applies to `name`'s
+    /// repository; a full reference (`registry/other:tag`) names another one.
+    pub tags: Option<Vec<String>>,
+    /// The build context directory, relative to the Pulumi program's directory.
+    #[serde(default = "default_context")]
+    pub context: String,
+    /// The Dockerfile, relative to the context directory. Defaults to `Dockerfile`.
+    pub dockerfile: Option<String>,
+    /// The Dockerfile's text, instead of a file (not together with `dockerfile`).
+    pub dockerfile_inline: Option<String>,
+    /// The platform to build for, as `os/arch[/variant]` (e.g. `linux/arm64`). Defaults to
+    /// the Docker daemon's own platform.
+    pub platforms: Option<Vec<String>>,
+    /// Build arguments (`ARG` values).
+    pub build_args: Option<BTreeMap<String, String>>,
+    /// The stage of a multi-stage Dockerfile to build.
+    pub target: Option<String>,
+    /// Labels to set on the image.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// More images to take build cache from (the image's own `name` always is one).
+    pub cache_from: Option<Vec<String>>,
+    /// Embed BuildKit's inline cache in the pushed image, so the next build anywhere can
+    /// reuse its layers.
+    #[serde(default = "yes")]
+    pub inline_cache: bool,
+    /// Build without any cache.
+    #[serde(default)]
+    pub no_cache: bool,
+    /// The network mode of `RUN` steps: `default`, `host` or `none`.
+    pub network: Option<String>,
+    /// Push the image to the registry. When false, the image stays in the Docker daemon.
+    #[serde(default = "yes")]
+    pub push: bool,
+    /// Credentials for the registry. Without them, those of the Docker CLI's config
+    /// (`$DOCKER_CONFIG/config.json`, credential helpers included) are used.
+    pub registry: Option<Registry>,
+    /// Any change to these values rebuilds the image, even with an unchanged context.
+    pub triggers: Option<Vec<String>>,
+    /// A hash of everything that makes the image: the files of the context that
+    /// `.dockerignore` lets in (path, exec bit and content), the Dockerfile, build args,
+    /// target, labels, platforms, network and triggers.
+    #[schemars(extend("x-computed" = true))]
+    pub context_hash: Option<String>,
+}
+
+fn default_context() -> String {
+    ".".to_string()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A Docker image built with BuildKit and pushed to a registry. Preview never builds;
+/// nothing is built when nothing in the context changed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageState {
+    #[serde(flatten)]
+    pub args: ImageArgs,
+    /// The digest of the pushed manifest (`sha256:…`); with `push: false`, the image id.
+    #[schemars(required)]
+    pub digest: Option<String>,
+    /// The pushed image pinned by digest, `repository@sha256:…`: deploy this.
+    #[serde(rename = "ref")]
+    #[schemars(required)]
+    pub reference: Option<String>,
+    /// The same as `ref` (the name the original provider used).
+    #[schemars(required)]
+    pub repo_digest: Option<String>,
+}
+
+/// The `Image` resource.
+pub struct Image;
+
+impl Resource for Image {
+    const TOKEN: &'static str = "docker-buildkit:index:Image";
+    type Config = ProviderConfig;
+    type Args = ImageArgs;
+    type State = ImageState;
+
+    async fn check(
+        &self,
+        ctx: &Ctx<ProviderConfig>,
+        mut news: Inputs<ImageArgs>,
+        _olds: Option<ImageArgs>,
+    ) -> std::result::Result<Inputs<ImageArgs>, Vec<CheckFailure>> {
+        let mut failures = validate(&news);
+        // A value the user cannot set: it is always computed here.
+        news.args.context_hash = None;
+        news.unknowns.retain(|p| p.top() != Some("contextHash"));
+        if failures.is_empty() {
+            if hash_inputs_known(&news) {
+                let dir = context_dir(&ctx.program_dir, &news.args.context);
+                match compute_hash(&dir, &news.args) {
+                    Ok(h) => {
+                        crate::cache::store_manifest(&h.hash, &h.files);
+                        news.args.context_hash = Some(h.hash);
+                    }
+                    Err(e) => failures.push(e),
+                }
+            } else {
+                // Not knowable yet (preview with unknown inputs): the hash is unknown too.
+                news.unknowns
+                    .insert(crate::rpc::codec::PropertyPath::keys(&["contextHash"]));
+            }
+        }
+        if failures.is_empty() {
+            Ok(news)
+        } else {
+            Err(failures)
+        }
+    }
+
+    async fn diff(
+        &self,
+        _ctx: &Ctx<ProviderConfig>,
+        _id: &str,
+        olds: &ImageState,
+        news: &Inputs<ImageArgs>,
+    ) -> Result<DiffResult> {
+        let mut changes = crate::resource::default_diff(
+            &without_credentials(&olds.args),
+            &Inputs {
+                args: without_credentials(&news.args),
+                unknowns: news.unknowns.clone(),
+                secrets: news.secrets.clone(),
+            },
+        );
+        // Rotating credentials must not rebuild: only the server counts.
+        changes.retain(|c| {
+            c.path != "registry"
+                || registry_server(&olds.args) != registry_server(&news.args)
+                || news.is_unknown("registry")
+        });
+        for c in &mut changes {
+            c.replace = false;
+        }
+        let note = if changes.iter().any(|c| c.path == "contextHash") {
+            Some(describe_context_change(olds, news))
+        } else {
+            None
+        };
+        Ok(DiffResult {
+            changes,
+            delete_before_replace: false,
+            note,
+        })
+    }
+
+    async fn create(
+        &self,
+        ctx: &Ctx<ProviderConfig>,
+        inputs: Inputs<ImageArgs>,
+        preview: bool,
+    ) -> Result<Created<ImageState>> {
+        let state = build_or_preview(ctx, inputs, preview).await?;
+        let id = state
+            .reference
+            .clone()
+            .unwrap_or_else(|| state.args.name.clone());
+        Ok(Created { id, state })
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx<ProviderConfig>,
+        _id: &str,
+        _olds: ImageState,
+        news: Inputs<ImageArgs>,
+        preview: bool,
+    ) -> Result<ImageState> {
+        build_or_preview(ctx, news, preview).await
+    }
+
+    async fn read(
+        &self,
+        ctx: &Ctx<ProviderConfig>,
+        id: &str,
+        state: ImageState,
+        inputs: ImageArgs,
+    ) -> Result<Option<ReadResult<ImageArgs, ImageState>>> {
+        if state.args.push
+            && let Some(reference) = &state.reference
+        {
+            let exists = docker::registry_has(ctx, reference, state.args.registry.as_ref()).await?;
+            if !exists {
+                ctx.log(
+                    Severity::Info,
+                    &format!("{reference} is no longer in the registry: the image will be rebuilt"),
+                )
+                .await;
+                return Ok(None);
+            }
+        }
+        Ok(Some(ReadResult {
+            id: id.to_string(),
+            state,
+            inputs,
+        }))
+    }
+
+    async fn delete(&self, ctx: &Ctx<ProviderConfig>, _id: &str, state: ImageState) -> Result<()> {
+        ctx.log(
+            Severity::Debug,
+            &format!(
+                "{} stays in the registry: images may be shared, so deleting the resource removes nothing",
+                state.reference.as_deref().unwrap_or(&state.args.name)
+            ),
+        )
+        .await;
+        Ok(())
+    }
+}
+
+/// Preview returns what is known; otherwise build, tag and push.
+async fn build_or_preview(
+    ctx: &Ctx<ProviderConfig>,
+    inputs: Inputs<ImageArgs>,
+    preview: bool,
+) -> Result<ImageState> {
+    let mut state = ImageState {
+        args: inputs.args,
+        ..ImageState::default()
+    };
+    if preview || !inputs.unknowns.is_empty() {
+        if !preview {
+            return Err(ResourceError::InvalidInput(format!(
+                "cannot build with unknown inputs: {}",
+                inputs
+                    .unknowns
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        return Ok(state);
+    }
+    let dir = context_dir(&ctx.program_dir, &state.args.context);
+    let request =
+        BuildRequest::from_args(&state.args, &dir).map_err(ResourceError::InvalidInput)?;
+    let built = docker::build_and_push(ctx, request).await?;
+    state.digest = Some(built.digest);
+    state.reference = built.reference.clone();
+    state.repo_digest = built.reference;
+    Ok(state)
+}
+
+/// The context directory: relative paths resolve against the program directory.
+pub fn context_dir(program_dir: &Path, context: &str) -> PathBuf {
+    let p = Path::new(context);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        program_dir.join(p)
+    }
+}
+
+fn dockerfile_source(args: &ImageArgs) -> DockerfileSource {
+    match (&args.dockerfile_inline, &args.dockerfile) {
+        (Some(text), _) => DockerfileSource::Inline(text.clone()),
+        (None, Some(path)) => DockerfileSource::Path(path.clone()),
+        (None, None) => DockerfileSource::Path("Dockerfile".to_string()),
+    }
+}
+
+/// Opens the build context of `args`, rooted at `dir`.
+pub fn open_context(
+    dir: &Path,
+    args: &ImageArgs,
+) -> std::result::Result<BuildContext, CheckFailure> {
+    BuildContext::open(dir, dockerfile_source(args)).map_err(|e| {
+        let property = match &e {
+            context::ContextError::DockerfileInvalidPath { .. }
+            | context::ContextError::DockerfileNotFound { .. }
+            | context::ContextError::DockerfileNotRegular { .. } => "dockerfile",
+            _ => "context",
+        };
+        CheckFailure::new(property, e.to_string())
+    })
+}
+
+/// The context hash: the context's own digest combined with every other input that
+/// changes the image.
+pub fn compute_hash(
+    dir: &Path,
+    args: &ImageArgs,
+) -> std::result::Result<context::ContextDigest, CheckFailure> {
+    let ctx = open_context(dir, args)?;
+    let digest = ctx
+        .hash()
+        .map_err(|e| CheckFailure::new("context", e.to_string()))?;
+    let extra = serde_json::json!({
+        "buildArgs": args.build_args,
+        "target": args.target,
+        "labels": args.labels,
+        "platforms": args.platforms,
+        "network": args.network,
+        "triggers": args.triggers,
+    });
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(b"docker-buildkit context v1\0");
+    h.update(digest.hash.as_bytes());
+    h.update(b"\0");
+    h.update(extra.to_string().as_bytes());
+    Ok(context::ContextDigest {
+        hash: format!("{:032x}", h.digest128()),
+        files: digest.files,
+        build_files: digest.build_files,
+    })
+}
+
+fn hash_inputs_known(news: &Inputs<ImageArgs>) -> bool {
+    [
+        "context",
+        "dockerfile",
+        "dockerfileInline",
+        "buildArgs",
+        "target",
+        "labels",
+        "platforms",
+        "network",
+        "triggers",
+    ]
+    .iter()
+    .all(|p| !news.is_unknown(p))
+}
+
+fn registry_server(args: &ImageArgs) -> Option<&str> {
+    args.registry.as_ref().map(|r| r.server.as_str())
+}
+
+fn without_credentials(args: &ImageArgs) -> ImageArgs {
+    let mut a = args.clone();
+    if let Some(r) = &mut a.registry {
+        r.username = None;
+        r.password = None;
+    }
+    a
+}
+
+fn describe_context_change(olds: &ImageState, news: &Inputs<ImageArgs>) -> String {
+    let manifest = |h: &Option<String>| h.as_deref().and_then(crate::cache::load_manifest);
+    let changed = match (
+        manifest(&olds.args.context_hash),
+        manifest(&news.args.context_hash),
+    ) {
+        (Some(old), Some(new)) => context::changed_paths(&old, &new),
+        _ => Vec::new(),
+    };
+    if changed.is_empty() {
+        return "the build context or build settings changed: the image will be rebuilt"
+            .to_string();
+    }
+    let shown: Vec<&str> = changed.iter().take(5).map(String::as_str).collect();
+    let more = changed.len().saturating_sub(shown.len());
+    format!(
+        "{} file{} changed in the build context: {}{}",
+        changed.len(),
+        if changed.len() == 1 { "" } else { "s" },
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// Every check that needs no Docker. Unknown values are not checked.
+fn validate(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
+    let a = &news.args;
+    let mut f = Vec::new();
+    let known = |p: &str| !news.is_unknown(p);
+    if known("name") {
+        match Reference::parse(&a.name) {
+            Ok(r) if r.digest.is_some() => f.push(CheckFailure::new(
+                "name",
+                format!(
+                    "{:?} has a digest: name the repository (and tag) to push to, e.g. {}",
+                    a.name,
+                    r.repository()
+                ),
+            )),
+            Ok(_) => {}
+            Err(e) => f.push(CheckFailure::new("name", e.to_string())),
+        }
+    }
+    if known("tags") {
+        for (i, t) in a.tags.iter().flatten().enumerate() {
+            let ok = if t.contains('/') || t.contains(':') {
+                Reference::parse(t).map(|_| ()).map_err(|e| e.to_string())
+            } else {
+                validate_tag(t)
+            };
+            if let Err(e) = ok {
+                f.push(CheckFailure::new(format!("tags[{i}]"), e));
+            }
+        }
+    }
+    if a.dockerfile.is_some() && a.dockerfile_inline.is_some() {
+        f.push(CheckFailure::new(
+            "dockerfileInline",
+            "set either `dockerfile` or `dockerfileInline`, not both",
+        ));
+    }
+    if let Some(d) = &a.dockerfile
+        && known("dockerfile")
+        && (d.is_empty() || Path::new(d).is_absolute())
+    {
+        f.push(CheckFailure::new(
+            "dockerfile",
+            format!("{d:?} must be a path relative to the context directory"),
+        ));
+    }
+    if known("platforms") {
+        let platforms = a.platforms.as_deref().unwrap_or_default();
+        for (i, p) in platforms.iter().enumerate() {
+            if let Err(e) = validate_platform(p) {
+                f.push(CheckFailure::new(format!("platforms[{i}]"), e));
+            }
+        }
+        if platforms.len() > 1 {
+            f.push(CheckFailure::new(
+                "platforms",
+                format!(
+                    "building several platforms at once ({}) is not supported yet: give one platform per Image",
+                    platforms.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(n) = &a.network
+        && known("network")
+        && !matches!(n.as_str(), "default" | "host" | "none")
+    {
+        f.push(CheckFailure::new(
+            "network",
+            format!("{n:?} is not a network mode: use \"default\", \"host\" or \"none\""),
+        ));
+    }
+    if known("buildArgs") {
+        for k in a.build_args.iter().flat_map(|m| m.keys()) {
+            if k.is_empty() || k.contains('=') || k.chars().any(char::is_whitespace) {
+                f.push(CheckFailure::new(
+                    "buildArgs",
+                    format!("{k:?} is not a valid build argument name"),
+                ));
+            }
+        }
+    }
+    if known("cacheFrom") {
+        for (i, c) in a.cache_from.iter().flatten().enumerate() {
+            if let Err(e) = Reference::parse(c) {
+                f.push(CheckFailure::new(format!("cacheFrom[{i}]"), e.to_string()));
+            }
+        }
+    }
+    if let Some(r) = &a.registry
+        && known("registry")
+    {
+        if r.server.trim().is_empty() {
+            f.push(CheckFailure::new(
+                "registry.server",
+                "the registry server must not be empty",
+            ));
+        }
+        if r.username.is_some() != r.password.is_some() {
+            f.push(CheckFailure::new(
+                if r.password.is_none() {
+                    "registry.password"
+                } else {
+                    "registry.username"
+                },
+                "give both `username` and `password`, or neither",
+            ));
+        }
+    }
+    if known("context") && a.context.is_empty() {
+        f.push(CheckFailure::new(
+            "context",
+            "the context directory must not be empty (use \".\")",
+        ));
+    }
+    f
+}
+
+/// Checks `os/arch[/variant]`.
+pub fn validate_platform(p: &str) -> std::result::Result<(), String> {
+    let parts: Vec<&str> = p.split('/').collect();
+    let ok = (2..=3).contains(&parts.len())
+        && parts.iter().all(|s| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{p:?} is not a platform: use os/arch[/variant], e.g. linux/amd64 or linux/arm/v7"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_are_os_arch_variant() {
+        for good in [
+            "linux/amd64",
+            "linux/arm64",
+            "linux/arm/v7",
+            "windows/amd64",
+        ] {
+            validate_platform(good).unwrap();
+        }
+        for bad in [
+            "linux",
+            "linux/",
+            "/amd64",
+            "Linux/amd64",
+            "linux/arm/v7/x",
+            "",
+        ] {
+            assert!(validate_platform(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn inputs(args: ImageArgs) -> Inputs<ImageArgs> {
+        Inputs {
+            args,
+            unknowns: Default::default(),
+            secrets: Default::default(),
+        }
+    }
+
+    #[test]
+    fn validation_names_each_property() {
+        let args = ImageArgs {
+            name: "Bad Name".into(),
+            tags: Some(vec!["ok".into(), "-bad".into()]),
+            dockerfile: Some("Dockerfile".into()),
+            dockerfile_inline: Some("FROM scratch".into()),
+            platforms: Some(vec!["linux".into()]),
+            network: Some("bridge0".into()),
+            registry: Some(Registry {
+                server: "".into(),
+                username: Some("u".into()),
+                password: None,
+            }),
+            ..ImageArgs::default()
+        };
+        let f = validate(&inputs(args));
+        let props: Vec<&str> = f.iter().map(|f| f.property.as_str()).collect();
+        assert_eq!(
+            props,
+            vec![
+                "name",
+                "tags[1]",
+                "dockerfileInline",
+                "platforms[0]",
+                "network",
+                "registry.server",
+                "registry.password",
+                "context"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_values_are_not_validated() {
+        let mut i = inputs(ImageArgs {
+            name: String::new(),
+            context: ".".into(),
+            ..ImageArgs::default()
+        });
+        i.unknowns
+            .insert(crate::rpc::codec::PropertyPath::keys(&["name"]));
+        assert!(validate(&i).is_empty());
+    }
+}

@@ -1,0 +1,93 @@
+//! The client side of the Pulumi engine's `Engine` service, used for `Log`: build progress
+//! and diagnostics appear in the user's terminal through it.
+//!
+//! Every line also goes to stderr when `PULUMI_DOCKER_BUILDKIT_DEBUG` is set (the engine
+//! shows a provider's stderr only with `--logtostderr`). stdout is never written: it belongs
+//! to the engine. Not for: anything but logging.
+
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::generated::pulumirpc::LogRequest;
+use crate::generated::pulumirpc::engine_client::EngineClient;
+
+/// Severity of a log line (Pulumi's `LogSeverity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Debug,
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    fn wire(self) -> i32 {
+        match self {
+            Severity::Debug => 0,
+            Severity::Info => 1,
+            Severity::Warning => 2,
+            Severity::Error => 3,
+        }
+    }
+}
+
+/// A handle to the engine's log. Cheap to clone; without an engine it writes to stderr only.
+#[derive(Clone, Default)]
+pub struct EngineLog {
+    client: Option<Arc<Mutex<EngineClient<Channel>>>>,
+    debug_to_stderr: bool,
+}
+
+impl EngineLog {
+    /// Connects lazily to the engine at `address` (`host:port`).
+    pub fn connect(address: &str) -> Result<Self, String> {
+        let uri = if address.contains("://") {
+            address.to_string()
+        } else {
+            format!("http://{address}")
+        };
+        let endpoint =
+            Endpoint::from_shared(uri).map_err(|e| format!("engine address {address:?}: {e}"))?;
+        let channel = endpoint.connect_lazy();
+        Ok(Self {
+            client: Some(Arc::new(Mutex::new(
+                EngineClient::new(channel)
+                    .max_decoding_message_size(usize::MAX)
+                    .max_encoding_message_size(usize::MAX),
+            ))),
+            debug_to_stderr: std::env::var_os("PULUMI_DOCKER_BUILDKIT_DEBUG").is_some(),
+        })
+    }
+
+    /// A log that only writes to stderr (for tests and when no engine was given).
+    pub fn stderr_only() -> Self {
+        Self {
+            client: None,
+            debug_to_stderr: true,
+        }
+    }
+
+    /// Sends one line. Failures to reach the engine are reported on stderr, never raised:
+    /// a lost log line must not fail a build.
+    pub async fn log(&self, severity: Severity, urn: &str, message: &str, ephemeral: bool) {
+        if self.debug_to_stderr || self.client.is_none() {
+            eprintln!("[{severity:?}] {urn} {message}");
+        }
+        let Some(client) = &self.client else { return };
+        let req = LogRequest {
+            severity: severity.wire(),
+            message: message.to_string(),
+            urn: urn.to_string(),
+            stream_id: 0,
+            ephemeral,
+        };
+        if let Err(e) = client.lock().await.log(req).await {
+            eprintln!(
+                "docker-buildkit: could not send a log line to the engine: {}",
+                e.message()
+            );
+        }
+    }
+}
