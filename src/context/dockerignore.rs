@@ -1,0 +1,740 @@
+//! `.dockerignore` parsing and matching with Docker's semantics.
+//!
+//! This is for deciding whether a context-relative path is excluded from the
+//! build context, exactly as `docker build` decides it (moby/patternmatcher
+//! plus the docker CLI's ignore-file reader): patterns are anchored at the
+//! context root, must match the whole path (or one of its parent
+//! directories), and the last matching pattern wins. It is not a gitignore
+//! implementation (no "match at any depth", no "cannot re-include inside an
+//! excluded directory", no `[!...]` negation) and it does not touch the file
+//! system: finding and reading the ignore file is `mod.rs`'s job, walking is
+//! `walk.rs`'s.
+//!
+//! Known, deliberate differences from moby (which translates patterns to Go
+//! regular expressions): `\x` always means the literal character `x` (moby
+//! gives `\d`, `\w`, `\t`, ... their regex meaning), `^` outside a class is
+//! literal (moby emits a regex anchor), and `*`/`?` inside `[...]` are
+//! literal (moby produces a garbled regex). Everything else, including
+//! moby's quirks (`**foo` matches any path ending in `foo`; `a**b` is
+//! `a(.*/)?b`; `[!a]` is the class `{'!', 'a'}`; `[^a]` can match `/`), is
+//! reproduced.
+
+use std::fmt;
+
+/// A parsed `.dockerignore` file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DockerIgnore {
+    patterns: Vec<Pattern>,
+}
+
+/// A line of an ignore file that Docker would reject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatternError {
+    /// 1-based line number in the ignore file.
+    pub line: usize,
+    /// The line as written (trimmed).
+    pub pattern: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl fmt::Display for PatternError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {}: invalid pattern `{}`: {}",
+            self.line, self.pattern, self.reason
+        )
+    }
+}
+
+impl std::error::Error for PatternError {}
+
+/// One cleaned pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pattern {
+    /// The cleaned pattern text, without the leading `!`.
+    text: String,
+    /// `true` for `!pattern` lines (re-include).
+    exception: bool,
+    tokens: Vec<Token>,
+    /// Set when the pattern has no wildcard at all (the common case), so
+    /// matching is a plain string comparison.
+    literal: Option<String>,
+    /// Literal text every match must start / end with (a cheap pre-check
+    /// before running the automaton).
+    prefix: String,
+    suffix: String,
+    /// The longest run of literal characters, which every match contains.
+    needle: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    /// A literal character.
+    Literal(char),
+    /// `?`: one character other than `/`.
+    AnyChar,
+    /// `*`: any run of characters other than `/`.
+    Star,
+    /// Any string at all, `/` included (a trailing `**`).
+    AnyString,
+    /// A non-trailing `**`: nothing, or any string ending in `/`.
+    AnyDirs,
+    /// `[...]`: one character in (or, negated, not in) the ranges. Like
+    /// moby's regex translation, this can match `/`.
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
+}
+
+impl DockerIgnore {
+    /// Parses ignore-file text leniently: lines Docker would reject (see
+    /// [`DockerIgnore::parse_strict`]) are skipped.
+    pub fn parse(text: &str) -> DockerIgnore {
+        let mut patterns = Vec::new();
+        for (_, parsed) in parse_lines(text) {
+            if let Ok(p) = parsed {
+                patterns.push(p);
+            }
+        }
+        DockerIgnore { patterns }
+    }
+
+    /// Parses ignore-file text, failing on the first line Docker would
+    /// reject: a bare `!`, a trailing `\`, or a malformed `[...]` class.
+    pub fn parse_strict(text: &str) -> Result<DockerIgnore, PatternError> {
+        let mut patterns = Vec::new();
+        for (line, parsed) in parse_lines(text) {
+            match parsed {
+                Ok(p) => patterns.push(p),
+                Err((pattern, reason)) => {
+                    return Err(PatternError {
+                        line,
+                        pattern,
+                        reason,
+                    });
+                }
+            }
+        }
+        Ok(DockerIgnore { patterns })
+    }
+
+    /// `true` if there are no patterns (nothing is excluded).
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// The cleaned patterns in file order, as `(is_exception, pattern)`.
+    pub fn patterns(&self) -> impl Iterator<Item = (bool, &str)> {
+        self.patterns.iter().map(|p| (p.exception, p.text.as_str()))
+    }
+
+    /// Whether `rel_path` (relative to the context root, `/`-separated) is
+    /// excluded: the last pattern that matches the path or one of its parent
+    /// directories decides, and it excludes unless it is a `!` exception.
+    /// The root itself (`""` or `"."`) is never excluded.
+    pub fn is_excluded(&self, rel_path: &str) -> bool {
+        let path = rel_path.trim_end_matches('/');
+        let path = path.strip_prefix("./").unwrap_or(path);
+        if path.is_empty() || path == "." {
+            return false;
+        }
+        for p in self.patterns.iter().rev() {
+            if p.matches(path) || parents(path).any(|parent| p.matches(parent)) {
+                return !p.exception;
+            }
+        }
+        false
+    }
+
+    /// Per-pattern "matched this path or one of its parents" flags for a
+    /// directory, given its parent's flags (an empty slice for the root).
+    /// Used by the walker so each path is matched once, not once per parent.
+    pub(crate) fn dir_state(&self, parent: &[bool], path: &str) -> Vec<bool> {
+        self.patterns
+            .iter()
+            .enumerate()
+            .map(|(i, p)| parent.get(i).copied().unwrap_or(false) || p.matches(path))
+            .collect()
+    }
+
+    /// The exclusion decision for a directory state from [`Self::dir_state`].
+    pub(crate) fn state_excluded(&self, state: &[bool]) -> bool {
+        self.patterns
+            .iter()
+            .zip(state)
+            .rev()
+            .find(|(_, matched)| **matched)
+            .is_some_and(|(p, _)| !p.exception)
+    }
+
+    /// Same as [`Self::is_excluded`] for a path whose parent directory has
+    /// the given state, without building a state for the path itself.
+    pub(crate) fn excluded_in(&self, parent: &[bool], path: &str) -> bool {
+        for (i, p) in self.patterns.iter().enumerate().rev() {
+            if parent.get(i).copied().unwrap_or(false) || p.matches(path) {
+                return !p.exception;
+            }
+        }
+        false
+    }
+
+    /// Whether some exception pattern could match a path strictly beneath
+    /// directory `dir` (or a directory between `dir` and such a path). When
+    /// this is `false` for an excluded directory, everything beneath it is
+    /// excluded too and the walker does not need to open it. This may
+    /// answer `true` when nothing can actually match (it is conservative),
+    /// never `false` when something can.
+    pub(crate) fn could_include_beneath(&self, dir: &str) -> bool {
+        self.patterns
+            .iter()
+            .any(|p| p.exception && p.could_match_beneath(dir))
+    }
+}
+
+/// Parent directories of a relative path, shortest first (`a/b/c` gives
+/// `a`, `a/b`).
+fn parents(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/').map(move |(i, _)| &path[..i])
+}
+
+type LineResult = Result<Pattern, (String, String)>;
+
+/// Parses the lines of an ignore file the way the docker CLI reads it,
+/// yielding `(1-based line number, pattern or (line, reason))`, skipping
+/// comments and blank lines.
+fn parse_lines(text: &str) -> impl Iterator<Item = (usize, LineResult)> {
+    text.lines().enumerate().filter_map(|(index, raw)| {
+        let raw = if index == 0 {
+            raw.strip_prefix('\u{feff}').unwrap_or(raw)
+        } else {
+            raw
+        };
+        // Only a `#` in the very first column starts a comment.
+        if raw.starts_with('#') {
+            return None;
+        }
+        let line = raw.trim();
+        if line.is_empty() {
+            return None;
+        }
+        Some((index + 1, parse_line(line)))
+    })
+}
+
+fn parse_line(line: &str) -> LineResult {
+    let (exception, body) = match line.strip_prefix('!') {
+        Some(rest) => (true, rest.trim()),
+        None => (false, line),
+    };
+    let fail = |reason: &str| Err((line.to_owned(), reason.to_owned()));
+    if body.is_empty() {
+        return fail("`!` must be followed by a pattern");
+    }
+    let mut text = go_clean(body);
+    if text.len() > 1
+        && let Some(rest) = text.strip_prefix('/')
+    {
+        text = rest.to_owned();
+    }
+    if exception && text == "/" {
+        // moby cleans "!" + "/" to "!" and rejects it.
+        return fail("`!` must be followed by a pattern");
+    }
+    match compile(&text) {
+        Ok(tokens) => {
+            let as_literal = |t: &Token| match t {
+                Token::Literal(c) => Some(*c),
+                _ => None,
+            };
+            let literal = tokens.iter().map(as_literal).collect::<Option<String>>();
+            let prefix: String = tokens.iter().map_while(as_literal).collect();
+            let mut suffix: Vec<char> = tokens.iter().rev().map_while(as_literal).collect();
+            suffix.reverse();
+            let needle = tokens
+                .split(|t| as_literal(t).is_none())
+                .map(|run| run.iter().filter_map(as_literal).collect::<String>())
+                .max_by_key(String::len)
+                .unwrap_or_default();
+            Ok(Pattern {
+                text,
+                exception,
+                tokens,
+                literal,
+                prefix,
+                suffix: suffix.into_iter().collect(),
+                needle,
+            })
+        }
+        Err(reason) => fail(&reason),
+    }
+}
+
+/// Lexical path cleaning like Go's `filepath.Clean` on Unix: collapses
+/// repeated `/`, drops `.` segments, resolves `..` against earlier
+/// segments (dropping it at a rooted start), strips a trailing `/`.
+fn go_clean(path: &str) -> String {
+    let rooted = path.starts_with('/');
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                if segments.last().is_some_and(|last| *last != "..") {
+                    segments.pop();
+                } else if !rooted {
+                    segments.push("..");
+                }
+            }
+            other => segments.push(other),
+        }
+    }
+    let joined = segments.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_owned(),
+        (false, false) => joined,
+    }
+}
+
+/// Turns a cleaned pattern into tokens, rejecting what Go's
+/// `filepath.Match` rejects.
+fn compile(pattern: &str) -> Result<Vec<Token>, String> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut tokens = Vec::new();
+    // moby's "suffix match" quirk: a pattern that starts with `**` and has
+    // no other wildcard is matched with `HasSuffix`, so `**foo` matches any
+    // path ending in `foo` (not only `foo` and `.../foo`).
+    let mut leading_star_star_without_slash = false;
+    let mut wildcard_after_leading = false;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let at_start = i == 0;
+        i += 1;
+        match c {
+            '*' if chars.get(i) == Some(&'*') => {
+                i += 1;
+                let ate_slash = chars.get(i) == Some(&'/');
+                if ate_slash {
+                    i += 1;
+                }
+                if i == chars.len() {
+                    tokens.push(Token::AnyString);
+                } else {
+                    tokens.push(Token::AnyDirs);
+                    leading_star_star_without_slash = at_start && !ate_slash;
+                }
+                if !at_start {
+                    wildcard_after_leading = true;
+                }
+            }
+            '*' => {
+                tokens.push(Token::Star);
+                wildcard_after_leading = true;
+            }
+            '?' => {
+                tokens.push(Token::AnyChar);
+                wildcard_after_leading = true;
+            }
+            '\\' => match chars.get(i) {
+                Some(escaped) => {
+                    tokens.push(Token::Literal(*escaped));
+                    i += 1;
+                    wildcard_after_leading = true;
+                }
+                None => return Err("the pattern ends with an unfinished `\\` escape".to_owned()),
+            },
+            '[' => {
+                let (class, next) = compile_class(&chars, i)?;
+                tokens.push(class);
+                i = next;
+                wildcard_after_leading = true;
+            }
+            ']' => {
+                tokens.push(Token::Literal(']'));
+                wildcard_after_leading = true;
+            }
+            other => tokens.push(Token::Literal(other)),
+        }
+    }
+    if leading_star_star_without_slash && !wildcard_after_leading {
+        tokens[0] = Token::AnyString;
+    }
+    Ok(tokens)
+}
+
+/// Parses a `[...]` class starting just after the `[`, with Go
+/// `filepath.Match` syntax (only `^` negates; `]` and `-` must be escaped
+/// unless they close the class or form a range). Returns the token and the
+/// index after the closing `]`.
+fn compile_class(chars: &[char], mut i: usize) -> Result<(Token, usize), String> {
+    let unterminated = || "unterminated character class (missing `]`)".to_owned();
+    let negated = chars.get(i) == Some(&'^');
+    if negated {
+        i += 1;
+    }
+    let mut ranges = Vec::new();
+    loop {
+        match chars.get(i) {
+            None => return Err(unterminated()),
+            Some(']') if !ranges.is_empty() => {
+                return Ok((Token::Class { negated, ranges }, i + 1));
+            }
+            Some(_) => {}
+        }
+        let lo = class_char(chars, &mut i)?;
+        let mut hi = lo;
+        if chars.get(i) == Some(&'-') {
+            i += 1;
+            hi = class_char(chars, &mut i)?;
+        }
+        if chars.get(i).is_none() {
+            return Err(unterminated());
+        }
+        ranges.push((lo, hi));
+    }
+}
+
+/// One possibly escaped character of a class.
+fn class_char(chars: &[char], i: &mut usize) -> Result<char, String> {
+    match chars.get(*i) {
+        None => Err("unterminated character class (missing `]`)".to_owned()),
+        Some(']') => Err(
+            "character class is empty or has an unescaped `]` (write `\\]` for a literal `]`)"
+                .to_owned(),
+        ),
+        Some('-') => {
+            Err("character class has a misplaced `-` (write `\\-` for a literal `-`)".to_owned())
+        }
+        Some('\\') => match chars.get(*i + 1) {
+            Some(c) => {
+                *i += 2;
+                Ok(*c)
+            }
+            None => Err("unterminated character class (missing `]`)".to_owned()),
+        },
+        Some(c) => {
+            *i += 1;
+            Ok(*c)
+        }
+    }
+}
+
+/// NFA states: `k` is "about to match token k" (`k == tokens.len()` is the
+/// accepting state); `k + n + 1` is "inside the `AnyDirs` token k, which
+/// has consumed something not yet ending in `/`".
+struct States {
+    on: Vec<bool>,
+    n: usize,
+}
+
+impl States {
+    fn new(n: usize) -> States {
+        States {
+            on: vec![false; 2 * (n + 1)],
+            n,
+        }
+    }
+
+    /// Adds "at token k", plus the states reachable by letting zero-width
+    /// tokens match nothing.
+    fn enter(&mut self, tokens: &[Token], mut k: usize) {
+        loop {
+            self.on[k] = true;
+            match tokens.get(k) {
+                Some(Token::Star | Token::AnyString | Token::AnyDirs) => k += 1,
+                _ => return,
+            }
+        }
+    }
+
+    fn enter_inside(&mut self, k: usize) {
+        self.on[k + self.n + 1] = true;
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.on.iter().any(|s| *s)
+    }
+
+    fn clear(&mut self) {
+        self.on.iter_mut().for_each(|s| *s = false);
+    }
+}
+
+impl Pattern {
+    /// Whether the pattern matches the whole of `path`.
+    fn matches(&self, path: &str) -> bool {
+        if let Some(literal) = &self.literal {
+            return literal == path;
+        }
+        if !path.starts_with(&self.prefix)
+            || !path.ends_with(&self.suffix)
+            || !path.contains(&self.needle)
+        {
+            return false;
+        }
+        self.run(path.chars()).on[self.tokens.len()]
+    }
+
+    /// Whether the pattern could match some path of the form `dir/...`.
+    fn could_match_beneath(&self, dir: &str) -> bool {
+        !self.run(dir.chars().chain(std::iter::once('/'))).is_empty()
+    }
+
+    /// Runs the NFA over `input` and returns the final state set.
+    fn run(&self, input: impl Iterator<Item = char>) -> States {
+        let tokens = &self.tokens;
+        let n = tokens.len();
+        let mut current = States::new(n);
+        let mut next = States::new(n);
+        current.enter(tokens, 0);
+        for c in input {
+            next.clear();
+            for k in 0..n {
+                if current.on[k] {
+                    step(tokens, k, c, &mut next);
+                }
+                if current.on[k + n + 1] {
+                    next.enter_inside(k);
+                    if c == '/' {
+                        next.enter(tokens, k + 1);
+                    }
+                }
+            }
+            std::mem::swap(&mut current, &mut next);
+            if current.is_empty() {
+                break;
+            }
+        }
+        current
+    }
+}
+
+/// Transitions out of "at token k" on character `c`.
+fn step(tokens: &[Token], k: usize, c: char, next: &mut States) {
+    match &tokens[k] {
+        Token::Literal(l) => {
+            if *l == c {
+                next.enter(tokens, k + 1);
+            }
+        }
+        Token::AnyChar => {
+            if c != '/' {
+                next.enter(tokens, k + 1);
+            }
+        }
+        Token::Class { negated, ranges } => {
+            let inside = ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi);
+            if inside != *negated {
+                next.enter(tokens, k + 1);
+            }
+        }
+        Token::Star => {
+            if c != '/' {
+                next.enter(tokens, k);
+            }
+        }
+        Token::AnyString => next.enter(tokens, k),
+        Token::AnyDirs => {
+            next.enter_inside(k);
+            if c == '/' {
+                next.enter(tokens, k + 1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn excluded(patterns: &str, path: &str) -> bool {
+        DockerIgnore::parse_strict(patterns)
+            .unwrap_or_else(|e| panic!("{patterns:?}: {e}"))
+            .is_excluded(path)
+    }
+
+    #[test]
+    fn go_clean_matches_go() {
+        let cases = [
+            ("", "."),
+            ("a//b", "a/b"),
+            ("./a", "a"),
+            ("a/./b/", "a/b"),
+            ("a/../b", "b"),
+            ("../a", "../a"),
+            ("a/../../b", "../b"),
+            ("/../a", "/a"),
+            ("/", "/"),
+            ("//a", "/a"),
+            (".", "."),
+            ("a/..", "."),
+        ];
+        for (input, want) in cases {
+            assert_eq!(go_clean(input), want, "clean({input:?})");
+        }
+    }
+
+    #[test]
+    fn pattern_table() {
+        // (patterns, path, excluded)
+        let cases: &[(&str, &str, bool)] = &[
+            ("*.log", "x.log", true),
+            ("*.log", "a/x.log", false),
+            ("a/*.log", "a/x.log", true),
+            ("a/*", "a/b/c", true), // parent `a/b` matches
+            ("**/x", "x", true),
+            ("**/x", "a/b/x", true),
+            ("**/x", "a/bx", false),
+            ("a/**", "a", false),
+            ("a/**", "a/b", true),
+            ("a/**", "ab", false),
+            ("a/**/b", "a/b", true),
+            ("a/**/b", "a/x/y/b", true),
+            ("a/**/b", "a/x/yb", false),
+            ("**", "anything/at/all", true),
+            ("**.log", "x.log", true), // moby suffix quirk
+            ("**.log", "a/b/x.log", true),
+            ("**/*.log", "a/b/x.log", true),
+            ("a**b", "a/x/b", true),
+            ("a**b", "axb", false), // moby: `a(.*/)?b`
+            ("?.txt", "a.txt", true),
+            ("?.txt", "ab.txt", false),
+            ("a?b", "a/b", false),
+            ("[a-c].txt", "b.txt", true),
+            ("[a-c].txt", "d.txt", false),
+            ("[^a].txt", "b.txt", true),
+            ("[^a].txt", "a.txt", false),
+            ("a[^x]b", "a/b", true), // negated class can match `/` in moby
+            ("[!a].txt", "!.txt", true),
+            ("[!a].txt", "a.txt", true),
+            ("[!a].txt", "b.txt", false),
+            ("[\\]]", "]", true),
+            ("[a\\-z]", "-", true),
+            ("[a\\-z]", "b", false),
+            ("\\*.txt", "*.txt", true),
+            ("\\*.txt", "a.txt", false),
+            ("foo", "foo/bar/baz", true),
+            ("foo", "a/foo", false),
+            ("/foo", "foo", true),
+            ("./foo", "foo", true),
+            ("foo/", "foo", true),
+            ("a/../b", "b", true),
+            (".", "a", false),
+            ("*", "a/b", true),
+            ("é*", "éa", true),
+            ("a*a", "a", false),
+            ("a*a", "aba", true),
+            ("**/build/**", "x/build/y", true),
+            ("**/build/**", "x/build", false),
+            ("**/build/**", "x/rebuild/y", false),
+            ("!a", "a", false),
+            ("a\n!a/b", "a/b/c", false),
+            ("a\n!a/b", "a/c", true),
+            ("!a\na", "a/b", true),
+            ("*.txt\n!k*.txt\nkeep2.txt", "keep1.txt", false),
+            ("*.txt\n!k*.txt\nkeep2.txt", "keep2.txt", true),
+        ];
+        for (patterns, path, want) in cases {
+            assert_eq!(
+                excluded(patterns, path),
+                *want,
+                "patterns {patterns:?} on {path:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn parsing_rules() {
+        let ig = DockerIgnore::parse(
+            "\u{feff}# comment\n  #not-a-comment  \n\n! keep \n/abs\n./dot/\r\nx//y/../z\n",
+        );
+        let got: Vec<(bool, &str)> = ig.patterns().collect();
+        assert_eq!(
+            got,
+            vec![
+                (false, "#not-a-comment"),
+                (true, "keep"),
+                (false, "abs"),
+                (false, "dot"),
+                (false, "x/z"),
+            ]
+        );
+        // A BOM only counts on the first line; on later lines it is part of
+        // the pattern text.
+        let ig = DockerIgnore::parse("a\n\u{feff}b");
+        assert!(ig.is_excluded("\u{feff}b"));
+        assert!(!ig.is_excluded("b"));
+    }
+
+    #[test]
+    fn strict_parse_rejects_what_docker_rejects() {
+        for (text, line) in [
+            ("ok\n!", 2),
+            ("! ", 1),
+            ("!/", 1),
+            ("a\\", 1),
+            ("[abc", 1),
+            ("[]", 1),
+            ("[]a]", 1),
+            ("[-a]", 1),
+            ("[a-]", 1),
+            ("x\ny\n[a\\", 3),
+        ] {
+            let err = DockerIgnore::parse_strict(text).expect_err(text);
+            assert_eq!(err.line, line, "{text:?}: {err}");
+        }
+        // The lenient parser drops the bad lines and keeps the rest.
+        let ig = DockerIgnore::parse("[abc\nkeep-me");
+        assert_eq!(ig.patterns().count(), 1);
+        assert!(ig.is_excluded("keep-me"));
+    }
+
+    #[test]
+    fn could_include_beneath_is_precise_enough() {
+        let ig = DockerIgnore::parse("node_modules\n!node_modules/keep\n!**/*.go\n!src/*/gen");
+        assert!(ig.could_include_beneath("node_modules"));
+        assert!(ig.could_include_beneath("anything")); // `**/*.go`
+        let ig = DockerIgnore::parse("a\nb\n!a/keep\n!src/*/gen");
+        assert!(ig.could_include_beneath("a"));
+        assert!(!ig.could_include_beneath("b"));
+        assert!(!ig.could_include_beneath("ab"));
+        assert!(ig.could_include_beneath("src"));
+        assert!(ig.could_include_beneath("src/x"));
+        assert!(!ig.could_include_beneath("src/x/other"));
+        // `!src/*/gen` can re-include `src/x/gen` itself, but if that dir is
+        // still excluded (by a later pattern), nothing beneath it can be.
+        assert!(!ig.could_include_beneath("src/x/gen"));
+        // Non-exception patterns never make a directory worth descending.
+        let ig = DockerIgnore::parse("a\na/b");
+        assert!(!ig.could_include_beneath("a"));
+    }
+
+    #[test]
+    fn walker_state_agrees_with_is_excluded() {
+        let ig = DockerIgnore::parse("a\n!a/b\na/b/c\n**/*.tmp\n!keep.tmp");
+        let paths = [
+            "a",
+            "a/b",
+            "a/b/c",
+            "a/b/c/d",
+            "a/b/d",
+            "a/x",
+            "x.tmp",
+            "keep.tmp",
+            "q/keep.tmp",
+        ];
+        for path in paths {
+            let mut state = Vec::new();
+            for dir in parents(path) {
+                state = ig.dir_state(&state, dir);
+            }
+            assert_eq!(ig.excluded_in(&state, path), ig.is_excluded(path), "{path}");
+            let own = ig.dir_state(&state, path);
+            assert_eq!(ig.state_excluded(&own), ig.is_excluded(path), "{path}");
+        }
+    }
+}

@@ -1,0 +1,636 @@
+//! The Docker build context: which files are sent to BuildKit, their content
+//! hash, and the tar stream that carries them.
+//!
+//! This is for turning a context directory plus a Dockerfile into
+//! walk → `.dockerignore` filter → (hash | tar). Both the hasher and the tar
+//! writer take their file list from [`BuildContext::entries`], so the hash
+//! changes exactly when the tar's contents change (mtimes, owners and
+//! permission bits other than the exec bit are deliberately ignored by
+//! both). It is not for talking to BuildKit, for caching digests across
+//! runs, or for building anything other than a local directory context.
+//!
+//! Decisions worth knowing:
+//! - The Dockerfile (when given as a path) and the ignore file that was
+//!   used are always written to the tar, like the docker CLI does, because
+//!   the builder needs them even if the ignore file excludes them. They
+//!   appear in [`BuildContext::entries`] and [`ContextDigest::files`] only
+//!   when not excluded, but their content always feeds the hash (see
+//!   [`ContextDigest::build_files`]); an inline Dockerfile is written as
+//!   [`INLINE_DOCKERFILE_NAME`] and hashed the same way.
+//! - Symlinks are recorded as links (never followed), whatever they point
+//!   at. Sockets are skipped silently (the docker CLI cannot archive them
+//!   either and skips them); FIFOs and device files that are not excluded
+//!   are an error asking the user to exclude them (they are never opened).
+//! - An excluded directory is not opened unless an exception (`!`) pattern
+//!   could match something beneath it.
+
+mod dockerignore;
+mod hash;
+mod tar;
+mod walk;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use dockerignore::{DockerIgnore, PatternError};
+pub use hash::changed_paths;
+
+/// Name under which an inline Dockerfile is placed in the tar.
+pub const INLINE_DOCKERFILE_NAME: &str = ".dockerbuildkit.Dockerfile";
+
+/// Suffix appended to the Dockerfile path to find its own ignore file.
+const IGNORE_SUFFIX: &str = ".dockerignore";
+
+/// Where the Dockerfile comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DockerfileSource {
+    /// Path of the Dockerfile relative to the context root, `/`-separated.
+    Path(String),
+    /// The Dockerfile text itself.
+    Inline(String),
+}
+
+/// What kind of file system object an [`Entry`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+}
+
+/// One included file, directory or symlink of the context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Path relative to the context root, `/`-separated, never empty.
+    pub path: String,
+    pub kind: EntryKind,
+    /// Owner exec bit (files only; always `false` for dirs and symlinks).
+    pub executable: bool,
+    /// Size in bytes (files only; `0` otherwise).
+    pub size: u64,
+    /// Modification time in seconds since the Unix epoch (used for tar
+    /// headers only, never hashed).
+    pub mtime: u64,
+    /// Symlink target as stored on disk (symlinks only).
+    pub link_target: Option<PathBuf>,
+}
+
+/// Content hash of a context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextDigest {
+    /// xxh3-128 over all entries and build files, 32 lowercase hex chars.
+    pub hash: String,
+    /// `(path, digest)` for every entry of [`BuildContext::entries`],
+    /// sorted by path.
+    pub files: Vec<(String, String)>,
+    /// `(name in tar, digest)` for the Dockerfile and the ignore file, which
+    /// are always hashed even when excluded from `files`.
+    pub build_files: Vec<(String, String)>,
+}
+
+/// Errors from reading a build context. Every message names the path
+/// involved.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("build context directory {path} does not exist")]
+    RootNotFound { path: PathBuf },
+    #[error("build context {path} is not a directory")]
+    RootNotDir { path: PathBuf },
+    #[error("cannot access build context directory {path}: {source}")]
+    RootUnreadable { path: PathBuf, source: io::Error },
+    #[error(
+        "invalid Dockerfile path `{path}`: {reason}; give a path relative to the build context \
+         root, such as `Dockerfile` or `docker/app.Dockerfile`"
+    )]
+    DockerfileInvalidPath { path: String, reason: &'static str },
+    #[error(
+        "Dockerfile {path} does not exist (Dockerfile paths are relative to the build context {root})"
+    )]
+    DockerfileNotFound { path: PathBuf, root: PathBuf },
+    #[error(
+        "Dockerfile {path} {problem}; it must be a regular file inside the build context \
+         (symlinks are not followed)"
+    )]
+    DockerfileNotRegular { path: PathBuf, problem: String },
+    #[error("ignore file {path} {problem}; it must be a regular file (symlinks are not followed)")]
+    IgnoreFileNotRegular { path: PathBuf, problem: String },
+    #[error("cannot read ignore file {path}: {source}")]
+    IgnoreFileRead { path: PathBuf, source: io::Error },
+    #[error("ignore file {path} is not valid UTF-8 text")]
+    IgnoreFileNotUtf8 { path: PathBuf },
+    #[error("ignore file {path}, {error}")]
+    IgnorePattern { path: PathBuf, error: PatternError },
+    #[error("cannot list directory {path}: {source}")]
+    ReadDir { path: PathBuf, source: io::Error },
+    #[error(
+        "cannot list directory {path}: {source}; it is excluded by the ignore file, but an \
+         exception (`!`) pattern could match something inside it, so it has to be read"
+    )]
+    ReadExcludedDir { path: PathBuf, source: io::Error },
+    #[error("cannot read metadata of {path}: {source}")]
+    Stat { path: PathBuf, source: io::Error },
+    #[error("cannot read symlink {path}: {source}")]
+    ReadLink { path: PathBuf, source: io::Error },
+    #[error("cannot read {path}: {source}")]
+    ReadFile { path: PathBuf, source: io::Error },
+    #[error("file name {path} is not valid UTF-8; rename it or add it to .dockerignore")]
+    NonUtf8Path { path: PathBuf },
+    #[error("{path} is a {what}, which cannot be part of a build context; add it to .dockerignore")]
+    SpecialFile { path: PathBuf, what: &'static str },
+    #[error("{path} changed while the build context was being read; retry the build")]
+    ChangedWhileReading { path: PathBuf },
+    #[error(
+        "{path} clashes with the name reserved for the inline Dockerfile; rename it or add \
+         `{INLINE_DOCKERFILE_NAME}` to .dockerignore"
+    )]
+    ReservedName { path: PathBuf },
+    #[error("failed writing the build context tar stream at `{entry}`: {source}")]
+    WriteTar { entry: String, source: io::Error },
+}
+
+/// A context directory, its Dockerfile and its ignore rules.
+#[derive(Debug, Clone)]
+pub struct BuildContext {
+    root: PathBuf,
+    dockerfile: DockerfileSource,
+    ignore: DockerIgnore,
+    /// Context-relative path of the ignore file in use, if any.
+    ignore_file: Option<String>,
+}
+
+/// A file that must be in the tar whether or not it is excluded.
+#[derive(Debug, Clone)]
+pub(crate) enum BuildFile<'a> {
+    /// A file in the context (its entry, as it would appear in `entries`).
+    Disk(Entry),
+    /// The inline Dockerfile, written as [`INLINE_DOCKERFILE_NAME`].
+    Inline(&'a str),
+}
+
+impl BuildFile<'_> {
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            BuildFile::Disk(entry) => &entry.path,
+            BuildFile::Inline(_) => INLINE_DOCKERFILE_NAME,
+        }
+    }
+}
+
+impl BuildContext {
+    /// Opens a context dir: checks root exists and is a dir, loads the
+    /// ignore file, checks the Dockerfile exists (Path case) and is a file
+    /// inside the root.
+    ///
+    /// The ignore file is `<dockerfile>.dockerignore` (next to the
+    /// Dockerfile) if it exists, else `<root>/.dockerignore`; with an inline
+    /// Dockerfile only the latter. A missing ignore file excludes nothing; a
+    /// pattern Docker would reject is an error naming the file and line.
+    pub fn open(root: &Path, dockerfile: DockerfileSource) -> Result<BuildContext, ContextError> {
+        match std::fs::metadata(root) {
+            Ok(md) if md.is_dir() => {}
+            Ok(_) => {
+                return Err(ContextError::RootNotDir {
+                    path: root.to_path_buf(),
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(ContextError::RootNotFound {
+                    path: root.to_path_buf(),
+                });
+            }
+            Err(source) => {
+                return Err(ContextError::RootUnreadable {
+                    path: root.to_path_buf(),
+                    source,
+                });
+            }
+        }
+
+        let dockerfile = match dockerfile {
+            DockerfileSource::Path(raw) => {
+                let rel = normalize_dockerfile_path(&raw)?;
+                check_dockerfile(root, &rel)?;
+                DockerfileSource::Path(rel)
+            }
+            inline @ DockerfileSource::Inline(_) => inline,
+        };
+
+        let mut candidates = Vec::new();
+        if let DockerfileSource::Path(rel) = &dockerfile {
+            candidates.push(format!("{rel}{IGNORE_SUFFIX}"));
+        }
+        candidates.push(IGNORE_SUFFIX.to_owned());
+        let mut ignore = DockerIgnore::default();
+        let mut ignore_file = None;
+        for candidate in candidates {
+            if let Some(text) = read_ignore_file(root, &candidate)? {
+                let path = root.join(&candidate);
+                ignore = DockerIgnore::parse_strict(&text)
+                    .map_err(|error| ContextError::IgnorePattern { path, error })?;
+                ignore_file = Some(candidate);
+                break;
+            }
+        }
+
+        Ok(BuildContext {
+            root: root.to_path_buf(),
+            dockerfile,
+            ignore,
+            ignore_file,
+        })
+    }
+
+    /// The context directory as given to [`BuildContext::open`].
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The Dockerfile source (a `Path` is normalized: no `.` segments or
+    /// repeated `/`).
+    pub fn dockerfile(&self) -> &DockerfileSource {
+        &self.dockerfile
+    }
+
+    /// The ignore rules in effect (empty if there is no ignore file).
+    pub fn dockerignore(&self) -> &DockerIgnore {
+        &self.ignore
+    }
+
+    /// Context-relative path of the ignore file in use, if any.
+    pub fn ignore_file(&self) -> Option<&str> {
+        self.ignore_file.as_deref()
+    }
+
+    /// The included entries, sorted by relative path (byte order), never
+    /// including the root itself.
+    pub fn entries(&self) -> Result<Vec<Entry>, ContextError> {
+        let reserved = match self.dockerfile {
+            DockerfileSource::Inline(_) => Some(INLINE_DOCKERFILE_NAME),
+            DockerfileSource::Path(_) => None,
+        };
+        walk::walk(&self.root, &self.ignore, reserved)
+    }
+
+    /// xxh3-128 over the entries plus per-file digests for diff messages.
+    ///
+    /// Covers, per entry: path, kind, exec bit, and file content or symlink
+    /// target; plus the Dockerfile and the ignore file (see
+    /// [`ContextDigest::build_files`]). Not covered: mtimes, owners, other
+    /// permission bits.
+    pub fn hash(&self) -> Result<ContextDigest, ContextError> {
+        let entries = self.entries()?;
+        let build_files = self.build_files()?;
+        hash::hash_all(&self.root, &entries, &build_files)
+    }
+
+    /// Streams the context as an uncompressed tar into `w` (bounded memory:
+    /// file contents are copied in chunks, never whole files in memory).
+    ///
+    /// Entries come in [`BuildContext::entries`] order, followed by the
+    /// Dockerfile and the ignore file if they were excluded (or the inline
+    /// Dockerfile).
+    pub fn write_tar<W: io::Write>(&self, w: W) -> Result<(), ContextError> {
+        let entries = self.entries()?;
+        let build_files = self.build_files()?;
+        tar::write_tar(&self.root, &entries, &build_files, w)
+    }
+
+    /// Name of the Dockerfile inside the tar (the path for `Path`;
+    /// [`INLINE_DOCKERFILE_NAME`] for `Inline`).
+    pub fn dockerfile_in_tar(&self) -> String {
+        match &self.dockerfile {
+            DockerfileSource::Path(rel) => rel.clone(),
+            DockerfileSource::Inline(_) => INLINE_DOCKERFILE_NAME.to_owned(),
+        }
+    }
+
+    /// The Dockerfile and the ignore file in use, as they go into the tar.
+    pub(crate) fn build_files(&self) -> Result<Vec<BuildFile<'_>>, ContextError> {
+        let mut files = Vec::with_capacity(2);
+        match &self.dockerfile {
+            DockerfileSource::Path(rel) => {
+                files.push(BuildFile::Disk(regular_file_entry(
+                    &self.root,
+                    rel,
+                    |path, problem| ContextError::DockerfileNotRegular { path, problem },
+                )?));
+            }
+            DockerfileSource::Inline(text) => files.push(BuildFile::Inline(text)),
+        }
+        if let Some(rel) = &self.ignore_file {
+            files.push(BuildFile::Disk(regular_file_entry(
+                &self.root,
+                rel,
+                |path, problem| ContextError::IgnoreFileNotRegular { path, problem },
+            )?));
+        }
+        Ok(files)
+    }
+}
+
+/// Validates and normalizes a Dockerfile path: relative, no `..`, `.` and
+/// empty segments dropped.
+fn normalize_dockerfile_path(raw: &str) -> Result<String, ContextError> {
+    let invalid = |reason| ContextError::DockerfileInvalidPath {
+        path: raw.to_owned(),
+        reason,
+    };
+    if raw.trim().is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if raw.starts_with('/') || Path::new(raw).is_absolute() {
+        return Err(invalid("it is absolute"));
+    }
+    let segments: Vec<&str> = raw
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    if segments.contains(&"..") {
+        return Err(invalid(
+            "it contains `..` (the Dockerfile must be inside the build context)",
+        ));
+    }
+    if segments.is_empty() {
+        return Err(invalid("it does not name a file"));
+    }
+    Ok(segments.join("/"))
+}
+
+/// Checks that every directory on the way to the Dockerfile is a real
+/// directory (not a symlink) and that the Dockerfile is a regular file.
+fn check_dockerfile(root: &Path, rel: &str) -> Result<(), ContextError> {
+    let mut path = root.to_path_buf();
+    let segments: Vec<&str> = rel.split('/').collect();
+    for (i, segment) in segments.iter().enumerate() {
+        path.push(segment);
+        let last = i + 1 == segments.len();
+        let md = match std::fs::symlink_metadata(&path) {
+            Ok(md) => md,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(ContextError::DockerfileNotFound {
+                    path: root.join(rel),
+                    root: root.to_path_buf(),
+                });
+            }
+            Err(source) => return Err(ContextError::Stat { path, source }),
+        };
+        let problem = if md.file_type().is_symlink() {
+            if last {
+                Some("is a symlink".to_owned())
+            } else {
+                Some(format!("is reached through the symlink {}", path.display()))
+            }
+        } else if last && !md.is_file() {
+            Some(format!(
+                "is not a regular file ({})",
+                kind_name(&md.file_type())
+            ))
+        } else if !last && !md.is_dir() {
+            Some(format!(
+                "is not reachable: {} is not a directory",
+                path.display()
+            ))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(ContextError::DockerfileNotRegular {
+                path: root.join(rel),
+                problem,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Reads an ignore file if it exists. `Ok(None)` when it does not.
+fn read_ignore_file(root: &Path, rel: &str) -> Result<Option<String>, ContextError> {
+    let path = root.join(rel);
+    let md = match std::fs::symlink_metadata(&path) {
+        Ok(md) => md,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(ContextError::IgnoreFileRead { path, source }),
+    };
+    if !md.is_file() {
+        let problem = format!("is a {}", kind_name(&md.file_type()));
+        return Err(ContextError::IgnoreFileNotRegular { path, problem });
+    }
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(source) => return Err(ContextError::IgnoreFileRead { path, source }),
+    };
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Some(text)),
+        Err(_) => Err(ContextError::IgnoreFileNotUtf8 { path }),
+    }
+}
+
+/// The entry for a file that must be a regular file (Dockerfile, ignore
+/// file), re-checked at hash/tar time.
+fn regular_file_entry(
+    root: &Path,
+    rel: &str,
+    not_regular: impl FnOnce(PathBuf, String) -> ContextError,
+) -> Result<Entry, ContextError> {
+    let path = root.join(rel);
+    let md = match std::fs::symlink_metadata(&path) {
+        Ok(md) => md,
+        Err(source) => return Err(ContextError::Stat { path, source }),
+    };
+    if !md.is_file() {
+        let problem = format!("is a {}", kind_name(&md.file_type()));
+        return Err(not_regular(path, problem));
+    }
+    Ok(walk::entry_from_metadata(
+        rel.to_owned(),
+        EntryKind::File,
+        &md,
+        None,
+    ))
+}
+
+/// Human name of a file type for error messages.
+fn kind_name(ft: &std::fs::FileType) -> &'static str {
+    if ft.is_symlink() {
+        return "symlink";
+    }
+    if ft.is_dir() {
+        return "directory";
+    }
+    if ft.is_file() {
+        return "regular file";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_fifo() {
+            return "FIFO (named pipe)";
+        }
+        if ft.is_socket() {
+            return "socket";
+        }
+        if ft.is_char_device() {
+            return "character device";
+        }
+        if ft.is_block_device() {
+            return "block device";
+        }
+    }
+    "special file"
+}
+
+#[cfg(all(test, unix))]
+pub(crate) mod test_support {
+    //! Helpers shared by the module tests: building temp trees.
+
+    use std::fs;
+    use std::path::Path;
+
+    /// Creates `spec` under `root`: a path ending in `/` is an (empty)
+    /// directory, `name -> target` is a symlink, anything else a file whose
+    /// content is its own path (so every file differs).
+    pub(crate) fn build_tree(root: &Path, spec: &[&str]) {
+        for item in spec {
+            if let Some((link, target)) = item.split_once(" -> ") {
+                let path = root.join(link);
+                if let Some(parent) = path.parent() {
+                    fs::create_dir_all(parent).expect("create parent");
+                }
+                std::os::unix::fs::symlink(target, &path).expect("symlink");
+            } else if let Some(dir) = item.strip_suffix('/') {
+                fs::create_dir_all(root.join(dir)).expect("create dir");
+            } else {
+                write(root, item, item);
+            }
+        }
+    }
+
+    pub(crate) fn write(root: &Path, rel: &str, content: &str) {
+        let path = root.join(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).expect("create parent");
+        }
+        fs::write(&path, content).expect("write file");
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::test_support::{build_tree, write};
+    use super::*;
+
+    fn open(root: &Path, dockerfile: &str) -> Result<BuildContext, ContextError> {
+        BuildContext::open(root, DockerfileSource::Path(dockerfile.to_owned()))
+    }
+
+    #[test]
+    fn open_rejects_bad_roots_and_dockerfiles() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        build_tree(root, &["Dockerfile", "sub/", "file", "real/Dockerfile"]);
+        std::os::unix::fs::symlink("real", root.join("link")).expect("symlink");
+        std::os::unix::fs::symlink("Dockerfile", root.join("Dockerfile.link")).expect("symlink");
+
+        let missing = root.join("nope");
+        let err = open(&missing, "Dockerfile").expect_err("missing root");
+        assert!(matches!(err, ContextError::RootNotFound { .. }), "{err}");
+        assert!(err.to_string().contains("nope"), "{err}");
+
+        let err = open(&root.join("file"), "Dockerfile").expect_err("file root");
+        assert!(matches!(err, ContextError::RootNotDir { .. }), "{err}");
+
+        let err = open(root, "Missing.Dockerfile").expect_err("missing Dockerfile");
+        assert!(err.to_string().contains("Missing.Dockerfile"), "{err}");
+        assert!(
+            matches!(err, ContextError::DockerfileNotFound { .. }),
+            "{err}"
+        );
+
+        for (path, needle) in [
+            ("sub", "not a regular file"),
+            ("Dockerfile.link", "is a symlink"),
+            ("link/Dockerfile", "through the symlink"),
+            ("file/Dockerfile", "not a directory"),
+        ] {
+            let err = open(root, path).expect_err(path);
+            assert!(err.to_string().contains(needle), "{path}: {err}");
+        }
+        for path in [
+            "",
+            "/etc/passwd",
+            "../Dockerfile",
+            "a/../../Dockerfile",
+            "./",
+        ] {
+            let err = open(root, path).expect_err(path);
+            assert!(
+                matches!(err, ContextError::DockerfileInvalidPath { .. }),
+                "{err}"
+            );
+        }
+
+        let ctx = open(root, ".//real/./Dockerfile").expect("normalized path");
+        assert_eq!(ctx.dockerfile_in_tar(), "real/Dockerfile");
+        assert_eq!(ctx.ignore_file(), None);
+    }
+
+    #[test]
+    fn open_reports_bad_ignore_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        build_tree(root, &["Dockerfile"]);
+        write(root, ".dockerignore", "ok\n\n[oops\n");
+        let err = open(root, "Dockerfile").expect_err("bad pattern");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(".dockerignore") && msg.contains("line 3"),
+            "{msg}"
+        );
+        assert!(msg.contains("[oops"), "{msg}");
+
+        std::fs::write(root.join(".dockerignore"), b"\xff\xfe").expect("write");
+        let err = open(root, "Dockerfile").expect_err("not utf-8");
+        assert!(
+            matches!(err, ContextError::IgnoreFileNotUtf8 { .. }),
+            "{err}"
+        );
+
+        std::fs::remove_file(root.join(".dockerignore")).expect("rm");
+        std::fs::create_dir(root.join(".dockerignore")).expect("mkdir");
+        let err = open(root, "Dockerfile").expect_err("dir ignore file");
+        assert!(err.to_string().contains("is a directory"), "{err}");
+    }
+
+    #[test]
+    fn inline_dockerfile_uses_root_ignore_and_reserved_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        build_tree(root, &["a", "Dockerfile.dockerignore"]);
+        write(root, ".dockerignore", "a\n");
+        let ctx = BuildContext::open(root, DockerfileSource::Inline("FROM scratch".into()))
+            .expect("open");
+        assert_eq!(ctx.ignore_file(), Some(".dockerignore"));
+        assert_eq!(ctx.dockerfile_in_tar(), INLINE_DOCKERFILE_NAME);
+        let names: Vec<String> = ctx
+            .entries()
+            .expect("entries")
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(names, vec![".dockerignore", "Dockerfile.dockerignore"]);
+
+        write(root, INLINE_DOCKERFILE_NAME, "x");
+        let err = ctx.entries().expect_err("reserved name");
+        assert!(matches!(err, ContextError::ReservedName { .. }), "{err}");
+        assert!(err.to_string().contains(INLINE_DOCKERFILE_NAME), "{err}");
+        // Excluding it resolves the clash.
+        write(
+            root,
+            ".dockerignore",
+            &format!("a\n{INLINE_DOCKERFILE_NAME}\n"),
+        );
+        let ctx = BuildContext::open(root, DockerfileSource::Inline("FROM scratch".into()))
+            .expect("open");
+        ctx.entries().expect("entries");
+    }
+}

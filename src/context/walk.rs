@@ -1,0 +1,866 @@
+//! Walking a context directory and applying the `.dockerignore` filter.
+//!
+//! This is for producing the one sorted list of included entries that both
+//! the hasher and the tar writer consume, touching the file system as
+//! little as possible: excluded files are never opened or stat'ed beyond
+//! their directory listing, and an excluded directory is only listed when
+//! an exception pattern could re-include something inside it. It is not
+//! for reading file contents (see `hash.rs` / `tar.rs`) and it never follows
+//! symlinks.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use super::{ContextError, DockerIgnore, Entry, EntryKind, kind_name};
+
+/// A directory still to be listed.
+struct PendingDir {
+    abs: PathBuf,
+    /// Relative path (`""` for the root).
+    rel: String,
+    /// Per-pattern "matched this dir or a parent" flags.
+    state: Vec<bool>,
+    /// Whether the directory itself is excluded (listed only because an
+    /// exception might match inside).
+    excluded: bool,
+}
+
+/// Lists every included entry under `root`, sorted by path (byte order).
+/// `reserved` is a root-relative name that must not be included (the
+/// inline Dockerfile's name).
+pub(crate) fn walk(
+    root: &Path,
+    ignore: &DockerIgnore,
+    reserved: Option<&str>,
+) -> Result<Vec<Entry>, ContextError> {
+    let mut entries = Vec::new();
+    let mut stack = vec![PendingDir {
+        abs: root.to_path_buf(),
+        rel: String::new(),
+        state: Vec::new(),
+        excluded: false,
+    }];
+    while let Some(dir) = stack.pop() {
+        let listing = fs::read_dir(&dir.abs).map_err(|source| read_dir_error(&dir, source))?;
+        for item in listing {
+            let item = item.map_err(|source| read_dir_error(&dir, source))?;
+            let name = item.file_name();
+            let abs = item.path();
+            // Non-UTF-8 names are matched by their lossy form; they are an
+            // error only if they end up included.
+            let (name, utf8) = match name.to_str() {
+                Some(name) => (name.to_owned(), true),
+                None => (name.to_string_lossy().into_owned(), false),
+            };
+            let rel = if dir.rel.is_empty() {
+                name
+            } else {
+                format!("{}/{name}", dir.rel)
+            };
+            let file_type = item.file_type().map_err(|source| ContextError::Stat {
+                path: abs.clone(),
+                source,
+            })?;
+
+            if file_type.is_dir() {
+                let state = ignore.dir_state(&dir.state, &rel);
+                let excluded = ignore.state_excluded(&state);
+                if excluded && !ignore.could_include_beneath(&rel) {
+                    continue;
+                }
+                if !excluded {
+                    check_included(&abs, &rel, utf8, reserved)?;
+                    let md = item.metadata().map_err(|source| ContextError::Stat {
+                        path: abs.clone(),
+                        source,
+                    })?;
+                    entries.push(entry_from_metadata(rel.clone(), EntryKind::Dir, &md, None));
+                }
+                stack.push(PendingDir {
+                    abs,
+                    rel,
+                    state,
+                    excluded,
+                });
+                continue;
+            }
+
+            if ignore.excluded_in(&dir.state, &rel) {
+                continue;
+            }
+            if is_socket(&file_type) {
+                // Like the docker CLI (whose tar writer cannot archive
+                // sockets): skipped, not an error.
+                continue;
+            }
+            check_included(&abs, &rel, utf8, reserved)?;
+            if file_type.is_symlink() {
+                let target = fs::read_link(&abs).map_err(|source| ContextError::ReadLink {
+                    path: abs.clone(),
+                    source,
+                })?;
+                let md = item.metadata().map_err(|source| ContextError::Stat {
+                    path: abs.clone(),
+                    source,
+                })?;
+                entries.push(entry_from_metadata(
+                    rel,
+                    EntryKind::Symlink,
+                    &md,
+                    Some(target),
+                ));
+            } else if file_type.is_file() {
+                let md = item.metadata().map_err(|source| ContextError::Stat {
+                    path: abs.clone(),
+                    source,
+                })?;
+                entries.push(entry_from_metadata(rel, EntryKind::File, &md, None));
+            } else {
+                return Err(ContextError::SpecialFile {
+                    path: abs,
+                    what: kind_name(&file_type),
+                });
+            }
+        }
+    }
+    entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    Ok(entries)
+}
+
+fn read_dir_error(dir: &PendingDir, source: std::io::Error) -> ContextError {
+    let path = dir.abs.clone();
+    if dir.excluded {
+        ContextError::ReadExcludedDir { path, source }
+    } else {
+        ContextError::ReadDir { path, source }
+    }
+}
+
+/// Checks an entry that is about to be included.
+fn check_included(
+    abs: &Path,
+    rel: &str,
+    utf8: bool,
+    reserved: Option<&str>,
+) -> Result<(), ContextError> {
+    if !utf8 {
+        return Err(ContextError::NonUtf8Path {
+            path: abs.to_path_buf(),
+        });
+    }
+    if reserved == Some(rel) {
+        return Err(ContextError::ReservedName {
+            path: abs.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Builds an entry from `lstat` metadata.
+pub(crate) fn entry_from_metadata(
+    path: String,
+    kind: EntryKind,
+    md: &fs::Metadata,
+    link_target: Option<PathBuf>,
+) -> Entry {
+    let mtime = md
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let (executable, size) = match kind {
+        EntryKind::File => (is_executable(md), md.len()),
+        EntryKind::Dir | EntryKind::Symlink => (false, 0),
+    };
+    Entry {
+        path,
+        kind,
+        executable,
+        size,
+        mtime,
+        link_target,
+    }
+}
+
+/// The owner exec bit, as git tracks it (group/other bits vary with umask).
+#[cfg(unix)]
+fn is_executable(md: &fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    md.permissions().mode() & 0o100 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_md: &fs::Metadata) -> bool {
+    false
+}
+
+#[cfg(unix)]
+fn is_socket(ft: &fs::FileType) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    ft.is_socket()
+}
+
+#[cfg(not(unix))]
+fn is_socket(_ft: &fs::FileType) -> bool {
+    false
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::super::test_support::{build_tree, write};
+    use super::super::{BuildContext, DockerfileSource};
+    use super::*;
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    /// One `.dockerignore` scenario.
+    struct Case {
+        name: &'static str,
+        /// Tree spec (see `build_tree`), including the Dockerfile.
+        tree: &'static [&'static str],
+        /// `(path, content)` of ignore files to create.
+        ignore_files: Vec<(&'static str, &'static str)>,
+        dockerfile: &'static str,
+        /// Exact expected entries: dirs end in `/`, symlinks in `@`.
+        expect: &'static [&'static str],
+        /// For cases where Docker and gitignore disagree: `(path, whether
+        /// gitignore excludes it)`, checked with the `ignore` crate to
+        /// prove the difference is real.
+        gitignore_differs: Option<(&'static str, bool)>,
+    }
+
+    /// A case with only a root `.dockerignore` (none if `ignore` is empty).
+    fn case(
+        name: &'static str,
+        tree: &'static [&'static str],
+        ignore: &'static str,
+        expect: &'static [&'static str],
+    ) -> Case {
+        Case {
+            name,
+            tree,
+            ignore_files: if ignore.is_empty() {
+                Vec::new()
+            } else {
+                vec![(".dockerignore", ignore)]
+            },
+            dockerfile: "Dockerfile",
+            expect,
+            gitignore_differs: None,
+        }
+    }
+
+    fn render(entries: &[Entry]) -> Vec<String> {
+        entries
+            .iter()
+            .map(|e| match e.kind {
+                EntryKind::File => e.path.clone(),
+                EntryKind::Dir => format!("{}/", e.path),
+                EntryKind::Symlink => format!("{}@", e.path),
+            })
+            .collect()
+    }
+
+    /// All paths in the tree on disk (files, dirs, links), relative.
+    fn all_paths(root: &Path, rel: &str, out: &mut Vec<(String, bool)>) {
+        let dir = if rel.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(rel)
+        };
+        for item in fs::read_dir(dir).expect("read_dir") {
+            let item = item.expect("dir entry");
+            let name = item.file_name().to_string_lossy().into_owned();
+            let child = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let is_dir = item.file_type().expect("file type").is_dir();
+            out.push((child.clone(), is_dir));
+            if is_dir {
+                all_paths(root, &child, out);
+            }
+        }
+    }
+
+    /// What git would do with `patterns` as a `.gitignore` at the root: a
+    /// path is excluded if it matches, or if git never looks at it because
+    /// a parent directory is excluded.
+    fn gitignore_excludes(patterns: &str, path: &str, is_dir: bool) -> bool {
+        let base = Path::new("/ctx");
+        let mut builder = ignore::gitignore::GitignoreBuilder::new(base);
+        for line in patterns.lines() {
+            builder.add_line(None, line).expect("gitignore line");
+        }
+        let gi = builder.build().expect("gitignore");
+        let mut prefix = String::new();
+        for segment in path.split('/') {
+            if !prefix.is_empty() {
+                if gi.matched(base.join(&prefix), true).is_ignore() {
+                    return true;
+                }
+                prefix.push('/');
+            }
+            prefix.push_str(segment);
+        }
+        gi.matched(base.join(path), is_dir).is_ignore()
+    }
+
+    fn cases() -> Vec<Case> {
+        let mut v = Vec::new();
+        let mut add = |name, tree, ignore, expect| v.push(case(name, tree, ignore, expect));
+        add(
+            "no ignore file includes everything",
+            &["Dockerfile", "a/b.txt", "c.txt", "empty/"],
+            "",
+            &["Dockerfile", "a/", "a/b.txt", "c.txt", "empty/"],
+        );
+        add(
+            "glob is anchored at the root",
+            &["Dockerfile", "skip.log", "a/skip.log"],
+            "*.log",
+            &[".dockerignore", "Dockerfile", "a/", "a/skip.log"],
+        );
+        add(
+            "plain name matches only at the root",
+            &["Dockerfile", "foo", "a/foo"],
+            "foo",
+            &[".dockerignore", "Dockerfile", "a/", "a/foo"],
+        );
+        add(
+            "leading ** matches at any depth, including zero",
+            &["Dockerfile", "x.log", "a/x.log", "a/b/x.log", "a/keep.txt"],
+            "**/*.log",
+            &[".dockerignore", "Dockerfile", "a/", "a/b/", "a/keep.txt"],
+        );
+        add(
+            "trailing ** excludes the contents but not the dir",
+            &["Dockerfile", "a/x", "a/b/c", "ab"],
+            "a/**",
+            &[".dockerignore", "Dockerfile", "a/", "ab"],
+        );
+        add(
+            "middle ** matches zero or more dirs",
+            &["Dockerfile", "a/b", "a/x/b", "a/x/y/b", "a/x/c"],
+            "a/**/b",
+            &[
+                ".dockerignore",
+                "Dockerfile",
+                "a/",
+                "a/x/",
+                "a/x/c",
+                "a/x/y/",
+            ],
+        );
+        add(
+            "lone ** excludes everything",
+            &["Dockerfile", "a/b", "c"],
+            "**",
+            &[],
+        );
+        add(
+            "exception re-includes inside an excluded dir",
+            &[
+                "Dockerfile",
+                "node_modules/a.js",
+                "node_modules/keep/me.js",
+                "node_modules/x/y.js",
+            ],
+            "node_modules\n!node_modules/keep",
+            &[
+                ".dockerignore",
+                "Dockerfile",
+                "node_modules/keep/",
+                "node_modules/keep/me.js",
+            ],
+        );
+        add(
+            "exception for a deep file, parents stay excluded",
+            &["Dockerfile", "a/b/c.txt", "a/b/d.txt", "a/e.txt"],
+            "a\n!a/b/c.txt",
+            &[".dockerignore", "Dockerfile", "a/b/c.txt"],
+        );
+        add(
+            "wildcard exception under excluded dir",
+            &[
+                "Dockerfile",
+                "vendor/x/keep.txt",
+                "vendor/x/drop.txt",
+                "vendor/keep.txt",
+            ],
+            "vendor\n!**/keep.txt",
+            &[
+                ".dockerignore",
+                "Dockerfile",
+                "vendor/keep.txt",
+                "vendor/x/keep.txt",
+            ],
+        );
+        add(
+            "later pattern wins over earlier exception",
+            &["Dockerfile", "a.txt", "b.txt"],
+            "!a.txt\n*.txt",
+            &[".dockerignore", "Dockerfile"],
+        );
+        add(
+            "later exception wins over earlier pattern",
+            &["Dockerfile", "a.txt", "b.txt"],
+            "*.txt\n!a.txt",
+            &[".dockerignore", "Dockerfile", "a.txt"],
+        );
+        add(
+            "exception then re-exclude",
+            &[
+                "Dockerfile",
+                "README.md",
+                "docs/a.md",
+                "docs/secret.md",
+                "docs/sub/b.md",
+            ],
+            "**/*.md\n!docs/*.md\ndocs/secret.md",
+            &[
+                ".dockerignore",
+                "Dockerfile",
+                "docs/",
+                "docs/a.md",
+                "docs/sub/",
+            ],
+        );
+        add(
+            "comments only at column 0",
+            &["Dockerfile", "#foo", "#bar", "bar"],
+            "# a comment\n#foo\nbar\n  #bar",
+            &["#foo", ".dockerignore", "Dockerfile"],
+        );
+        add(
+            "surrounding whitespace and CRLF are trimmed",
+            &["Dockerfile", "foo.txt", "bar.txt", "baz.txt"],
+            "foo.txt   \r\n\t bar.txt\r\n",
+            &[".dockerignore", "Dockerfile", "baz.txt"],
+        );
+        add(
+            "./ and / prefixes are the root",
+            &["Dockerfile", "foo", "bar", "a/foo", "a/bar"],
+            "./foo\n/bar",
+            &[".dockerignore", "Dockerfile", "a/", "a/bar", "a/foo"],
+        );
+        add(
+            ".. and . segments are cleaned",
+            &["Dockerfile", "b", "x/y", "x/z", "c"],
+            "a/../b\nx/./y\n../c",
+            &[".dockerignore", "Dockerfile", "c", "x/", "x/z"],
+        );
+        add(
+            "? matches exactly one non-slash char",
+            &["Dockerfile", "a.txt", "ab.txt", "d/.txt"],
+            "?.txt\n???.txt",
+            &[".dockerignore", "Dockerfile", "ab.txt", "d/", "d/.txt"],
+        );
+        add(
+            "character ranges",
+            &["Dockerfile", "a.txt", "c.txt", "d.txt"],
+            "[a-c].txt",
+            &[".dockerignore", "Dockerfile", "d.txt"],
+        );
+        add(
+            "^ negates a class",
+            &["Dockerfile", "a.txt", "b.txt"],
+            "[^a].txt",
+            &[".dockerignore", "Dockerfile", "a.txt"],
+        );
+        add(
+            "escapes make wildcards literal",
+            &["Dockerfile", "*.txt", "a.txt", "[x]", "x"],
+            "\\*.txt\n\\[x\\]",
+            &[".dockerignore", "Dockerfile", "a.txt", "x"],
+        );
+        add(
+            "excluding a dir keeps similarly named siblings",
+            &[
+                "Dockerfile",
+                "build/out.bin",
+                "build.txt",
+                "builder/x",
+                "src/build/y",
+            ],
+            "build",
+            &[
+                ".dockerignore",
+                "Dockerfile",
+                "build.txt",
+                "builder/",
+                "builder/x",
+                "src/",
+                "src/build/",
+                "src/build/y",
+            ],
+        );
+        add(
+            "empty dirs are entries unless excluded",
+            &["Dockerfile", "empty/", "a/empty/", "skip/"],
+            "skip",
+            &[".dockerignore", "Dockerfile", "a/", "a/empty/", "empty/"],
+        );
+        add(
+            "BOM and bang with spaces",
+            &["Dockerfile", "foo", "k.txt", "j.txt"],
+            "\u{feff}foo\n*.txt\n!   k.txt",
+            &[".dockerignore", "Dockerfile", "k.txt"],
+        );
+        add(
+            "excluded Dockerfile and ignore file are not entries",
+            &["Dockerfile", "a"],
+            "Dockerfile\n.dockerignore",
+            &["a"],
+        );
+        add(
+            "symlinks are entries, never followed",
+            &[
+                "Dockerfile",
+                "real/x",
+                "dirlink -> real",
+                "out -> /etc",
+                "skip -> real/x",
+            ],
+            "skip",
+            &[
+                ".dockerignore",
+                "Dockerfile",
+                "dirlink@",
+                "out@",
+                "real/",
+                "real/x",
+            ],
+        );
+        add(
+            "moby quirk: **name is a plain suffix match",
+            &["Dockerfile", "x.log", "a/y.log", "a/b.log.txt"],
+            "**.log",
+            &[".dockerignore", "Dockerfile", "a/", "a/b.log.txt"],
+        );
+
+        // Cases where gitignore semantics differ from Docker's.
+        let mut differs = |name, tree, ignore, expect, gitignore| {
+            let mut c = case(name, tree, ignore, expect);
+            c.gitignore_differs = Some(gitignore);
+            v.push(c);
+        };
+        differs(
+            "gitignore-differs: unanchored glob",
+            &["Dockerfile", "x.log", "a/x.log"],
+            "*.log",
+            &[".dockerignore", "Dockerfile", "a/", "a/x.log"],
+            ("a/x.log", true),
+        );
+        differs(
+            "gitignore-differs: re-include inside excluded dir",
+            &["Dockerfile", "node_modules/a.js", "node_modules/keep.js"],
+            "node_modules\n!node_modules/keep.js",
+            &[".dockerignore", "Dockerfile", "node_modules/keep.js"],
+            ("node_modules/keep.js", true),
+        );
+        differs(
+            "gitignore-differs: trailing slash also matches files",
+            &["Dockerfile", "build", "out/"],
+            "build/",
+            &[".dockerignore", "Dockerfile", "out/"],
+            ("build", false),
+        );
+        differs(
+            "gitignore-differs: [!...] is not negation",
+            &["Dockerfile", "a.txt", "b.txt", "!.txt"],
+            "[!a].txt",
+            &[".dockerignore", "Dockerfile", "b.txt"],
+            ("b.txt", true),
+        );
+
+        // Ignore-file selection.
+        v.push(Case {
+            name: "<Dockerfile>.dockerignore takes precedence",
+            tree: &["Dockerfile", "a.txt", "b.txt"],
+            ignore_files: vec![
+                (".dockerignore", "a.txt"),
+                ("Dockerfile.dockerignore", "b.txt"),
+            ],
+            dockerfile: "Dockerfile",
+            expect: &[
+                ".dockerignore",
+                "Dockerfile",
+                "Dockerfile.dockerignore",
+                "a.txt",
+            ],
+            gitignore_differs: None,
+        });
+        v.push(Case {
+            name: "nested Dockerfile uses its own ignore file",
+            tree: &["sub/Dockerfile", "c.txt", "d.txt"],
+            ignore_files: vec![
+                (".dockerignore", "d.txt"),
+                (
+                    "sub/Dockerfile.dockerignore",
+                    "c.txt\nsub/Dockerfile.dockerignore",
+                ),
+            ],
+            dockerfile: "sub/Dockerfile",
+            expect: &[".dockerignore", "d.txt", "sub/", "sub/Dockerfile"],
+            gitignore_differs: None,
+        });
+        v.push(Case {
+            name: "nested Dockerfile falls back to the root ignore file",
+            tree: &[
+                "sub/Dockerfile",
+                "c.txt",
+                "d.txt",
+                "sub/other.Dockerfile.dockerignore",
+            ],
+            ignore_files: vec![(".dockerignore", "d.txt")],
+            dockerfile: "sub/Dockerfile",
+            expect: &[
+                ".dockerignore",
+                "c.txt",
+                "sub/",
+                "sub/Dockerfile",
+                "sub/other.Dockerfile.dockerignore",
+            ],
+            gitignore_differs: None,
+        });
+        v.push(Case {
+            name: "Dockerfile in an excluded dir",
+            tree: &["docker/app.Dockerfile", "docker/other", "src/main.rs"],
+            ignore_files: vec![(".dockerignore", "docker")],
+            dockerfile: "docker/app.Dockerfile",
+            expect: &[".dockerignore", "src/", "src/main.rs"],
+            gitignore_differs: None,
+        });
+        v
+    }
+
+    #[test]
+    fn dockerignore_table() {
+        let cases = cases();
+        assert!(cases.len() >= 25, "only {} cases", cases.len());
+        for case in &cases {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let root = dir.path();
+            build_tree(root, case.tree);
+            for (path, content) in &case.ignore_files {
+                write(root, path, content);
+            }
+            let ctx = BuildContext::open(root, DockerfileSource::Path(case.dockerfile.into()))
+                .unwrap_or_else(|e| panic!("{}: open: {e}", case.name));
+            let entries = ctx
+                .entries()
+                .unwrap_or_else(|e| panic!("{}: entries: {e}", case.name));
+            assert_eq!(render(&entries), case.expect, "case {:?}", case.name);
+
+            // Sorted by byte order, no duplicates, never the root.
+            let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+            let mut sorted = paths.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(paths, sorted, "case {:?}", case.name);
+
+            // The walk (with its directory pruning) agrees with the plain
+            // per-path rule for every path on disk.
+            let included: BTreeSet<&str> = paths.iter().copied().collect();
+            let mut on_disk = Vec::new();
+            all_paths(root, "", &mut on_disk);
+            for (path, _) in &on_disk {
+                assert_eq!(
+                    included.contains(path.as_str()),
+                    !ctx.dockerignore().is_excluded(path),
+                    "case {:?}: path {path}",
+                    case.name
+                );
+            }
+
+            if let Some((path, git_says)) = case.gitignore_differs {
+                let text = case.ignore_files[0].1;
+                let is_dir = on_disk.iter().any(|(p, d)| p == path && *d);
+                assert_eq!(
+                    gitignore_excludes(text, path, is_dir),
+                    git_says,
+                    "case {:?}: gitignore",
+                    case.name
+                );
+                assert_ne!(
+                    ctx.dockerignore().is_excluded(path),
+                    git_says,
+                    "case {:?}: Docker must differ from gitignore",
+                    case.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn entry_metadata() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        build_tree(
+            root,
+            &["Dockerfile", "run.sh", "data", "d/", "l -> ../outside"],
+        );
+        fs::set_permissions(root.join("run.sh"), fs::Permissions::from_mode(0o744)).expect("chmod");
+        fs::set_permissions(root.join("data"), fs::Permissions::from_mode(0o611)).expect("chmod");
+        let ctx =
+            BuildContext::open(root, DockerfileSource::Path("Dockerfile".into())).expect("open");
+        let entries = ctx.entries().expect("entries");
+        let by = |p: &str| entries.iter().find(|e| e.path == p).expect(p).clone();
+        assert!(by("run.sh").executable);
+        assert!(!by("data").executable, "group/other exec bits do not count");
+        assert_eq!(by("data").size, 4);
+        assert_eq!(by("d").kind, EntryKind::Dir);
+        assert_eq!(by("l").kind, EntryKind::Symlink);
+        assert_eq!(
+            by("l").link_target.as_deref(),
+            Some(Path::new("../outside"))
+        );
+        assert!(by("data").mtime > 0);
+    }
+
+    /// Runs `f` on another thread and fails (instead of hanging) if it does
+    /// not finish: opening a FIFO blocks forever, which is how these tests
+    /// detect that an excluded file was opened.
+    fn within_timeout<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("timed out: an excluded FIFO was probably opened")
+    }
+
+    fn mkfifo(path: &Path) {
+        let status = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .expect("run mkfifo");
+        assert!(status.success(), "mkfifo {}", path.display());
+    }
+
+    /// Whether this process can read files regardless of permissions (e.g.
+    /// running as root), in which case chmod 000 cannot make reads fail.
+    fn permissions_are_bypassed(dir: &Path) -> bool {
+        use std::os::unix::fs::PermissionsExt;
+        let probe = dir.join("probe");
+        fs::write(&probe, "x").expect("write probe");
+        fs::set_permissions(&probe, fs::Permissions::from_mode(0o000)).expect("chmod");
+        let bypassed = fs::File::open(&probe).is_ok();
+        fs::remove_file(&probe).expect("rm probe");
+        bypassed
+    }
+
+    #[test]
+    fn excluded_unreadable_things_are_never_touched() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("ctx");
+        build_tree(
+            &root,
+            &["Dockerfile", "keep.txt", "secret/inner.txt", "private.txt"],
+        );
+        write(
+            &root,
+            ".dockerignore",
+            "secret\nprivate.txt\npipe\nsecret2\n",
+        );
+        mkfifo(&root.join("pipe"));
+        fs::create_dir(root.join("secret2")).expect("mkdir");
+        mkfifo(&root.join("secret2/pipe"));
+        fs::set_permissions(root.join("secret"), fs::Permissions::from_mode(0o000)).expect("chmod");
+        fs::set_permissions(root.join("private.txt"), fs::Permissions::from_mode(0o000))
+            .expect("chmod");
+        // As root, chmod 000 does not stop reads, so only the FIFOs (which
+        // block forever when opened) prove that nothing excluded was opened;
+        // as a normal user the chmod'ed directory and file prove it too.
+        if !permissions_are_bypassed(dir.path()) {
+            assert!(fs::read_dir(root.join("secret")).is_err());
+            assert!(fs::File::open(root.join("private.txt")).is_err());
+        }
+
+        let root2 = root.clone();
+        let (entries, digest, tar_len) = within_timeout(move || {
+            let ctx = BuildContext::open(&root2, DockerfileSource::Path("Dockerfile".into()))
+                .expect("open");
+            let entries = ctx.entries().expect("entries");
+            let digest = ctx.hash().expect("hash");
+            let mut tar = Vec::new();
+            ctx.write_tar(&mut tar).expect("tar");
+            (entries, digest, tar.len())
+        });
+        fs::set_permissions(root.join("secret"), fs::Permissions::from_mode(0o755)).expect("chmod");
+        assert_eq!(
+            render(&entries),
+            vec![".dockerignore", "Dockerfile", "keep.txt"]
+        );
+        assert_eq!(digest.files.len(), 3);
+        assert!(tar_len > 0);
+    }
+
+    #[test]
+    fn included_special_files_are_errors_and_sockets_are_skipped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_path_buf();
+        build_tree(&root, &["Dockerfile", "a"]);
+        mkfifo(&root.join("pipe"));
+        let _socket = std::os::unix::net::UnixListener::bind(root.join("sock")).expect("bind");
+        let root2 = root.clone();
+        let err = within_timeout(move || {
+            let ctx = BuildContext::open(&root2, DockerfileSource::Path("Dockerfile".into()))
+                .expect("open");
+            ctx.entries().expect_err("FIFO must be an error")
+        });
+        let msg = err.to_string();
+        assert!(matches!(err, ContextError::SpecialFile { .. }), "{msg}");
+        assert!(
+            msg.contains("pipe") && msg.contains("FIFO") && msg.contains(".dockerignore"),
+            "{msg}"
+        );
+
+        fs::remove_file(root.join("pipe")).expect("rm fifo");
+        let ctx =
+            BuildContext::open(&root, DockerfileSource::Path("Dockerfile".into())).expect("open");
+        let entries = ctx.entries().expect("entries");
+        assert_eq!(
+            render(&entries),
+            vec!["Dockerfile", "a"],
+            "socket is skipped"
+        );
+    }
+
+    #[test]
+    fn unreadable_directories() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        if permissions_are_bypassed(dir.path()) {
+            // Running as root: a chmod 000 directory is still listable, so
+            // there is no way to make read_dir fail here. The excluded case
+            // is covered with FIFOs in
+            // `excluded_unreadable_things_are_never_touched`.
+            return;
+        }
+        let root = dir.path().join("ctx");
+        build_tree(&root, &["Dockerfile", "locked/x", "nm/locked/y"]);
+        fs::set_permissions(root.join("locked"), fs::Permissions::from_mode(0o000)).expect("chmod");
+        fs::set_permissions(root.join("nm/locked"), fs::Permissions::from_mode(0o000))
+            .expect("chmod");
+        let ctx =
+            BuildContext::open(&root, DockerfileSource::Path("Dockerfile".into())).expect("open");
+        let err = ctx.entries().expect_err("included unreadable dir");
+        assert!(err.to_string().contains("locked"), "{err}");
+        // An excluded directory that an exception could reach into must be
+        // listed, so it is an error too (naming it).
+        write(&root, ".dockerignore", "locked\nnm\n!nm/locked/y");
+        let ctx =
+            BuildContext::open(&root, DockerfileSource::Path("Dockerfile".into())).expect("open");
+        let err = ctx.entries().expect_err("exception needs the dir");
+        assert!(err.to_string().contains("nm/locked"), "{err}");
+        for d in ["locked", "nm/locked"] {
+            fs::set_permissions(root.join(d), fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+    }
+}
