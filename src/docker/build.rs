@@ -1,0 +1,248 @@
+//! One BuildKit build through the Engine API's `/build`: the context streamed as a tar
+//! (bounded memory: a blocking writer feeds a small channel), the options from the inputs
+//! (automatic inline cache included), progress rendered as docker's plain lines and sent to
+//! the engine as it arrives, and a failure reported with the failing step and the full log.
+//! Not for: tagging or pushing ([`super::push`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use bollard::Docker;
+use bollard::auth::DockerCredentials;
+use bollard::models::BuildInfoAux;
+use bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::BuildRequest;
+use super::auth::Credentials;
+use super::progress::ProgressPrinter;
+use crate::resource::{Ctx, ResourceError};
+use crate::resources::ProviderConfig;
+use crate::resources::image::open_context;
+use crate::rpc::engine::Severity;
+
+/// Bytes per chunk sent to the daemon, and chunks in flight: the tar stream's memory bound.
+const CHUNK: usize = 256 * 1024;
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// A `Write` that hands full chunks to an async channel (used from a blocking thread).
+struct ChannelWriter {
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the daemon stopped reading the context",
+            )
+        })
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let room = CHUNK - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// The daemon's credentials map: registry host → credentials.
+fn daemon_credentials(creds: &BTreeMap<String, Credentials>) -> HashMap<String, DockerCredentials> {
+    creds
+        .iter()
+        .map(|(host, c)| {
+            (
+                host.clone(),
+                DockerCredentials {
+                    username: Some(c.username.clone()),
+                    password: Some(c.password.clone()),
+                    identitytoken: c.identity_token.clone(),
+                    serveraddress: Some(host.clone()),
+                    ..Default::default()
+                },
+            )
+        })
+        .collect()
+}
+
+/// Builds the image and returns its id.
+pub async fn build(
+    ctx: &Ctx<ProviderConfig>,
+    docker: &Docker,
+    req: &BuildRequest,
+    creds: &BTreeMap<String, Credentials>,
+) -> Result<String, ResourceError> {
+    let args = &req.args;
+    let context = open_context(&req.context_dir, args)
+        .map_err(|f| ResourceError::InvalidInput(format!("{}: {}", f.property, f.reason)))?;
+    let dockerfile = context.dockerfile_in_tar();
+
+    let mut build_args: HashMap<String, String> = args
+        .build_args
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut cache_from: Vec<String> = Vec::new();
+    if args.inline_cache {
+        build_args
+            .entry("BUILDKIT_INLINE_CACHE".into())
+            .or_insert_with(|| "1".into());
+        if args.push {
+            cache_from.push(req.local_tag());
+        }
+    }
+    cache_from.extend(args.cache_from.iter().flatten().cloned());
+    let labels: HashMap<String, String> = args
+        .labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let session = format!("docker-buildkit-{}", uuid::Uuid::new_v4());
+    let local_tag = req.local_tag();
+    let mut options = BuildImageOptionsBuilder::default()
+        .dockerfile(&dockerfile)
+        .t(&local_tag)
+        .version(BuilderVersion::BuilderBuildKit)
+        .session(&session)
+        .rm(true)
+        .forcerm(true)
+        .buildargs(&build_args)
+        .labels(&labels)
+        .nocache(args.no_cache);
+    if !cache_from.is_empty() && !args.no_cache {
+        options = options.cachefrom(&cache_from);
+    }
+    if let Some(t) = &args.target {
+        options = options.target(t);
+    }
+    if let Some(p) = args.platforms.as_ref().and_then(|p| p.first()) {
+        options = options.platform(p);
+    }
+    if let Some(n) = args.network.as_deref().filter(|n| *n != "default") {
+        options = options.networkmode(n);
+    }
+
+    // The context tar, written on a blocking thread into a bounded channel.
+    let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    let tar_error: Arc<Mutex<Option<String>>> = Arc::default();
+    let tar_task = {
+        let tar_error = tar_error.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut w = ChannelWriter {
+                tx: tx.clone(),
+                buf: Vec::with_capacity(CHUNK),
+            };
+            let result = context
+                .write_tar(&mut w)
+                .map_err(|e| e.to_string())
+                .and_then(|()| w.flush().map_err(|e| e.to_string()));
+            if let Err(e) = result {
+                if let Ok(mut slot) = tar_error.lock() {
+                    *slot = Some(e.clone());
+                }
+                let _ = tx.blocking_send(Err(std::io::Error::other(e)));
+            }
+        })
+    };
+    let body = bollard::body_try_stream(ReceiverStream::new(rx));
+
+    let mut stream =
+        docker.build_image(options.build(), Some(daemon_credentials(creds)), Some(body));
+    let mut printer = ProgressPrinter::new();
+    let mut image_id = None;
+    let mut failure = None;
+    ctx.progress(&format!("building {local_tag}")).await;
+    loop {
+        let item = tokio::select! {
+            item = stream.next() => item,
+            () = ctx.cancel.cancelled() => {
+                drop(stream);
+                tar_task.abort();
+                return Err(ResourceError::Cancelled(format!("the build of {local_tag} was stopped")));
+            }
+        };
+        let Some(item) = item else { break };
+        match item {
+            Ok(info) => {
+                match info.aux {
+                    Some(BuildInfoAux::BuildKit(status)) => {
+                        for line in printer.handle(&status) {
+                            ctx.progress(&line).await;
+                        }
+                        for w in printer.take_warnings() {
+                            ctx.log(Severity::Warning, &w).await;
+                        }
+                    }
+                    Some(BuildInfoAux::Default(id)) => {
+                        if let Some(id) = id.id {
+                            image_id = Some(id);
+                        }
+                    }
+                    None => {}
+                }
+                if let Some(s) = info
+                    .stream
+                    .as_deref()
+                    .map(str::trim_end)
+                    .filter(|s| !s.is_empty())
+                {
+                    ctx.progress(s).await;
+                }
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    drop(stream);
+    let _ = tar_task.await;
+    let tar_error = tar_error.lock().ok().and_then(|e| e.clone());
+
+    if failure.is_some() || image_id.is_none() {
+        let reason = match (&tar_error, failure) {
+            (Some(t), _) => format!("the build context could not be sent: {t}"),
+            (None, Some(bollard::errors::Error::DockerStreamError { error })) => error,
+            (None, Some(e)) => e.to_string(),
+            (None, None) => "the daemon finished without reporting an image".to_string(),
+        };
+        let step = printer
+            .failed_step()
+            .map(|s| format!(" at step `{s}`"))
+            .unwrap_or_default();
+        let log = printer.log().join("\n");
+        if !log.is_empty() {
+            ctx.log(
+                Severity::Error,
+                &format!("build log of {local_tag}:\n{log}"),
+            )
+            .await;
+        }
+        return Err(ResourceError::Failed(format!(
+            "docker build of {local_tag} failed{step}: {reason}"
+        )));
+    }
+    image_id.ok_or_else(|| ResourceError::Failed("no image id".into()))
+}

@@ -1,0 +1,292 @@
+//! Turns BuildKit's status stream into the plain progress lines `docker build
+//! --progress=plain` prints: `#5 [2/3] RUN make`, the step's output prefixed `#5 `,
+//! `#5 DONE 0.2s`, `#5 CACHED`, `#5 ERROR: …`.
+//!
+//! Vertexes are numbered in the order they start, as docker does; a vertex re-sent as its
+//! state changes prints only what is new. Keeps the whole log for a failure report, and
+//! notices what must not pass silently (a cache import refused by the registry).
+//! Not for: sending lines anywhere (the caller does).
+
+use std::collections::HashMap;
+
+use bollard::moby::buildkit::v1::StatusResponse;
+
+#[derive(Default)]
+struct VertexState {
+    number: usize,
+    name: String,
+    announced: bool,
+    finished: bool,
+    partial: String,
+}
+
+/// Plain-progress renderer for one build.
+#[derive(Default)]
+pub struct ProgressPrinter {
+    vertexes: HashMap<String, VertexState>,
+    next: usize,
+    log: Vec<String>,
+    failed_step: Option<String>,
+    warnings: Vec<String>,
+}
+
+impl ProgressPrinter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Renders one status message; returns the new lines.
+    pub fn handle(&mut self, status: &StatusResponse) -> Vec<String> {
+        let mut out = Vec::new();
+        for v in &status.vertexes {
+            let seen = self.vertexes.contains_key(&v.digest);
+            if !seen && v.started.is_none() && !v.cached && v.completed.is_none() {
+                // Not started yet: docker does not show pending steps.
+                continue;
+            }
+            let number = match self.vertexes.get(&v.digest) {
+                Some(s) => s.number,
+                None => {
+                    self.next += 1;
+                    self.vertexes.insert(
+                        v.digest.clone(),
+                        VertexState {
+                            number: self.next,
+                            name: v.name.clone(),
+                            ..VertexState::default()
+                        },
+                    );
+                    self.next
+                }
+            };
+            let state = self.vertexes.get_mut(&v.digest).expect("inserted above");
+            if !state.announced {
+                state.announced = true;
+                out.push(format!("#{number} {}", v.name));
+            }
+            if state.finished {
+                continue;
+            }
+            if v.cached {
+                state.finished = true;
+                out.push(format!("#{number} CACHED"));
+            } else if !v.error.is_empty() {
+                state.finished = true;
+                flush_partial(number, state, &mut out);
+                out.push(format!("#{number} ERROR: {}", v.error));
+                let cache_import = v.name.contains("cache");
+                if !cache_import
+                    && !v.error.contains("context canceled")
+                    && self.failed_step.is_none()
+                {
+                    self.failed_step = Some(v.name.clone());
+                }
+                if is_auth_failure(&v.error) && cache_import {
+                    self.warnings.push(format!(
+                        "the build cache could not be imported ({}): {}",
+                        v.name, v.error
+                    ));
+                }
+            } else if let (Some(start), Some(end)) = (&v.started, &v.completed) {
+                state.finished = true;
+                flush_partial(number, state, &mut out);
+                let secs =
+                    (end.seconds - start.seconds) as f64 + f64::from(end.nanos - start.nanos) / 1e9;
+                out.push(format!("#{number} DONE {:.1}s", secs.max(0.0)));
+            }
+        }
+        for s in &status.statuses {
+            if s.completed.is_none() {
+                continue;
+            }
+            if let Some(state) = self.vertexes.get(&s.vertex) {
+                let size = if s.total > 0 {
+                    format!(" {}", human_bytes(s.total))
+                } else if s.current > 0 {
+                    format!(" {}", human_bytes(s.current))
+                } else {
+                    String::new()
+                };
+                out.push(format!("#{} {}{size} done", state.number, s.id));
+            }
+        }
+        for l in &status.logs {
+            let Some(state) = self.vertexes.get_mut(&l.vertex) else {
+                continue;
+            };
+            state.partial.push_str(&String::from_utf8_lossy(&l.msg));
+            while let Some(i) = state.partial.find('\n') {
+                let line: String = state.partial.drain(..=i).collect();
+                let line = line.trim_end_matches(['\n', '\r']);
+                out.push(format!("#{} {line}", state.number));
+                if is_auth_failure(line) && state.name.contains("cache") {
+                    self.warnings.push(format!(
+                        "the build cache could not be imported ({}): {line}",
+                        state.name
+                    ));
+                }
+            }
+        }
+        for w in &status.warnings {
+            out.push(format!("WARNING: {}", String::from_utf8_lossy(&w.short)));
+        }
+        self.log.extend(out.iter().cloned());
+        out
+    }
+
+    /// Every line rendered so far.
+    pub fn log(&self) -> &[String] {
+        &self.log
+    }
+
+    /// The name of the first step that failed, if one did.
+    pub fn failed_step(&self) -> Option<&str> {
+        self.failed_step.as_deref()
+    }
+
+    /// Problems that did not fail the build but must be shown (taken once).
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+}
+
+fn flush_partial(number: usize, state: &mut VertexState, out: &mut Vec<String>) {
+    if !state.partial.is_empty() {
+        out.push(format!("#{number} {}", state.partial.trim_end()));
+        state.partial.clear();
+    }
+}
+
+fn is_auth_failure(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    t.contains("401 unauthorized")
+        || t.contains("403 forbidden")
+        || t.contains("failed to authorize")
+        || t.contains("authentication required")
+}
+
+fn human_bytes(n: i64) -> String {
+    let n = n as f64;
+    if n < 1024.0 {
+        format!("{n}B")
+    } else if n < 1024.0 * 1024.0 {
+        format!("{:.2}kB", n / 1024.0)
+    } else {
+        format!("{:.2}MB", n / (1024.0 * 1024.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::moby::buildkit::v1::{Vertex, VertexLog};
+
+    fn started(v: &mut Vertex, seconds: i64, nanos: i32) {
+        let t = v.started.get_or_insert_with(Default::default);
+        t.seconds = seconds;
+        t.nanos = nanos;
+    }
+
+    fn completed(v: &mut Vertex, seconds: i64, nanos: i32) {
+        let t = v.completed.get_or_insert_with(Default::default);
+        t.seconds = seconds;
+        t.nanos = nanos;
+    }
+
+    fn vertex(digest: &str, name: &str) -> Vertex {
+        Vertex {
+            digest: digest.into(),
+            name: name.into(),
+            ..Vertex::default()
+        }
+    }
+
+    #[test]
+    fn renders_docker_plain_progress() {
+        let mut p = ProgressPrinter::new();
+        let mut run = vertex("sha256:b", "[2/2] RUN echo hi");
+        let mut from = vertex("sha256:a", "[1/2] FROM base");
+        started(&mut from, 10, 0);
+        let out = p.handle(&StatusResponse {
+            vertexes: vec![from.clone(), run.clone()],
+            ..Default::default()
+        });
+        assert_eq!(
+            out,
+            vec!["#1 [1/2] FROM base"],
+            "pending steps are not shown"
+        );
+        completed(&mut from, 10, 200_000_000);
+        started(&mut run, 10, 300_000_000);
+        let out = p.handle(&StatusResponse {
+            vertexes: vec![from.clone(), run.clone()],
+            logs: vec![VertexLog {
+                vertex: "sha256:b".into(),
+                msg: b"hi\npart".to_vec(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        assert_eq!(out, vec!["#1 DONE 0.2s", "#2 [2/2] RUN echo hi", "#2 hi"]);
+        completed(&mut run, 11, 0);
+        let out = p.handle(&StatusResponse {
+            vertexes: vec![from, run],
+            ..Default::default()
+        });
+        assert_eq!(out, vec!["#2 part", "#2 DONE 0.7s"]);
+        assert_eq!(p.log().len(), 6);
+        assert_eq!(p.failed_step(), None);
+    }
+
+    #[test]
+    fn cached_and_failed_steps() {
+        let mut p = ProgressPrinter::new();
+        let mut a = vertex("a", "[1/3] COPY . /");
+        a.cached = true;
+        let mut b = vertex("b", "[2/3] RUN exit 3");
+        started(&mut b, 1, 0);
+        b.error =
+            "process \"/bin/sh -c exit 3\" did not complete successfully: exit code: 3".into();
+        let out = p.handle(&StatusResponse {
+            vertexes: vec![a.clone(), b.clone()],
+            ..Default::default()
+        });
+        assert_eq!(out[0], "#1 [1/3] COPY . /");
+        assert_eq!(out[1], "#1 CACHED");
+        assert_eq!(out[2], "#2 [2/3] RUN exit 3");
+        assert!(out[3].starts_with("#2 ERROR: process"), "{}", out[3]);
+        assert_eq!(p.failed_step(), Some("[2/3] RUN exit 3"));
+        // Re-sent vertexes print nothing new.
+        assert!(
+            p.handle(&StatusResponse {
+                vertexes: vec![a, b],
+                ..Default::default()
+            })
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn refused_cache_import_is_a_warning() {
+        let mut p = ProgressPrinter::new();
+        let mut v = vertex(
+            "c",
+            "importing cache manifest from 127.0.0.1:5000/app:latest",
+        );
+        started(&mut v, 1, 0);
+        v.error = "failed to authorize: failed to fetch anonymous token: unexpected status: 401 Unauthorized".into();
+        p.handle(&StatusResponse {
+            vertexes: vec![v],
+            ..Default::default()
+        });
+        let w = p.take_warnings();
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("401 Unauthorized"));
+        assert_eq!(
+            p.failed_step(),
+            None,
+            "a refused cache import does not fail the build"
+        );
+        assert!(p.take_warnings().is_empty());
+    }
+}
