@@ -1,0 +1,17 @@
+# The few verbs people need; each is the command the README shows.
+.PHONY: test demo codegen services-up services-down
+
+test:
+	bash scripts/test.sh
+
+demo:
+	bash scripts/demo.sh
+
+codegen:
+	cargo run -p codegen -- all
+
+services-up:
+	bash scripts/services.sh up
+
+services-down:
+	bash scripts/services.sh down

@@ -1,0 +1,454 @@
+#!/usr/bin/env bash
+# Local services for the docker-buildkit tests: a private Docker Engine
+# (dockerd 20.10, BuildKit built in) on its own unix socket, a registry 2.8
+# with htpasswd auth on 127.0.0.1, and a local busybox base image.
+#
+#   scripts/services.sh up      install what is missing, start (or reuse) everything
+#   scripts/services.sh down    stop everything started here
+#   scripts/services.sh env     print the path of the sourceable env file
+#   scripts/services.sh status  print what runs
+#
+# Usage from tests:  scripts/services.sh up && source "$(scripts/services.sh env)"
+#
+# Nothing here creates a network bridge or talks to anything but 127.0.0.1 and
+# the private unix socket. No image is ever pulled.
+set -euo pipefail
+
+DIR="${DBK_SERVICES_DIR:-/tmp/docker-buildkit-services}"
+PORT="${DBK_REGISTRY_PORT:-5055}"
+BASE_IMAGE="dbk-busybox:1"
+REG_USER="dbk"
+
+SOCK="$DIR/docker.sock"
+DOCKERD_PID="$DIR/dockerd.pid"
+DOCKERD_LOG="$DIR/dockerd.log"
+REG_PID="$DIR/registry.pid"
+REG_LOG="$DIR/registry.log"
+ENV_FILE="$DIR/env"
+PASS_FILE="$DIR/registry.password"
+
+PACKAGES=(docker.io docker-registry apache2-utils busybox-static curl)
+
+log() { echo "services: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------- helpers
+
+# curl that never goes through a proxy (all our traffic is local).
+lcurl() { curl --noproxy '*' -sS "$@"; }
+
+pid_running() { # pid: exists and is not a zombie
+  local state
+  kill -0 "$1" 2>/dev/null || return 1
+  state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)"
+  [[ -n "$state" && "$state" != Z && "$state" != X ]]
+}
+
+pid_alive() { # pidfile [expected comm]
+  local f="$1" want="${2:-}" pid comm
+  [[ -s "$f" ]] || return 1
+  pid="$(cat "$f" 2>/dev/null)" || return 1
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  pid_running "$pid" || return 1
+  if [[ -n "$want" ]]; then
+    comm="$(cat "/proc/$pid/comm" 2>/dev/null || true)"
+    [[ "$comm" == "$want"* ]] || return 1
+  fi
+  return 0
+}
+
+docker_ping() {
+  [[ -S "$SOCK" ]] || return 1
+  [[ "$(lcurl --max-time 3 --unix-socket "$SOCK" http://docker/_ping 2>/dev/null)" == "OK" ]]
+}
+
+registry_code() {
+  lcurl --max-time 3 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/v2/" 2>/dev/null || true
+}
+
+# Runs "$@" fully detached: own session, stdin from /dev/null, output to a
+# log, no inherited descriptors (so callers reading our stdout through a pipe
+# do not hang on a daemon holding it open), no proxy variables. Echoes the pid.
+spawn() { # logfile cmd...
+  local logf="$1"; shift
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd="${fd##*/}"
+      if [[ "$fd" =~ ^[0-9]+$ ]] && (( fd > 2 )); then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+    exec env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY \
+      -u all_proxy -u ALL_PROXY -u no_proxy -u NO_PROXY -u DOCKER_HOST \
+      -u DOCKER_TLS_VERIFY -u DOCKER_CERT_PATH \
+      setsid "$@" </dev/null >>"$logf" 2>&1
+  ) &
+  echo $!
+}
+
+stop_pidfile() { # pidfile name timeout_seconds [comm]
+  local f="$1" name="$2" t="$3" comm="${4:-}" pid i
+  if ! pid_alive "$f" "$comm"; then rm -f "$f"; return 0; fi
+  pid="$(cat "$f")"
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < t * 10; i++)); do
+    pid_alive "$f" || break
+    sleep 0.1
+  done
+  if pid_alive "$f"; then
+    log "$name did not exit in ${t}s, killing"
+    kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do pid_alive "$f" || break; sleep 0.1; done
+  fi
+  rm -f "$f"
+}
+
+# Processes whose command line names one of our private paths (the managed
+# containerd and its shims). Used only to clean up after a dockerd that had
+# to be killed; matches our state dir, never a program name.
+our_leftover_pids() {
+  local f p
+  for f in $(grep -laF -e "$EXEC_ROOT/containerd/" -e "$DIR/docker/containerd" /proc/[0-9]*/cmdline 2>/dev/null || true); do
+    p="${f#/proc/}"; p="${p%/cmdline}"
+    [[ "$p" == "$$" || "$p" == "$BASHPID" ]] && continue
+    echo "$p"
+  done
+}
+
+kill_leftovers() {
+  local left p i
+  left="$(our_leftover_pids)"
+  [[ -n "$left" ]] || return 0
+  log "stopping leftover containerd/shim processes: $(echo $left)"
+  for p in $left; do kill -TERM "$p" 2>/dev/null || true; done
+  for ((i = 0; i < 50; i++)); do
+    [[ -z "$(our_leftover_pids)" ]] && return 0
+    sleep 0.1
+  done
+  for p in $(our_leftover_pids); do kill -KILL "$p" 2>/dev/null || true; done
+  for ((i = 0; i < 50; i++)); do
+    [[ -z "$(our_leftover_pids)" ]] && return 0
+    sleep 0.1
+  done
+}
+
+# Exec-root holds containerd's sockets; unix socket paths are limited to 107
+# bytes. Fall back to a short path derived from the state dir when needed.
+EXEC_ROOT="$DIR/exec"
+if (( ${#EXEC_ROOT} + 40 > 100 )); then
+  EXEC_ROOT="/tmp/dbk-exec-$(printf '%s' "$DIR" | cksum | cut -d' ' -f1)"
+fi
+
+# ---------------------------------------------------------------- install
+
+ensure_packages() {
+  local missing=() p
+  for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+      missing+=("$p")
+    fi
+  done
+  [[ -x /bin/busybox ]] || missing+=(busybox-static)
+  (( ${#missing[@]} == 0 )) && return 0
+  (( EUID == 0 )) || die "missing packages ${missing[*]} and not root"
+  log "installing: ${missing[*]}"
+  # Keep package scripts from starting a system dockerd (which would create
+  # the docker0 bridge) or a system registry.
+  local made_policy=0
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  local rc=0
+  {
+    export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l
+    apt-get update -qq &&
+      apt-get install -y -qq "${missing[@]}"
+  } >"/tmp/dbk-apt.$$.log" 2>&1 || rc=$?
+  (( made_policy )) && rm -f /usr/sbin/policy-rc.d
+  if (( rc != 0 )); then
+    tail -n 40 "/tmp/dbk-apt.$$.log" >&2
+    rm -f "/tmp/dbk-apt.$$.log"
+    die "apt-get failed ($rc)"
+  fi
+  rm -f "/tmp/dbk-apt.$$.log"
+}
+
+# ---------------------------------------------------------------- dockerd
+
+start_dockerd() {
+  if pid_alive "$DOCKERD_PID" dockerd && docker_ping; then
+    log "dockerd already running (pid $(cat "$DOCKERD_PID"))"
+    return 0
+  fi
+  if pid_alive "$DOCKERD_PID" dockerd; then
+    # Alive but not answering: give it a moment, else restart it.
+    local i
+    for ((i = 0; i < 50; i++)); do
+      docker_ping && return 0
+      pid_alive "$DOCKERD_PID" dockerd || break
+      sleep 0.1
+    done
+    if pid_alive "$DOCKERD_PID" dockerd; then
+      log "dockerd (pid $(cat "$DOCKERD_PID")) does not answer; restarting it"
+      stop_pidfile "$DOCKERD_PID" dockerd 20 dockerd
+    fi
+  fi
+  (( ${#SOCK} < 100 )) || die "socket path too long: $SOCK (set DBK_SERVICES_DIR shorter)"
+  # Leftovers of a killed daemon: its managed containerd and shims. A dead
+  # (or zombie) containerd's pidfile makes the next dockerd wait for it for a
+  # minute ("containerd is still running"), so remove it too.
+  kill_leftovers
+  rm -f "$SOCK" "$DOCKERD_PID" "$EXEC_ROOT/containerd/containerd.pid"
+  mkdir -p "$DIR/docker" "$EXEC_ROOT"
+  # Own (empty) config file: never pick up /etc/docker/daemon.json.
+  [[ -f "$DIR/daemon.json" ]] || echo '{}' >"$DIR/daemon.json"
+  : >"$DOCKERD_LOG"
+  local args=(
+    dockerd
+    --config-file "$DIR/daemon.json"
+    --data-root "$DIR/docker"
+    --exec-root "$EXEC_ROOT"
+    -H "unix://$SOCK"
+    --pidfile "$DOCKERD_PID"
+    --bridge=none --iptables=false --ip6tables=false --ip-masq=false
+    --userland-proxy=false
+    --storage-driver overlay2
+    # If a system containerd runs at /run/containerd, dockerd 20.10 uses it
+    # instead of starting its own: keep our containers in our own namespaces.
+    --containerd-namespace dbk-moby
+    --containerd-plugins-namespace dbk-plugins
+  )
+  log "starting dockerd (log $DOCKERD_LOG)"
+  local dpid i
+  dpid="$(spawn "$DOCKERD_LOG" "${args[@]}")"
+  for ((i = 0; i < 600; i++)); do
+    docker_ping && break
+    pid_running "$dpid" || break
+    sleep 0.1
+  done
+  if ! docker_ping; then
+    log "dockerd did not answer on $SOCK within 60s; log tail:"
+    tail -n 40 "$DOCKERD_LOG" >&2 || true
+    exit 1
+  fi
+  log "dockerd up (pid $(cat "$DOCKERD_PID" 2>/dev/null || echo '?'))"
+}
+
+# ---------------------------------------------------------------- registry
+
+start_registry() {
+  mkdir -p "$DIR/registry-data"
+  if [[ ! -s "$PASS_FILE" ]]; then
+    (umask 077; head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24 >"$PASS_FILE")
+  fi
+  local pass
+  pass="$(cat "$PASS_FILE")"
+  # Regenerate the htpasswd file only when the password changed.
+  if [[ ! -s "$DIR/htpasswd" ]] || ! htpasswd -vbB "$DIR/htpasswd" "$REG_USER" "$pass" >/dev/null 2>&1; then
+    (umask 077; htpasswd -Bbn "$REG_USER" "$pass" >"$DIR/htpasswd")
+  fi
+  local secret
+  if [[ ! -s "$DIR/registry.secret" ]]; then
+    (umask 077; head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >"$DIR/registry.secret")
+  fi
+  secret="$(cat "$DIR/registry.secret")"
+  local cfg="$DIR/registry.yml" new
+  new="$(cat <<EOF
+version: 0.1
+log:
+  level: info
+  formatter: text
+storage:
+  filesystem:
+    rootdirectory: $DIR/registry-data
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$PORT
+  secret: $secret
+  headers:
+    X-Content-Type-Options: [nosniff]
+auth:
+  htpasswd:
+    realm: dbk-registry
+    path: $DIR/htpasswd
+EOF
+)"
+  local changed=0
+  if [[ ! -f "$cfg" ]] || [[ "$(cat "$cfg")" != "$new" ]]; then
+    printf '%s\n' "$new" >"$cfg"
+    changed=1
+  fi
+
+  if pid_alive "$REG_PID" docker-registry; then
+    if (( changed == 0 )) && [[ "$(registry_code)" == 401 ]]; then
+      log "registry already running (pid $(cat "$REG_PID"), 127.0.0.1:$PORT)"
+      return 0
+    fi
+    stop_pidfile "$REG_PID" registry 10 docker-registry
+  fi
+  rm -f "$REG_PID"
+  local code
+  code="$(registry_code)"
+  if [[ -n "$code" && "$code" != 000 ]]; then
+    die "127.0.0.1:$PORT is already served by something else (HTTP $code); set DBK_REGISTRY_PORT"
+  fi
+  : >"$REG_LOG"
+  log "starting registry on 127.0.0.1:$PORT (log $REG_LOG)"
+  local pid
+  pid="$(spawn "$REG_LOG" docker-registry serve "$cfg")"
+  echo "$pid" >"$REG_PID"
+  local i
+  for ((i = 0; i < 300; i++)); do
+    [[ "$(registry_code)" == 401 ]] && break
+    pid_running "$pid" || break
+    sleep 0.1
+  done
+  if [[ "$(registry_code)" != 401 ]]; then
+    log "registry did not answer 401 on http://127.0.0.1:$PORT/v2/; log tail:"
+    tail -n 40 "$REG_LOG" >&2 || true
+    exit 1
+  fi
+  log "registry up (pid $pid)"
+}
+
+# ---------------------------------------------------------------- base image
+
+ensure_base_image() {
+  local code
+  code="$(lcurl -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" "http://docker/images/$BASE_IMAGE/json")"
+  if [[ "$code" == 200 ]]; then
+    log "base image $BASE_IMAGE present"
+    return 0
+  fi
+  log "making base image $BASE_IMAGE from /bin/busybox"
+  local work
+  work="$(mktemp -d "$DIR/base.XXXXXX")"
+  local root="$work/root"
+  mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/root" "$root/usr/bin" \
+    "$root/dev" "$root/proc" "$root/sys" "$root/var"
+  chmod 1777 "$root/tmp"
+  chmod 700 "$root/root"
+  cp /bin/busybox "$root/bin/busybox"
+  chmod 755 "$root/bin/busybox"
+  local name
+  for name in $(/bin/busybox --list); do
+    [[ "$name" == busybox || "$name" == */* ]] && continue
+    ln -sf busybox "$root/bin/$name"
+  done
+  ln -sf ../../bin/busybox "$root/usr/bin/env"
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+  # Reproducible tar: same bytes (so same layer digest) every time.
+  tar --sort=name --mtime='2020-01-01 00:00:00Z' --owner=0 --group=0 --numeric-owner \
+    -C "$root" -cf "$work/root.tar" .
+  local out
+  out="$(lcurl -X POST -H 'Content-Type: application/x-tar' --data-binary "@$work/root.tar" \
+    --unix-socket "$SOCK" \
+    "http://docker/images/create?fromSrc=-&repo=dbk-busybox&tag=1&changes=ENV%20PATH%3D%2Fbin")"
+  rm -rf "$work"
+  if [[ "$out" == *'"error'* ]]; then
+    die "import of $BASE_IMAGE failed: $out"
+  fi
+  code="$(lcurl -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" "http://docker/images/$BASE_IMAGE/json")"
+  [[ "$code" == 200 ]] || die "base image $BASE_IMAGE missing after import: $out"
+}
+
+# ---------------------------------------------------------------- env file
+
+write_env() {
+  local pass tmp
+  pass="$(cat "$PASS_FILE")"
+  tmp="$(mktemp "$DIR/env.XXXXXX")"
+  cat >"$tmp" <<EOF
+export DOCKER_HOST=unix://$SOCK
+export DBK_REGISTRY=127.0.0.1:$PORT
+export DBK_REGISTRY_USER=$REG_USER
+export DBK_REGISTRY_PASSWORD=$pass
+export DBK_BASE_IMAGE=$BASE_IMAGE
+export DBK_SERVICES_DIR=$DIR
+EOF
+  chmod 600 "$tmp"
+  mv -f "$tmp" "$ENV_FILE"
+}
+
+# ---------------------------------------------------------------- commands
+
+with_lock() {
+  mkdir -p "$DIR"
+  exec 9>"$DIR/lock"
+  flock -w 120 9 || die "could not lock $DIR/lock"
+}
+
+cmd_up() {
+  ensure_packages
+  with_lock
+  chmod 700 "$DIR" 2>/dev/null || true
+  start_dockerd
+  start_registry
+  ensure_base_image
+  write_env
+  exec 9>&-
+  log "ready; source \"$ENV_FILE\""
+}
+
+cmd_down() {
+  [[ -d "$DIR" ]] || { log "nothing to stop ($DIR absent)"; return 0; }
+  with_lock
+  stop_pidfile "$REG_PID" registry 10 docker-registry
+  stop_pidfile "$DOCKERD_PID" dockerd 30 dockerd
+  # A dockerd that had to be killed leaves its containerd (and shims) behind.
+  kill_leftovers
+  # Unmount anything a killed daemon left mounted under our dirs (deepest first).
+  local m
+  while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done < <(awk '{print $2}' /proc/self/mounts | grep -E "^($DIR|$EXEC_ROOT)/" | sort -r || true)
+  rm -f "$SOCK"
+  exec 9>&-
+  log "stopped"
+}
+
+cmd_status() {
+  local rc=0
+  if pid_alive "$DOCKERD_PID" dockerd; then
+    if docker_ping; then
+      echo "dockerd: running (pid $(cat "$DOCKERD_PID")), unix://$SOCK answers"
+    else
+      echo "dockerd: pid $(cat "$DOCKERD_PID") alive but unix://$SOCK does not answer"; rc=1
+    fi
+  else
+    echo "dockerd: not running"; rc=1
+  fi
+  if pid_alive "$REG_PID" docker-registry; then
+    echo "registry: running (pid $(cat "$REG_PID")), http://127.0.0.1:$PORT/v2/ -> $(registry_code)"
+  else
+    echo "registry: not running"; rc=1
+  fi
+  if docker_ping; then
+    local code
+    code="$(lcurl -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" "http://docker/images/$BASE_IMAGE/json")"
+    [[ "$code" == 200 ]] && echo "base image: $BASE_IMAGE present" || echo "base image: $BASE_IMAGE missing"
+  fi
+  [[ -f "$ENV_FILE" ]] && echo "env: $ENV_FILE" || echo "env: (not written)"
+  return $rc
+}
+
+cmd_env() {
+  echo "$ENV_FILE"
+  [[ -f "$ENV_FILE" ]] || { log "$ENV_FILE does not exist yet; run: $0 up"; return 1; }
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  env) cmd_env ;;
+  *) echo "usage: $0 up|down|env|status" >&2; exit 2 ;;
+esac
