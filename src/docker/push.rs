@@ -108,8 +108,9 @@ pub async fn push(
             if let Some(d) = digest_from_status(&status) {
                 digest = Some(d);
             }
-            // Layer-by-layer progress is noise; the summary lines are worth showing.
-            if info.progress_detail.is_none_or(|p| p.total.is_none()) {
+            // Byte counts and per-layer waiting are noise; the rest is worth showing.
+            let noise = matches!(status.as_str(), "Preparing" | "Waiting" | "Pushing");
+            if !noise && info.progress_detail.is_none_or(|p| p.total.is_none()) {
                 ctx.progress(&format!("push {r}: {status}")).await;
             }
         }

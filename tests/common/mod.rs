@@ -3,6 +3,8 @@
 //! `Log` call (so tests can assert what the user would see).
 #![allow(dead_code)]
 
+pub mod services;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,119 @@
+//! The real services the Docker tests use (started by `scripts/services.sh up`, which
+//! `scripts/test.sh` runs): a private dockerd and a registry with htpasswd auth.
+#![allow(dead_code)]
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+use sha2::Digest;
+
+pub struct Services {
+    pub docker_host: String,
+    pub registry: String,
+    pub user: String,
+    pub password: String,
+    pub base_image: String,
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run `bash scripts/services.sh up && source \"$(bash scripts/services.sh env)\"` (scripts/test.sh does this)")
+    })
+}
+
+impl Services {
+    pub fn get() -> Services {
+        Services {
+            docker_host: var("DOCKER_HOST"),
+            registry: var("DBK_REGISTRY"),
+            user: var("DBK_REGISTRY_USER"),
+            password: var("DBK_REGISTRY_PASSWORD"),
+            base_image: var("DBK_BASE_IMAGE"),
+        }
+    }
+
+    /// A repository name unique to this test run.
+    pub fn repo(&self, what: &str) -> String {
+        format!("{}/{what}-{}", self.registry, uuid::Uuid::new_v4().simple())
+    }
+
+    /// The `registry` input with the right credentials (password as a secret).
+    pub fn registry_input(&self) -> Value {
+        json!({"server": self.registry, "username": self.user, "password": super::secret(json!(self.password))})
+    }
+
+    /// Provider configuration pointing at the private daemon.
+    pub fn config(&self) -> Value {
+        json!({"host": self.docker_host})
+    }
+
+    /// GETs a manifest with basic auth (independently of the provider's own client);
+    /// returns (status, sha256 digest of the body, body).
+    pub async fn get_manifest(&self, repo_path: &str, reference: &str) -> (u16, String, Value) {
+        let url = format!(
+            "http://{}/v2/{repo_path}/manifests/{reference}",
+            self.registry
+        );
+        let resp = reqwest::Client::new()
+            .get(url)
+            .basic_auth(&self.user, Some(&self.password))
+            .header(
+                "Accept",
+                "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json",
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.unwrap();
+        let digest = format!("sha256:{:x}", sha2::Sha256::digest(&body));
+        (
+            status,
+            digest,
+            serde_json::from_slice(&body).unwrap_or(Value::Null),
+        )
+    }
+
+    /// GETs a blob (e.g. an image config) with basic auth.
+    pub async fn get_blob(&self, repo_path: &str, digest: &str) -> Value {
+        let url = format!("http://{}/v2/{repo_path}/blobs/{digest}", self.registry);
+        let resp = reqwest::Client::new()
+            .get(url)
+            .basic_auth(&self.user, Some(&self.password))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "blob {digest}: {}",
+            resp.status()
+        );
+        resp.json().await.unwrap()
+    }
+
+    /// Deletes a manifest from the registry.
+    pub async fn delete_manifest(&self, repo_path: &str, digest: &str) {
+        let url = format!("http://{}/v2/{repo_path}/manifests/{digest}", self.registry);
+        let resp = reqwest::Client::new()
+            .delete(url)
+            .basic_auth(&self.user, Some(&self.password))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 202, "delete {digest}");
+    }
+
+    /// Runs the docker CLI against the private daemon.
+    pub fn docker(&self, args: &[&str]) -> std::process::Output {
+        Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", &self.docker_host)
+            .output()
+            .expect("run docker")
+    }
+}
+
+/// The repository path inside the registry of `repo` (`host:port/path` → `path`).
+pub fn repo_path(repo: &str) -> &str {
+    repo.split_once('/').map(|(_, p)| p).unwrap_or(repo)
+}
