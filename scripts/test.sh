@@ -16,20 +16,14 @@ cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 
 echo "== python venv with Pulumi's stubs"
-PULUMI_VERSION="$(cat codegen/PULUMI_VERSION)"
-VENV=".venv"
-if ! "$VENV/bin/python" -c "import pulumi, pytest, grpc" 2>/dev/null \
-   || [ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("pulumi"))' 2>/dev/null)" != "$PULUMI_VERSION" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "pulumi==$PULUMI_VERSION" pytest grpcio
-fi
+PYTHON="$(bash scripts/venv.sh)"
 
 echo "== generated files are current"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-"$VENV/bin/python" codegen/extract_fds.py "$tmp/pulumirpc.fds.bin" 2>/dev/null
+"$PYTHON" codegen/extract_fds.py "$tmp/pulumirpc.fds.bin" 2>/dev/null
 cmp "$tmp/pulumirpc.fds.bin" codegen/pulumirpc.fds.bin \
-  || { echo "codegen/pulumirpc.fds.bin differs from pulumi==$PULUMI_VERSION's descriptors"; exit 1; }
+  || { echo "codegen/pulumirpc.fds.bin differs from the pinned pulumi wheel's descriptors"; exit 1; }
 cargo run -q -p codegen -- all
 git diff --exit-code -- src/generated schema \
   || { echo "generated files are stale: commit the output of 'cargo run -p codegen -- all'"; exit 1; }
@@ -39,4 +33,4 @@ cargo build --bins
 cargo test --workspace
 
 echo "== wire compatibility with Pulumi's Python stubs"
-PROVIDER_BIN="$(pwd)/target/debug/pulumi-resource-docker-buildkit" "$VENV/bin/python" -m pytest -q tests/python
+PROVIDER_BIN="$(pwd)/target/debug/pulumi-resource-docker-buildkit" "$PYTHON" -m pytest -q tests/python
