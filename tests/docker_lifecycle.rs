@@ -116,6 +116,19 @@ async fn lifecycle_preview_up_noop_edit_update_refresh_destroy() {
             .any(|l| l.ephemeral && l.urn == urn("img")),
         "progress is ephemeral and carries the URN"
     );
+    let warnings: Vec<String> = h
+        .logs
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.severity >= 2)
+        .map(|l| l.message.clone())
+        .collect();
+    assert!(
+        warnings.is_empty(),
+        "a first build (no cache to import yet) warns of nothing: {warnings:?}"
+    );
     assert_no_password(&s, &h, "");
 
     // up again with nothing changed: Diff says no change without touching Docker, so the
@@ -539,4 +552,39 @@ async fn cancel_stops_a_running_build() {
     let err = result.unwrap().expect_err("a cancelled build fails");
     assert_eq!(err.code(), tonic::Code::Cancelled, "{err:?}");
     assert!(cancelled_at.elapsed() < Duration::from_secs(20));
+}
+
+#[tokio::test]
+async fn refused_cache_import_is_a_warning() {
+    let s = Services::get();
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(
+        dir.path(),
+        &[("Dockerfile", "FROM scratch\nCOPY f /\n"), ("f", "warn\n")],
+    );
+    // No credentials anywhere: an empty Docker config, no `registry` input.
+    let cfg = tempfile::tempdir().unwrap();
+    let mut h = Harness::start(&[("DOCKER_CONFIG", cfg.path().to_str().unwrap())]).await;
+    h.configure(dir.path(), s.config()).await;
+    let inputs = json!({"name": s.repo("nocreds"), "push": false, "cacheFrom": [format!("{}/private/cache:latest", s.registry)]});
+    let checked = h.check_ok("w", &json!({}), &inputs).await;
+    h.create("w", &checked, false)
+        .await
+        .expect("the build itself succeeds uncached");
+    let warnings: Vec<String> = h
+        .logs
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.severity == 2)
+        .map(|l| l.message.clone())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("cache could not be imported") && w.contains("401")),
+        "a refused cache import is a warning: {warnings:?}\nlog:\n{}",
+        h.log_text()
+    );
 }
