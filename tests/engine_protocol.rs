@@ -270,9 +270,9 @@ async fn bad_inputs_are_check_failures_naming_the_property() {
             "os/arch",
         ),
         (
-            json!({"name": "a/b", "context": "app", "platforms": ["linux/amd64", "linux/arm64"]}),
-            "platforms",
-            "not supported yet",
+            json!({"name": "a/b", "context": "app", "platforms": ["linux/amd64", "linux/arm64", "linux/amd64"]}),
+            "platforms[2]",
+            "listed twice",
         ),
         (
             json!({"name": "a/b", "context": "app", "network": "bridge"}),

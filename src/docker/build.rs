@@ -86,10 +86,14 @@ fn daemon_credentials(creds: &BTreeMap<String, Credentials>) -> HashMap<String, 
 }
 
 /// Builds the image and returns its id.
+/// Builds the image for `platform` (the daemon's own when `None`), tagged `local_tag`
+/// (which is also its inline-cache source), and returns its id.
 pub async fn build(
     ctx: &Ctx<ProviderConfig>,
     docker: &Docker,
     req: &BuildRequest,
+    platform: Option<&str>,
+    local_tag: &str,
     creds: &BTreeMap<String, Credentials>,
 ) -> Result<String, ResourceError> {
     let args = &req.args;
@@ -109,7 +113,7 @@ pub async fn build(
             .entry("BUILDKIT_INLINE_CACHE".into())
             .or_insert_with(|| "1".into());
         if args.push {
-            cache_from.push(req.local_tag());
+            cache_from.push(local_tag.to_string());
         }
     }
     cache_from.extend(args.cache_from.iter().flatten().cloned());
@@ -120,10 +124,9 @@ pub async fn build(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let session = format!("docker-buildkit-{}", uuid::Uuid::new_v4());
-    let local_tag = req.local_tag();
     let mut options = BuildImageOptionsBuilder::default()
         .dockerfile(&dockerfile)
-        .t(&local_tag)
+        .t(local_tag)
         .version(BuilderVersion::BuilderBuildKit)
         .session(&session)
         .rm(true)
@@ -137,7 +140,7 @@ pub async fn build(
     if let Some(t) = &args.target {
         options = options.target(t);
     }
-    if let Some(p) = args.platforms.as_ref().and_then(|p| p.first()) {
+    if let Some(p) = platform {
         options = options.platform(p);
     }
     if let Some(n) = args.network.as_deref().filter(|n| *n != "default") {
@@ -240,8 +243,14 @@ pub async fn build(
             )
             .await;
         }
+        let hint = match platform {
+            Some(p) if reason.contains("exec format error") => format!(
+                ". The Docker host cannot run {p} programs: RUN steps for a foreign platform need an emulator. On the Docker host, install qemu-user-static and binfmt-support, mount binfmt_misc (mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc) and enable the handler (e.g. update-binfmts --enable qemu-aarch64)"
+            ),
+            _ => String::new(),
+        };
         return Err(ResourceError::Failed(format!(
-            "docker build of {local_tag} failed{step}: {reason}"
+            "docker build of {local_tag} failed{step}: {reason}{hint}"
         )));
     }
     image_id.ok_or_else(|| ResourceError::Failed("no image id".into()))

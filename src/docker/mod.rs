@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod build;
+pub mod index;
 pub mod progress;
 pub mod push;
 
@@ -19,9 +20,11 @@ use bollard::Docker;
 
 use crate::docker::auth::{Credentials, normalize_server};
 use crate::reference::Reference;
+use crate::registry::RegistryClient;
 use crate::resource::{Ctx, ResourceError};
 use crate::resources::ProviderConfig;
 use crate::resources::image::{ImageArgs, Registry};
+use crate::rpc::engine::Severity;
 
 /// The default daemon socket.
 pub const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
@@ -84,6 +87,8 @@ pub struct Built {
     pub digest: String,
     /// `repository@digest` when pushed; the local tag otherwise.
     pub reference: Option<String>,
+    /// Platform → its manifest's digest (several platforms, or one given explicitly).
+    pub platform_digests: BTreeMap<String, String>,
 }
 
 /// Where the daemon is: provider config, then `DOCKER_HOST`, then the default socket.
@@ -201,35 +206,232 @@ async fn build_credentials(
     Ok(out)
 }
 
-/// Builds the image, tags it, and pushes every tag (unless `push` is off).
+/// A registry client for `host`, with the credentials found for it.
+fn client_for(
+    host: &str,
+    creds: &BTreeMap<String, Credentials>,
+) -> Result<RegistryClient, ResourceError> {
+    RegistryClient::new(host, creds.get(host).cloned())
+        .map_err(|e| ResourceError::InvalidInput(e.to_string()))
+}
+
+/// Builds the image, tags it, and pushes every tag (unless `push` is off). With several
+/// platforms, builds each and pushes an index. With `skipIfPushed`, first looks for an image
+/// built from the same context and reuses it without building.
 pub async fn build_and_push(
     ctx: &Ctx<ProviderConfig>,
     req: BuildRequest,
 ) -> Result<Built, ResourceError> {
-    let docker = connect(&ctx.config).await?;
     let creds = build_credentials(&req).await?;
-    let image_id = build::build(ctx, &docker, &req, &creds).await?;
+    let context_tag = req.args.context_hash.as_deref().map(index::context_tag);
+    if req.args.push
+        && req.args.skip_if_pushed
+        && let Some(tag) = &context_tag
+        && let Some(built) = reuse(ctx, &req, &creds, tag).await?
+    {
+        return Ok(built);
+    }
+    let docker = connect(&ctx.config).await?;
+    let platforms: Vec<index::Platform> = req
+        .args
+        .platforms
+        .iter()
+        .flatten()
+        .filter_map(|p| index::Platform::parse(p))
+        .collect();
+    let built = if platforms.len() > 1 {
+        build_index(ctx, &docker, &req, &creds, &platforms).await?
+    } else {
+        build_single(ctx, &docker, &req, &creds, platforms.first()).await?
+    };
+    if req.args.push
+        && let Some(tag) = &context_tag
+    {
+        // Mark the image as built from this context, for the next machine.
+        let main = &req.push_tags[0];
+        let client = client_for(main.registry_host(), &creds)?;
+        if let Some((body, info)) = index::fetch(&client, &main.api_path(), &built.digest).await? {
+            index::put(&client, &main.api_path(), tag, &info.media_type, &body).await?;
+        }
+    }
+    Ok(built)
+}
+
+/// Looks for `<repository>:<context tag>`; when present, tags it as asked (registry-side)
+/// and returns it. Only when every tag is in `name`'s repository (a manifest copy cannot
+/// cross repositories without its blobs); otherwise the image is built.
+async fn reuse(
+    ctx: &Ctx<ProviderConfig>,
+    req: &BuildRequest,
+    creds: &BTreeMap<String, Credentials>,
+    context_tag: &str,
+) -> Result<Option<Built>, ResourceError> {
+    let main = &req.push_tags[0];
+    if req
+        .push_tags
+        .iter()
+        .any(|r| r.repository() != main.repository())
+    {
+        return Ok(None);
+    }
+    let client = client_for(main.registry_host(), creds)?;
+    let path = main.api_path();
+    let Some((body, info)) = index::fetch(&client, &path, context_tag).await? else {
+        return Ok(None);
+    };
+    ctx.log(
+        Severity::Info,
+        &format!(
+            "{}:{context_tag} was built from this same context: tagging it instead of building",
+            main.repository()
+        ),
+    )
+    .await;
+    for r in &req.push_tags {
+        index::put(&client, &path, r.tag_or_latest(), &info.media_type, &body).await?;
+    }
+    let mut platform_digests = index::platform_digests(&info.media_type, &body);
+    if platform_digests.is_empty()
+        && let Some(p) = req.args.platforms.as_ref().and_then(|p| p.first())
+    {
+        platform_digests.insert(p.clone(), info.digest.clone());
+    }
+    Ok(Some(Built {
+        reference: Some(req.reference.with_digest(&info.digest)),
+        digest: info.digest,
+        platform_digests,
+    }))
+}
+
+/// One image (the daemon's platform, or the one given): build, tag, push.
+async fn build_single(
+    ctx: &Ctx<ProviderConfig>,
+    docker: &Docker,
+    req: &BuildRequest,
+    creds: &BTreeMap<String, Credentials>,
+    platform: Option<&index::Platform>,
+) -> Result<Built, ResourceError> {
+    let local_tag = req.local_tag();
+    let image_id = build::build(
+        ctx,
+        docker,
+        req,
+        platform.map(|p| p.name()).as_deref(),
+        &local_tag,
+        creds,
+    )
+    .await?;
     for r in req.push_tags.iter().skip(1) {
-        push::tag(&docker, &image_id, r).await?;
+        push::tag(docker, &image_id, r).await?;
     }
     if !req.args.push {
         return Ok(Built {
             digest: image_id,
-            reference: Some(req.local_tag()),
+            reference: Some(local_tag),
+            platform_digests: BTreeMap::new(),
         });
     }
     let mut digest = None;
     for r in &req.push_tags {
-        let c = creds.get(r.registry_host());
-        let d = push::push(ctx, &docker, r, c).await?;
-        if digest.is_none() {
-            digest = Some(d);
-        }
+        let d = push::push(ctx, docker, r, creds.get(r.registry_host())).await?;
+        digest.get_or_insert(d);
     }
     let digest = digest.ok_or_else(|| ResourceError::Failed("nothing was pushed".into()))?;
+    let platform_digests = platform
+        .map(|p| (p.name(), digest.clone()))
+        .into_iter()
+        .collect();
     Ok(Built {
         reference: Some(req.reference.with_digest(&digest)),
         digest,
+        platform_digests,
+    })
+}
+
+/// Several platforms: each built and pushed under `<tag>-<os>-<arch>[-<variant>]` in every
+/// repository the tags name, then one manifest list per repository under each tag.
+async fn build_index(
+    ctx: &Ctx<ProviderConfig>,
+    docker: &Docker,
+    req: &BuildRequest,
+    creds: &BTreeMap<String, Credentials>,
+    platforms: &[index::Platform],
+) -> Result<Built, ResourceError> {
+    if !req.args.push {
+        return Err(ResourceError::InvalidInput(
+            "several platforms need `push: true`: the Docker daemon cannot keep a multi-platform image locally".into(),
+        ));
+    }
+    let main = &req.push_tags[0];
+    let mut repos: Vec<Reference> = Vec::new();
+    for r in &req.push_tags {
+        if !repos.iter().any(|x| x.repository() == r.repository()) {
+            repos.push(r.clone());
+        }
+    }
+    let mut entries: BTreeMap<String, Vec<(index::Platform, crate::registry::ManifestInfo)>> =
+        BTreeMap::new();
+    for p in platforms {
+        let temp_tag = format!("{}-{}", main.tag_or_latest(), p.tag_suffix());
+        let local = Reference {
+            tag: Some(temp_tag.clone()),
+            ..main.clone()
+        };
+        let image_id =
+            build::build(ctx, docker, req, Some(&p.name()), &local.to_string(), creds).await?;
+        for repo in &repos {
+            let target = Reference {
+                tag: Some(temp_tag.clone()),
+                ..repo.clone()
+            };
+            if target != local {
+                push::tag(docker, &image_id, &target).await?;
+            }
+            let digest =
+                push::push(ctx, docker, &target, creds.get(target.registry_host())).await?;
+            let client = client_for(target.registry_host(), creds)?;
+            let info = index::info(&client, &target.api_path(), &digest).await?;
+            entries
+                .entry(repo.repository())
+                .or_default()
+                .push((p.clone(), info));
+        }
+    }
+    let mut index_digest = None;
+    for r in &req.push_tags {
+        let list = index::manifest_list(
+            entries
+                .get(&r.repository())
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+        );
+        let client = client_for(r.registry_host(), creds)?;
+        let d = index::put(
+            &client,
+            &r.api_path(),
+            r.tag_or_latest(),
+            crate::registry::MEDIA_TYPE_DOCKER_MANIFEST_LIST,
+            &list,
+        )
+        .await?;
+        ctx.progress(&format!(
+            "pushed the index of {} platforms as {r}: {d}",
+            platforms.len()
+        ))
+        .await;
+        index_digest.get_or_insert(d);
+    }
+    let digest = index_digest.ok_or_else(|| ResourceError::Failed("no index was pushed".into()))?;
+    let platform_digests = entries
+        .get(&main.repository())
+        .into_iter()
+        .flatten()
+        .map(|(p, info)| (p.name(), info.digest.clone()))
+        .collect();
+    Ok(Built {
+        reference: Some(req.reference.with_digest(&digest)),
+        digest,
+        platform_digests,
     })
 }
 

@@ -54,8 +54,10 @@ pub struct ImageArgs {
     pub dockerfile: Option<String>,
     /// The Dockerfile's text, instead of a file (not together with `dockerfile`).
     pub dockerfile_inline: Option<String>,
-    /// The platform to build for, as `os/arch[/variant]` (e.g. `linux/arm64`). Defaults to
-    /// the Docker daemon's own platform.
+    /// The platforms to build for, as `os/arch[/variant]` (e.g. `linux/arm64`). Defaults to
+    /// the Docker daemon's own platform. With several, each is built and pushed on its own
+    /// (under the temporary tag `<tag>-<os>-<arch>[-<variant>]`, which stays in the registry)
+    /// and one image index naming them all is pushed under `name` and `tags`.
     pub platforms: Option<Vec<String>>,
     /// Build arguments (`ARG` values).
     pub build_args: Option<BTreeMap<String, String>>,
@@ -82,6 +84,12 @@ pub struct ImageArgs {
     pub registry: Option<Registry>,
     /// Any change to these values rebuilds the image, even with an unchanged context.
     pub triggers: Option<Vec<String>>,
+    /// Build once per context, across machines: every push also tags the image
+    /// `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked
+    /// for that tag. When it is there, nothing is built or pushed: the existing image is
+    /// tagged as asked, registry-side, and its digest returned.
+    #[serde(default = "yes")]
+    pub skip_if_pushed: bool,
     /// A hash of everything that makes the image: the files of the context that
     /// `.dockerignore` lets in (path, exec bit and content), the Dockerfile, build args,
     /// target, labels, platforms, network and triggers.
@@ -114,6 +122,8 @@ pub struct ImageState {
     /// The same as `ref` (the name the original provider used).
     #[schemars(required)]
     pub repo_digest: Option<String>,
+    /// For each platform built, the digest of its own manifest (the index's entries).
+    pub platform_digests: Option<BTreeMap<String, String>>,
 }
 
 /// The `Image` resource.
@@ -290,6 +300,7 @@ async fn build_or_preview(
     state.digest = Some(built.digest);
     state.reference = built.reference.clone();
     state.repo_digest = built.reference;
+    state.platform_digests = (!built.platform_digests.is_empty()).then_some(built.platform_digests);
     Ok(state)
 }
 
@@ -467,14 +478,19 @@ fn validate(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
                 f.push(CheckFailure::new(format!("platforms[{i}]"), e));
             }
         }
-        if platforms.len() > 1 {
+        if platforms.len() > 1 && !a.push && known("push") {
             f.push(CheckFailure::new(
-                "platforms",
-                format!(
-                    "building several platforms at once ({}) is not supported yet: give one platform per Image",
-                    platforms.join(", ")
-                ),
+                "push",
+                "several platforms need `push: true`: the Docker daemon cannot keep a multi-platform image locally",
             ));
+        }
+        for (i, p) in platforms.iter().enumerate() {
+            if platforms[..i].contains(p) {
+                f.push(CheckFailure::new(
+                    format!("platforms[{i}]"),
+                    format!("{p:?} is listed twice"),
+                ));
+            }
         }
     }
     if let Some(n) = &a.network
