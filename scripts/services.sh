@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Local services for the docker-buildkit tests: a private Docker Engine
-# (dockerd 20.10, BuildKit built in) on its own unix socket, a registry 2.8
-# with htpasswd auth on 127.0.0.1, and a local busybox base image.
+# (dockerd 20.10, BuildKit built in) on its own unix socket and on
+# tcp://127.0.0.1:$DBK_DOCKER_TLS_PORT (default 2376) with TLS client
+# verification, a registry 2.8 with htpasswd auth on 127.0.0.1, and a local
+# busybox base image.
+#
+# TLS material (made once with openssl; remade when missing, invalid or close
+# to expiry) lives in $DIR/tls: ca/ (the CA and its key), server/ (what dockerd
+# uses) and client/ (ca.pem, cert.pem, key.pem: a DOCKER_CERT_PATH).
 #
 #   scripts/services.sh up      install what is missing, start (or reuse) everything
 #   scripts/services.sh down    stop everything started here
@@ -9,6 +15,10 @@
 #   scripts/services.sh status  print what runs
 #
 # Usage from tests:  scripts/services.sh up && source "$(scripts/services.sh env)"
+# The env file exports DOCKER_HOST (the unix socket), DBK_DOCKER_TLS_HOST and
+# DBK_DOCKER_CERT_PATH (the TLS endpoint and its client certificates), and
+# DBK_REGISTRY, DBK_REGISTRY_USER, DBK_REGISTRY_PASSWORD, DBK_BASE_IMAGE,
+# DBK_SERVICES_DIR.
 #
 # Nothing here creates a network bridge or talks to anything but 127.0.0.1 and
 # the private unix socket. No image is ever pulled.
@@ -16,6 +26,7 @@ set -euo pipefail
 
 DIR="${DBK_SERVICES_DIR:-/tmp/docker-buildkit-services}"
 PORT="${DBK_REGISTRY_PORT:-5055}"
+TLS_PORT="${DBK_DOCKER_TLS_PORT:-2376}"
 BASE_IMAGE="dbk-busybox:1"
 REG_USER="dbk"
 
@@ -26,11 +37,19 @@ REG_PID="$DIR/registry.pid"
 REG_LOG="$DIR/registry.log"
 ENV_FILE="$DIR/env"
 PASS_FILE="$DIR/registry.password"
+TLS_DIR="$DIR/tls"
+# What the running dockerd was started with (TLS address and certificates);
+# compared on `up` to decide whether it can be reused.
+DOCKERD_TLS_MARK="$DIR/dockerd.tls"
 
-PACKAGES=(docker.io docker-registry apache2-utils busybox-static curl)
+PACKAGES=(docker.io docker-registry apache2-utils busybox-static curl openssl)
 
 log() { echo "services: $*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+[[ "$TLS_PORT" =~ ^[0-9]{1,5}$ ]] && (( 10#$TLS_PORT > 0 && 10#$TLS_PORT < 65536 )) ||
+  die "DBK_DOCKER_TLS_PORT must be a port number, got '$TLS_PORT'"
+[[ "$TLS_PORT" != "$PORT" ]] || die "DBK_DOCKER_TLS_PORT and DBK_REGISTRY_PORT are both $PORT"
 
 # ---------------------------------------------------------------- helpers
 
@@ -60,6 +79,19 @@ pid_alive() { # pidfile [expected comm]
 docker_ping() {
   [[ -S "$SOCK" ]] || return 1
   [[ "$(lcurl --max-time 3 --unix-socket "$SOCK" http://docker/_ping 2>/dev/null)" == "OK" ]]
+}
+
+# The TLS endpoint answers _ping to a client holding our client certificate.
+tls_ping() {
+  [[ -s "$TLS_DIR/client/cert.pem" ]] || return 1
+  [[ "$(lcurl --max-time 3 --cacert "$TLS_DIR/client/ca.pem" \
+    --cert "$TLS_DIR/client/cert.pem" --key "$TLS_DIR/client/key.pem" \
+    "https://127.0.0.1:$TLS_PORT/_ping" 2>/dev/null)" == "OK" ]]
+}
+
+# Something accepts TCP connections on 127.0.0.1:port.
+port_open() {
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null
 }
 
 registry_code() {
@@ -174,26 +206,126 @@ ensure_packages() {
   rm -f "/tmp/dbk-apt.$$.log"
 }
 
+# ---------------------------------------------------------------- TLS
+
+# The certificates in $TLS_DIR are complete, chain to our CA, match their
+# keys, stay valid for at least another week, and the copies of ca.pem agree.
+tls_certs_ok() {
+  local f d cert key
+  for f in ca/ca.pem ca/ca-key.pem server/ca.pem server/cert.pem server/key.pem \
+    client/ca.pem client/cert.pem client/key.pem; do
+    [[ -s "$TLS_DIR/$f" ]] || return 1
+  done
+  cmp -s "$TLS_DIR/ca/ca.pem" "$TLS_DIR/server/ca.pem" || return 1
+  cmp -s "$TLS_DIR/ca/ca.pem" "$TLS_DIR/client/ca.pem" || return 1
+  openssl verify -CAfile "$TLS_DIR/ca/ca.pem" \
+    "$TLS_DIR/server/cert.pem" "$TLS_DIR/client/cert.pem" >/dev/null 2>&1 || return 1
+  for d in ca server client; do
+    cert="$TLS_DIR/$d/cert.pem" key="$TLS_DIR/$d/key.pem"
+    [[ "$d" == ca ]] && cert="$TLS_DIR/ca/ca.pem" key="$TLS_DIR/ca/ca-key.pem"
+    openssl x509 -noout -checkend 604800 -in "$cert" >/dev/null 2>&1 || return 1
+    [[ "$(openssl x509 -noout -pubkey -in "$cert" 2>/dev/null)" == \
+      "$(openssl pkey -pubout -in "$key" 2>/dev/null)" ]] || return 1
+  done
+}
+
+# Makes a new CA, a server certificate for 127.0.0.1/localhost and a client
+# certificate, and swaps them into $TLS_DIR.
+make_tls_certs() {
+  local work
+  work="$(mktemp -d "$DIR/tls-new.XXXXXX")"
+  local rc=0
+  # set -e is ignored in a subshell whose status is tested (if/||): run it as
+  # a plain command with errexit off outside and on inside.
+  set +e
+  (
+    set -e
+    umask 077
+    cd "$work"
+    mkdir ca server client
+    # Own config: never depend on (or pick up extensions from) the system's.
+    printf '%s\n' \
+      '[req]' 'distinguished_name = dn' 'prompt = no' \
+      '[dn]' 'CN = docker-buildkit test' \
+      '[v3_ca]' 'basicConstraints = critical,CA:TRUE,pathlen:0' \
+      'keyUsage = critical,keyCertSign,cRLSign' 'subjectKeyIdentifier = hash' \
+      '[server]' 'basicConstraints = critical,CA:FALSE' \
+      'keyUsage = critical,digitalSignature,keyEncipherment' 'extendedKeyUsage = serverAuth' \
+      'subjectAltName = IP:127.0.0.1,DNS:localhost' \
+      'subjectKeyIdentifier = hash' 'authorityKeyIdentifier = keyid' \
+      '[client]' 'basicConstraints = critical,CA:FALSE' \
+      'keyUsage = critical,digitalSignature,keyEncipherment' 'extendedKeyUsage = clientAuth' \
+      'subjectKeyIdentifier = hash' 'authorityKeyIdentifier = keyid' >openssl.cnf
+    openssl req -config openssl.cnf -x509 -new -newkey rsa:2048 -nodes -sha256 -days 3650 \
+      -subj "/CN=docker-buildkit test CA" -extensions v3_ca \
+      -keyout ca/ca-key.pem -out ca/ca.pem
+    for who in server client; do
+      if [[ "$who" == server ]]; then cn=127.0.0.1; else cn=docker-buildkit-client; fi
+      openssl req -config openssl.cnf -new -newkey rsa:2048 -nodes -sha256 \
+        -subj "/CN=$cn" -keyout "$who/key.pem" -out "$who.csr"
+      openssl x509 -req -sha256 -days 3650 -in "$who.csr" \
+        -CA ca/ca.pem -CAkey ca/ca-key.pem -set_serial "0x$(openssl rand -hex 16)" \
+        -extfile openssl.cnf -extensions "$who" -out "$who/cert.pem"
+      cp ca/ca.pem "$who/ca.pem"
+    done
+    rm -f openssl.cnf server.csr client.csr
+    chmod 644 ca/ca.pem server/ca.pem server/cert.pem client/ca.pem client/cert.pem
+    chmod 755 ca server client
+  ) >"$work.log" 2>&1
+  rc=$?
+  set -e
+  if (( rc != 0 )); then
+    cat "$work.log" >&2
+    rm -rf "$work" "$work.log"
+    die "could not make the TLS certificates"
+  fi
+  rm -f "$work.log"
+  chmod 700 "$work"
+  rm -rf "$TLS_DIR"
+  mv "$work" "$TLS_DIR"
+}
+
+ensure_tls_certs() {
+  tls_certs_ok && return 0
+  log "making TLS certificates in $TLS_DIR"
+  make_tls_certs
+  tls_certs_ok || die "the new TLS certificates in $TLS_DIR do not verify"
+}
+
+# Identifies the TLS setup dockerd must run with: address and certificates.
+tls_mark() {
+  echo "127.0.0.1:$TLS_PORT $(cat "$TLS_DIR/server/ca.pem" "$TLS_DIR/server/cert.pem" \
+    "$TLS_DIR/server/key.pem" | sha256sum | cut -d' ' -f1)"
+}
+
 # ---------------------------------------------------------------- dockerd
 
 start_dockerd() {
-  if pid_alive "$DOCKERD_PID" dockerd && docker_ping; then
-    log "dockerd already running (pid $(cat "$DOCKERD_PID"))"
-    return 0
-  fi
+  local want i
+  want="$(tls_mark)"
   if pid_alive "$DOCKERD_PID" dockerd; then
-    # Alive but not answering: give it a moment, else restart it.
-    local i
+    # Alive: give it a moment to answer, then reuse it only if it also serves
+    # TLS on the right port with the current certificates (a dockerd started
+    # by an older version of this script listens on the unix socket only).
     for ((i = 0; i < 50; i++)); do
-      docker_ping && return 0
+      docker_ping && break
       pid_alive "$DOCKERD_PID" dockerd || break
       sleep 0.1
     done
+    if docker_ping && [[ "$(cat "$DOCKERD_TLS_MARK" 2>/dev/null)" == "$want" ]] && tls_ping; then
+      log "dockerd already running (pid $(cat "$DOCKERD_PID"), TLS on 127.0.0.1:$TLS_PORT)"
+      return 0
+    fi
     if pid_alive "$DOCKERD_PID" dockerd; then
-      log "dockerd (pid $(cat "$DOCKERD_PID")) does not answer; restarting it"
-      stop_pidfile "$DOCKERD_PID" dockerd 20 dockerd
+      if docker_ping; then
+        log "dockerd (pid $(cat "$DOCKERD_PID")) does not serve TLS on 127.0.0.1:$TLS_PORT with the current certificates; restarting it"
+      else
+        log "dockerd (pid $(cat "$DOCKERD_PID")) does not answer; restarting it"
+      fi
+      stop_pidfile "$DOCKERD_PID" dockerd 30 dockerd
     fi
   fi
+  rm -f "$DOCKERD_TLS_MARK"
   (( ${#SOCK} < 100 )) || die "socket path too long: $SOCK (set DBK_SERVICES_DIR shorter)"
   # Leftovers of a killed daemon: its managed containerd and shims. A dead
   # (or zombie) containerd's pidfile makes the next dockerd wait for it for a
@@ -203,6 +335,9 @@ start_dockerd() {
   mkdir -p "$DIR/docker" "$EXEC_ROOT"
   # Own (empty) config file: never pick up /etc/docker/daemon.json.
   [[ -f "$DIR/daemon.json" ]] || echo '{}' >"$DIR/daemon.json"
+  if port_open "$TLS_PORT"; then
+    die "127.0.0.1:$TLS_PORT is already in use by something else; set DBK_DOCKER_TLS_PORT"
+  fi
   : >"$DOCKERD_LOG"
   local args=(
     dockerd
@@ -210,6 +345,12 @@ start_dockerd() {
     --data-root "$DIR/docker"
     --exec-root "$EXEC_ROOT"
     -H "unix://$SOCK"
+    # TLS with client verification, on loopback only.
+    -H "tcp://127.0.0.1:$TLS_PORT"
+    --tlsverify
+    --tlscacert "$TLS_DIR/server/ca.pem"
+    --tlscert "$TLS_DIR/server/cert.pem"
+    --tlskey "$TLS_DIR/server/key.pem"
     --pidfile "$DOCKERD_PID"
     --bridge=none --iptables=false --ip6tables=false --ip-masq=false
     --userland-proxy=false
@@ -220,10 +361,10 @@ start_dockerd() {
     --containerd-plugins-namespace dbk-plugins
   )
   log "starting dockerd (log $DOCKERD_LOG)"
-  local dpid i
+  local dpid
   dpid="$(spawn "$DOCKERD_LOG" "${args[@]}")"
   for ((i = 0; i < 600; i++)); do
-    docker_ping && break
+    docker_ping && tls_ping && break
     pid_running "$dpid" || break
     sleep 0.1
   done
@@ -232,7 +373,13 @@ start_dockerd() {
     tail -n 40 "$DOCKERD_LOG" >&2 || true
     exit 1
   fi
-  log "dockerd up (pid $(cat "$DOCKERD_PID" 2>/dev/null || echo '?'))"
+  if ! tls_ping; then
+    log "dockerd did not answer on https://127.0.0.1:$TLS_PORT with the client certificate; log tail:"
+    tail -n 40 "$DOCKERD_LOG" >&2 || true
+    exit 1
+  fi
+  echo "$want" >"$DOCKERD_TLS_MARK"
+  log "dockerd up (pid $(cat "$DOCKERD_PID" 2>/dev/null || echo '?'), TLS on 127.0.0.1:$TLS_PORT)"
 }
 
 # ---------------------------------------------------------------- registry
@@ -368,6 +515,8 @@ write_env() {
   tmp="$(mktemp "$DIR/env.XXXXXX")"
   cat >"$tmp" <<EOF
 export DOCKER_HOST=unix://$SOCK
+export DBK_DOCKER_TLS_HOST=tcp://127.0.0.1:$TLS_PORT
+export DBK_DOCKER_CERT_PATH=$TLS_DIR/client
 export DBK_REGISTRY=127.0.0.1:$PORT
 export DBK_REGISTRY_USER=$REG_USER
 export DBK_REGISTRY_PASSWORD=$pass
@@ -390,6 +539,7 @@ cmd_up() {
   ensure_packages
   with_lock
   chmod 700 "$DIR" 2>/dev/null || true
+  ensure_tls_certs
   start_dockerd
   start_registry
   ensure_base_image
@@ -403,6 +553,7 @@ cmd_down() {
   with_lock
   stop_pidfile "$REG_PID" registry 10 docker-registry
   stop_pidfile "$DOCKERD_PID" dockerd 30 dockerd
+  rm -f "$DOCKERD_TLS_MARK"
   # A dockerd that had to be killed leaves its containerd (and shims) behind.
   kill_leftovers
   # Unmount anything a killed daemon left mounted under our dirs (deepest first).
@@ -425,6 +576,11 @@ cmd_status() {
     fi
   else
     echo "dockerd: not running"; rc=1
+  fi
+  if tls_ping; then
+    echo "dockerd TLS: tcp://127.0.0.1:$TLS_PORT answers (client certificates in $TLS_DIR/client)"
+  elif pid_alive "$DOCKERD_PID" dockerd; then
+    echo "dockerd TLS: tcp://127.0.0.1:$TLS_PORT does not answer (run: $0 up)"; rc=1
   fi
   if pid_alive "$REG_PID" docker-registry; then
     echo "registry: running (pid $(cat "$REG_PID")), http://127.0.0.1:$PORT/v2/ -> $(registry_code)"

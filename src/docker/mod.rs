@@ -105,11 +105,14 @@ fn cert_path(config: &ProviderConfig) -> Option<PathBuf> {
     if let Some(p) = config.cert_path.as_ref().filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
-    let verify = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0");
+    // As the Docker CLI: any non-empty DOCKER_TLS_VERIFY turns verification on, and an
+    // empty DOCKER_CERT_PATH means the default ~/.docker.
+    let verify = std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty());
     if !verify {
         return None;
     }
     std::env::var_os("DOCKER_CERT_PATH")
+        .filter(|p| !p.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
 }
@@ -118,25 +121,43 @@ fn cert_path(config: &ProviderConfig) -> Option<PathBuf> {
 /// sides speak.
 pub async fn connect(config: &ProviderConfig) -> Result<Docker, ResourceError> {
     let host = daemon_host(config);
+    let certs = cert_path(config);
+    let hint = if host.starts_with("unix://") {
+        "Is dockerd running? Set DOCKER_HOST or the provider's `host` configuration to point at it"
+    } else if certs.is_some() {
+        "Is dockerd listening there with TLS, and do ca.pem, cert.pem and key.pem (the provider's `certPath`, or DOCKER_CERT_PATH) belong to it?"
+    } else {
+        "Is dockerd listening there? A daemon with TLS needs the provider's `certPath` (or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)"
+    };
     let unreachable = |e: String| {
         ResourceError::Unavailable(format!(
-            "cannot reach the Docker daemon at {host}: {e}. Is dockerd running? Set DOCKER_HOST or the provider's `host` configuration to point at it"
+            "cannot reach the Docker daemon at {host}: {e}. {hint}"
         ))
     };
     const TIMEOUT_SECS: u64 = 3600;
     let docker = if let Some(path) = host.strip_prefix("unix://") {
         Docker::connect_with_unix(path, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-    } else if host.starts_with("tcp://") || host.starts_with("http://") || host.starts_with("https://") {
-        match cert_path(config) {
-            Some(dir) => Docker::connect_with_ssl(
-                &host,
+    } else if let Some(addr) = ["tcp://", "http://", "https://"]
+        .iter()
+        .find_map(|scheme| host.strip_prefix(scheme))
+    {
+        // bollard strips only some schemes: hand it `tcp://host:port` always.
+        let tcp = format!("tcp://{addr}");
+        match (&certs, host.starts_with("https://")) {
+            (Some(dir), _) => Docker::connect_with_ssl(
+                &tcp,
                 &dir.join("key.pem"),
                 &dir.join("cert.pem"),
                 &dir.join("ca.pem"),
                 TIMEOUT_SECS,
                 bollard::API_DEFAULT_VERSION,
             ),
-            None => Docker::connect_with_http(&host, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION),
+            (None, true) => {
+                return Err(ResourceError::InvalidInput(format!(
+                    "the Docker host {host} uses TLS: give the provider's `certPath` (a directory with ca.pem, cert.pem and key.pem), or set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH"
+                )));
+            }
+            (None, false) => Docker::connect_with_http(&tcp, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION),
         }
     } else {
         return Err(ResourceError::InvalidInput(format!(
@@ -455,4 +476,52 @@ pub async fn registry_has(
         .await
         .map_err(|e| ResourceError::Unavailable(e.to_string()))?;
     Ok(found.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(host: &str) -> ProviderConfig {
+        ProviderConfig {
+            host: Some(host.to_string()),
+            cert_path: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn hosts_that_cannot_work_are_refused_with_the_fix() {
+        let e = connect(&config("ftp://x")).await.err().unwrap();
+        assert!(e.to_string().contains("not supported"), "{e}");
+        let e = connect(&config("https://127.0.0.1:1")).await.err().unwrap();
+        assert!(e.to_string().contains("certPath"), "{e}");
+        // http:// is plain tcp:// (bollard would otherwise mangle it): nothing listens on
+        // port 1, so the error is about reaching it.
+        let e = connect(&config("http://127.0.0.1:1")).await.err().unwrap();
+        assert!(
+            e.to_string()
+                .starts_with("cannot reach the Docker daemon at http://127.0.0.1:1"),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("certPath"),
+            "the hint names the TLS settings: {e}"
+        );
+    }
+
+    #[test]
+    fn tags_resolve_against_the_name() {
+        let args = ImageArgs {
+            name: "reg.io/team/app:v1".into(),
+            tags: Some(vec!["v2".into(), "reg.io/other:x".into(), "v1".into()]),
+            ..ImageArgs::default()
+        };
+        let req = BuildRequest::from_args(&args, Path::new("/")).unwrap();
+        let tags: Vec<String> = req.push_tags.iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            tags,
+            vec!["reg.io/team/app:v1", "reg.io/team/app:v2", "reg.io/other:x"]
+        );
+        assert_eq!(req.local_tag(), "reg.io/team/app:v1");
+    }
 }
