@@ -3,7 +3,9 @@
 # (dockerd 20.10, BuildKit built in) on its own unix socket and on
 # tcp://127.0.0.1:$DBK_DOCKER_TLS_PORT (default 2376) with TLS client
 # verification, a registry 2.8 with htpasswd auth on 127.0.0.1, and a local
-# busybox base image.
+# busybox base image (amd64), plus what foreign-platform RUN steps need: qemu
+# user emulation registered with binfmt_misc (handler qemu-aarch64, F flag) and
+# an arm64 busybox base image.
 #
 # TLS material (made once with openssl; remade when missing, invalid or close
 # to expiry) lives in $DIR/tls: ca/ (the CA and its key), server/ (what dockerd
@@ -18,7 +20,13 @@
 # The env file exports DOCKER_HOST (the unix socket), DBK_DOCKER_TLS_HOST and
 # DBK_DOCKER_CERT_PATH (the TLS endpoint and its client certificates), and
 # DBK_REGISTRY, DBK_REGISTRY_USER, DBK_REGISTRY_PASSWORD, DBK_BASE_IMAGE,
-# DBK_SERVICES_DIR.
+# DBK_BASE_IMAGE_AMD64 (the same image under an arch-named tag), DBK_BASE_IMAGE_ARM64,
+# DBK_SERVICES_DIR, and DBK_EMULATION: 1 when this host (the one dockerd runs on)
+# runs linux/arm64 programs through qemu, else 0 with DBK_EMULATION_REASON saying
+# why. Emulation that cannot be set up never makes `up` fail.
+#
+# Emulation is host-wide kernel state (binfmt_misc), not a process: `down` leaves
+# it as it is.
 #
 # Nothing here creates a network bridge or talks to anything but 127.0.0.1 and
 # the private unix socket. No image is ever pulled.
@@ -28,6 +36,10 @@ DIR="${DBK_SERVICES_DIR:-/tmp/docker-buildkit-services}"
 PORT="${DBK_REGISTRY_PORT:-5055}"
 TLS_PORT="${DBK_DOCKER_TLS_PORT:-2376}"
 BASE_IMAGE="dbk-busybox:1"
+# The amd64 base under an arch-named tag, so a Dockerfile can pick its base per
+# platform: `FROM dbk-busybox-${TARGETARCH}:1`.
+BASE_IMAGE_AMD64="dbk-busybox-amd64:1"
+BASE_IMAGE_ARM64="dbk-busybox-arm64:1"
 REG_USER="dbk"
 
 SOCK="$DIR/docker.sock"
@@ -43,6 +55,20 @@ TLS_DIR="$DIR/tls"
 DOCKERD_TLS_MARK="$DIR/dockerd.tls"
 
 PACKAGES=(docker.io docker-registry apache2-utils busybox-static curl openssl)
+EMU_PACKAGES=(qemu-user-static binfmt-support)
+# Overridable only to exercise the "emulation unavailable" path.
+BINFMT_DIR="${DBK_BINFMT_DIR:-/proc/sys/fs/binfmt_misc}"
+EMU_HANDLER="$BINFMT_DIR/qemu-aarch64"
+# The arm64 busybox (from the busybox-static:arm64 package) and its rootfs.
+ARM64_DIR="$DIR/arm64"
+# The Debian docker CLI (20.10): it can build with BuildKit against the private
+# daemon; the 28.x CLI in /usr/local/bin has no buildx plugin.
+BUILDKIT_CLI=/usr/bin/docker
+
+# Set by ensure_emulation*: whether arm64 programs run here, and why not.
+EMULATION=1
+EMULATION_REASON=""
+ARM64_ERROR=""
 
 log() { echo "services: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -172,38 +198,47 @@ fi
 
 # ---------------------------------------------------------------- install
 
-ensure_packages() {
-  local missing=() p
-  for p in "${PACKAGES[@]}"; do
+missing_packages() { # package... → prints those not installed
+  local p
+  for p in "$@"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-      missing+=("$p")
+      echo "$p"
     fi
   done
-  [[ -x /bin/busybox ]] || missing+=(busybox-static)
-  (( ${#missing[@]} == 0 )) && return 0
-  (( EUID == 0 )) || die "missing packages ${missing[*]} and not root"
-  log "installing: ${missing[*]}"
+}
+
+# apt-get install "$@", quietly; on failure prints the tail of apt's output
+# to stderr and returns non-zero (the caller decides whether that is fatal).
+apt_install() {
   # Keep package scripts from starting a system dockerd (which would create
-  # the docker0 bridge) or a system registry.
-  local made_policy=0
+  # the docker0 bridge), a system registry or binfmt-support's service.
+  local made_policy=0 rc=0 aptlog="/tmp/dbk-apt.$$.log"
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
     chmod 755 /usr/sbin/policy-rc.d
     made_policy=1
   fi
-  local rc=0
-  {
+  (
     export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l
     apt-get update -qq &&
-      apt-get install -y -qq "${missing[@]}"
-  } >"/tmp/dbk-apt.$$.log" 2>&1 || rc=$?
+      apt-get install -y -qq "$@"
+  ) >"$aptlog" 2>&1 || rc=$?
   (( made_policy )) && rm -f /usr/sbin/policy-rc.d
   if (( rc != 0 )); then
-    tail -n 40 "/tmp/dbk-apt.$$.log" >&2
-    rm -f "/tmp/dbk-apt.$$.log"
-    die "apt-get failed ($rc)"
+    tail -n 40 "$aptlog" >&2
   fi
-  rm -f "/tmp/dbk-apt.$$.log"
+  rm -f "$aptlog"
+  return $rc
+}
+
+ensure_packages() {
+  local missing=()
+  mapfile -t missing < <(missing_packages "${PACKAGES[@]}")
+  [[ -x /bin/busybox ]] || missing+=(busybox-static)
+  (( ${#missing[@]} == 0 )) && return 0
+  (( EUID == 0 )) || die "missing packages ${missing[*]} and not root"
+  log "installing: ${missing[*]}"
+  apt_install "${missing[@]}" || die "apt-get failed"
 }
 
 # ---------------------------------------------------------------- TLS
@@ -465,36 +500,52 @@ EOF
   log "registry up (pid $pid)"
 }
 
-# ---------------------------------------------------------------- base image
+# ---------------------------------------------------------------- base images
+
+image_code() { # image → HTTP status of its inspect
+  lcurl -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" "http://docker/images/$1/json" 2>/dev/null || true
+}
+
+image_field() { # image field → the value of a top-level string field of its inspect
+  lcurl --unix-socket "$SOCK" "http://docker/images/$1/json" 2>/dev/null |
+    grep -o "\"$2\":\"[^\"]*\"" | head -n1 | cut -d'"' -f4
+}
+
+# A busybox rootfs in $1 (created) around the binary $2, with a link for each
+# applet named on stdin, /usr/bin/env, and minimal passwd/group files.
+make_rootfs() { # root busybox_binary < applet names
+  local root="$1" bb="$2" name
+  mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/root" "$root/usr/bin" \
+    "$root/dev" "$root/proc" "$root/sys" "$root/var"
+  chmod 1777 "$root/tmp"
+  chmod 700 "$root/root"
+  cp "$bb" "$root/bin/busybox"
+  chmod 755 "$root/bin/busybox"
+  while read -r name; do
+    [[ -z "$name" || "$name" == busybox || "$name" == */* ]] && continue
+    ln -sf busybox "$root/bin/$name"
+  done
+  ln -sf ../../bin/busybox "$root/usr/bin/env"
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+}
+
+# Reproducible tar: same bytes (so same layer digest) every time.
+rootfs_tar() { # root tarfile
+  tar --sort=name --mtime='2020-01-01 00:00:00Z' --owner=0 --group=0 --numeric-owner \
+    -C "$1" -cf "$2" .
+}
 
 ensure_base_image() {
-  local code
-  code="$(lcurl -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" "http://docker/images/$BASE_IMAGE/json")"
-  if [[ "$code" == 200 ]]; then
+  if [[ "$(image_code "$BASE_IMAGE")" == 200 ]]; then
     log "base image $BASE_IMAGE present"
     return 0
   fi
   log "making base image $BASE_IMAGE from /bin/busybox"
   local work
   work="$(mktemp -d "$DIR/base.XXXXXX")"
-  local root="$work/root"
-  mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/root" "$root/usr/bin" \
-    "$root/dev" "$root/proc" "$root/sys" "$root/var"
-  chmod 1777 "$root/tmp"
-  chmod 700 "$root/root"
-  cp /bin/busybox "$root/bin/busybox"
-  chmod 755 "$root/bin/busybox"
-  local name
-  for name in $(/bin/busybox --list); do
-    [[ "$name" == busybox || "$name" == */* ]] && continue
-    ln -sf busybox "$root/bin/$name"
-  done
-  ln -sf ../../bin/busybox "$root/usr/bin/env"
-  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
-  printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
-  # Reproducible tar: same bytes (so same layer digest) every time.
-  tar --sort=name --mtime='2020-01-01 00:00:00Z' --owner=0 --group=0 --numeric-owner \
-    -C "$root" -cf "$work/root.tar" .
+  /bin/busybox --list | make_rootfs "$work/root" /bin/busybox
+  rootfs_tar "$work/root" "$work/root.tar"
   local out
   out="$(lcurl -X POST -H 'Content-Type: application/x-tar' --data-binary "@$work/root.tar" \
     --unix-socket "$SOCK" \
@@ -503,9 +554,237 @@ ensure_base_image() {
   if [[ "$out" == *'"error'* ]]; then
     die "import of $BASE_IMAGE failed: $out"
   fi
-  code="$(lcurl -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" "http://docker/images/$BASE_IMAGE/json")"
-  [[ "$code" == 200 ]] || die "base image $BASE_IMAGE missing after import: $out"
+  [[ "$(image_code "$BASE_IMAGE")" == 200 ]] || die "base image $BASE_IMAGE missing after import: $out"
 }
+
+# The amd64 base also as $BASE_IMAGE_AMD64 (same image id).
+ensure_base_alias() {
+  local id
+  id="$(image_field "$BASE_IMAGE" Id)"
+  [[ -n "$id" ]] || die "base image $BASE_IMAGE has no id"
+  [[ "$(image_field "$BASE_IMAGE_AMD64" Id)" == "$id" ]] && return 0
+  log "tagging $BASE_IMAGE as $BASE_IMAGE_AMD64"
+  local code
+  code="$(lcurl -o /dev/null -w '%{http_code}' -X POST --unix-socket "$SOCK" \
+    "http://docker/images/$BASE_IMAGE/tag?repo=${BASE_IMAGE_AMD64%:*}&tag=${BASE_IMAGE_AMD64##*:}")"
+  [[ "$code" == 201 ]] || die "tagging $BASE_IMAGE as $BASE_IMAGE_AMD64 failed (HTTP $code)"
+}
+
+# ---------------------------------------------------------------- emulation
+#
+# RUN steps for linux/arm64 on this amd64 host run through qemu-aarch64-static,
+# registered with the kernel's binfmt_misc with the F flag (the kernel opens
+# the interpreter once, at registration, so it works inside containers whose
+# root has no qemu). Nothing here is fatal: what cannot be done is recorded as
+# DBK_EMULATION=0 with the reason.
+
+emu_unavailable() { # reason
+  local reason="$*"
+  reason="${reason//$'\n'/ }"
+  reason="$(tr -s ' \t' ' ' <<<"$reason")"
+  EMULATION=0
+  # Keep the first reason: the later ones follow from it.
+  [[ -n "$EMULATION_REASON" ]] || EMULATION_REASON="${reason% }"
+  log "emulation unavailable: ${reason% }"
+}
+
+ensure_emulation_packages() {
+  local missing=()
+  mapfile -t missing < <(missing_packages "${EMU_PACKAGES[@]}")
+  (( ${#missing[@]} == 0 )) && return 0
+  if (( EUID != 0 )); then
+    emu_unavailable "packages ${missing[*]} are missing and this is not root"
+    return 0
+  fi
+  log "installing: ${missing[*]}"
+  apt_install "${missing[@]}" || emu_unavailable "apt-get install ${missing[*]} failed"
+}
+
+handler_enabled() { [[ "$(head -n1 "$EMU_HANDLER" 2>/dev/null)" == enabled ]]; }
+handler_flags() { sed -n 's/^flags: *//p' "$EMU_HANDLER" 2>/dev/null; }
+handler_interpreter() { sed -n 's/^interpreter *//p' "$EMU_HANDLER" 2>/dev/null; }
+
+# binfmt_misc mounted, and the qemu-aarch64 handler registered, enabled, with F.
+ensure_binfmt() {
+  [[ "$EMULATION" == 1 ]] || return 0
+  local out
+  if [[ ! -e "$BINFMT_DIR/register" ]]; then
+    grep -qw binfmt_misc /proc/filesystems 2>/dev/null || modprobe binfmt_misc >/dev/null 2>&1 || true
+    if ! grep -qw binfmt_misc /proc/filesystems 2>/dev/null; then
+      emu_unavailable "the kernel has no binfmt_misc file system (not in /proc/filesystems; modprobe binfmt_misc did not help)"
+      return 0
+    fi
+    if ! out="$(mount -t binfmt_misc binfmt_misc "$BINFMT_DIR" 2>&1)"; then
+      emu_unavailable "cannot mount binfmt_misc at $BINFMT_DIR: ${out:-mount failed}"
+      return 0
+    fi
+    log "mounted binfmt_misc at $BINFMT_DIR"
+  fi
+  if [[ -e "$EMU_HANDLER" ]] && ! handler_enabled; then
+    # Left disabled (e.g. by an emulation test that was killed): enable it.
+    log "enabling the disabled qemu-aarch64 handler"
+    echo 1 >"$EMU_HANDLER" 2>/dev/null || true
+  fi
+  if [[ -e "$EMU_HANDLER" && "$(handler_flags)" != *F* ]]; then
+    # Without F the kernel looks the interpreter up in each container's own
+    # root, where it does not exist: register it again.
+    log "the qemu-aarch64 handler lacks the F flag (flags: $(handler_flags)); registering it again"
+    echo -1 >"$EMU_HANDLER" 2>/dev/null || true
+  fi
+  if [[ ! -e "$EMU_HANDLER" ]]; then
+    # binfmt-support's database normally has the format (qemu-user-static's
+    # postinst imports it); import it if not.
+    if ! update-binfmts --display qemu-aarch64 >/dev/null 2>&1; then
+      update-binfmts --import qemu-aarch64 >/dev/null 2>&1 || true
+    fi
+    if ! out="$(update-binfmts --enable qemu-aarch64 2>&1)"; then
+      emu_unavailable "update-binfmts --enable qemu-aarch64 failed: $out"
+      return 0
+    fi
+    log "registered the qemu-aarch64 binfmt handler"
+  fi
+  if [[ ! -e "$EMU_HANDLER" ]]; then
+    emu_unavailable "$EMU_HANDLER does not exist after update-binfmts --enable qemu-aarch64"
+  elif ! handler_enabled; then
+    emu_unavailable "$EMU_HANDLER stays disabled"
+  elif [[ "$(handler_flags)" != *F* ]]; then
+    emu_unavailable "$EMU_HANDLER has no F flag (flags: '$(handler_flags)'), so containers cannot find its interpreter"
+  elif [[ ! -x "$(handler_interpreter)" ]]; then
+    emu_unavailable "the interpreter of $EMU_HANDLER, '$(handler_interpreter)', is not an executable"
+  fi
+  return 0
+}
+
+# A 64-bit little-endian ELF file for machine 183 (EM_AARCH64).
+is_arm64_elf() {
+  [[ -f "$1" ]] || return 1
+  [[ "$(od -An -tx1 -N20 "$1" 2>/dev/null | tr -d ' \n')" == 7f454c460201* ]] || return 1
+  [[ "$(od -An -tx1 -j18 -N2 "$1" 2>/dev/null | tr -d ' \n')" == b700 ]]
+}
+
+# $ARM64_DIR/root: a rootfs around the arm64 busybox of busybox-static:arm64,
+# and $ARM64_DIR/root.tar. Returns non-zero (after logging) when impossible.
+ensure_arm64_rootfs() {
+  is_arm64_elf "$ARM64_DIR/root/bin/busybox" && [[ -s "$ARM64_DIR/root.tar" ]] && return 0
+  if (( EUID != 0 )); then
+    ARM64_ERROR="busybox-static:arm64 is needed and this is not root"
+    return 1
+  fi
+  local work out
+  work="$(mktemp -d "$DIR/arm64-new.XXXXXX")"
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    log "dpkg --add-architecture arm64"
+    if ! out="$(dpkg --add-architecture arm64 2>&1)"; then
+      rm -rf "$work"
+      ARM64_ERROR="dpkg --add-architecture arm64 failed: $out"
+      return 1
+    fi
+  fi
+  log "downloading busybox-static:arm64"
+  # apt-get download: the package file only, nothing installed.
+  if ! (cd "$work" && apt-get download -qq busybox-static:arm64) >"$work/apt.log" 2>&1; then
+    log "updating the package lists (arm64)"
+    if ! (apt-get update -qq && cd "$work" && apt-get download -qq busybox-static:arm64) \
+      >"$work/apt.log" 2>&1; then
+      ARM64_ERROR="apt-get download busybox-static:arm64 failed: $(tail -n 5 "$work/apt.log" | tr '\n' ' ')"
+      rm -rf "$work"
+      return 1
+    fi
+  fi
+  local deb="" bb f
+  for f in "$work"/busybox-static_*_arm64.deb; do [[ -f "$f" ]] && deb="$f" && break; done
+  if [[ -z "$deb" ]] || ! dpkg-deb -x "$deb" "$work/deb" 2>"$work/apt.log"; then
+    ARM64_ERROR="cannot unpack busybox-static:arm64 ($deb): $(cat "$work/apt.log")"
+    rm -rf "$work"
+    return 1
+  fi
+  bb=""
+  local c
+  for c in "$work/deb/bin/busybox" "$work/deb/usr/bin/busybox"; do
+    if is_arm64_elf "$c"; then bb="$c"; break; fi
+  done
+  if [[ -z "$bb" ]]; then
+    ARM64_ERROR="busybox-static:arm64 holds no arm64 /bin/busybox"
+    rm -rf "$work"
+    return 1
+  fi
+  # The applets of the arm64 busybox itself (run by qemu directly, no binfmt
+  # needed); the amd64 busybox of the same Debian release has the same list.
+  local applets
+  if ! applets="$(/usr/bin/qemu-aarch64-static "$bb" --list 2>/dev/null)" || [[ -z "$applets" ]]; then
+    applets="$(/bin/busybox --list)"
+  fi
+  make_rootfs "$work/root" "$bb" <<<"$applets"
+  rootfs_tar "$work/root" "$work/root.tar"
+  rm -rf "$work/deb" "$work/apt.log"
+  rm -rf "$ARM64_DIR"
+  mv "$work" "$ARM64_DIR"
+}
+
+# $BASE_IMAGE_ARM64: FROM scratch + the arm64 rootfs, built with BuildKit for
+# linux/arm64 so that its config says arm64 (`docker import --platform` records
+# amd64 with this CLI and daemon). Needs no emulation (no RUN step).
+ensure_arm64_image() {
+  if [[ "$(image_field "$BASE_IMAGE_ARM64" Architecture)" == arm64 ]]; then
+    log "base image $BASE_IMAGE_ARM64 present"
+    return 0
+  fi
+  ARM64_ERROR=""
+  if ! ensure_arm64_rootfs; then
+    emu_unavailable "cannot make $BASE_IMAGE_ARM64: $ARM64_ERROR"
+    return 0
+  fi
+  if [[ ! -x "$BUILDKIT_CLI" ]]; then
+    emu_unavailable "cannot make $BASE_IMAGE_ARM64: $BUILDKIT_CLI (the docker.io CLI, which builds with BuildKit) is missing"
+    return 0
+  fi
+  log "making base image $BASE_IMAGE_ARM64 (BuildKit, linux/arm64)"
+  local work rc=0
+  work="$(mktemp -d "$DIR/base-arm64.XXXXXX")"
+  mkdir -p "$work/ctx" "$work/cfg"
+  cp "$ARM64_DIR/root.tar" "$work/ctx/rootfs.tar"
+  printf 'FROM scratch\nADD rootfs.tar /\nENV PATH=/bin\n' >"$work/ctx/Dockerfile"
+  env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY -u all_proxy -u ALL_PROXY \
+    -u DOCKER_TLS_VERIFY -u DOCKER_CERT_PATH \
+    DOCKER_BUILDKIT=1 DOCKER_HOST="unix://$SOCK" DOCKER_CONFIG="$work/cfg" \
+    "$BUILDKIT_CLI" build --progress plain --platform linux/arm64 -t "$BASE_IMAGE_ARM64" "$work/ctx" \
+    </dev/null >"$work/build.log" 2>&1 || rc=$?
+  if (( rc != 0 )); then
+    emu_unavailable "cannot make $BASE_IMAGE_ARM64: docker build failed ($rc): $(tail -n 5 "$work/build.log" | tr '\n' ' ')"
+    rm -rf "$work"
+    return 0
+  fi
+  rm -rf "$work"
+  local arch
+  arch="$(image_field "$BASE_IMAGE_ARM64" Architecture)"
+  [[ "$arch" == arm64 ]] ||
+    emu_unavailable "$BASE_IMAGE_ARM64 was built but its config says architecture '${arch:-?}', not arm64"
+}
+
+# An arm64 program runs on this host (through the handler): the last check.
+check_emulation() {
+  [[ "$EMULATION" == 1 ]] || return 0
+  local out
+  out="$("$ARM64_DIR/root/bin/busybox" uname -m 2>&1)" || true
+  if [[ "$out" != aarch64 ]]; then
+    emu_unavailable "the arm64 busybox does not run on this host through $EMU_HANDLER: ${out:-no output}"
+    return 0
+  fi
+  log "emulation ready: arm64 programs run here (qemu-aarch64 handler, flags $(handler_flags))"
+}
+
+# The arm64 rootfs (for the check) exists even when the image was already there.
+ensure_emulation() {
+  ensure_binfmt
+  ensure_arm64_image
+  if [[ "$EMULATION" == 1 ]] && ! ensure_arm64_rootfs; then
+    emu_unavailable "cannot get the arm64 busybox: $ARM64_ERROR"
+  fi
+  check_emulation
+}
+
+# Single-quoted for sh.
+sq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 
 # ---------------------------------------------------------------- env file
 
@@ -521,6 +800,10 @@ export DBK_REGISTRY=127.0.0.1:$PORT
 export DBK_REGISTRY_USER=$REG_USER
 export DBK_REGISTRY_PASSWORD=$pass
 export DBK_BASE_IMAGE=$BASE_IMAGE
+export DBK_BASE_IMAGE_AMD64=$BASE_IMAGE_AMD64
+export DBK_BASE_IMAGE_ARM64=$BASE_IMAGE_ARM64
+export DBK_EMULATION=$EMULATION
+export DBK_EMULATION_REASON=$(sq "$EMULATION_REASON")
 export DBK_SERVICES_DIR=$DIR
 EOF
   chmod 600 "$tmp"
@@ -537,12 +820,15 @@ with_lock() {
 
 cmd_up() {
   ensure_packages
+  ensure_emulation_packages
   with_lock
   chmod 700 "$DIR" 2>/dev/null || true
   ensure_tls_certs
   start_dockerd
   start_registry
   ensure_base_image
+  ensure_base_alias
+  ensure_emulation
   write_env
   exec 9>&-
   log "ready; source \"$ENV_FILE\""
@@ -591,6 +877,20 @@ cmd_status() {
     local code
     code="$(lcurl -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" "http://docker/images/$BASE_IMAGE/json")"
     [[ "$code" == 200 ]] && echo "base image: $BASE_IMAGE present" || echo "base image: $BASE_IMAGE missing"
+    local arch
+    arch="$(image_field "$BASE_IMAGE_ARM64" Architecture)"
+    if [[ -n "$arch" ]]; then
+      echo "arm64 base image: $BASE_IMAGE_ARM64 present (architecture $arch)"
+    else
+      echo "arm64 base image: $BASE_IMAGE_ARM64 missing"
+    fi
+  fi
+  if [[ -e "$EMU_HANDLER" ]]; then
+    echo "emulation: $EMU_HANDLER $(head -n1 "$EMU_HANDLER"), flags '$(handler_flags)', interpreter $(handler_interpreter)"
+  elif [[ -e "$BINFMT_DIR/register" ]]; then
+    echo "emulation: binfmt_misc mounted, no qemu-aarch64 handler (run: $0 up)"
+  else
+    echo "emulation: binfmt_misc not mounted at $BINFMT_DIR (run: $0 up)"
   fi
   [[ -f "$ENV_FILE" ]] && echo "env: $ENV_FILE" || echo "env: (not written)"
   return $rc

@@ -244,9 +244,13 @@ pub async fn build(
             .await;
         }
         let hint = match platform {
-            Some(p) if reason.contains("exec format error") => format!(
-                ". The Docker host cannot run {p} programs: RUN steps for a foreign platform need an emulator. On the Docker host, install qemu-user-static and binfmt-support, mount binfmt_misc (mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc) and enable the handler (e.g. update-binfmts --enable qemu-aarch64)"
-            ),
+            Some(p)
+                if reason.contains("exec format error") || log.contains("exec format error") =>
+            {
+                format!(
+                    ". The Docker host cannot run {p} programs: RUN steps for a foreign platform need an emulator. On the Docker host, install qemu-user-static and binfmt-support, mount binfmt_misc (mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc) and enable the handler (e.g. update-binfmts --enable qemu-aarch64)"
+                )
+            }
             _ => String::new(),
         };
         return Err(ResourceError::Failed(format!(
