@@ -43,6 +43,7 @@ fn assert_no_password(s: &Services, h: &Harness, extra: &str) {
 }
 
 #[tokio::test]
+#[serial_test::parallel(builder_cache)]
 async fn lifecycle_preview_up_noop_edit_update_refresh_destroy() {
     let s = Services::get();
     let dir = tempfile::tempdir().unwrap();
@@ -203,7 +204,9 @@ async fn lifecycle_preview_up_noop_edit_update_refresh_destroy() {
     assert_no_password(&s, &h, "");
 }
 
+// Prunes the daemon's build cache: no other build of this file may run meanwhile.
 #[tokio::test]
+#[serial_test::serial(builder_cache)]
 async fn inline_cache_is_reused_from_a_clean_daemon() {
     let s = Services::get();
     let dir = tempfile::tempdir().unwrap();
@@ -222,8 +225,9 @@ async fn inline_cache_is_reused_from_a_clean_daemon() {
         ],
     );
     let repo = s.repo("cache");
-    let inputs =
-        json!({"name": repo, "context": ".", "network": "none", "registry": s.registry_input()});
+    // skipIfPushed off: this is about rebuilding from the inline cache, not reusing the image.
+    let inputs = json!({"name": repo, "context": ".", "network": "none", "skipIfPushed": false,
+        "registry": s.registry_input()});
     let mut h = real(&s, dir.path()).await;
     let checked = h.check_ok("c", &json!({}), &inputs).await;
     let first = from_struct(
@@ -271,6 +275,7 @@ async fn inline_cache_is_reused_from_a_clean_daemon() {
 }
 
 #[tokio::test]
+#[serial_test::parallel(builder_cache)]
 async fn cross_build_linux_arm64() {
     let s = Services::get();
     let dir = tempfile::tempdir().unwrap();
@@ -307,6 +312,7 @@ async fn cross_build_linux_arm64() {
 }
 
 #[tokio::test]
+#[serial_test::parallel(builder_cache)]
 async fn tags_push_false_and_docker_config_credentials() {
     let s = Services::get();
     let dir = tempfile::tempdir().unwrap();
@@ -385,6 +391,7 @@ async fn create_error(h: &mut Harness, inputs: &Value) -> tonic::Status {
 }
 
 #[tokio::test]
+#[serial_test::parallel(builder_cache)]
 async fn failures_are_clear_and_never_show_the_password() {
     let s = Services::get();
     let dir = tempfile::tempdir().unwrap();
@@ -419,12 +426,26 @@ async fn failures_are_clear_and_never_show_the_password() {
             && !h.stderr_text().contains(wrong)
     );
 
-    // Registry down (nothing listens on the port).
-    let inputs = json!({"name": "127.0.0.1:9/nothing/here", "context": "ok", "inlineCache": false});
+    // Registry down (nothing listens on the port): found by the build-once lookup, before
+    // any build; and, with that lookup off, by the daemon's push.
+    let inputs = json!({"name": "127.0.0.1:9/nothing/here", "context": "ok"});
     let e = create_error(&mut h, &inputs).await;
-    assert!(e.message().contains("127.0.0.1:9"), "{}", e.message());
     assert!(
-        e.message().contains("unreachable") || e.message().contains("connection refused"),
+        e.message().starts_with("cannot reach registry 127.0.0.1:9"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(e.code(), tonic::Code::Unavailable);
+    let inputs = json!({"name": "127.0.0.1:9/nothing/here", "context": "ok", "inlineCache": false, "skipIfPushed": false});
+    let e = create_error(&mut h, &inputs).await;
+    assert!(
+        e.message()
+            .starts_with("registry 127.0.0.1:9 is unreachable"),
+        "{}",
+        e.message()
+    );
+    assert!(
+        e.message().contains("connection refused"),
         "{}",
         e.message()
     );
@@ -454,7 +475,11 @@ async fn failures_are_clear_and_never_show_the_password() {
     );
 
     // An unparsable Dockerfile.
-    let e = create_error(&mut h, &json!({"name": s.repo("bad"), "context": "bad"})).await;
+    let e = create_error(
+        &mut h,
+        &json!({"name": s.repo("bad"), "context": "bad", "push": false}),
+    )
+    .await;
     assert!(
         e.message().to_lowercase().contains("unknown instruction"),
         "{}",
@@ -467,7 +492,7 @@ async fn failures_are_clear_and_never_show_the_password() {
         .check_ok(
             "f",
             &json!({}),
-            &json!({"name": s.repo("gone"), "context": "gone"}),
+            &json!({"name": s.repo("gone"), "context": "gone", "push": false}),
         )
         .await;
     std::fs::remove_file(dir.path().join("gone/Dockerfile")).unwrap();
@@ -487,7 +512,8 @@ async fn failures_are_clear_and_never_show_the_password() {
         json!({"host": "unix:///nonexistent/docker.sock"}),
     )
     .await;
-    let e = create_error(&mut down, &json!({"name": s.repo("down"), "context": "ok"})).await;
+    let inputs = json!({"name": s.repo("down"), "context": "ok", "registry": s.registry_input()});
+    let e = create_error(&mut down, &inputs).await;
     assert!(
         e.message()
             .contains("cannot reach the Docker daemon at unix:///nonexistent/docker.sock"),
@@ -498,6 +524,7 @@ async fn failures_are_clear_and_never_show_the_password() {
 }
 
 #[tokio::test]
+#[serial_test::parallel(builder_cache)]
 async fn cancel_stops_a_running_build() {
     let s = Services::get();
     let dir = tempfile::tempdir().unwrap();
@@ -555,6 +582,7 @@ async fn cancel_stops_a_running_build() {
 }
 
 #[tokio::test]
+#[serial_test::parallel(builder_cache)]
 async fn refused_cache_import_is_a_warning() {
     let s = Services::get();
     let dir = tempfile::tempdir().unwrap();

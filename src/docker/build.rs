@@ -88,7 +88,32 @@ fn daemon_credentials(creds: &BTreeMap<String, Credentials>) -> HashMap<String, 
 /// Builds the image and returns its id.
 /// Builds the image for `platform` (the daemon's own when `None`), tagged `local_tag`
 /// (which is also its inline-cache source), and returns its id.
+///
+/// The daemon can fetch an uploaded context only once; if BuildKit loses its copy during
+/// the build (a concurrent `docker builder prune`), the build fails with "context not
+/// found". That build is retried once, with the context sent again.
 pub async fn build(
+    ctx: &Ctx<ProviderConfig>,
+    docker: &Docker,
+    req: &BuildRequest,
+    platform: Option<&str>,
+    local_tag: &str,
+    creds: &BTreeMap<String, Credentials>,
+) -> Result<String, ResourceError> {
+    match build_once(ctx, docker, req, platform, local_tag, creds).await {
+        Err(ResourceError::Failed(m)) if m.contains("failed to read downloaded context") => {
+            ctx.log(
+                Severity::Warning,
+                &format!("the Docker daemon lost the uploaded build context of {local_tag} (was the build cache pruned meanwhile?): building again"),
+            )
+            .await;
+            build_once(ctx, docker, req, platform, local_tag, creds).await
+        }
+        other => other,
+    }
+}
+
+async fn build_once(
     ctx: &Ctx<ProviderConfig>,
     docker: &Docker,
     req: &BuildRequest,
