@@ -1,8 +1,11 @@
 # The few verbs people need; each is the command the README shows.
-.PHONY: test demo codegen services-up services-down
+.PHONY: test test-sdk demo codegen services-up services-down
 
 test:
 	bash scripts/test.sh
+
+test-sdk:
+	bash scripts/test-sdk.sh
 
 demo:
 	bash scripts/demo.sh

@@ -2,8 +2,8 @@
 # The whole test suite, on a fresh machine too: installs and starts the services the
 # tests need (a private dockerd and a registry, see scripts/services.sh), checks
 # formatting and lints, checks that generated files are current, then runs the Rust
-# tests (unit, engine harness, real Docker + registry) and the Python wire tests
-# against Pulumi's own gRPC stubs.
+# tests (unit, engine harness, real Docker + registry), the Python wire tests
+# against Pulumi's own gRPC stubs, and the SDK tests (scripts/test-sdk.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +25,7 @@ trap 'rm -rf "$tmp"' EXIT
 cmp "$tmp/pulumirpc.fds.bin" codegen/pulumirpc.fds.bin \
   || { echo "codegen/pulumirpc.fds.bin differs from the pinned pulumi wheel's descriptors"; exit 1; }
 cargo run -q -p codegen -- all
-git diff --exit-code -- src/generated schema \
+git diff --exit-code -- src/generated schema sdk \
   || { echo "generated files are stale: commit the output of 'cargo run -p codegen -- all'"; exit 1; }
 
 echo "== rust tests"
@@ -34,3 +34,6 @@ cargo test --workspace
 
 echo "== wire compatibility with Pulumi's Python stubs"
 PROVIDER_BIN="$(pwd)/target/debug/pulumi-resource-docker-buildkit" "$PYTHON" -m pytest -q tests/python
+
+echo "== SDKs: installable, and right under Pulumi's mock runtimes"
+bash scripts/test-sdk.sh

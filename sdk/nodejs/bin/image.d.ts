@@ -1,0 +1,223 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as inputs from "./types/input";
+import * as outputs from "./types/output";
+/**
+ * A Docker image built with BuildKit and pushed to a registry. Preview never builds;
+ * nothing is built when nothing in the context changed.
+ */
+export declare class Image extends pulumi.CustomResource {
+    /**
+     * Gets an existing Image resource's state with the given name and ID.
+     *
+     * @param name The _unique_ name of the resulting resource.
+     * @param id The _unique_ provider ID of the resource to look up.
+     * @param opts Optional settings to control the behavior of the CustomResource.
+     */
+    static get(name: string, id: pulumi.Input<pulumi.ID>, opts?: pulumi.CustomResourceOptions): Image;
+    /**
+     * Returns true if the given object is an instance of Image. This is designed to work even
+     * when multiple copies of the Pulumi SDK have been loaded into the same process.
+     */
+    static isInstance(obj: any): obj is Image;
+    /**
+     * The image repository to push to, e.g. `registry.example.com/team/app`, optionally
+     * with a tag (`:v1`; `latest` when none is given).
+     */
+    readonly name: pulumi.Output<string>;
+    /**
+     * More tags to push the same image under: a bare tag (`v1.2`) applies to `name`'s
+     * repository; a full reference (`registry/other:tag`) names another one.
+     */
+    readonly tags: pulumi.Output<string[] | undefined>;
+    /**
+     * The build context directory, relative to the Pulumi program's directory.
+     */
+    readonly context: pulumi.Output<string | undefined>;
+    /**
+     * The Dockerfile, relative to the context directory. Defaults to `Dockerfile`.
+     */
+    readonly dockerfile: pulumi.Output<string | undefined>;
+    /**
+     * The Dockerfile's text, instead of a file (not together with `dockerfile`).
+     */
+    readonly dockerfileInline: pulumi.Output<string | undefined>;
+    /**
+     * The platforms to build for, as `os/arch[/variant]` (e.g. `linux/arm64`). Defaults to
+     * the Docker daemon's own platform. With several, each is built and pushed on its own
+     * (under the temporary tag `<tag>-<os>-<arch>[-<variant>]`, which stays in the registry)
+     * and one image index naming them all is pushed under `name` and `tags`.
+     */
+    readonly platforms: pulumi.Output<string[] | undefined>;
+    /**
+     * Build arguments (`ARG` values).
+     */
+    readonly buildArgs: pulumi.Output<{
+        [key: string]: string;
+    } | undefined>;
+    /**
+     * The stage of a multi-stage Dockerfile to build.
+     */
+    readonly target: pulumi.Output<string | undefined>;
+    /**
+     * Labels to set on the image.
+     */
+    readonly labels: pulumi.Output<{
+        [key: string]: string;
+    } | undefined>;
+    /**
+     * More images to take build cache from (the image's own `name` always is one).
+     */
+    readonly cacheFrom: pulumi.Output<string[] | undefined>;
+    /**
+     * Embed BuildKit's inline cache in the pushed image, so the next build anywhere can
+     * reuse its layers.
+     */
+    readonly inlineCache: pulumi.Output<boolean | undefined>;
+    /**
+     * Build without any cache.
+     */
+    readonly noCache: pulumi.Output<boolean | undefined>;
+    /**
+     * The network mode of `RUN` steps: `default`, `host` or `none`.
+     */
+    readonly network: pulumi.Output<string | undefined>;
+    /**
+     * Push the image to the registry. When false, the image stays in the Docker daemon.
+     */
+    readonly push: pulumi.Output<boolean | undefined>;
+    /**
+     * Credentials for the registry. Without them, those of the Docker CLI's config
+     * (`$DOCKER_CONFIG/config.json`, credential helpers included) are used.
+     */
+    readonly registry: pulumi.Output<outputs.Registry | undefined>;
+    /**
+     * Any change to these values rebuilds the image, even with an unchanged context.
+     */
+    readonly triggers: pulumi.Output<string[] | undefined>;
+    /**
+     * Build once per context, across machines: every push also tags the image
+     * `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked
+     * for that tag. When it is there, nothing is built or pushed: the existing image is
+     * tagged as asked, registry-side, and its digest returned.
+     */
+    readonly skipIfPushed: pulumi.Output<boolean | undefined>;
+    /**
+     * A hash of everything that makes the image: the files of the context that
+     * `.dockerignore` lets in (path, exec bit and content), the Dockerfile, build args,
+     * target, labels, platforms, network and triggers.
+     */
+    readonly contextHash: pulumi.Output<string | undefined>;
+    /**
+     * The digest of the pushed manifest (`sha256:…`); with `push: false`, the image id.
+     */
+    readonly digest: pulumi.Output<string>;
+    /**
+     * The pushed image pinned by digest, `repository@sha256:…`: deploy this.
+     */
+    readonly ref: pulumi.Output<string>;
+    /**
+     * The same as `ref` (the name the original provider used).
+     */
+    readonly repoDigest: pulumi.Output<string>;
+    /**
+     * For each platform built, the digest of its own manifest (the index's entries).
+     */
+    readonly platformDigests: pulumi.Output<{
+        [key: string]: string;
+    } | undefined>;
+    /**
+     * Creates an Image resource with the given unique name, arguments, and options.
+     *
+     * @param name The _unique_ name of the resource.
+     * @param args The arguments to use to populate this resource's properties.
+     * @param opts A bag of options that control this resource's behavior.
+     */
+    constructor(name: string, args: ImageArgs, opts?: pulumi.CustomResourceOptions);
+}
+/**
+ * The set of arguments for constructing an Image resource.
+ */
+export interface ImageArgs {
+    /**
+     * The image repository to push to, e.g. `registry.example.com/team/app`, optionally
+     * with a tag (`:v1`; `latest` when none is given).
+     */
+    name: pulumi.Input<string>;
+    /**
+     * More tags to push the same image under: a bare tag (`v1.2`) applies to `name`'s
+     * repository; a full reference (`registry/other:tag`) names another one.
+     */
+    tags?: pulumi.Input<pulumi.Input<string>[]>;
+    /**
+     * The build context directory, relative to the Pulumi program's directory.
+     */
+    context?: pulumi.Input<string>;
+    /**
+     * The Dockerfile, relative to the context directory. Defaults to `Dockerfile`.
+     */
+    dockerfile?: pulumi.Input<string>;
+    /**
+     * The Dockerfile's text, instead of a file (not together with `dockerfile`).
+     */
+    dockerfileInline?: pulumi.Input<string>;
+    /**
+     * The platforms to build for, as `os/arch[/variant]` (e.g. `linux/arm64`). Defaults to
+     * the Docker daemon's own platform. With several, each is built and pushed on its own
+     * (under the temporary tag `<tag>-<os>-<arch>[-<variant>]`, which stays in the registry)
+     * and one image index naming them all is pushed under `name` and `tags`.
+     */
+    platforms?: pulumi.Input<pulumi.Input<string>[]>;
+    /**
+     * Build arguments (`ARG` values).
+     */
+    buildArgs?: pulumi.Input<{
+        [key: string]: pulumi.Input<string>;
+    }>;
+    /**
+     * The stage of a multi-stage Dockerfile to build.
+     */
+    target?: pulumi.Input<string>;
+    /**
+     * Labels to set on the image.
+     */
+    labels?: pulumi.Input<{
+        [key: string]: pulumi.Input<string>;
+    }>;
+    /**
+     * More images to take build cache from (the image's own `name` always is one).
+     */
+    cacheFrom?: pulumi.Input<pulumi.Input<string>[]>;
+    /**
+     * Embed BuildKit's inline cache in the pushed image, so the next build anywhere can
+     * reuse its layers.
+     */
+    inlineCache?: pulumi.Input<boolean>;
+    /**
+     * Build without any cache.
+     */
+    noCache?: pulumi.Input<boolean>;
+    /**
+     * The network mode of `RUN` steps: `default`, `host` or `none`.
+     */
+    network?: pulumi.Input<string>;
+    /**
+     * Push the image to the registry. When false, the image stays in the Docker daemon.
+     */
+    push?: pulumi.Input<boolean>;
+    /**
+     * Credentials for the registry. Without them, those of the Docker CLI's config
+     * (`$DOCKER_CONFIG/config.json`, credential helpers included) are used.
+     */
+    registry?: pulumi.Input<inputs.RegistryArgs>;
+    /**
+     * Any change to these values rebuilds the image, even with an unchanged context.
+     */
+    triggers?: pulumi.Input<pulumi.Input<string>[]>;
+    /**
+     * Build once per context, across machines: every push also tags the image
+     * `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked
+     * for that tag. When it is there, nothing is built or pushed: the existing image is
+     * tagged as asked, registry-side, and its digest returned.
+     */
+    skipIfPushed?: pulumi.Input<boolean>;
+}

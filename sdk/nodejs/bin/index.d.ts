@@ -1,0 +1,10 @@
+import { Image } from "./image";
+export { Image };
+export type { ImageArgs } from "./image";
+import { Provider } from "./provider";
+export { Provider };
+export type { ProviderArgs } from "./provider";
+export * from "./types/enums";
+import * as config from "./config";
+import * as types from "./types";
+export { config, types };

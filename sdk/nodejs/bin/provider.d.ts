@@ -1,0 +1,34 @@
+import * as pulumi from "@pulumi/pulumi";
+/**
+ * The provider type for the docker-buildkit package.
+ */
+export declare class Provider extends pulumi.ProviderResource {
+    /**
+     * Returns true if the given object is an instance of Provider. This is designed to work even
+     * when multiple copies of the Pulumi SDK have been loaded into the same process.
+     */
+    static isInstance(obj: any): obj is Provider;
+    /**
+     * Creates a Provider resource with the given unique name, arguments, and options.
+     *
+     * @param name The _unique_ name of the resource.
+     * @param args The arguments to use to populate this resource's properties.
+     * @param opts A bag of options that control this resource's behavior.
+     */
+    constructor(name: string, args?: ProviderArgs, opts?: pulumi.ResourceOptions);
+}
+/**
+ * The set of arguments for constructing a Provider resource.
+ */
+export interface ProviderArgs {
+    /**
+     * The Docker daemon to build with: `unix:///path/to/docker.sock` or `tcp://host:port`.
+     * Defaults to `$DOCKER_HOST`, then the local socket `unix:///var/run/docker.sock`.
+     */
+    host?: pulumi.Input<string>;
+    /**
+     * A directory holding `ca.pem`, `cert.pem` and `key.pem` for a `tcp://` daemon with TLS.
+     * Defaults to `$DOCKER_CERT_PATH` when `$DOCKER_TLS_VERIFY` is set.
+     */
+    certPath?: pulumi.Input<string>;
+}

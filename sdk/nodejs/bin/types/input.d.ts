@@ -1,0 +1,19 @@
+import * as pulumi from "@pulumi/pulumi";
+/**
+ * Credentials for the registry the image is pushed to (and its inline cache pulled from).
+ */
+export interface RegistryArgs {
+    /**
+     * The registry host, e.g. `ghcr.io` or `127.0.0.1:5000` (a URL such as
+     * `https://123.dkr.ecr.us-east-1.amazonaws.com` is accepted too).
+     */
+    server: pulumi.Input<string>;
+    /**
+     * The user name.
+     */
+    username?: pulumi.Input<string>;
+    /**
+     * The password or token. Always stored as a secret; changing it never rebuilds.
+     */
+    password?: pulumi.Input<string>;
+}
