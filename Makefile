@@ -1,5 +1,5 @@
 # The few verbs people need; each is the command the README shows.
-.PHONY: test test-sdk demo codegen services-up services-down
+.PHONY: test test-sdk demo bench codegen services-up services-down
 
 test:
 	bash scripts/test.sh
@@ -9,6 +9,9 @@ test-sdk:
 
 demo:
 	bash scripts/demo.sh
+
+bench:
+	bash scripts/bench.sh
 
 codegen:
 	cargo run -p codegen -- all

@@ -14,46 +14,122 @@
 //! the same byte stream. The context hash is then taken over a version tag,
 //! the entry count and the fixed-size entry digests, then the same for the
 //! build files (Dockerfile, ignore file).
+//!
+//! Because every entry digest stands alone, files are read on several
+//! threads (a shared work queue, largest files first) and the digests are
+//! combined in path order afterwards: the result does not depend on
+//! scheduling, and digests known from the stat cache (`statcache.rs`) slot
+//! in without reading. Each thread owns one [`CHUNK`]-sized buffer, so memory
+//! does not grow with file sizes; a file that fits in the buffer together
+//! with its framing is hashed in one shot, which gives the same digest as
+//! streaming.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::{Xxh3Default, xxh3_128};
 
 use super::{BuildFile, ContextDigest, ContextError, Entry, EntryKind};
 
 /// Bumped whenever the framing changes, so old digests never match new ones.
 const VERSION_TAG: &[u8] = b"docker-buildkit/context-hash/v1\0";
 
-/// Read buffer size for file contents.
-const CHUNK: usize = 128 * 1024;
+/// Read buffer size for file contents, per thread. Large enough that a big
+/// file costs few syscalls, small enough to stay in the core's L2 cache so
+/// the hash reads what the copy from the page cache just wrote.
+const CHUNK: usize = 256 * 1024;
+
+/// Upper bound on reader threads (more only helps on network file systems).
+const MAX_THREADS: usize = 16;
+
+/// Below this much work, threads cost more than they save.
+const PARALLEL_MIN_FILES: usize = 16;
+const PARALLEL_MIN_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Files at least this large are read first (largest first), so that one
+/// big file at the end of the sorted list does not leave the other threads
+/// idle.
+const BIG_FILE: u64 = 1024 * 1024;
+
+/// The outcome of [`hash_entries`].
+#[derive(Debug)]
+pub(crate) struct Hashed {
+    /// The context hash, 32 hex digits.
+    pub(crate) hash: String,
+    /// [`ContextDigest::build_files`].
+    pub(crate) build_files: Vec<(String, String)>,
+    /// One digest per entry, same order as the entries.
+    pub(crate) entry_digests: Vec<u128>,
+    /// Entry files read (not known beforehand).
+    pub(crate) files_read: usize,
+    /// Content bytes of those files.
+    pub(crate) bytes_read: u64,
+    /// Threads that read files (0 when none were read).
+    pub(crate) threads: usize,
+}
 
 /// Hashes the given entries and build files (file contents are read from
-/// `root`).
+/// `root`), on one thread, without a stat cache: the reference definition
+/// the tests compare everything else with.
+#[cfg(test)]
 pub(crate) fn hash_all(
     root: &Path,
     entries: &[Entry],
     build_files: &[BuildFile<'_>],
 ) -> Result<ContextDigest, ContextError> {
-    let mut buf = vec![0u8; CHUNK];
-    let mut total = Xxh3::new();
-    total.update(VERSION_TAG);
+    hash_entries(root, entries, build_files, &[], 1)
+        .map(|hashed| hashed.into_digest(entries.to_vec()))
+}
 
+/// Hashes the given entries and build files. `known[i]`, when present and
+/// `Some`, is the digest of `entries[i]` (a file), which is then not read.
+/// `threads` is the most threads to read files with (`0`: one per core).
+///
+/// If several files cannot be read, the error names the first of them in
+/// path order among those attempted (the others stop early).
+pub(crate) fn hash_entries(
+    root: &Path,
+    entries: &[Entry],
+    build_files: &[BuildFile<'_>],
+    known: &[Option<u128>],
+    threads: usize,
+) -> Result<Hashed, ContextError> {
+    let mut digests = vec![0u128; entries.len()];
+    let mut to_read = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        match (entry.kind, known.get(i).copied().flatten()) {
+            (EntryKind::File, Some(digest)) => digests[i] = digest,
+            (EntryKind::File, None) => to_read.push(i),
+            (EntryKind::Dir | EntryKind::Symlink, _) => {
+                digests[i] = entry_digest(root, entry, &mut [])?;
+            }
+        }
+    }
+    let files_read = to_read.len();
+    let (bytes_read, threads) = read_files(root, entries, to_read, &mut digests, threads)?;
+
+    let mut total = Xxh3Default::new();
+    total.update(VERSION_TAG);
     total.update(&(entries.len() as u64).to_le_bytes());
-    let mut files = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let digest = entry_digest(root, entry, &mut buf)?;
+    for digest in &digests {
         total.update(&digest.to_le_bytes());
-        files.push((entry.path.clone(), hex(digest)));
     }
 
     total.update(&(build_files.len() as u64).to_le_bytes());
     let mut build = Vec::with_capacity(build_files.len());
+    let mut buf = Vec::new();
     for file in build_files {
         let digest = match file {
-            BuildFile::Disk(entry) => entry_digest(root, entry, &mut buf)?,
+            BuildFile::Disk(entry) => {
+                if buf.is_empty() {
+                    buf = vec![0u8; CHUNK];
+                }
+                file_digest(root, entry, &mut buf)?.0
+            }
             BuildFile::Inline(text) => {
                 let mut h = entry_header(file.name(), EntryKind::File, false);
                 h.update(text.as_bytes());
@@ -64,11 +140,156 @@ pub(crate) fn hash_all(
         build.push((file.name().to_owned(), hex(digest)));
     }
 
-    Ok(ContextDigest {
+    Ok(Hashed {
         hash: hex(total.digest128()),
-        files,
         build_files: build,
+        entry_digests: digests,
+        files_read,
+        bytes_read,
+        threads,
     })
+}
+
+impl Hashed {
+    /// The digest of the context whose `entries` were hashed (their paths
+    /// are moved into [`ContextDigest::files`], not copied).
+    pub(crate) fn into_digest(self, entries: Vec<Entry>) -> ContextDigest {
+        let files = entries
+            .into_iter()
+            .zip(&self.entry_digests)
+            .map(|(entry, digest)| (entry.path, hex(*digest)))
+            .collect();
+        ContextDigest {
+            hash: self.hash,
+            files,
+            build_files: self.build_files,
+        }
+    }
+}
+
+/// Reads and hashes the files `entries[i]` for `i` in `to_read` (sorted),
+/// storing each digest in `digests[i]`. Returns the bytes read and the
+/// number of threads used.
+fn read_files(
+    root: &Path,
+    entries: &[Entry],
+    to_read: Vec<usize>,
+    digests: &mut [u128],
+    threads: usize,
+) -> Result<(u64, usize), ContextError> {
+    if to_read.is_empty() {
+        return Ok((0, 0));
+    }
+    let bytes: u64 = to_read.iter().map(|&i| entries[i].size).sum();
+    let threads = super::thread_count(threads)
+        .min(MAX_THREADS)
+        .min(to_read.len());
+    if threads <= 1 || (to_read.len() < PARALLEL_MIN_FILES && bytes < PARALLEL_MIN_BYTES) {
+        let mut buf = vec![0u8; CHUNK];
+        let mut total = 0;
+        for i in to_read {
+            let (digest, n) = file_digest(root, &entries[i], &mut buf)?;
+            digests[i] = digest;
+            total += n;
+        }
+        return Ok((total, 1));
+    }
+
+    // Big files first, largest first; the rest in path (directory) order.
+    let (mut big, small): (Vec<usize>, Vec<usize>) = to_read
+        .into_iter()
+        .partition(|&i| entries[i].size >= BIG_FILE);
+    big.sort_by_key(|&i| std::cmp::Reverse(entries[i].size));
+    big.extend(small);
+    let queue = Queue {
+        root,
+        entries,
+        order: big,
+        next: AtomicUsize::new(0),
+        failed: AtomicBool::new(false),
+        error: Mutex::new(None),
+    };
+
+    let mut outputs = Vec::with_capacity(threads);
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads)
+            .map_while(|n| {
+                std::thread::Builder::new()
+                    .name(format!("context-hash-{n}"))
+                    .spawn_scoped(scope, || queue.work())
+                    .ok()
+            })
+            .collect();
+        outputs.push(queue.work());
+        for helper in helpers {
+            match helper.join() {
+                Ok(output) => outputs.push(output),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+    let used = outputs.len();
+    let error = queue.error.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, error)) = error {
+        return Err(error);
+    }
+    let mut total = 0;
+    for output in outputs {
+        total += output.bytes;
+        for (i, digest) in output.digests {
+            digests[i] = digest;
+        }
+    }
+    Ok((total, used))
+}
+
+/// Files to read, shared by the reader threads.
+struct Queue<'a> {
+    root: &'a Path,
+    entries: &'a [Entry],
+    /// Entry indices in the order they are handed out.
+    order: Vec<usize>,
+    next: AtomicUsize,
+    /// Set on the first error: the others stop taking work.
+    failed: AtomicBool,
+    /// The error of the entry with the smallest index seen.
+    error: Mutex<Option<(usize, ContextError)>>,
+}
+
+/// What one reader thread did.
+struct Output {
+    digests: Vec<(usize, u128)>,
+    bytes: u64,
+}
+
+impl Queue<'_> {
+    fn work(&self) -> Output {
+        let mut buf = vec![0u8; CHUNK];
+        let mut output = Output {
+            digests: Vec::new(),
+            bytes: 0,
+        };
+        while !self.failed.load(Ordering::Relaxed) {
+            let Some(&i) = self.order.get(self.next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            match file_digest(self.root, &self.entries[i], &mut buf) {
+                Ok((digest, n)) => {
+                    output.digests.push((i, digest));
+                    output.bytes += n;
+                }
+                Err(error) => {
+                    self.failed.store(true, Ordering::Relaxed);
+                    let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
+                    if slot.as_ref().is_none_or(|(j, _)| i < *j) {
+                        *slot = Some((i, error));
+                    }
+                    break;
+                }
+            }
+        }
+        output
+    }
 }
 
 /// Given two `files` lists, the paths added, removed or changed, sorted
@@ -91,34 +312,58 @@ pub fn changed_paths(old: &[(String, String)], new: &[(String, String)]) -> Vec<
     changed
 }
 
+/// 32 lowercase hex digits (what `format!("{:032x}")` gives, without the
+/// formatting machinery: this runs once per entry).
 fn hex(digest: u128) -> String {
-    format!("{digest:032x}")
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(32);
+    for byte in digest.to_be_bytes() {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    out
 }
 
-/// Starts an entry's hasher with the framed path, kind and exec bit.
-fn entry_header(path: &str, kind: EntryKind, executable: bool) -> Xxh3 {
-    let mut h = Xxh3::new();
-    h.update(&(path.len() as u64).to_le_bytes());
-    h.update(path.as_bytes());
-    let kind_byte: u8 = match kind {
+/// The framing that starts an entry's digest: path length, path, kind and
+/// exec bit. Writes it to `out` and returns its length.
+fn header_bytes(path: &str, kind: EntryKind, executable: bool, out: &mut [u8]) -> Option<usize> {
+    let len = 8 + path.len() + 2;
+    let out = out.get_mut(..len)?;
+    out[..8].copy_from_slice(&(path.len() as u64).to_le_bytes());
+    out[8..8 + path.len()].copy_from_slice(path.as_bytes());
+    out[8 + path.len()] = kind_byte(kind);
+    out[9 + path.len()] = u8::from(executable);
+    Some(len)
+}
+
+fn kind_byte(kind: EntryKind) -> u8 {
+    match kind {
         EntryKind::File => 1,
         EntryKind::Dir => 2,
         EntryKind::Symlink => 3,
-    };
-    h.update(&[kind_byte, u8::from(executable)]);
+    }
+}
+
+/// Starts an entry's hasher with the framed path, kind and exec bit.
+fn entry_header(path: &str, kind: EntryKind, executable: bool) -> Xxh3Default {
+    let mut h = Xxh3Default::new();
+    h.update(&(path.len() as u64).to_le_bytes());
+    h.update(path.as_bytes());
+    h.update(&[kind_byte(kind), u8::from(executable)]);
     h
 }
 
-/// The digest of one entry (reads file contents in chunks).
+/// The digest of one entry (reads file contents in chunks of `buf`, which
+/// must not be empty for files).
 pub(crate) fn entry_digest(
     root: &Path,
     entry: &Entry,
     buf: &mut [u8],
 ) -> Result<u128, ContextError> {
-    let mut h = entry_header(&entry.path, entry.kind, entry.executable);
     match entry.kind {
-        EntryKind::Dir => {}
+        EntryKind::Dir => Ok(entry_header(&entry.path, entry.kind, false).digest128()),
         EntryKind::Symlink => {
+            let mut h = entry_header(&entry.path, entry.kind, false);
             let target = entry
                 .link_target
                 .as_deref()
@@ -126,21 +371,59 @@ pub(crate) fn entry_digest(
                 .unwrap_or_default();
             h.update(&(target.len() as u64).to_le_bytes());
             h.update(&target);
+            Ok(h.digest128())
         }
-        EntryKind::File => {
-            let path = root.join(&entry.path);
-            let mut file = open_regular(&path)?;
-            loop {
-                match file.read(buf) {
-                    Ok(0) => break,
-                    Ok(n) => h.update(&buf[..n]),
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(source) => return Err(ContextError::ReadFile { path, source }),
-                }
+        EntryKind::File if buf.is_empty() => {
+            file_digest(root, entry, &mut [0u8; 4096]).map(|d| d.0)
+        }
+        EntryKind::File => file_digest(root, entry, buf).map(|d| d.0),
+    }
+}
+
+/// The digest of a file entry and the number of content bytes read. The
+/// framing and the content go through `buf`; if the file ends before `buf`
+/// is full the whole is hashed in one call, otherwise streamed.
+fn file_digest(root: &Path, entry: &Entry, buf: &mut [u8]) -> Result<(u128, u64), ContextError> {
+    debug_assert!(
+        !buf.is_empty(),
+        "reading into an empty buffer reads nothing"
+    );
+    let path = root.join(&entry.path);
+    let mut file = open_regular(&path)?;
+    let (mut hasher, mut filled) =
+        match header_bytes(&entry.path, EntryKind::File, entry.executable, buf) {
+            Some(len) => (None, len),
+            None => (
+                Some(entry_header(&entry.path, EntryKind::File, entry.executable)),
+                0,
+            ),
+        };
+    let mut content = 0u64;
+    loop {
+        if filled == buf.len() {
+            hasher
+                .get_or_insert_with(Xxh3Default::new)
+                .update(&buf[..filled]);
+            filled = 0;
+        }
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                filled += n;
+                content += n as u64;
             }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(source) => return Err(ContextError::ReadFile { path, source }),
         }
     }
-    Ok(h.digest128())
+    let digest = match hasher {
+        None => xxh3_128(&buf[..filled]),
+        Some(mut h) => {
+            h.update(&buf[..filled]);
+            h.digest128()
+        }
+    };
+    Ok((digest, content))
 }
 
 /// Opens a file that the walk saw as a regular file, and checks it still is
@@ -212,6 +495,30 @@ mod tests {
         write(dir.path(), "notes.tmp", "ignored");
         chmod(&dir.path().join("src/main.rs"), 0o644);
         dir
+    }
+
+    /// The hash definition is pinned: state stored by earlier versions must
+    /// not rebuild. This value was computed by the original single-threaded
+    /// implementation; change it only together with `VERSION_TAG`.
+    #[test]
+    fn hash_definition_is_pinned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        super::super::test_support::golden_tree(dir.path());
+        let d = digest(dir.path());
+        assert_eq!(d.hash, "53f60a80a64c39590dbf739b8c373af2");
+        let file = |p: &str| {
+            d.files
+                .iter()
+                .find(|(path, _)| path == p)
+                .expect(p)
+                .1
+                .clone()
+        };
+        assert_eq!(file("sub/big.bin"), "ff2f9b27aeb37f0b528e481238eda1e9");
+        assert_eq!(file("bin/run.sh"), "c76e00dc281925d12774ce490bb583b9");
+        assert_eq!(file("empty.txt"), "74f5401c0c369b29be317d16561bf84d");
+        assert_eq!(file("link"), "4350225e4429b249541e5d1923f2ace2");
+        assert_eq!(file("sub/empty"), "377a3ed958a4620fa0e728124b89157f");
     }
 
     #[test]
@@ -407,6 +714,107 @@ mod tests {
             assert!(err.to_string().contains("src/lib.rs"), "{err}");
         }
         chmod(&dir.path().join("src/lib.rs"), 0o644);
+    }
+
+    /// The definition as first written (one thread, streamed in fixed
+    /// chunks through the generic hasher), kept verbatim as an oracle for
+    /// the parallel, one-shot-for-small-files implementation.
+    fn original_definition(root: &Path) -> String {
+        use xxhash_rust::xxh3::Xxh3;
+        fn header(path: &str, kind: u8, exec: bool) -> Xxh3 {
+            let mut h = Xxh3::new();
+            h.update(&(path.len() as u64).to_le_bytes());
+            h.update(path.as_bytes());
+            h.update(&[kind, u8::from(exec)]);
+            h
+        }
+        let ctx = open(root);
+        let entries = ctx.entries().expect("entries");
+        let mut total = Xxh3::new();
+        total.update(VERSION_TAG);
+        total.update(&(entries.len() as u64).to_le_bytes());
+        let mut buf = vec![0u8; 128 * 1024];
+        let mut digest_of = |path: &str, exec: bool| {
+            let mut h = header(path, 1, exec);
+            let mut file = fs::File::open(root.join(path)).expect("open");
+            loop {
+                let n = file.read(&mut buf).expect("read");
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
+            h.digest128()
+        };
+        for e in &entries {
+            let d = match e.kind {
+                EntryKind::File => digest_of(&e.path, e.executable),
+                EntryKind::Dir => header(&e.path, 2, false).digest128(),
+                EntryKind::Symlink => {
+                    let mut h = header(&e.path, 3, false);
+                    let target = path_bytes(e.link_target.as_deref().expect("target"));
+                    h.update(&(target.len() as u64).to_le_bytes());
+                    h.update(&target);
+                    h.digest128()
+                }
+            };
+            total.update(&d.to_le_bytes());
+        }
+        total.update(&1u64.to_le_bytes());
+        total.update(&digest_of("Dockerfile", false).to_le_bytes());
+        format!("{:032x}", total.digest128())
+    }
+
+    #[test]
+    fn parallel_hashing_matches_the_original_definition() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        build_tree(root, &["Dockerfile", "empty/", "link -> nowhere"]);
+        // Sizes around the read buffer, where one-shot hashing gives way to
+        // streaming (the framing of `sizes/NNNNNNN` takes 23 bytes).
+        let mut sizes = vec![0, 1, 239, 240, 241, 4096, 3 * CHUNK + 5];
+        for edge in [CHUNK - 23, CHUNK, 2 * CHUNK - 23] {
+            sizes.extend([edge - 1, edge, edge + 1]);
+        }
+        for (i, size) in sizes.iter().enumerate() {
+            let content: Vec<u8> = (0..*size).map(|j| (j * 7 + i) as u8).collect();
+            let name = format!("sizes/{i:07}");
+            assert_eq!(8 + name.len() + 2, 23);
+            write(root, "sizes/.keep", "");
+            fs::write(root.join(&name), content).expect("write");
+            if i % 3 == 0 {
+                chmod(&root.join(&name), 0o755);
+            }
+        }
+        for i in 0..200 {
+            write(root, &format!("many/{}/{i}", i % 7), &"x".repeat(i * 31));
+        }
+        let want = original_definition(root);
+        for threads in [1, 2, 3, 8] {
+            let options = super::super::HashOptions {
+                threads,
+                stat_cache: super::super::StatCacheLocation::Off,
+            };
+            let (got, _) = open(root).hash_with(&options).expect("hash");
+            assert_eq!(got.hash, want, "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn parallel_read_errors_name_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        build_tree(root, &["Dockerfile"]);
+        for i in 0..300 {
+            write(root, &format!("d{}/f{i:03}", i % 4), "content");
+        }
+        let ctx = open(root);
+        let entries = ctx.entries().expect("entries");
+        let build_files = ctx.build_files().expect("build files");
+        fs::remove_file(root.join("d2/f150")).expect("rm");
+        let err = hash_entries(root, &entries, &build_files, &[], 4).expect_err("missing file");
+        assert!(matches!(err, ContextError::ReadFile { .. }), "{err}");
+        assert!(err.to_string().contains("d2/f150"), "{err}");
     }
 
     #[test]

@@ -6,8 +6,11 @@
 //! writer take their file list from [`BuildContext::entries`], so the hash
 //! changes exactly when the tar's contents change (mtimes, owners and
 //! permission bits other than the exec bit are deliberately ignored by
-//! both). It is not for talking to BuildKit, for caching digests across
-//! runs, or for building anything other than a local directory context.
+//! both). Hashing reads files on all cores and skips files whose stat is
+//! unchanged since the last hash of the same context (`statcache.rs`, under
+//! the user's cache directory), so a repeated hash costs about a stat walk.
+//! It is not for talking to BuildKit or for building anything other than a
+//! local directory context.
 //!
 //! Decisions worth knowing:
 //! - The Dockerfile (when given as a path) and the ignore file that was
@@ -26,11 +29,13 @@
 
 mod dockerignore;
 mod hash;
+mod statcache;
 mod tar;
 mod walk;
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 pub use dockerignore::{DockerIgnore, PatternError};
 pub use hash::changed_paths;
@@ -73,6 +78,67 @@ pub struct Entry {
     pub mtime: u64,
     /// Symlink target as stored on disk (symlinks only).
     pub link_target: Option<PathBuf>,
+    /// mtime/ctime in ns and inode from the same `lstat`, for the stat
+    /// cache (never hashed).
+    pub(crate) stamp: statcache::Stamp,
+}
+
+/// How [`BuildContext::hash_with`] works; the digest is the same whatever
+/// the options.
+#[derive(Debug, Clone, Default)]
+pub struct HashOptions {
+    /// The most threads listing directories and reading files at once; `0`
+    /// (the default) means one per available core.
+    pub threads: usize,
+    /// Where the stat cache lives, if anywhere.
+    pub stat_cache: StatCacheLocation,
+}
+
+/// Where the stat cache of a context is kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StatCacheLocation {
+    /// `statcache/` under the user's cache directory (see
+    /// [`crate::cache::cache_dir`]); off when `DOCKER_BUILDKIT_NO_CACHE=1` or
+    /// no home is known.
+    #[default]
+    UserCache,
+    /// No stat cache: every file is read.
+    Off,
+    /// This directory (tests, benchmarks).
+    Dir(PathBuf),
+}
+
+/// What the stat cache file was when a hash started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StatCacheState {
+    /// Disabled.
+    #[default]
+    Off,
+    /// No cache file yet.
+    Missing,
+    /// Unreadable, truncated, corrupt or not for this context: ignored.
+    Rejected,
+    /// Read and used.
+    Loaded,
+}
+
+/// What a hash cost (for benchmarks, tests and debug logs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HashStats {
+    /// Included entries (files, directories, symlinks).
+    pub entries: usize,
+    /// Included regular files.
+    pub files: usize,
+    /// Files read and hashed (the others' digests came from the stat cache).
+    pub files_read: usize,
+    /// Content bytes of the files read.
+    pub bytes_read: u64,
+    /// Threads that read files.
+    pub threads: usize,
+    /// The stat cache file as found.
+    pub stat_cache: StatCacheState,
+    /// Whether the stat cache file was (re)written.
+    pub stat_cache_written: bool,
 }
 
 /// Content hash of a context.
@@ -264,11 +330,17 @@ impl BuildContext {
     /// The included entries, sorted by relative path (byte order), never
     /// including the root itself.
     pub fn entries(&self) -> Result<Vec<Entry>, ContextError> {
+        self.entries_with(0)
+    }
+
+    /// [`BuildContext::entries`], listing directories on at most `threads`
+    /// threads (`0`: one per core).
+    fn entries_with(&self, threads: usize) -> Result<Vec<Entry>, ContextError> {
         let reserved = match self.dockerfile {
             DockerfileSource::Inline(_) => Some(INLINE_DOCKERFILE_NAME),
             DockerfileSource::Path(_) => None,
         };
-        walk::walk(&self.root, &self.ignore, reserved)
+        walk::walk(&self.root, &self.ignore, reserved, threads)
     }
 
     /// xxh3-128 over the entries plus per-file digests for diff messages.
@@ -277,10 +349,65 @@ impl BuildContext {
     /// target; plus the Dockerfile and the ignore file (see
     /// [`ContextDigest::build_files`]). Not covered: mtimes, owners, other
     /// permission bits.
+    ///
+    /// Uses every core and the stat cache in the user's cache directory
+    /// (see [`HashOptions`]).
     pub fn hash(&self) -> Result<ContextDigest, ContextError> {
-        let entries = self.entries()?;
+        self.hash_with(&HashOptions::default())
+            .map(|(digest, _)| digest)
+    }
+
+    /// [`BuildContext::hash`] with explicit options, and what it cost.
+    ///
+    /// A file is read unless the stat cache has its digest for the same
+    /// path, exec bit, size, mtime, ctime and inode, recorded by a run that
+    /// started at least 2 s after the file last changed (git's "racily
+    /// clean" guard, see `statcache.rs`). The cache is rewritten when
+    /// a file had to be read, a file disappeared, or the cache was missing
+    /// or unusable.
+    pub fn hash_with(
+        &self,
+        options: &HashOptions,
+    ) -> Result<(ContextDigest, HashStats), ContextError> {
+        // Taken before anything is stat'ed: a file changed after this moment
+        // is "racy" for the cache written by this run.
+        let started = SystemTime::now();
+        let entries = self.entries_with(options.threads)?;
         let build_files = self.build_files()?;
-        hash::hash_all(&self.root, &entries, &build_files)
+        let dir = match &options.stat_cache {
+            // Without inode numbers and ctimes a stat cannot prove a file
+            // unchanged.
+            _ if !cfg!(unix) => None,
+            StatCacheLocation::UserCache => crate::cache::stat_cache_dir(),
+            StatCacheLocation::Off => None,
+            StatCacheLocation::Dir(dir) => Some(dir.clone()),
+        };
+        let cache = dir.map(|dir| statcache::StatCache::new(&dir, &self.root, self.ignore_file()));
+        let lookup = cache.as_ref().map(|cache| cache.lookup(&entries));
+        let known = lookup.as_ref().map_or(&[][..], |l| &l.known[..]);
+        let hashed =
+            hash::hash_entries(&self.root, &entries, &build_files, known, options.threads)?;
+
+        let files = entries.iter().filter(|e| e.kind == EntryKind::File).count();
+        let mut stats = HashStats {
+            entries: entries.len(),
+            files,
+            files_read: hashed.files_read,
+            bytes_read: hashed.bytes_read,
+            threads: hashed.threads,
+            stat_cache: lookup.as_ref().map_or(StatCacheState::Off, |l| l.state),
+            stat_cache_written: false,
+        };
+        if let (Some(cache), Some(lookup)) = (&cache, &lookup) {
+            let rewrite = lookup.state != StatCacheState::Loaded
+                || lookup.stale
+                || hashed.files_read > 0
+                || lookup.records != files;
+            if rewrite {
+                stats.stat_cache_written = cache.store(started, &entries, &hashed.entry_digests);
+            }
+        }
+        Ok((hashed.into_digest(entries), stats))
     }
 
     /// Streams the context as an uncompressed tar into `w` (bounded memory:
@@ -325,6 +452,16 @@ impl BuildContext {
             )?));
         }
         Ok(files)
+    }
+}
+
+/// The number of threads to use for `requested` (`0`: one per available
+/// core, asked once per process: the answer involves reading cgroup files).
+pub(crate) fn thread_count(requested: usize) -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    match requested {
+        0 => *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        n => n,
     }
 }
 
@@ -484,6 +621,7 @@ pub(crate) mod test_support {
     //! Helpers shared by the module tests: building temp trees.
 
     use std::fs;
+    use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
 
     /// Creates `spec` under `root`: a path ending in `/` is an (empty)
@@ -503,6 +641,26 @@ pub(crate) mod test_support {
                 write(root, item, item);
             }
         }
+    }
+
+    /// A fixed tree covering every kind of entry, a file crossing read-chunk
+    /// boundaries, an exec bit, an excluded file and an empty file.
+    pub(crate) fn golden_tree(root: &Path) {
+        write(root, "Dockerfile", "FROM scratch\nCOPY . /\n");
+        write(root, ".dockerignore", "*.tmp\n");
+        write(root, "a.txt", "hello");
+        write(root, "empty.txt", "");
+        write(root, "skip.tmp", "excluded");
+        write(root, "bin/run.sh", "#!/bin/sh\necho hi\n");
+        fs::set_permissions(root.join("bin/run.sh"), fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        fs::set_permissions(root.join("a.txt"), fs::Permissions::from_mode(0o640)).expect("chmod");
+        fs::create_dir_all(root.join("sub/empty")).expect("mkdir");
+        std::os::unix::fs::symlink("a.txt", root.join("link")).expect("symlink");
+        let big: Vec<u8> = (0..1_000_003u32)
+            .map(|i| ((i * 31 + 7) % 251) as u8)
+            .collect();
+        fs::write(root.join("sub/big.bin"), big).expect("write big");
     }
 
     pub(crate) fn write(root: &Path, rel: &str, content: &str) {

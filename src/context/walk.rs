@@ -6,12 +6,16 @@
 //! their directory listing, and an excluded directory is only listed when
 //! an exception pattern could re-include something inside it. It is not
 //! for reading file contents (see `hash.rs` / `tar.rs`) and it never follows
-//! symlinks.
+//! symlinks. A large tree is listed on several threads (directories from a
+//! shared queue) and sorted at the end, so the result does not depend on
+//! scheduling.
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 use std::time::UNIX_EPOCH;
 
+use super::statcache::Stamp;
 use super::{ContextError, DockerIgnore, Entry, EntryKind, kind_name};
 
 /// A directory still to be listed.
@@ -26,42 +30,203 @@ struct PendingDir {
     excluded: bool,
 }
 
+/// Directory entries listed on the calling thread before the walk spreads
+/// over several threads: a small context never pays for threads.
+const SEQUENTIAL_ENTRIES: usize = 1024;
+
+/// Upper bound on walking threads.
+const MAX_THREADS: usize = 16;
+
 /// Lists every included entry under `root`, sorted by path (byte order).
 /// `reserved` is a root-relative name that must not be included (the
-/// inline Dockerfile's name).
+/// inline Dockerfile's name). `threads` is the most threads to list
+/// directories with (`0`: one per core); the result does not depend on it.
+///
+/// Directories are listed from a shared queue; when one cannot be read or
+/// holds something that cannot be included, the walk stops, and of the
+/// errors seen the one in the first directory (in path order) is returned.
 pub(crate) fn walk(
     root: &Path,
     ignore: &DockerIgnore,
     reserved: Option<&str>,
+    threads: usize,
 ) -> Result<Vec<Entry>, ContextError> {
+    let walker = Walker { ignore, reserved };
     let mut entries = Vec::new();
-    let mut stack = vec![PendingDir {
+    let mut queue = vec![PendingDir {
         abs: root.to_path_buf(),
         rel: String::new(),
         state: Vec::new(),
         excluded: false,
     }];
-    while let Some(dir) = stack.pop() {
-        let listing = fs::read_dir(&dir.abs).map_err(|source| read_dir_error(&dir, source))?;
+    let threads = super::thread_count(threads).min(MAX_THREADS);
+    let mut listed = 0;
+    while listed < SEQUENTIAL_ENTRIES || threads <= 1 {
+        let Some(dir) = queue.pop() else { break };
+        listed += walker.list(&dir, &mut entries, &mut queue)?;
+    }
+    entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    if !queue.is_empty() {
+        // Each thread sorts what it found; the stable sort then only
+        // merges these runs.
+        walker.list_in_parallel(queue, threads, &mut entries)?;
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+    Ok(entries)
+}
+
+/// The filter applied while listing.
+struct Walker<'a> {
+    ignore: &'a DockerIgnore,
+    reserved: Option<&'a str>,
+}
+
+/// The directory queue shared by walking threads.
+struct Shared {
+    state: Mutex<SharedState>,
+    changed: Condvar,
+}
+
+struct SharedState {
+    queue: Vec<PendingDir>,
+    /// Directories being listed right now.
+    busy: usize,
+    /// The error of the first directory (by relative path) that failed.
+    error: Option<(String, ContextError)>,
+}
+
+/// A directory being listed: when dropped (also by a panic), the directory
+/// counts as done and waiting threads are woken, so none waits forever.
+struct Busy<'a>(&'a Shared);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.busy -= 1;
+        self.0.changed.notify_all();
+    }
+}
+
+impl Walker<'_> {
+    /// Lists the directories of `queue` and everything beneath them on
+    /// `threads` threads, appending to `entries` one sorted run per thread.
+    fn list_in_parallel(
+        &self,
+        queue: Vec<PendingDir>,
+        threads: usize,
+        entries: &mut Vec<Entry>,
+    ) -> Result<(), ContextError> {
+        let shared = Shared {
+            state: Mutex::new(SharedState {
+                queue,
+                busy: 0,
+                error: None,
+            }),
+            changed: Condvar::new(),
+        };
+        std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..threads)
+                .map_while(|n| {
+                    std::thread::Builder::new()
+                        .name(format!("context-walk-{n}"))
+                        .spawn_scoped(scope, || self.work(&shared))
+                        .ok()
+                })
+                .collect();
+            entries.extend(self.work(&shared));
+            for helper in helpers {
+                match helper.join() {
+                    Ok(found) => entries.extend(found),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        });
+        let state = shared.state.into_inner().unwrap_or_else(|e| e.into_inner());
+        match state.error {
+            Some((_, error)) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// One walking thread: takes directories from the queue until it is
+    /// empty and no other thread can add to it, or something failed.
+    fn work(&self, shared: &Shared) -> Vec<Entry> {
+        let lock = || shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut found = Vec::new();
+        let mut subdirs = Vec::new();
+        loop {
+            let dir = {
+                let mut state = lock();
+                loop {
+                    if state.error.is_some() {
+                        return found;
+                    }
+                    if let Some(dir) = state.queue.pop() {
+                        state.busy += 1;
+                        break dir;
+                    }
+                    if state.busy == 0 {
+                        shared.changed.notify_all();
+                        drop(state);
+                        found.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+                        return found;
+                    }
+                    state = shared
+                        .changed
+                        .wait(state)
+                        .unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            let busy = Busy(shared);
+            let result = self.list(&dir, &mut found, &mut subdirs);
+            let mut state = lock();
+            match result {
+                Ok(_) => state.queue.append(&mut subdirs),
+                Err(error) => {
+                    if state.error.as_ref().is_none_or(|(rel, _)| dir.rel < *rel) {
+                        state.error = Some((dir.rel, error));
+                    }
+                }
+            }
+            drop(state);
+            drop(busy);
+        }
+    }
+
+    /// Lists one directory: included entries go to `entries`, directories
+    /// to descend into to `subdirs`. Returns the number of items listed.
+    fn list(
+        &self,
+        dir: &PendingDir,
+        entries: &mut Vec<Entry>,
+        subdirs: &mut Vec<PendingDir>,
+    ) -> Result<usize, ContextError> {
+        let (ignore, reserved) = (self.ignore, self.reserved);
+        let listing = fs::read_dir(&dir.abs).map_err(|source| read_dir_error(dir, source))?;
+        let mut listed = 0;
         for item in listing {
-            let item = item.map_err(|source| read_dir_error(&dir, source))?;
+            let item = item.map_err(|source| read_dir_error(dir, source))?;
+            listed += 1;
             let name = item.file_name();
-            let abs = item.path();
             // Non-UTF-8 names are matched by their lossy form; they are an
             // error only if they end up included.
             let (name, utf8) = match name.to_str() {
-                Some(name) => (name.to_owned(), true),
-                None => (name.to_string_lossy().into_owned(), false),
+                Some(name) => (std::borrow::Cow::Borrowed(name), true),
+                None => (name.to_string_lossy(), false),
             };
-            let rel = if dir.rel.is_empty() {
-                name
-            } else {
-                format!("{}/{name}", dir.rel)
-            };
-            let file_type = item.file_type().map_err(|source| ContextError::Stat {
-                path: abs.clone(),
+            let mut rel = String::with_capacity(dir.rel.len() + 1 + name.len());
+            if !dir.rel.is_empty() {
+                rel.push_str(&dir.rel);
+                rel.push('/');
+            }
+            rel.push_str(&name);
+            // The absolute path, built only when needed.
+            let abs = || item.path();
+            let stat_error = |source| ContextError::Stat {
+                path: abs(),
                 source,
-            })?;
+            };
+            let file_type = item.file_type().map_err(stat_error)?;
 
             if file_type.is_dir() {
                 let state = ignore.dir_state(&dir.state, &rel);
@@ -71,14 +236,11 @@ pub(crate) fn walk(
                 }
                 if !excluded {
                     check_included(&abs, &rel, utf8, reserved)?;
-                    let md = item.metadata().map_err(|source| ContextError::Stat {
-                        path: abs.clone(),
-                        source,
-                    })?;
+                    let md = item.metadata().map_err(stat_error)?;
                     entries.push(entry_from_metadata(rel.clone(), EntryKind::Dir, &md, None));
                 }
-                stack.push(PendingDir {
-                    abs,
+                subdirs.push(PendingDir {
+                    abs: abs(),
                     rel,
                     state,
                     excluded,
@@ -96,14 +258,11 @@ pub(crate) fn walk(
             }
             check_included(&abs, &rel, utf8, reserved)?;
             if file_type.is_symlink() {
-                let target = fs::read_link(&abs).map_err(|source| ContextError::ReadLink {
-                    path: abs.clone(),
+                let target = fs::read_link(abs()).map_err(|source| ContextError::ReadLink {
+                    path: abs(),
                     source,
                 })?;
-                let md = item.metadata().map_err(|source| ContextError::Stat {
-                    path: abs.clone(),
-                    source,
-                })?;
+                let md = item.metadata().map_err(stat_error)?;
                 entries.push(entry_from_metadata(
                     rel,
                     EntryKind::Symlink,
@@ -111,21 +270,17 @@ pub(crate) fn walk(
                     Some(target),
                 ));
             } else if file_type.is_file() {
-                let md = item.metadata().map_err(|source| ContextError::Stat {
-                    path: abs.clone(),
-                    source,
-                })?;
+                let md = item.metadata().map_err(stat_error)?;
                 entries.push(entry_from_metadata(rel, EntryKind::File, &md, None));
             } else {
                 return Err(ContextError::SpecialFile {
-                    path: abs,
+                    path: abs(),
                     what: kind_name(&file_type),
                 });
             }
         }
+        Ok(listed)
     }
-    entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    Ok(entries)
 }
 
 fn read_dir_error(dir: &PendingDir, source: std::io::Error) -> ContextError {
@@ -137,22 +292,19 @@ fn read_dir_error(dir: &PendingDir, source: std::io::Error) -> ContextError {
     }
 }
 
-/// Checks an entry that is about to be included.
+/// Checks an entry that is about to be included (`abs` gives its absolute
+/// path for the error).
 fn check_included(
-    abs: &Path,
+    abs: &dyn Fn() -> PathBuf,
     rel: &str,
     utf8: bool,
     reserved: Option<&str>,
 ) -> Result<(), ContextError> {
     if !utf8 {
-        return Err(ContextError::NonUtf8Path {
-            path: abs.to_path_buf(),
-        });
+        return Err(ContextError::NonUtf8Path { path: abs() });
     }
     if reserved == Some(rel) {
-        return Err(ContextError::ReservedName {
-            path: abs.to_path_buf(),
-        });
+        return Err(ContextError::ReservedName { path: abs() });
     }
     Ok(())
 }
@@ -180,7 +332,27 @@ pub(crate) fn entry_from_metadata(
         size,
         mtime,
         link_target,
+        stamp: stamp(md),
     }
+}
+
+/// The change-detection stamp of an `lstat` result (see [`Stamp`]).
+#[cfg(unix)]
+fn stamp(md: &fs::Metadata) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |secs: i64, nsec: i64| secs.saturating_mul(1_000_000_000).saturating_add(nsec);
+    Stamp {
+        mtime_ns: ns(md.mtime(), md.mtime_nsec()),
+        ctime_ns: ns(md.ctime(), md.ctime_nsec()),
+        ino: md.ino(),
+    }
+}
+
+/// Without ctime and inode numbers a stamp cannot prove a file unchanged:
+/// an all-zero stamp is never trusted by the stat cache.
+#[cfg(not(unix))]
+fn stamp(_md: &fs::Metadata) -> Stamp {
+    Stamp::default()
 }
 
 /// The owner exec bit, as git tracks it (group/other bits vary with umask).
@@ -830,6 +1002,74 @@ mod tests {
             vec!["Dockerfile", "a"],
             "socket is skipped"
         );
+    }
+
+    #[test]
+    fn parallel_walk_matches_sequential_walk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        build_tree(root, &["Dockerfile", "top.log", "link -> d0"]);
+        for i in 0..3000 {
+            let path = format!(
+                "d{}/s{}/t{}/f{i}.{}",
+                i % 9,
+                i % 5,
+                i % 3,
+                ["rs", "log", "md"][i % 3]
+            );
+            write(root, &path, "x");
+        }
+        build_tree(
+            root,
+            &[
+                "d1/s1/empty/",
+                "node_modules/keep/a.js",
+                "node_modules/b.js",
+            ],
+        );
+        write(
+            root,
+            ".dockerignore",
+            "*.log\n**/*.md\n!d2/**/*.md\nd5/s2\nnode_modules\n!node_modules/keep\n",
+        );
+        let ctx =
+            BuildContext::open(root, DockerfileSource::Path("Dockerfile".into())).expect("open");
+        let sequential = walk(root, ctx.dockerignore(), None, 1).expect("walk");
+        assert!(
+            sequential.len() > SEQUENTIAL_ENTRIES * 2,
+            "{}",
+            sequential.len()
+        );
+        assert!(
+            sequential
+                .iter()
+                .any(|e| e.path == "node_modules/keep/a.js")
+        );
+        assert!(sequential.iter().any(|e| e.path.ends_with(".md")));
+        assert!(!sequential.iter().any(|e| e.path.starts_with("d5/s2")));
+        for threads in [0, 2, 3, 8] {
+            let parallel = walk(root, ctx.dockerignore(), None, threads).expect("walk");
+            assert_eq!(parallel, sequential, "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn parallel_walk_errors_name_the_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_path_buf();
+        build_tree(&root, &["Dockerfile"]);
+        for i in 0..4000 {
+            write(&root, &format!("d{}/e{}/f{i}", i % 10, i % 7), "x");
+        }
+        mkfifo(&root.join("d7/e3/pipe"));
+        let root2 = root.clone();
+        let err = within_timeout(move || {
+            let ctx = BuildContext::open(&root2, DockerfileSource::Path("Dockerfile".into()))
+                .expect("open");
+            walk(&root2, ctx.dockerignore(), None, 4).expect_err("FIFO")
+        });
+        assert!(matches!(err, ContextError::SpecialFile { .. }), "{err}");
+        assert!(err.to_string().contains("d7/e3/pipe"), "{err}");
     }
 
     #[test]
