@@ -446,14 +446,15 @@ pub(crate) fn open_regular(path: &Path) -> Result<File, ContextError> {
 }
 
 /// Raw bytes of a path (symlink targets need not be UTF-8).
+/// The bytes of a path as the OS holds them (for hashing and cache keys).
 #[cfg(unix)]
-fn path_bytes(path: &Path) -> Vec<u8> {
+pub(super) fn path_bytes(path: &Path) -> Vec<u8> {
     use std::os::unix::ffi::OsStrExt;
     path.as_os_str().as_bytes().to_vec()
 }
 
 #[cfg(not(unix))]
-fn path_bytes(path: &Path) -> Vec<u8> {
+pub(super) fn path_bytes(path: &Path) -> Vec<u8> {
     path.to_string_lossy().as_bytes().to_vec()
 }
 

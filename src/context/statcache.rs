@@ -40,6 +40,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
+use super::hash::path_bytes;
 use super::{Entry, EntryKind, StatCacheState};
 
 /// What `lstat` says about an entry beyond its size and exec bit; the stat
@@ -367,17 +368,6 @@ impl<'a> Reader<'a> {
         }
         None
     }
-}
-
-#[cfg(unix)]
-fn path_bytes(path: &Path) -> Vec<u8> {
-    use std::os::unix::ffi::OsStrExt;
-    path.as_os_str().as_bytes().to_vec()
-}
-
-#[cfg(not(unix))]
-fn path_bytes(path: &Path) -> Vec<u8> {
-    path.to_string_lossy().as_bytes().to_vec()
 }
 
 #[cfg(all(test, unix))]
