@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::resource::{ChangeKind, CheckFailure, Ctx, DiffResult, Inputs, Resource, ResourceError};
-use crate::rpc::codec::{self, Decoded, PropertyPath, Seg};
+use crate::rpc::codec::{self, Decoded, PropertyPath};
 use crate::rpc::engine::{EngineLog, Severity};
 
 /// The JSON schema schemars derives for `T`, with definitions under `$defs`.
@@ -581,9 +581,7 @@ pub fn diff_keys(diff: &DiffResult) -> Vec<String> {
         .changes
         .iter()
         .map(|c| {
-            let p = PropertyPath(vec![Seg::Key(c.path.clone())]);
-            p.top()
-                .unwrap_or_default()
+            c.path
                 .split(['.', '['])
                 .next()
                 .unwrap_or_default()
@@ -610,6 +608,26 @@ pub fn diff_kind_wire(kind: ChangeKind, replace: bool) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn diff_keys_are_top_level_names() {
+        use crate::resource::PropertyChange;
+        let change = |path: &str| PropertyChange {
+            path: path.into(),
+            kind: ChangeKind::Update,
+            replace: false,
+        };
+        let diff = DiffResult {
+            changes: vec![
+                change("registry.server"),
+                change("tags[1]"),
+                change("registry"),
+                change("contextHash"),
+            ],
+            ..DiffResult::default()
+        };
+        assert_eq!(diff_keys(&diff), vec!["contextHash", "registry", "tags"]);
+    }
 
     #[test]
     fn urn_parts() {
