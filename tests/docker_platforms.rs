@@ -271,3 +271,63 @@ async fn triggers_force_a_rebuild() {
         "a changed trigger builds again: {logs:?}"
     );
 }
+
+#[tokio::test]
+async fn one_platform_gets_an_index_when_asked() {
+    let s = Services::get();
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(
+        dir.path(),
+        &[("Dockerfile", "FROM scratch\nCOPY f /\n"), ("f", "one\n")],
+    );
+    let repo = s.repo("index1");
+    let mut h = real(&s, dir.path()).await;
+    let plain = json!({"name": repo, "platforms": ["linux/arm64"], "registry": s.registry_input()});
+    let checked = h.check_ok("i", &json!({}), &plain).await;
+    let state = h
+        .create("i", &checked, false)
+        .await
+        .unwrap()
+        .properties
+        .unwrap();
+    let (_, _, manifest) = s.get_manifest(repo_path(&repo), "latest").await;
+    assert_eq!(
+        manifest["mediaType"], "application/vnd.docker.distribution.manifest.v2+json",
+        "one platform: a plain manifest"
+    );
+
+    // Asking for an index changes the hash (so build-once cannot hand back the plain manifest).
+    let indexed = json!({"name": repo, "platforms": ["linux/arm64"], "index": true, "registry": s.registry_input()});
+    let checked = h.check_ok("i", &json!({}), &indexed).await;
+    let d = h.diff("i", &state, &checked).await;
+    assert!(
+        d.detailed_diff.contains_key("contextHash") && d.detailed_diff.contains_key("index"),
+        "{d:?}"
+    );
+    let st = from_struct(
+        h.update("i", "id", &state, &checked, false)
+            .await
+            .unwrap()
+            .properties
+            .as_ref()
+            .unwrap(),
+    );
+    let (_, digest, index) = s.get_manifest(repo_path(&repo), "latest").await;
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+    assert_eq!(index["manifests"][0]["platform"]["architecture"], "arm64");
+    assert_eq!(st["digest"], json!(digest));
+
+    // An index needs platforms.
+    let r = h
+        .check("i", &json!({}), &json!({"name": repo, "index": true}))
+        .await;
+    assert!(
+        r.failures.iter().any(|f| f.property == "index"),
+        "{:?}",
+        r.failures
+    );
+}

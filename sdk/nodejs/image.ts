@@ -124,6 +124,12 @@ export class Image extends pulumi.CustomResource {
     public readonly triggers!: pulumi.Output<string[] | undefined>;
 
     /**
+     * Push an image index even for a single platform (several platforms always get one).
+     * Needs `platforms` and `push`.
+     */
+    public readonly index!: pulumi.Output<boolean | undefined>;
+
+    /**
      * Build once per context, across machines: every push also tags the image
      * `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked
      * for that tag. When it is there, nothing is built or pushed: the existing image is
@@ -134,7 +140,7 @@ export class Image extends pulumi.CustomResource {
     /**
      * A hash of everything that makes the image: the files of the context that
      * `.dockerignore` lets in (path, exec bit and content), the Dockerfile, build args,
-     * target, labels, platforms, network and triggers.
+     * target, labels, platforms, network, index and triggers.
      */
     public readonly contextHash!: pulumi.Output<string | undefined>;
 
@@ -188,6 +194,7 @@ export class Image extends pulumi.CustomResource {
             resourceInputs["push"] = (args?.push) ?? true;
             resourceInputs["registry"] = utilities.markSecrets(args?.registry, { props: { "password": true } });
             resourceInputs["triggers"] = args?.triggers;
+            resourceInputs["index"] = (args?.index) ?? false;
             resourceInputs["skipIfPushed"] = (args?.skipIfPushed) ?? true;
             resourceInputs["contextHash"] = undefined /*out*/;
             resourceInputs["digest"] = undefined /*out*/;
@@ -211,6 +218,7 @@ export class Image extends pulumi.CustomResource {
             resourceInputs["push"] = undefined /*out*/;
             resourceInputs["registry"] = undefined /*out*/;
             resourceInputs["triggers"] = undefined /*out*/;
+            resourceInputs["index"] = undefined /*out*/;
             resourceInputs["skipIfPushed"] = undefined /*out*/;
             resourceInputs["contextHash"] = undefined /*out*/;
             resourceInputs["digest"] = undefined /*out*/;
@@ -298,6 +306,11 @@ export interface ImageArgs {
      * Any change to these values rebuilds the image, even with an unchanged context.
      */
     triggers?: pulumi.Input<pulumi.Input<string>[]>;
+    /**
+     * Push an image index even for a single platform (several platforms always get one).
+     * Needs `platforms` and `push`.
+     */
+    index?: pulumi.Input<boolean>;
     /**
      * Build once per context, across machines: every push also tags the image
      * `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked

@@ -260,7 +260,7 @@ pub async fn build_and_push(
         .flatten()
         .filter_map(|p| index::Platform::parse(p))
         .collect();
-    let built = if platforms.len() > 1 {
+    let built = if platforms.len() > 1 || (req.args.index && !platforms.is_empty()) {
         build_index(ctx, &docker, &req, &creds, &platforms).await?
     } else {
         build_single(ctx, &docker, &req, &creds, platforms.first()).await?

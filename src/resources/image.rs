@@ -84,6 +84,10 @@ pub struct ImageArgs {
     pub registry: Option<Registry>,
     /// Any change to these values rebuilds the image, even with an unchanged context.
     pub triggers: Option<Vec<String>>,
+    /// Push an image index even for a single platform (several platforms always get one).
+    /// Needs `platforms` and `push`.
+    #[serde(default)]
+    pub index: bool,
     /// Build once per context, across machines: every push also tags the image
     /// `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked
     /// for that tag. When it is there, nothing is built or pushed: the existing image is
@@ -92,7 +96,7 @@ pub struct ImageArgs {
     pub skip_if_pushed: bool,
     /// A hash of everything that makes the image: the files of the context that
     /// `.dockerignore` lets in (path, exec bit and content), the Dockerfile, build args,
-    /// target, labels, platforms, network and triggers.
+    /// target, labels, platforms, network, index and triggers.
     #[schemars(extend("x-computed" = true))]
     pub context_hash: Option<String>,
 }
@@ -348,7 +352,7 @@ pub fn compute_hash(
     let digest = ctx
         .hash()
         .map_err(|e| CheckFailure::new("context", e.to_string()))?;
-    let extra = serde_json::json!({
+    let mut extra = serde_json::json!({
         "buildArgs": args.build_args,
         "target": args.target,
         "labels": args.labels,
@@ -356,6 +360,10 @@ pub fn compute_hash(
         "network": args.network,
         "triggers": args.triggers,
     });
+    // Only when set, so that hashes from before the input existed stay the same.
+    if args.index {
+        extra["index"] = serde_json::Value::Bool(true);
+    }
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(b"docker-buildkit context v1\0");
     h.update(digest.hash.as_bytes());
@@ -478,7 +486,13 @@ fn validate(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
                 f.push(CheckFailure::new(format!("platforms[{i}]"), e));
             }
         }
-        if platforms.len() > 1 && !a.push && known("push") {
+        if a.index && platforms.is_empty() {
+            f.push(CheckFailure::new(
+                "index",
+                "an index needs `platforms`: name the platform(s) it lists, e.g. [\"linux/amd64\"]",
+            ));
+        }
+        if (platforms.len() > 1 || a.index) && !a.push && known("push") {
             f.push(CheckFailure::new(
                 "push",
                 "several platforms need `push: true`: the Docker daemon cannot keep a multi-platform image locally",

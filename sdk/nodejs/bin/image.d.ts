@@ -95,6 +95,11 @@ export declare class Image extends pulumi.CustomResource {
      */
     readonly triggers: pulumi.Output<string[] | undefined>;
     /**
+     * Push an image index even for a single platform (several platforms always get one).
+     * Needs `platforms` and `push`.
+     */
+    readonly index: pulumi.Output<boolean | undefined>;
+    /**
      * Build once per context, across machines: every push also tags the image
      * `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked
      * for that tag. When it is there, nothing is built or pushed: the existing image is
@@ -104,7 +109,7 @@ export declare class Image extends pulumi.CustomResource {
     /**
      * A hash of everything that makes the image: the files of the context that
      * `.dockerignore` lets in (path, exec bit and content), the Dockerfile, build args,
-     * target, labels, platforms, network and triggers.
+     * target, labels, platforms, network, index and triggers.
      */
     readonly contextHash: pulumi.Output<string | undefined>;
     /**
@@ -213,6 +218,11 @@ export interface ImageArgs {
      * Any change to these values rebuilds the image, even with an unchanged context.
      */
     triggers?: pulumi.Input<pulumi.Input<string>[]>;
+    /**
+     * Push an image index even for a single platform (several platforms always get one).
+     * Needs `platforms` and `push`.
+     */
+    index?: pulumi.Input<boolean>;
     /**
      * Build once per context, across machines: every push also tags the image
      * `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked

@@ -59,6 +59,7 @@ class Image extends pulumi.CustomResource {
             resourceInputs["push"] = (args?.push) ?? true;
             resourceInputs["registry"] = utilities.markSecrets(args?.registry, { props: { "password": true } });
             resourceInputs["triggers"] = args?.triggers;
+            resourceInputs["index"] = (args?.index) ?? false;
             resourceInputs["skipIfPushed"] = (args?.skipIfPushed) ?? true;
             resourceInputs["contextHash"] = undefined /*out*/;
             resourceInputs["digest"] = undefined /*out*/;
@@ -83,6 +84,7 @@ class Image extends pulumi.CustomResource {
             resourceInputs["push"] = undefined /*out*/;
             resourceInputs["registry"] = undefined /*out*/;
             resourceInputs["triggers"] = undefined /*out*/;
+            resourceInputs["index"] = undefined /*out*/;
             resourceInputs["skipIfPushed"] = undefined /*out*/;
             resourceInputs["contextHash"] = undefined /*out*/;
             resourceInputs["digest"] = undefined /*out*/;

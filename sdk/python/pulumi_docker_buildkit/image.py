@@ -34,6 +34,7 @@ class ImageArgs:
                  push: Optional[pulumi.Input[_builtins.bool]] = None,
                  registry: Optional[pulumi.Input['RegistryArgs']] = None,
                  triggers: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
+                 index: Optional[pulumi.Input[_builtins.bool]] = None,
                  skip_if_pushed: Optional[pulumi.Input[_builtins.bool]] = None):
         """
         The set of arguments for constructing an Image resource.
@@ -61,6 +62,8 @@ class ImageArgs:
         :param pulumi.Input[Union['RegistryArgs', 'RegistryArgsDict']] registry: Credentials for the registry. Without them, those of the Docker CLI's config
                (`$DOCKER_CONFIG/config.json`, credential helpers included) are used.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] triggers: Any change to these values rebuilds the image, even with an unchanged context.
+        :param pulumi.Input[_builtins.bool] index: Push an image index even for a single platform (several platforms always get one).
+               Needs `platforms` and `push`.
         :param pulumi.Input[_builtins.bool] skip_if_pushed: Build once per context, across machines: every push also tags the image
                `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked
                for that tag. When it is there, nothing is built or pushed: the existing image is
@@ -101,6 +104,9 @@ class ImageArgs:
             pulumi.set(__self__, "registry", registry)
         if triggers is not None:
             pulumi.set(__self__, "triggers", triggers)
+        if index is None:
+            index = False
+        pulumi.set(__self__, "index", index)
         if skip_if_pushed is None:
             skip_if_pushed = True
         pulumi.set(__self__, "skip_if_pushed", skip_if_pushed)
@@ -305,6 +311,19 @@ class ImageArgs:
         pulumi.set(self, "triggers", value)
 
     @_builtins.property
+    @pulumi.getter
+    def index(self) -> Optional[pulumi.Input[_builtins.bool]]:
+        """
+        Push an image index even for a single platform (several platforms always get one).
+        Needs `platforms` and `push`.
+        """
+        return pulumi.get(self, "index")
+
+    @index.setter
+    def index(self, value: Optional[pulumi.Input[_builtins.bool]]):
+        pulumi.set(self, "index", value)
+
+    @_builtins.property
     @pulumi.getter(name="skipIfPushed")
     def skip_if_pushed(self) -> Optional[pulumi.Input[_builtins.bool]]:
         """
@@ -346,6 +365,7 @@ class Image(pulumi.CustomResource):
                  push: Optional[pulumi.Input[_builtins.bool]] = None,
                  registry: Optional[pulumi.Input[Union['RegistryArgs', 'RegistryArgsDict']]] = None,
                  triggers: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
+                 index: Optional[pulumi.Input[_builtins.bool]] = None,
                  skip_if_pushed: Optional[pulumi.Input[_builtins.bool]] = None,
                  __props__=None):
         """
@@ -377,6 +397,8 @@ class Image(pulumi.CustomResource):
         :param pulumi.Input[Union['RegistryArgs', 'RegistryArgsDict']] registry: Credentials for the registry. Without them, those of the Docker CLI's config
                (`$DOCKER_CONFIG/config.json`, credential helpers included) are used.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] triggers: Any change to these values rebuilds the image, even with an unchanged context.
+        :param pulumi.Input[_builtins.bool] index: Push an image index even for a single platform (several platforms always get one).
+               Needs `platforms` and `push`.
         :param pulumi.Input[_builtins.bool] skip_if_pushed: Build once per context, across machines: every push also tags the image
                `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked
                for that tag. When it is there, nothing is built or pushed: the existing image is
@@ -425,6 +447,7 @@ class Image(pulumi.CustomResource):
                  push: Optional[pulumi.Input[_builtins.bool]] = None,
                  registry: Optional[pulumi.Input[Union['RegistryArgs', 'RegistryArgsDict']]] = None,
                  triggers: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
+                 index: Optional[pulumi.Input[_builtins.bool]] = None,
                  skip_if_pushed: Optional[pulumi.Input[_builtins.bool]] = None,
                  __props__=None):
         opts = pulumi.ResourceOptions.merge(_utilities.get_resource_opts_defaults(), opts)
@@ -461,6 +484,9 @@ class Image(pulumi.CustomResource):
             __props__.__dict__["push"] = push
             __props__.__dict__["registry"] = _utilities.mark_secrets(registry, {"props": [("password", "password", True)]})
             __props__.__dict__["triggers"] = triggers
+            if index is None:
+                index = False
+            __props__.__dict__["index"] = index
             if skip_if_pushed is None:
                 skip_if_pushed = True
             __props__.__dict__["skip_if_pushed"] = skip_if_pushed
@@ -506,6 +532,7 @@ class Image(pulumi.CustomResource):
         __props__.__dict__["push"] = None
         __props__.__dict__["registry"] = None
         __props__.__dict__["triggers"] = None
+        __props__.__dict__["index"] = None
         __props__.__dict__["skip_if_pushed"] = None
         __props__.__dict__["context_hash"] = None
         __props__.__dict__["digest"] = None
@@ -650,6 +677,15 @@ class Image(pulumi.CustomResource):
         return pulumi.get(self, "triggers")
 
     @_builtins.property
+    @pulumi.getter
+    def index(self) -> pulumi.Output[Optional[_builtins.bool]]:
+        """
+        Push an image index even for a single platform (several platforms always get one).
+        Needs `platforms` and `push`.
+        """
+        return pulumi.get(self, "index")
+
+    @_builtins.property
     @pulumi.getter(name="skipIfPushed")
     def skip_if_pushed(self) -> pulumi.Output[Optional[_builtins.bool]]:
         """
@@ -666,7 +702,7 @@ class Image(pulumi.CustomResource):
         """
         A hash of everything that makes the image: the files of the context that
         `.dockerignore` lets in (path, exec bit and content), the Dockerfile, build args,
-        target, labels, platforms, network and triggers.
+        target, labels, platforms, network, index and triggers.
         """
         return pulumi.get(self, "context_hash")
 
