@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from concurrent import futures
 
@@ -102,7 +103,7 @@ def main():
     preview = p.Create(provider_pb2.CreateRequest(urn=URN, properties=checked, preview=True))
     print(f"  + Image app  contextHash={checked['contextHash']}  ref={'<computed>' if preview.properties['ref'] == UNKNOWN else preview.properties['ref']}")
 
-    step("pulumi up: build with BuildKit, push, streamed log")
+    step("pulumi up: build with BuildKit and push, log streamed (or, if this same context was\n    pushed before, by any machine, reuse it: the ctx-<hash> tag in the registry)")
     created = p.Create(provider_pb2.CreateRequest(urn=URN, properties=checked, preview=False))
     state = created.properties
     print(f"  ref = {state['ref']}")
@@ -121,7 +122,9 @@ def main():
 
     step("edit index.html: preview shows the change and names the file")
     with open(os.path.join(program, "app", "index.html"), "a") as f:
-        f.write("<p>version 2</p>\n")
+        # New content on every run, so this up really builds (a content built before would
+        # be found in the registry under its ctx- tag and reused instead).
+        f.write(f"<p>edited at {time.time_ns()}</p>\n")
     news = check()
     changed, props = diff(state, news)
     print(f"  changes: {props}")
