@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::SdkError;
 use super::names::{enum_member_name, ts_module_name, with_article};
 use super::schema::{
-    ComplexType, EnumValue, Package, Property, Resource, Ty, token_module, token_name,
+    ComplexType, EnumValue, Module, Package, Property, Resource, Ty, group_modules, token_name,
 };
 use super::secrets::{SecretSpec, secret_spec};
 
@@ -31,22 +31,10 @@ pub struct TsPackage {
     pub plugin_download_url: String,
     pub resources: Vec<TsResource>,
     pub provider: TsResource,
-    pub modules: Vec<TsModule>,
+    pub modules: Vec<Module>,
     pub object_types: Vec<TsObjectType>,
     pub enum_types: Vec<TsEnum>,
     pub config: Vec<TsConfigVar>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct TsModule {
-    pub name: String,
-    pub classes: Vec<TsClassRef>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct TsClassRef {
-    pub token: String,
-    pub class: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -358,32 +346,18 @@ pub fn view(pkg: &Package) -> Result<TsPackage, SdkError> {
     let package_name = pkg
         .language_package_name("nodejs")
         .unwrap_or_else(|| format!("@pulumi/{}", pkg.name));
-    let mut resources = Vec::new();
-    let mut modules: Vec<TsModule> = Vec::new();
-    for (token, res) in &pkg.resources {
-        let r = resource(pkg, token, res, false)?;
-        let module = token_module(token).to_string();
-        let class_ref = TsClassRef {
-            token: token.clone(),
-            class: r.class.clone(),
-        };
-        match modules.iter_mut().find(|m| m.name == module) {
-            Some(m) => m.classes.push(class_ref),
-            None => modules.push(TsModule {
-                name: module,
-                classes: vec![class_ref],
-            }),
-        }
-        resources.push(r);
-    }
-    let default_provider = Resource::default();
-    let provider_spec = pkg.provider.as_ref().unwrap_or(&default_provider);
-    let provider = resource(
-        pkg,
-        &format!("pulumi:providers:{}", pkg.name),
-        provider_spec,
-        true,
-    )?;
+    let resources = pkg
+        .resources
+        .iter()
+        .map(|(token, res)| resource(pkg, token, res, false))
+        .collect::<Result<Vec<_>, _>>()?;
+    let modules = group_modules(
+        resources
+            .iter()
+            .map(|r| (r.token.as_str(), r.class.as_str())),
+    );
+    let (provider_token, provider_spec) = pkg.provider_resource();
+    let provider = resource(pkg, &provider_token, provider_spec, true)?;
 
     let mut object_types = Vec::new();
     let mut enum_types = Vec::new();

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::SdkError;
 use super::names::{enum_member_name, py_module_name, python_name, snake_case, with_article};
-use super::schema::{Package, Property, Resource, Ty, token_module, token_name};
+use super::schema::{Module, Package, Property, Resource, Ty, group_modules, token_name};
 use super::secrets::{SecretSpec, secret_spec};
 
 /// Everything the Python templates see.
@@ -28,25 +28,13 @@ pub struct PyPackage {
     pub plugin_download_url: String,
     pub resources: Vec<PyResource>,
     pub provider: PyResource,
-    pub modules: Vec<PyModule>,
+    pub modules: Vec<Module>,
     pub object_types: Vec<PyObjectType>,
     pub enum_types: Vec<PyEnum>,
     pub config: Vec<PyConfigVar>,
 }
 
 /// A module of the schema (`index`) and the resource classes its tokens name.
-#[derive(Debug, Serialize)]
-pub struct PyModule {
-    pub name: String,
-    pub classes: Vec<PyClassRef>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct PyClassRef {
-    pub token: String,
-    pub class: String,
-}
-
 #[derive(Debug, Serialize)]
 pub struct PyResource {
     pub token: String,
@@ -510,32 +498,18 @@ pub fn view(pkg: &Package) -> Result<PyPackage, SdkError> {
     let package_name = pkg
         .language_package_name("python")
         .unwrap_or_else(|| format!("pulumi_{}", pkg.name.replace('-', "_")));
-    let mut resources = Vec::new();
-    let mut modules: Vec<PyModule> = Vec::new();
-    for (token, res) in &pkg.resources {
-        let r = resource(pkg, token, res, false)?;
-        let module = token_module(token).to_string();
-        let class_ref = PyClassRef {
-            token: token.clone(),
-            class: r.class.clone(),
-        };
-        match modules.iter_mut().find(|m| m.name == module) {
-            Some(m) => m.classes.push(class_ref),
-            None => modules.push(PyModule {
-                name: module,
-                classes: vec![class_ref],
-            }),
-        }
-        resources.push(r);
-    }
-    let default_provider = Resource::default();
-    let provider_spec = pkg.provider.as_ref().unwrap_or(&default_provider);
-    let provider = resource(
-        pkg,
-        &format!("pulumi:providers:{}", pkg.name),
-        provider_spec,
-        true,
-    )?;
+    let resources = pkg
+        .resources
+        .iter()
+        .map(|(token, res)| resource(pkg, token, res, false))
+        .collect::<Result<Vec<_>, _>>()?;
+    let modules = group_modules(
+        resources
+            .iter()
+            .map(|r| (r.token.as_str(), r.class.as_str())),
+    );
+    let (provider_token, provider_spec) = pkg.provider_resource();
+    let provider = resource(pkg, &provider_token, provider_spec, true)?;
 
     let mut object_types = Vec::new();
     let mut enum_types = Vec::new();

@@ -295,3 +295,47 @@ mod tests {
         assert_eq!(token_module("docker-buildkit:index:Image"), "index");
     }
 }
+
+/// A module of the package and the resource classes it holds: both SDKs register each
+/// module's classes with their runtime.
+#[derive(Debug, serde::Serialize)]
+pub struct Module {
+    pub name: String,
+    pub classes: Vec<ClassRef>,
+}
+
+/// A resource class and its type token.
+#[derive(Debug, serde::Serialize)]
+pub struct ClassRef {
+    pub token: String,
+    pub class: String,
+}
+
+/// Groups `(token, class)` pairs by the token's module, keeping first-seen order.
+pub fn group_modules<'a>(classes: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<Module> {
+    let mut modules: Vec<Module> = Vec::new();
+    for (token, class) in classes {
+        let class_ref = ClassRef {
+            token: token.to_string(),
+            class: class.to_string(),
+        };
+        let name = token_module(token);
+        match modules.iter_mut().find(|m| m.name == name) {
+            Some(m) => m.classes.push(class_ref),
+            None => modules.push(Module {
+                name: name.to_string(),
+                classes: vec![class_ref],
+            }),
+        }
+    }
+    modules
+}
+
+impl Package {
+    /// The provider resource's token and spec (an empty spec when the schema has none).
+    pub fn provider_resource(&self) -> (String, &Resource) {
+        static EMPTY: std::sync::LazyLock<Resource> = std::sync::LazyLock::new(Resource::default);
+        let token = format!("pulumi:providers:{}", self.name);
+        (token, self.provider.as_ref().unwrap_or(&EMPTY))
+    }
+}
