@@ -34,7 +34,6 @@ pub struct PyPackage {
     pub config: Vec<PyConfigVar>,
 }
 
-/// A module of the schema (`index`) and the resource classes its tokens name.
 #[derive(Debug, Serialize)]
 pub struct PyResource {
     pub token: String,
