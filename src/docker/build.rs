@@ -70,22 +70,10 @@ impl Write for ChannelWriter {
 fn daemon_credentials(creds: &BTreeMap<String, Credentials>) -> HashMap<String, DockerCredentials> {
     creds
         .iter()
-        .map(|(host, c)| {
-            (
-                host.clone(),
-                DockerCredentials {
-                    username: Some(c.username.clone()),
-                    password: Some(c.password.clone()),
-                    identitytoken: c.identity_token.clone(),
-                    serveraddress: Some(host.clone()),
-                    ..Default::default()
-                },
-            )
-        })
+        .map(|(host, c)| (host.clone(), super::docker_credentials(c, host)))
         .collect()
 }
 
-/// Builds the image and returns its id.
 /// Builds the image for `platform` (the daemon's own when `None`), tagged `local_tag`
 /// (which is also its inline-cache source), and returns its id.
 ///

@@ -201,6 +201,20 @@ pub async fn credentials_for(
         .map_err(|e| ResourceError::InvalidInput(e.to_string()))
 }
 
+/// The daemon's form of `c` for `server` (pushes and the build session's auth both use it).
+pub(crate) fn docker_credentials(
+    c: &Credentials,
+    server: &str,
+) -> bollard::auth::DockerCredentials {
+    bollard::auth::DockerCredentials {
+        username: Some(c.username.clone()),
+        password: Some(c.password.clone()),
+        identitytoken: c.identity_token.clone(),
+        serveraddress: Some(server.to_string()),
+        ..Default::default()
+    }
+}
+
 /// Credentials for every registry a build touches (push target, cache sources), keyed by
 /// registry host as the daemon's BuildKit session expects.
 async fn build_credentials(

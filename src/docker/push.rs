@@ -6,7 +6,6 @@
 //! <server> is unreachable". Not for: building.
 
 use bollard::Docker;
-use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{PushImageOptionsBuilder, TagImageOptionsBuilder};
 use futures_util::StreamExt;
 
@@ -76,13 +75,7 @@ pub async fn push(
     let options = PushImageOptionsBuilder::default()
         .tag(r.tag_or_latest())
         .build();
-    let credentials = creds.map(|c| DockerCredentials {
-        username: Some(c.username.clone()),
-        password: Some(c.password.clone()),
-        identitytoken: c.identity_token.clone(),
-        serveraddress: Some(server.clone()),
-        ..Default::default()
-    });
+    let credentials = creds.map(|c| super::docker_credentials(c, &server));
     let mut stream = docker.push_image(&r.repository(), Some(options), credentials);
     let mut digest = None;
     ctx.progress(&format!("pushing {r}")).await;
