@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use super::registry_error;
 use crate::registry::{
     MEDIA_TYPE_DOCKER_MANIFEST_LIST, MEDIA_TYPE_OCI_INDEX, ManifestInfo, RegistryClient,
 };
@@ -111,18 +112,6 @@ pub fn platform_digests(media_type: &str, body: &[u8]) -> BTreeMap<String, Strin
 /// The tag that marks an image built from a context hash.
 pub fn context_tag(context_hash: &str) -> String {
     format!("ctx-{}", &context_hash[..context_hash.len().min(16)])
-}
-
-fn registry_error(e: crate::registry::RegistryError) -> ResourceError {
-    match e {
-        crate::registry::RegistryError::Unreachable { .. } => {
-            ResourceError::Unavailable(e.to_string())
-        }
-        crate::registry::RegistryError::Unauthorized { .. } => {
-            ResourceError::InvalidInput(e.to_string())
-        }
-        _ => ResourceError::Failed(e.to_string()),
-    }
 }
 
 /// Looks up `repo:tag`; returns its bytes and identity when it exists.

@@ -241,13 +241,34 @@ async fn build_credentials(
     Ok(out)
 }
 
+/// A registry client for `host` with `creds`; a host the client cannot use is an input error.
+fn registry_client(
+    host: &str,
+    creds: Option<Credentials>,
+) -> Result<RegistryClient, ResourceError> {
+    RegistryClient::new(host, creds).map_err(|e| ResourceError::InvalidInput(e.to_string()))
+}
+
 /// A registry client for `host`, with the credentials found for it.
 fn client_for(
     host: &str,
     creds: &BTreeMap<String, Credentials>,
 ) -> Result<RegistryClient, ResourceError> {
-    RegistryClient::new(host, creds.get(host).cloned())
-        .map_err(|e| ResourceError::InvalidInput(e.to_string()))
+    registry_client(host, creds.get(host).cloned())
+}
+
+/// A registry client's error as the resource reports it: an unreachable registry is
+/// unavailable, refused credentials are the user's to fix, anything else a failure.
+pub(crate) fn registry_error(e: crate::registry::RegistryError) -> ResourceError {
+    match e {
+        crate::registry::RegistryError::Unreachable { .. } => {
+            ResourceError::Unavailable(e.to_string())
+        }
+        crate::registry::RegistryError::Unauthorized { .. } => {
+            ResourceError::InvalidInput(e.to_string())
+        }
+        _ => ResourceError::Failed(e.to_string()),
+    }
 }
 
 /// Builds the image, tags it, and pushes every tag (unless `push` is off). With several
@@ -483,12 +504,11 @@ pub async fn registry_has(
         return Ok(docker.inspect_image(reference).await.is_ok());
     };
     let creds = credentials_for(r.registry_host(), registry).await?;
-    let client = crate::registry::RegistryClient::new(r.registry_host(), creds)
-        .map_err(|e| ResourceError::Unavailable(e.to_string()))?;
+    let client = registry_client(r.registry_host(), creds)?;
     let found = client
         .manifest_info(&r.api_path(), digest)
         .await
-        .map_err(|e| ResourceError::Unavailable(e.to_string()))?;
+        .map_err(registry_error)?;
     Ok(found.is_some())
 }
 
