@@ -11,24 +11,6 @@ use common::services::{Services, repo_path};
 use common::*;
 use serde_json::{Value, json};
 
-/// A harness whose provider points at a daemon that does not exist: any Docker call it
-/// made would fail, so a passing Check/Diff/preview through it proves none was made.
-async fn dockerless(program_dir: &std::path::Path) -> Harness {
-    let mut h = Harness::start(&[]).await;
-    h.configure(
-        program_dir,
-        json!({"host": "unix:///nonexistent/docker.sock"}),
-    )
-    .await;
-    h
-}
-
-async fn real(s: &Services, program_dir: &std::path::Path) -> Harness {
-    let mut h = Harness::start(&[]).await;
-    h.configure(program_dir, s.config()).await;
-    h
-}
-
 fn assert_no_password(s: &Services, h: &Harness, extra: &str) {
     for (what, text) in [
         ("logs", h.log_text()),
@@ -61,7 +43,7 @@ async fn lifecycle_preview_up_noop_edit_update_refresh_destroy() {
     let inputs = json!({"name": repo, "context": "app", "registry": s.registry_input()});
 
     // preview: no Docker at all, unknown outputs.
-    let mut offline = dockerless(dir.path()).await;
+    let mut offline = Harness::dockerless(dir.path()).await;
     let checked = offline.check_ok("img", &json!({}), &inputs).await;
     let preview = offline
         .create("img", &checked, true)
@@ -71,7 +53,7 @@ async fn lifecycle_preview_up_noop_edit_update_refresh_destroy() {
     assert!(is_unknown(&p["digest"]) && is_unknown(&p["ref"]));
 
     // up: build and push; logs stream as docker plain progress.
-    let mut h = real(&s, dir.path()).await;
+    let mut h = s.harness(dir.path()).await;
     let checked = h.check_ok("img", &json!({}), &inputs).await;
     let created = h
         .create("img", &checked, false)
@@ -228,7 +210,7 @@ async fn inline_cache_is_reused_from_a_clean_daemon() {
     // skipIfPushed off: this is about rebuilding from the inline cache, not reusing the image.
     let inputs = json!({"name": repo, "context": ".", "network": "none", "skipIfPushed": false,
         "registry": s.registry_input()});
-    let mut h = real(&s, dir.path()).await;
+    let mut h = s.harness(dir.path()).await;
     let checked = h.check_ok("c", &json!({}), &inputs).await;
     let first = from_struct(
         h.create("c", &checked, false)
@@ -253,7 +235,7 @@ async fn inline_cache_is_reused_from_a_clean_daemon() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let mut h2 = real(&s, dir.path()).await;
+    let mut h2 = s.harness(dir.path()).await;
     let second = from_struct(
         h2.create("c", &checked, false)
             .await
@@ -289,7 +271,7 @@ async fn cross_build_linux_arm64() {
     let repo = s.repo("arm64");
     let inputs =
         json!({"name": repo, "platforms": ["linux/arm64"], "registry": s.registry_input()});
-    let mut h = real(&s, dir.path()).await;
+    let mut h = s.harness(dir.path()).await;
     let checked = h.check_ok("a", &json!({}), &inputs).await;
     let st = from_struct(
         h.create("a", &checked, false)
@@ -407,7 +389,7 @@ async fn failures_are_clear_and_never_show_the_password() {
             ("bad/Dockerfile", "FROM scratch\nNOT_AN_INSTRUCTION x\n"),
         ],
     );
-    let mut h = real(&s, dir.path()).await;
+    let mut h = s.harness(dir.path()).await;
 
     // Wrong password.
     let wrong = "wrong-password-123";
@@ -506,12 +488,7 @@ async fn failures_are_clear_and_never_show_the_password() {
     assert_no_password(&s, &h, "");
 
     // The daemon is down (a socket nobody serves).
-    let mut down = Harness::start(&[]).await;
-    down.configure(
-        dir.path(),
-        json!({"host": "unix:///nonexistent/docker.sock"}),
-    )
-    .await;
+    let mut down = Harness::dockerless(dir.path()).await;
     let inputs = json!({"name": s.repo("down"), "context": "ok", "registry": s.registry_input()});
     let e = create_error(&mut down, &inputs).await;
     assert!(
@@ -539,7 +516,7 @@ async fn cancel_stops_a_running_build() {
             ),
         )],
     );
-    let mut h = real(&s, dir.path()).await;
+    let mut h = s.harness(dir.path()).await;
     let checked = h
         .check_ok(
             "s",

@@ -7,12 +7,6 @@ use common::services::{Services, repo_path};
 use common::*;
 use serde_json::json;
 
-async fn real(s: &Services, dir: &std::path::Path) -> Harness {
-    let mut h = Harness::start(&[]).await;
-    h.configure(dir, s.config()).await;
-    h
-}
-
 #[tokio::test]
 async fn several_platforms_push_one_index() {
     let s = Services::get();
@@ -30,7 +24,7 @@ async fn several_platforms_push_one_index() {
     );
     let repo = s.repo("multi");
     let inputs = json!({"name": format!("{repo}:v1"), "platforms": ["linux/amd64", "linux/arm64"], "registry": s.registry_input()});
-    let mut h = real(&s, dir.path()).await;
+    let mut h = s.harness(dir.path()).await;
     let checked = h.check_ok("m", &json!({}), &inputs).await;
     let st = from_struct(
         h.create("m", &checked, false)
@@ -156,7 +150,7 @@ async fn build_once_per_context_across_machines() {
     );
     let repo = s.repo("once");
     let inputs = json!({"name": repo, "tags": ["v2"], "registry": s.registry_input()});
-    let mut first = real(&s, dir.path()).await;
+    let mut first = s.harness(dir.path()).await;
     let checked = first.check_ok("o", &json!({}), &inputs).await;
     let one = from_struct(
         first
@@ -176,13 +170,7 @@ async fn build_once_per_context_across_machines() {
 
     // Another machine: its provider cannot even reach a Docker daemon, so anything but a
     // registry lookup would fail. It returns the same image, tagged as asked.
-    let mut other = Harness::start(&[]).await;
-    other
-        .configure(
-            dir.path(),
-            json!({"host": "unix:///nonexistent/docker.sock"}),
-        )
-        .await;
+    let mut other = Harness::dockerless(dir.path()).await;
     let checked = other
         .check_ok(
             "o",
@@ -236,7 +224,7 @@ async fn triggers_force_a_rebuild() {
     );
     let repo = s.repo("triggers");
     let inputs = json!({"name": repo, "triggers": ["a"], "registry": s.registry_input()});
-    let mut h = real(&s, dir.path()).await;
+    let mut h = s.harness(dir.path()).await;
     let checked = h.check_ok("t", &json!({}), &inputs).await;
     let state = h
         .create("t", &checked, false)
@@ -281,7 +269,7 @@ async fn one_platform_gets_an_index_when_asked() {
         &[("Dockerfile", "FROM scratch\nCOPY f /\n"), ("f", "one\n")],
     );
     let repo = s.repo("index1");
-    let mut h = real(&s, dir.path()).await;
+    let mut h = s.harness(dir.path()).await;
     let plain = json!({"name": repo, "platforms": ["linux/arm64"], "registry": s.registry_input()});
     let checked = h.check_ok("i", &json!({}), &plain).await;
     let state = h

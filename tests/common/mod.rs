@@ -23,6 +23,9 @@ use tonic::transport::Channel;
 
 pub const TOKEN: &str = "docker-buildkit:index:Image";
 
+/// A Docker host nobody serves.
+pub const NO_DAEMON: &str = "unix:///nonexistent/docker.sock";
+
 pub fn urn(name: &str) -> String {
     format!("urn:pulumi:test::proj::{TOKEN}::{name}")
 }
@@ -119,6 +122,20 @@ impl Harness {
             child,
             engine_task,
         }
+    }
+
+    /// Started, then Handshake and Configure with `config` for `program_dir`.
+    pub async fn configured(program_dir: &Path, config: Value) -> Harness {
+        let mut h = Harness::start(&[]).await;
+        h.configure(program_dir, config).await;
+        h
+    }
+
+    /// A harness whose provider points at a daemon that does not exist: any Docker call it
+    /// made would fail, so a passing Check/Diff/preview (or a reuse) through it proves none
+    /// was made.
+    pub async fn dockerless(program_dir: &Path) -> Harness {
+        Harness::configured(program_dir, json!({"host": NO_DAEMON})).await
     }
 
     /// Handshake then Configure, as the engine does first.

@@ -42,6 +42,11 @@ impl Services {
         json!({"server": self.registry, "username": self.user, "password": super::secret(json!(self.password))})
     }
 
+    /// A provider configured for `program_dir` and the private daemon.
+    pub async fn harness(&self, program_dir: &std::path::Path) -> super::Harness {
+        super::Harness::configured(program_dir, self.config()).await
+    }
+
     /// Provider configuration pointing at the private daemon.
     pub fn config(&self) -> Value {
         json!({"host": self.docker_host})
