@@ -1,8 +1,13 @@
 //! Docker itself as the oracle for `.dockerignore`: a tricky context is built with the
-//! legacy builder (`DOCKER_BUILDKIT=0 docker build`, whose CLI filters the context tar
-//! with moby's patternmatcher), the image's `/ctx/` is exported, and its file set is
-//! compared with (a) `BuildContext::entries()` and (b) the `/ctx/` of the image the
-//! real provider builds with BuildKit from the same directory.
+//! docker CLI 20.10's BuildKit client (`DOCKER_BUILDKIT=1 /usr/bin/docker build`, whose
+//! fsutil walk filters what it sends; the reference `src/context/dockerignore.rs`
+//! follows) and with the legacy builder of the newer CLI on PATH (`DOCKER_BUILDKIT=0
+//! docker build`, whose CLI filters the context tar with moby/patternmatcher); each
+//! image's `/ctx/` is exported, and its file set is compared with (a)
+//! `BuildContext::entries()` and (b) the `/ctx/` of the image the real provider builds
+//! with BuildKit from the same directory. A family of small cases pins how exception
+//! patterns reach (or do not reach) into excluded directories, the one place where the
+//! two builders are measured to disagree (see `exception_family`).
 
 mod common;
 
@@ -237,17 +242,43 @@ fn unique(what: &str) -> String {
 
 /// Builds `dir` with the legacy builder (`-f dockerfile`) and returns the image's `/ctx/`.
 fn legacy_build(s: &Services, c: &mut Cleanup, dir: &Path, dockerfile: &str) -> Listing {
-    let tag = unique("legacy");
+    cli_build(s, c, dir, dockerfile, "docker", "0")
+}
+
+/// The docker CLI 20.10 with BuildKit: the classic CLI Debian's `docker.io` installs (the
+/// `docker` on PATH is a newer CLI without buildx, see FACTS.md).
+const CLASSIC_CLI: &str = "/usr/bin/docker";
+
+/// Builds `dir` with the classic CLI's BuildKit client (`-f dockerfile`) and returns the
+/// image's `/ctx/`.
+fn buildkit_client_build(s: &Services, c: &mut Cleanup, dir: &Path, dockerfile: &str) -> Listing {
+    cli_build(s, c, dir, dockerfile, CLASSIC_CLI, "1")
+}
+
+/// `DOCKER_BUILDKIT=<buildkit> <cli> build -f <dockerfile> <dir>`; the image's `/ctx/`.
+fn cli_build(
+    s: &Services,
+    c: &mut Cleanup,
+    dir: &Path,
+    dockerfile: &str,
+    cli: &str,
+    buildkit: &str,
+) -> Listing {
+    let tag = unique(if buildkit == "1" {
+        "buildkit"
+    } else {
+        "legacy"
+    });
     c.images.push(tag.clone());
-    let out = Command::new("docker")
+    let out = Command::new(cli)
         .args(["build", "-q", "-t", &tag, "-f"])
         .arg(dir.join(dockerfile))
         .arg(dir)
         .env("DOCKER_HOST", &s.docker_host)
-        .env("DOCKER_BUILDKIT", "0")
+        .env("DOCKER_BUILDKIT", buildkit)
         .output()
-        .expect("run docker build");
-    check(&out, "DOCKER_BUILDKIT=0 docker build");
+        .unwrap_or_else(|e| panic!("run {cli} build: {e}"));
+    check(&out, &format!("DOCKER_BUILDKIT={buildkit} {cli} build"));
     export_ctx(s, c, &tag)
 }
 
@@ -262,12 +293,7 @@ fn export_ctx(s: &Services, c: &mut Cleanup, image: &str) -> Listing {
         &s.docker(&["export", &id, "-o", tar_path.to_str().unwrap()]),
         "docker export",
     );
-    let listing = Listing::from_export(&tar_path);
-    assert!(
-        !listing.files.is_empty(),
-        "the export of {image} has no ctx/ files"
-    );
-    listing
+    Listing::from_export(&tar_path)
 }
 
 /// Builds `dir` (the Pulumi program directory; the context is its default `.`) with the
@@ -296,7 +322,12 @@ async fn provider_build(
     let logs = h.log_text();
     created.unwrap_or_else(|e| panic!("provider build failed: {e}\n{logs}"));
     let _ = h.stop().await;
-    export_ctx(s, c, &format!("{name}:latest"))
+    let listing = export_ctx(s, c, &format!("{name}:latest"));
+    assert!(
+        !listing.files.is_empty(),
+        "the image the provider built has no ctx/ files"
+    );
+    listing
 }
 
 fn entries_listing(root: &Path, dockerfile: &str) -> Listing {
@@ -330,6 +361,196 @@ fn compare_entries(oracle: &Listing, ours: &Listing) -> String {
     problems
 }
 
+/// Files and directories, both exactly ("missing" = in `oracle` only).
+fn compare_exactly(oracle: &Listing, ours: &Listing) -> String {
+    let mut problems = set_diff("file/symlink", &oracle.files, &ours.files);
+    problems.push_str(&set_diff("dir", &oracle.dirs, &ours.dirs));
+    problems
+}
+
+/// How the legacy builder of the newer CLI on PATH does on an [`exception_family`] case.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Legacy {
+    /// Same files, and the directories [`compare_entries`] expects.
+    Agrees,
+    /// Keeps files the 20.10 client does not: it tries every ancestor of a path against
+    /// a pattern, not only the one as deep as the pattern (moby/patternmatcher's
+    /// `MatchesOrParentMatches` against docker 20.10's `Matches`).
+    KeepsMore,
+    /// Same files, but it does not record a directory it walks into that ends up empty
+    /// (the BuildKit client sends it, so it is one of our entries).
+    DropsEmptyWalkedDirs,
+}
+
+/// `(name, tree, .dockerignore, how the legacy builder does)`: exception patterns
+/// against excluded directories. Docker walks into an excluded directory only when the
+/// text of an exception pattern, plus `/`, begins with the directory's path plus `/`.
+/// The same cases, with the expectations measured here, are in `src/context/walk.rs`.
+fn exception_family() -> Vec<(&'static str, &'static [&'static str], &'static str, Legacy)> {
+    vec![
+        (
+            "issue: * then !**/node_modules",
+            &[
+                "Dockerfile",
+                "top.txt",
+                "node_modules/r.js",
+                "node_modules/keep/k",
+                "build/node_modules/m.js",
+                "a/node_modules/n.js",
+            ],
+            "*\n!**/node_modules",
+            Legacy::KeepsMore,
+        ),
+        (
+            "issue: ** then !**/deep",
+            &["Dockerfile", "deep/h", "x/deep/f", "x/y/deep/g"],
+            "**\n!**/deep",
+            Legacy::KeepsMore,
+        ),
+        (
+            "nested exception: a then !a/b/c",
+            &[
+                "Dockerfile",
+                "a/f",
+                "a/b/f",
+                "a/b/c/f",
+                "a/b/c/d/f",
+                "a/x/keep",
+            ],
+            "a\n!a/b/c",
+            Legacy::Agrees,
+        ),
+        (
+            "a/* then !a/b/**",
+            &["Dockerfile", "a/f", "a/b/f", "a/b/c/d/f", "a/x/keep"],
+            "a/*\n!a/b/**",
+            Legacy::Agrees,
+        ),
+        (
+            "*/x then !*/x/keep",
+            &["Dockerfile", "a/x/keep", "a/x/other", "a/f", "b/x/keep"],
+            "*/x\n!*/x/keep",
+            Legacy::Agrees,
+        ),
+        (
+            "wildcard inside the exception's dir part: a then !a/*/keep",
+            &["Dockerfile", "a/x/keep", "a/keep", "b/f"],
+            "a\n!a/*/keep",
+            Legacy::DropsEmptyWalkedDirs,
+        ),
+        (
+            "* then !a/**/keep",
+            &["Dockerfile", "a/keep", "a/x/keep", "a/f"],
+            "*\n!a/**/keep",
+            Legacy::Agrees,
+        ),
+        (
+            "exceptions with leading / and ./ and a trailing /",
+            &["Dockerfile", "a/b/f", "a/c/f", "a/d/f"],
+            "a\n!/a/b\n!./a/c/",
+            Legacy::Agrees,
+        ),
+        (
+            "x then !x/**/deep",
+            &["Dockerfile", "x/deep/f", "x/f", "x/y/deep/g"],
+            "x\n!x/**/deep",
+            Legacy::KeepsMore,
+        ),
+        (
+            "the prefix is compared on whole components: a then !ab/c",
+            &["Dockerfile", "a/c", "ab/c/f", "ab/d"],
+            "a\n!ab/c",
+            Legacy::Agrees,
+        ),
+        (
+            "**/node_modules then !**/node_modules/keep",
+            &[
+                "Dockerfile",
+                "node_modules/keep/k",
+                "web/node_modules/keep/k",
+                "web/s.js",
+            ],
+            "**/node_modules\n!**/node_modules/keep",
+            Legacy::Agrees,
+        ),
+        (
+            "an exception naming nothing: a then !a/b/missing",
+            &["Dockerfile", "a/f", "a/b/f", "a/c/f"],
+            "a\n!a/b/missing",
+            Legacy::DropsEmptyWalkedDirs,
+        ),
+        (
+            "an exception for the dir itself, then the dir again",
+            &["Dockerfile", "a/f", "a/b/f"],
+            "!a\na",
+            Legacy::DropsEmptyWalkedDirs,
+        ),
+    ]
+}
+
+/// Each [`exception_family`] case: `entries()` equals what the 20.10 BuildKit client put
+/// into the image, files and directories; the legacy builder agrees, or differs in the
+/// one way the case says (so that a change in either is noticed).
+#[tokio::test]
+async fn exceptions_reach_into_excluded_dirs_as_in_docker() {
+    let s = Services::get();
+    let mut c = Cleanup {
+        s: &s,
+        containers: Vec::new(),
+        images: Vec::new(),
+    };
+    let mut failures = String::new();
+    for (name, tree, ignore, legacy_does) in exception_family() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write_tree(
+            root,
+            &[("Dockerfile", DOCKERFILE), (".dockerignore", ignore)],
+        );
+        let rest: Vec<&str> = tree
+            .iter()
+            .copied()
+            .filter(|p| *p != "Dockerfile")
+            .collect();
+        build_tree(root, &rest);
+        let ours = entries_listing(root, "Dockerfile");
+        let client = buildkit_client_build(&s, &mut c, root, "Dockerfile");
+        let problems = compare_exactly(&client, &ours);
+        if !problems.is_empty() {
+            failures.push_str(&format!(
+                "{name} ({ignore:?}): entries() against `DOCKER_BUILDKIT=1 {CLASSIC_CLI} \
+                 build`:\n{problems}"
+            ));
+        }
+
+        let legacy = legacy_build(&s, &mut c, root, "Dockerfile");
+        let files = set_diff("file/symlink", &legacy.files, &ours.files);
+        let dirs = compare_entries(&legacy, &ours);
+        let seen = if dirs.is_empty() {
+            Legacy::Agrees
+        } else if files.is_empty() {
+            Legacy::DropsEmptyWalkedDirs
+        } else if legacy.files.is_superset(&ours.files) {
+            Legacy::KeepsMore
+        } else {
+            failures.push_str(&format!(
+                "{name} ({ignore:?}): the legacy builder differs unexpectedly:\n{dirs}"
+            ));
+            continue;
+        };
+        if seen != legacy_does {
+            failures.push_str(&format!(
+                "{name} ({ignore:?}): the legacy builder was expected to be {legacy_does:?}, \
+                 it is {seen:?}:\n{dirs}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "(missing = Docker has it, we do not; extra = we have it, Docker does not)\n{failures}"
+    );
+}
+
 #[tokio::test]
 async fn dockerignore_matches_docker_legacy_builder_and_buildkit() {
     let s = Services::get();
@@ -349,6 +570,10 @@ async fn dockerignore_matches_docker_legacy_builder_and_buildkit() {
     let oracle = legacy_build(&s, &mut c, root, "Dockerfile");
     // Sanity of the oracle itself (FACTS.md) and of the tree: the build files are in,
     // unanchored `*.log` only matches at the root, re-includes work.
+    assert!(
+        !oracle.files.is_empty(),
+        "the legacy build has no ctx/ files"
+    );
     for p in [
         "Dockerfile",
         ".dockerignore",
@@ -365,12 +590,20 @@ async fn dockerignore_matches_docker_legacy_builder_and_buildkit() {
          .dockerignore:\n{DOCKERIGNORE}\noracle: {oracle:#?}\n"
     );
 
-    // (a) The context module's entries.
+    // (a) The context module's entries, against both builders. The BuildKit client sends
+    // every directory it walks, so its directories are compared exactly.
     let ours = entries_listing(root, "Dockerfile");
     let problems = compare_entries(&oracle, &ours);
     assert!(
         problems.is_empty(),
         "BuildContext::entries() disagrees with `DOCKER_BUILDKIT=0 docker build`:\n{problems}{legend}"
+    );
+    let client = buildkit_client_build(&s, &mut c, root, "Dockerfile");
+    let problems = compare_exactly(&client, &ours);
+    assert!(
+        problems.is_empty(),
+        "BuildContext::entries() disagrees with `DOCKER_BUILDKIT=1 {CLASSIC_CLI} build`:\n\
+         {problems}{legend}client: {client:#?}"
     );
 
     // (b) The real provider, BuildKit, the same directory.

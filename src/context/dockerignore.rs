@@ -1,21 +1,50 @@
 //! `.dockerignore` parsing and matching with Docker's semantics.
 //!
-//! This is for deciding whether a context-relative path is excluded from the
-//! build context, exactly as `docker build` decides it (moby/patternmatcher
-//! plus the docker CLI's ignore-file reader): patterns are anchored at the
-//! context root, must match the whole path (or one of its parent
-//! directories), and the last matching pattern wins. It is not a gitignore
-//! implementation (no "match at any depth", no "cannot re-include inside an
-//! excluded directory", no `[!...]` negation) and it does not touch the file
-//! system: finding and reading the ignore file is `mod.rs`'s job, walking is
-//! `walk.rs`'s.
+//! This is for deciding whether a context-relative path is part of the build
+//! context, exactly as `docker build` decides it: patterns are anchored at
+//! the context root and must match the whole path, the last matching pattern
+//! wins, and a `!` pattern re-includes. It is not a gitignore implementation
+//! (no "match at any depth", no `[!...]` negation) and it does not touch the
+//! file system: finding and reading the ignore file is `mod.rs`'s job,
+//! walking is `walk.rs`'s.
+//!
+//! The reference is the docker CLI 20.10's BuildKit client
+//! (`DOCKER_BUILDKIT=1 docker build`: fsutil's walk with docker 20.10's
+//! `fileutils.PatternMatcher`), measured against dockerd 20.10 by building
+//! contexts and listing the image. Its rule has two parts:
+//! - A path is *matched* (moby's `Matches`) when the last pattern that
+//!   matches either the path itself or the one ancestor of the path that
+//!   has as many components as the pattern (`*` has one, `**/x` two) is not
+//!   an exception. Only that one ancestor is tried: with `**` then
+//!   `!**/deep`, `deep` is re-included but `deep/h` is not (its depth-2
+//!   ancestor does not exist).
+//! - The walk skips a matched directory whole unless the text of some
+//!   exception pattern, plus `/`, begins with the directory's path plus `/`
+//!   (`!a/b/c` walks into `a` and `a/b`; `!**/keep`, `!*/x/keep` or
+//!   `!a/*/keep` never walk into an excluded `a`). A matched directory that
+//!   is walked into is sent like any other (BuildKit creates it even if
+//!   nothing inside is included); a matched file is never sent.
+//!
+//! Where newer docker CLIs differ (measured with the 28.x CLI's legacy
+//! builder, `DOCKER_BUILDKIT=0 docker build`, which uses moby/patternmatcher's
+//! `MatchesOrParentMatches`): they try every ancestor, not only the one as
+//! deep as the pattern (so `*` then `!**/node_modules` keeps
+//! `node_modules/r.js`, `x` then `!x/**/deep` keeps `x/deep/f`, where the
+//! 20.10 client keeps neither); `**foo` is a plain suffix match there (any
+//! path ending in `foo`) where the 20.10 client reads it as `(.*/)?foo`; and
+//! the legacy tar does not record a walked-into excluded directory that ends
+//! up empty. We follow the 20.10 BuildKit client, which agrees with the 20.10
+//! CLI's own legacy builder on all of these. The walk-into rule itself is
+//! the same in both CLIs.
 //!
 //! Known, deliberate differences from moby (which translates patterns to Go
 //! regular expressions): `\x` always means the literal character `x` (moby
 //! gives `\d`, `\w`, `\t`, ... their regex meaning), `^` outside a class is
-//! literal (moby emits a regex anchor), and `*`/`?` inside `[...]` are
-//! literal (moby produces a garbled regex). Everything else, including
-//! moby's quirks (`**foo` matches any path ending in `foo`; `a**b` is
+//! literal (moby emits a regex anchor), `*`/`?` inside `[...]` are literal
+//! (moby produces a garbled regex), and regex operators other than `.` and
+//! `$` (`+`, `(`, `{`, `|`) are literal, as in newer CLIs (the 20.10
+//! matcher passes them to the regex engine: measured, `a+b` excludes `ab`
+//! and `aab` there, not `a+b`). Everything else, including moby's quirks (`a**b` is
 //! `a(.*/)?b`; `[!a]` is the class `{'!', 'a'}`; `[^a]` can match `/`), is
 //! reproduced.
 
@@ -67,6 +96,10 @@ struct Pattern {
     suffix: String,
     /// The longest run of literal characters, which every match contains.
     needle: String,
+    /// The number of `/`-separated components of `text` (moby's
+    /// `len(pattern.dirs)`): the depth of the one ancestor of a path that
+    /// the pattern is also tried on.
+    depth: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,47 +165,77 @@ impl DockerIgnore {
     }
 
     /// Whether `rel_path` (relative to the context root, `/`-separated) is
-    /// excluded: the last pattern that matches the path or one of its parent
-    /// directories decides, and it excludes unless it is a `!` exception.
-    /// The root itself (`""` or `"."`) is never excluded.
+    /// left out of the build context when it is a file or a symlink: see
+    /// [`DockerIgnore::includes`]. The root itself (`""` or `"."`) is never
+    /// excluded.
     pub fn is_excluded(&self, rel_path: &str) -> bool {
+        !self.includes(rel_path, false)
+    }
+
+    /// Whether Docker's walk of the context includes `rel_path` (relative to
+    /// the context root, `/`-separated), a directory when `is_dir`: every
+    /// directory on the way is walked into (not matched, or an exception
+    /// begins with its path), and the path itself is not matched (or, for a
+    /// directory, an exception begins with its path). See the module docs.
+    pub fn includes(&self, rel_path: &str, is_dir: bool) -> bool {
         let path = rel_path.trim_end_matches('/');
         let path = path.strip_prefix("./").unwrap_or(path);
         if path.is_empty() || path == "." {
-            return false;
+            return true;
         }
+        let walked = |path: &str, is_dir: bool| {
+            !self.is_matched(path) || (is_dir && self.walks_into_excluded(path))
+        };
+        parents(path).all(|dir| walked(dir, true)) && walked(path, is_dir)
+    }
+
+    /// moby's (20.10) `PatternMatcher.Matches`: the last pattern that
+    /// matches the path, or the ancestor of the path with as many components
+    /// as the pattern, decides; it excludes unless it is an exception.
+    fn is_matched(&self, path: &str) -> bool {
+        let depth = path.split('/').count();
         for p in self.patterns.iter().rev() {
-            if p.matches(path) || parents(path).any(|parent| p.matches(parent)) {
+            if p.matches(path) || (p.depth < depth && p.matches(ancestor(path, p.depth))) {
                 return !p.exception;
             }
         }
         false
     }
 
-    /// Per-pattern "matched this path or one of its parents" flags for a
-    /// directory, given its parent's flags (an empty slice for the root).
-    /// Used by the walker so each path is matched once, not once per parent.
-    pub(crate) fn dir_state(&self, parent: &[bool], path: &str) -> Vec<bool> {
+    /// Whether Docker walks into directory `dir` although it is matched: some
+    /// exception pattern's text plus `/` begins with `dir` plus `/` (the
+    /// same plain text comparison in fsutil's walk and in the legacy CLI's
+    /// tar writer; wildcards in the exception are not expanded).
+    pub(crate) fn walks_into_excluded(&self, dir: &str) -> bool {
+        self.patterns.iter().any(|p| {
+            p.exception
+                && p.text
+                    .strip_prefix(dir)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    }
+
+    /// The state of directory `dir`, `depth` components deep, for matching
+    /// its children: per pattern, whether the pattern matches the ancestor
+    /// of a child that moby's parent check tries (the child's ancestor with
+    /// as many components as the pattern). `parent` is the state of the
+    /// directory holding `dir` (an empty slice for the root). Used by the
+    /// walker so each path is matched once, not once per parent.
+    pub(crate) fn dir_state(&self, parent: &[bool], dir: &str, depth: usize) -> Vec<bool> {
         self.patterns
             .iter()
             .enumerate()
-            .map(|(i, p)| parent.get(i).copied().unwrap_or(false) || p.matches(path))
+            .map(|(i, p)| match p.depth.cmp(&depth) {
+                std::cmp::Ordering::Less => parent.get(i).copied().unwrap_or(false),
+                std::cmp::Ordering::Equal => p.matches(dir),
+                std::cmp::Ordering::Greater => false,
+            })
             .collect()
     }
 
-    /// The exclusion decision for a directory state from [`Self::dir_state`].
-    pub(crate) fn state_excluded(&self, state: &[bool]) -> bool {
-        self.patterns
-            .iter()
-            .zip(state)
-            .rev()
-            .find(|(_, matched)| **matched)
-            .is_some_and(|(p, _)| !p.exception)
-    }
-
-    /// Same as [`Self::is_excluded`] for a path whose parent directory has
-    /// the given state, without building a state for the path itself.
-    pub(crate) fn excluded_in(&self, parent: &[bool], path: &str) -> bool {
+    /// moby's `Matches` (see [`Self::is_matched`]) for `path`, whose parent
+    /// directory has the state `parent` from [`Self::dir_state`].
+    pub(crate) fn matched_in(&self, parent: &[bool], path: &str) -> bool {
         for (i, p) in self.patterns.iter().enumerate().rev() {
             if parent.get(i).copied().unwrap_or(false) || p.matches(path) {
                 return !p.exception;
@@ -180,17 +243,16 @@ impl DockerIgnore {
         }
         false
     }
+}
 
-    /// Whether some exception pattern could match a path strictly beneath
-    /// directory `dir` (or a directory between `dir` and such a path). When
-    /// this is `false` for an excluded directory, everything beneath it is
-    /// excluded too and the walker does not need to open it. This may
-    /// answer `true` when nothing can actually match (it is conservative),
-    /// never `false` when something can.
-    pub(crate) fn could_include_beneath(&self, dir: &str) -> bool {
-        self.patterns
-            .iter()
-            .any(|p| p.exception && p.could_match_beneath(dir))
+/// The first `depth` components of `path` (all of it if it has fewer).
+fn ancestor(path: &str, depth: usize) -> &str {
+    match depth
+        .checked_sub(1)
+        .and_then(|n| path.match_indices('/').nth(n))
+    {
+        Some((i, _)) => &path[..i],
+        None => path,
     }
 }
 
@@ -259,6 +321,7 @@ fn parse_line(line: &str) -> LineResult {
                 .max_by_key(String::len)
                 .unwrap_or_default();
             Ok(Pattern {
+                depth: text.split('/').count(),
                 text,
                 exception,
                 tokens,
@@ -304,46 +367,32 @@ fn go_clean(path: &str) -> String {
 fn compile(pattern: &str) -> Result<Vec<Token>, String> {
     let chars: Vec<char> = pattern.chars().collect();
     let mut tokens = Vec::new();
-    // moby's "suffix match" quirk: a pattern that starts with `**` and has
-    // no other wildcard is matched with `HasSuffix`, so `**foo` matches any
-    // path ending in `foo` (not only `foo` and `.../foo`).
-    let mut leading_star_star_without_slash = false;
-    let mut wildcard_after_leading = false;
+    // Newer moby matches a pattern that starts with `**` and has no other
+    // wildcard with `HasSuffix` (`**foo` matches any path ending in `foo`);
+    // the 20.10 matcher, which we follow, reads `**foo` as `(.*/)?foo`.
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        let at_start = i == 0;
         i += 1;
         match c {
             '*' if chars.get(i) == Some(&'*') => {
                 i += 1;
-                let ate_slash = chars.get(i) == Some(&'/');
-                if ate_slash {
+                // `**/` is read as `**`.
+                if chars.get(i) == Some(&'/') {
                     i += 1;
                 }
                 if i == chars.len() {
                     tokens.push(Token::AnyString);
                 } else {
                     tokens.push(Token::AnyDirs);
-                    leading_star_star_without_slash = at_start && !ate_slash;
-                }
-                if !at_start {
-                    wildcard_after_leading = true;
                 }
             }
-            '*' => {
-                tokens.push(Token::Star);
-                wildcard_after_leading = true;
-            }
-            '?' => {
-                tokens.push(Token::AnyChar);
-                wildcard_after_leading = true;
-            }
+            '*' => tokens.push(Token::Star),
+            '?' => tokens.push(Token::AnyChar),
             '\\' => match chars.get(i) {
                 Some(escaped) => {
                     tokens.push(Token::Literal(*escaped));
                     i += 1;
-                    wildcard_after_leading = true;
                 }
                 None => return Err("the pattern ends with an unfinished `\\` escape".to_owned()),
             },
@@ -351,17 +400,9 @@ fn compile(pattern: &str) -> Result<Vec<Token>, String> {
                 let (class, next) = compile_class(&chars, i)?;
                 tokens.push(class);
                 i = next;
-                wildcard_after_leading = true;
-            }
-            ']' => {
-                tokens.push(Token::Literal(']'));
-                wildcard_after_leading = true;
             }
             other => tokens.push(Token::Literal(other)),
         }
-    }
-    if leading_star_star_without_slash && !wildcard_after_leading {
-        tokens[0] = Token::AnyString;
     }
     Ok(tokens)
 }
@@ -479,11 +520,6 @@ impl Pattern {
         self.run(path.chars()).on[self.tokens.len()]
     }
 
-    /// Whether the pattern could match some path of the form `dir/...`.
-    fn could_match_beneath(&self, dir: &str) -> bool {
-        !self.run(dir.chars().chain(std::iter::once('/'))).is_empty()
-    }
-
     /// Runs the NFA over `input` and returns the final state set.
     fn run(&self, input: impl Iterator<Item = char>) -> States {
         let tokens = &self.tokens;
@@ -596,8 +632,12 @@ mod tests {
             ("a/**/b", "a/x/y/b", true),
             ("a/**/b", "a/x/yb", false),
             ("**", "anything/at/all", true),
-            ("**.log", "x.log", true), // moby suffix quirk
-            ("**.log", "a/b/x.log", true),
+            // `**.log` is `(.*/)?\.log` for the 20.10 client, not newer
+            // moby's suffix match.
+            ("**.log", "x.log", false),
+            ("**.log", "a/b/x.log", false),
+            ("**.log", ".log", true),
+            ("**.log", "a/.log", true),
             ("**/*.log", "a/b/x.log", true),
             ("a**b", "a/x/b", true),
             ("a**b", "axb", false), // moby: `a(.*/)?b`
@@ -637,6 +677,38 @@ mod tests {
             ("!a\na", "a/b", true),
             ("*.txt\n!k*.txt\nkeep2.txt", "keep1.txt", false),
             ("*.txt\n!k*.txt\nkeep2.txt", "keep2.txt", true),
+            // Only the ancestor as deep as the pattern is tried (measured:
+            // the 20.10 BuildKit client; newer CLIs try every ancestor).
+            ("*\n!**/node_modules", "node_modules", false),
+            ("*\n!**/node_modules", "node_modules/r.js", true),
+            ("**\n!**/deep", "deep", false),
+            ("**\n!**/deep", "deep/h", true),
+            ("**\n!**/deep", "x/deep/f", true), // `x` is not walked into
+            ("x\n!x/**/deep", "x/deep", false),
+            ("x\n!x/**/deep", "x/deep/f", true),
+            ("a/b\n!a/b/c", "a/b/c/d/f", false),
+            ("a/*\n!a/b/**", "a/b/c/d/f", false),
+            // An excluded directory is walked into only when an exception
+            // begins with its path (measured: both docker builders).
+            ("*\n!**/node_modules", "build/node_modules/m.js", true),
+            ("**\n!**/deep", "x/y/deep/g", true),
+            ("a\n!a/b/c", "a/b/c/d/f", false),
+            ("a\n!a/b/c", "a/b/f", true),
+            ("*\n!a/b/c", "a/b/c/f", false),
+            ("a\n!/a/b/c", "a/b/c/f", false),
+            ("a\n!./a/b/c/", "a/b/c/f", false),
+            ("a\n!**/keep", "a/keep", true),
+            ("a\n!a/*/keep", "a/x/keep", true),
+            ("*/x\n!*/x/keep", "a/x/keep", true),
+            ("*\n!a/**/keep", "a/keep", false),
+            ("*\n!a/**/keep", "a/x/keep", true),
+            ("a\n!a/b/*.txt", "a/b/x.txt", false),
+            ("a\n!ab/c", "a/c", true),
+            (
+                "**/node_modules\n!**/node_modules/keep",
+                "w/node_modules/keep/k",
+                true,
+            ),
         ];
         for (patterns, path, want) in cases {
             assert_eq!(
@@ -694,47 +766,96 @@ mod tests {
     }
 
     #[test]
-    fn could_include_beneath_is_precise_enough() {
-        let ig = DockerIgnore::parse("node_modules\n!node_modules/keep\n!**/*.go\n!src/*/gen");
-        assert!(ig.could_include_beneath("node_modules"));
-        assert!(ig.could_include_beneath("anything")); // `**/*.go`
-        let ig = DockerIgnore::parse("a\nb\n!a/keep\n!src/*/gen");
-        assert!(ig.could_include_beneath("a"));
-        assert!(!ig.could_include_beneath("b"));
-        assert!(!ig.could_include_beneath("ab"));
-        assert!(ig.could_include_beneath("src"));
-        assert!(ig.could_include_beneath("src/x"));
-        assert!(!ig.could_include_beneath("src/x/other"));
-        // `!src/*/gen` can re-include `src/x/gen` itself, but if that dir is
-        // still excluded (by a later pattern), nothing beneath it can be.
-        assert!(!ig.could_include_beneath("src/x/gen"));
-        // Non-exception patterns never make a directory worth descending.
+    fn walks_into_excluded_dirs_only_on_an_exception_prefix() {
+        let ig = DockerIgnore::parse(
+            "a\n!a/b/c\n*/x\n!*/x/keep\n!/q/r\n!./s/t/\nn\n!n\n!**/keep\nu\nu/v",
+        );
+        for (dir, walked) in [
+            ("a", true),
+            ("a/b", true),
+            ("a/b/c", true),
+            ("a/b/c/d", false),
+            ("a/x", false),
+            ("ab", false),
+            ("b/x", false),
+            // The exception's text is compared as text: only a directory
+            // literally named `*` begins it.
+            ("*", true),
+            ("q", true),
+            ("q/r", true),
+            ("s/t", true),
+            ("n", true),
+            ("u", false),
+            ("keep", false),
+        ] {
+            assert_eq!(ig.walks_into_excluded(dir), walked, "{dir}");
+        }
+        assert!(ig.includes("a", true), "walked into, so sent");
+        assert!(!ig.includes("a", false), "a file named `a` is excluded");
+        assert!(ig.includes("a/b", true));
+        assert!(!ig.includes("a/b/f", false));
+        assert!(ig.includes("a/b/c/d/f", false));
+        assert!(!ig.includes("a/x", true));
+        assert!(!ig.includes("b/x/keep", false));
+        assert!(ig.includes("", true) && ig.includes(".", true));
+        // Without exceptions nothing excluded is walked into.
         let ig = DockerIgnore::parse("a\na/b");
-        assert!(!ig.could_include_beneath("a"));
+        assert!(!ig.walks_into_excluded("a"));
+        assert!(!ig.includes("a/b/c", false));
     }
 
     #[test]
-    fn walker_state_agrees_with_is_excluded() {
-        let ig = DockerIgnore::parse("a\n!a/b\na/b/c\n**/*.tmp\n!keep.tmp");
+    fn ancestor_as_deep_as_the_pattern() {
+        assert_eq!(ancestor("a/b/c", 1), "a");
+        assert_eq!(ancestor("a/b/c", 2), "a/b");
+        assert_eq!(ancestor("a/b/c", 3), "a/b/c");
+        assert_eq!(ancestor("a/b/c", 7), "a/b/c");
+        let depths: Vec<usize> = DockerIgnore::parse("*\n**/x\n!a/**/b\n/c/d\n./e/")
+            .patterns
+            .iter()
+            .map(|p| p.depth)
+            .collect();
+        assert_eq!(depths, [1, 2, 3, 2, 1]);
+    }
+
+    #[test]
+    fn walker_state_agrees_with_the_per_path_rule() {
         let paths = [
             "a",
             "a/b",
             "a/b/c",
             "a/b/c/d",
+            "a/b/c/d/e/f",
             "a/b/d",
             "a/x",
             "x.tmp",
             "keep.tmp",
             "q/keep.tmp",
+            "node_modules",
+            "node_modules/r.js",
+            "b/node_modules/m.js",
+            "deep/h",
+            "x/deep/f",
+            "x/y/deep/g",
         ];
-        for path in paths {
-            let mut state = Vec::new();
-            for dir in parents(path) {
-                state = ig.dir_state(&state, dir);
+        for patterns in [
+            "a\n!a/b\na/b/c\n**/*.tmp\n!keep.tmp",
+            "*\n!**/node_modules",
+            "**\n!**/deep\n!x/**",
+            "a/*\n!a/b/**\n*/*/c\n!*/*/c/d/e",
+        ] {
+            let ig = DockerIgnore::parse(patterns);
+            for path in paths {
+                let mut state = Vec::new();
+                for (i, dir) in parents(path).enumerate() {
+                    state = ig.dir_state(&state, dir, i + 1);
+                }
+                assert_eq!(
+                    ig.matched_in(&state, path),
+                    ig.is_matched(path),
+                    "{patterns:?} on {path}"
+                );
             }
-            assert_eq!(ig.excluded_in(&state, path), ig.is_excluded(path), "{path}");
-            let own = ig.dir_state(&state, path);
-            assert_eq!(ig.state_excluded(&own), ig.is_excluded(path), "{path}");
         }
     }
 }

@@ -23,6 +23,11 @@
 //! does not grow with file sizes; a file that fits in the buffer together
 //! with its framing is hashed in one shot, which gives the same digest as
 //! streaming.
+//!
+//! Every context file, here and in the tar writer, is opened by
+//! [`open_regular`]: never through a symlink in its last component, and only
+//! if it is still the file (device and inode) the walk saw, so a file swapped
+//! between the walk and the read cannot bring outside data in.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -389,7 +394,7 @@ fn file_digest(root: &Path, entry: &Entry, buf: &mut [u8]) -> Result<(u128, u64)
         "reading into an empty buffer reads nothing"
     );
     let path = root.join(&entry.path);
-    let mut file = open_regular(&path)?;
+    let mut file = open_regular(&path, entry)?;
     let (mut hasher, mut filled) =
         match header_bytes(&entry.path, EntryKind::File, entry.executable, buf) {
             Some(len) => (None, len),
@@ -426,23 +431,78 @@ fn file_digest(root: &Path, entry: &Entry, buf: &mut [u8]) -> Result<(u128, u64)
     Ok((digest, content))
 }
 
-/// Opens a file that the walk saw as a regular file, and checks it still is
-/// one.
-pub(crate) fn open_regular(path: &Path) -> Result<File, ContextError> {
-    let file = File::open(path).map_err(|source| ContextError::ReadFile {
+/// Opens the file at `path` that the walk recorded as `entry` (a regular
+/// file), making sure the file opened is that very file: the last component
+/// is not followed if it is a symlink (`O_NOFOLLOW`), a FIFO swapped in does
+/// not block the open (`O_NONBLOCK`), and the opened file must be a regular
+/// file with the device and inode numbers the walk's `lstat` saw. So a file
+/// replaced (by a symlink out of the context, another file, or through a
+/// directory swapped for a symlink) between the walk and the read is an
+/// error, [`ContextError::ChangedWhileReading`], never data from elsewhere
+/// in the hash or the tar. Every read of a context file goes through here.
+pub(crate) fn open_regular(path: &Path, entry: &Entry) -> Result<File, ContextError> {
+    let changed = || ContextError::ChangedWhileReading {
         path: path.to_path_buf(),
-        source,
-    })?;
+    };
+    let file = match open_no_follow(path) {
+        Ok(file) => file,
+        Err(e) if is_symlink_refused(&e) => return Err(changed()),
+        Err(source) => {
+            return Err(ContextError::ReadFile {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
     let md = file.metadata().map_err(|source| ContextError::ReadFile {
         path: path.to_path_buf(),
         source,
     })?;
-    if !md.is_file() {
-        return Err(ContextError::ChangedWhileReading {
-            path: path.to_path_buf(),
-        });
+    if !md.is_file() || !same_file(&md, entry) {
+        return Err(changed());
     }
     Ok(file)
+}
+
+/// Opens `path` read-only without following a symlink in its last
+/// component and without blocking on a FIFO.
+#[cfg(unix)]
+fn open_no_follow(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_no_follow(path: &Path) -> std::io::Result<File> {
+    File::open(path)
+}
+
+/// Whether an open failed because the last component is a symlink
+/// (`ELOOP` with `O_NOFOLLOW`).
+#[cfg(unix)]
+fn is_symlink_refused(error: &std::io::Error) -> bool {
+    error.raw_os_error() == Some(libc::ELOOP)
+}
+
+#[cfg(not(unix))]
+fn is_symlink_refused(_error: &std::io::Error) -> bool {
+    false
+}
+
+/// Whether the opened file's metadata names the file the walk recorded.
+#[cfg(unix)]
+fn same_file(md: &std::fs::Metadata, entry: &Entry) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    md.dev() == entry.dev && md.ino() == entry.stamp.ino
+}
+
+/// Without device and inode numbers only the file type can be checked.
+#[cfg(not(unix))]
+fn same_file(_md: &std::fs::Metadata, _entry: &Entry) -> bool {
+    true
 }
 
 /// Raw bytes of a path (symlink targets need not be UTF-8).
@@ -715,6 +775,91 @@ mod tests {
             assert!(err.to_string().contains("src/lib.rs"), "{err}");
         }
         chmod(&dir.path().join("src/lib.rs"), 0o644);
+    }
+
+    /// Replaces `rel` under `root` by a new file with `content` (a new
+    /// inode, renamed over the old one, as an editor or `git checkout`
+    /// does).
+    fn replace_file(root: &Path, rel: &str, content: &str) {
+        let tmp = root.join(format!("{rel}.new"));
+        fs::write(&tmp, content).expect("write replacement");
+        fs::rename(&tmp, root.join(rel)).expect("rename over");
+    }
+
+    /// Swaps `rel` under `root` for a symlink to `target`.
+    fn swap_for_symlink(root: &Path, rel: &str, target: &Path) {
+        fs::remove_file(root.join(rel)).expect("rm");
+        std::os::unix::fs::symlink(target, root.join(rel)).expect("symlink");
+    }
+
+    fn assert_changed(err: ContextError, rel: &str) {
+        assert!(
+            matches!(err, ContextError::ChangedWhileReading { .. }),
+            "{err}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains(rel) && msg.contains("changed"), "{msg}");
+    }
+
+    #[test]
+    fn file_swapped_for_a_symlink_after_the_walk_is_not_followed() {
+        let dir = fixture();
+        let root = dir.path();
+        let ctx = open(root);
+        let entries = ctx.entries().expect("entries");
+        let build_files = ctx.build_files().expect("build files");
+        let outside = tempfile::tempdir().expect("tempdir");
+        // Same length as the file it replaces, so nothing but the identity
+        // check can notice.
+        write(outside.path(), "secret", "SECRET!!!!");
+        assert_eq!(
+            fs::metadata(root.join("src/lib.rs")).expect("stat").len(),
+            10
+        );
+        swap_for_symlink(root, "src/lib.rs", &outside.path().join("secret"));
+        for threads in [1, 4] {
+            let err = hash_entries(root, &entries, &build_files, &[], threads)
+                .expect_err("symlink swapped in");
+            assert_changed(err, "src/lib.rs");
+        }
+
+        // The Dockerfile (a build file, hashed even when excluded) too.
+        fs::remove_file(root.join("src/lib.rs")).expect("rm");
+        write(root, "src/lib.rs", "src/lib.rs");
+        let entries = ctx.entries().expect("entries");
+        let build_files = ctx.build_files().expect("build files");
+        swap_for_symlink(root, "Dockerfile", &outside.path().join("secret"));
+        let err = hash_all(root, &entries, &build_files).expect_err("Dockerfile swapped");
+        assert_changed(err, "Dockerfile");
+    }
+
+    #[test]
+    fn file_replaced_after_the_walk_is_not_read() {
+        let dir = fixture();
+        let root = dir.path();
+        let ctx = open(root);
+        let entries = ctx.entries().expect("entries");
+        let build_files = ctx.build_files().expect("build files");
+        // Another file, same size, renamed over the one the walk saw.
+        replace_file(root, "src/lib.rs", "SRC/LIB.RS");
+        let err = hash_all(root, &entries, &build_files).expect_err("replaced file");
+        assert_changed(err, "src/lib.rs");
+
+        // A directory on the way swapped for a symlink to an outside
+        // directory holding files of the same names: the last component is
+        // a regular file, but not the one the walk saw.
+        let ctx = open(root);
+        let entries = ctx.entries().expect("entries");
+        let outside = tempfile::tempdir().expect("tempdir");
+        write(outside.path(), "main.rs", "outside data");
+        write(outside.path(), "lib.rs", "outside!!!");
+        fs::rename(root.join("src"), root.join("src.old")).expect("mv");
+        std::os::unix::fs::symlink(outside.path(), root.join("src")).expect("symlink");
+        let err = hash_all(root, &entries, &build_files).expect_err("dir swapped");
+        assert_changed(err, "src/");
+
+        // A fresh walk sees the new state and is fine.
+        assert!(open(root).hash().is_ok());
     }
 
     /// The definition as first written (one thread, streamed in fixed

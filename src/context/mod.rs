@@ -24,8 +24,10 @@
 //!   at. Sockets are skipped silently (the docker CLI cannot archive them
 //!   either and skips them); FIFOs and device files that are not excluded
 //!   are an error asking the user to exclude them (they are never opened).
-//! - An excluded directory is not opened unless an exception (`!`) pattern
-//!   could match something beneath it.
+//! - `.dockerignore` follows the docker CLI 20.10's BuildKit client (see
+//!   `dockerignore.rs`): an excluded directory is not opened unless an
+//!   exception (`!`) pattern begins with its path, as in Docker; then it is
+//!   an entry itself.
 
 mod dockerignore;
 mod hash;
@@ -81,6 +83,10 @@ pub struct Entry {
     /// mtime/ctime in ns and inode from the same `lstat`, for the stat
     /// cache (never hashed).
     pub(crate) stamp: statcache::Stamp,
+    /// Device number from the same `lstat` (0 where unknown): with
+    /// `stamp.ino`, the identity of the file the walk saw, which a later
+    /// read must find again (never hashed).
+    pub(crate) dev: u64,
 }
 
 /// How [`BuildContext::hash_with`] works; the digest is the same whatever
@@ -190,7 +196,7 @@ pub enum ContextError {
     ReadDir { path: PathBuf, source: io::Error },
     #[error(
         "cannot list directory {path}: {source}; it is excluded by the ignore file, but an \
-         exception (`!`) pattern could match something inside it, so it has to be read"
+         exception (`!`) pattern begins with its path, so Docker reads it too"
     )]
     ReadExcludedDir { path: PathBuf, source: io::Error },
     #[error("cannot read metadata of {path}: {source}")]
@@ -552,10 +558,22 @@ fn read_ignore_file(root: &Path, rel: &str) -> Result<Option<String>, ContextErr
         let problem = format!("is a {}", kind_name(&md.file_type()));
         return Err(ContextError::IgnoreFileNotRegular { path, problem });
     }
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(source) => return Err(ContextError::IgnoreFileRead { path, source }),
-    };
+    // Read the file just `lstat`ed, not whatever replaced it since.
+    let seen = walk::entry_from_metadata(rel.to_owned(), EntryKind::File, &md, None);
+    let mut bytes = Vec::new();
+    let read = hash::open_regular(&path, &seen).and_then(|mut file| {
+        io::Read::read_to_end(&mut file, &mut bytes).map_err(|source| ContextError::ReadFile {
+            path: path.clone(),
+            source,
+        })
+    });
+    match read {
+        Ok(_) => {}
+        Err(ContextError::ReadFile { source, .. }) => {
+            return Err(ContextError::IgnoreFileRead { path, source });
+        }
+        Err(other) => return Err(other),
+    }
     match String::from_utf8(bytes) {
         Ok(text) => Ok(Some(text)),
         Err(_) => Err(ContextError::IgnoreFileNotUtf8 { path }),

@@ -97,7 +97,7 @@ fn append_entry<W: Write>(
         }
         EntryKind::File => {
             let path = root.join(name);
-            let file = open_regular(&path)?;
+            let file = open_regular(&path, entry)?;
             let mode = if entry.executable { 0o755 } else { 0o644 };
             let mut header = header(EntryType::Regular, mode, entry.mtime, entry.size);
             let mut reader = ExactReader {
@@ -433,6 +433,47 @@ mod tests {
         let err = write_tar(root, &entries, &build_files, io::sink()).expect_err("vanished");
         assert!(matches!(err, ContextError::ReadFile { .. }), "{err}");
         assert!(err.to_string().contains("shrink"), "{err}");
+    }
+
+    #[test]
+    fn file_swapped_after_the_walk_is_an_error_not_outside_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        build_tree(root, &["Dockerfile", "data", "other"]);
+        let outside = tempfile::tempdir().expect("tempdir");
+        write(outside.path(), "secret", "SECR");
+        let ctx =
+            BuildContext::open(root, DockerfileSource::Path("Dockerfile".into())).expect("open");
+        let entries = ctx.entries().expect("entries");
+        let build_files = ctx.build_files().expect("build files");
+        let changed = |err: ContextError, rel: &str| {
+            assert!(
+                matches!(err, ContextError::ChangedWhileReading { .. }),
+                "{err}"
+            );
+            assert!(err.to_string().contains(rel), "{err}");
+        };
+
+        // A symlink out of the context, to a file of the same size.
+        fs::remove_file(root.join("data")).expect("rm");
+        std::os::unix::fs::symlink(outside.path().join("secret"), root.join("data"))
+            .expect("symlink");
+        let mut tar = Vec::new();
+        let err = write_tar(root, &entries, &build_files, &mut tar).expect_err("symlink");
+        changed(err, "data");
+        assert!(
+            !tar.windows(4).any(|w| w == b"SECR"),
+            "outside data reached the tar"
+        );
+
+        // Another file (same size) renamed over the one the walk saw.
+        fs::remove_file(root.join("data")).expect("rm");
+        write(root, "data", "data");
+        let entries = ctx.entries().expect("entries");
+        write(root, "other.new", "OTHER");
+        fs::rename(root.join("other.new"), root.join("other")).expect("rename");
+        let err = write_tar(root, &entries, &build_files, io::sink()).expect_err("replaced");
+        changed(err, "other");
     }
 
     #[test]
