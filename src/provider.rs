@@ -2,9 +2,10 @@
 //! turns each typed [`Resource`] into calls on property maps.
 //!
 //! Here, and only here, wire property maps become typed structs and back: decode with
-//! [`codec`], fill unknowns with typed zero values, deserialize with the failing field named,
-//! call the resource, serialize, re-wrap secrets (from the schema and from the inputs), and
-//! mark unknown outputs in preview. Nothing in this file names a particular resource.
+//! [`codec`], fill unknowns with typed zero values, check against the schema ([`validation`]),
+//! deserialize with the failing field named, run the resource's `validate`, call the
+//! resource, serialize, re-wrap secrets (from the schema and from the inputs), and mark
+//! unknown outputs in preview. Nothing in this file names a particular resource.
 //!
 //! Not for: gRPC transport (see [`crate::rpc::server`]) or schema rendering ([`crate::schema`]).
 
@@ -21,9 +22,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::redact::Redactor;
 use crate::resource::{ChangeKind, CheckFailure, Ctx, DiffResult, Inputs, Resource, ResourceError};
 use crate::rpc::codec::{self, Decoded, PropertyPath};
 use crate::rpc::engine::{EngineLog, Severity};
+use crate::validation;
 
 /// The JSON schema schemars derives for `T`, with definitions under `$defs`.
 pub fn json_schema_of<T: JsonSchema>() -> Value {
@@ -40,6 +43,49 @@ pub enum DispatchError {
     BadProperties(String),
     #[error(transparent)]
     Resource(#[from] ResourceError),
+}
+
+impl DispatchError {
+    /// The same error with every secret of `r` masked in its message.
+    pub fn masked(self, r: &Redactor) -> Self {
+        match self {
+            DispatchError::UnknownType(t, known) => DispatchError::UnknownType(r.mask(&t), known),
+            DispatchError::BadProperties(m) => DispatchError::BadProperties(r.mask(&m)),
+            DispatchError::Resource(e) => DispatchError::Resource(e.masked(r)),
+        }
+    }
+}
+
+/// A context for one call whose secrets are the values at secret paths of `structs` (the
+/// paths that arrived as secrets, and those `schema` marks secret), on top of `ctx`'s own.
+fn ctx_with_secrets<C>(ctx: &Ctx<C>, schema: &Value, structs: &[&Struct]) -> Ctx<C> {
+    let redactor = Redactor::new();
+    redactor.extend(&ctx.redactor);
+    for s in structs {
+        let d = codec::decode(s);
+        let mut paths = codec::schema_secret_paths(schema, &d.value);
+        paths.extend(d.secrets.iter().cloned());
+        for p in &paths {
+            if let Some(v) = codec::get_path(&d.value, p) {
+                redactor.add_value(v);
+            }
+        }
+    }
+    Ctx {
+        redactor,
+        ..ctx.clone()
+    }
+}
+
+/// `failures` with every secret masked in their reasons.
+fn masked_failures(r: &Redactor, failures: Vec<CheckFailure>) -> Vec<CheckFailure> {
+    failures
+        .into_iter()
+        .map(|f| CheckFailure {
+            reason: r.mask(&f.reason),
+            ..f
+        })
+        .collect()
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -146,12 +192,76 @@ impl<R: Resource> Typed<R> {
         codec::fill_unknowns(&self.args_schema, &mut d);
         let mut value = d.value.clone();
         drop_nulls(&mut value);
-        let args = typed_from(&value).map_err(|f| vec![f])?;
+        let args = typed_from(&value).map_err(|f| {
+            let mut secrets = codec::schema_secret_paths(&self.args_schema, &d.value);
+            secrets.extend(d.secrets.iter().cloned());
+            vec![validation::hide_secret_value(
+                &self.args_schema,
+                &secrets,
+                f,
+            )]
+        })?;
         Ok(Inputs {
             args,
             unknowns: d.unknowns,
             secrets: d.secrets,
         })
+    }
+
+    /// Decodes inputs that are about to be acted on (Check, Create, Update) and runs every
+    /// check that needs nothing but them: the generic ones of [`validation`] (JSON types, NUL
+    /// characters), the typed decode, then the resource's own `validate`. One place, so that
+    /// Create and Update refuse what Check would. A failure on a secret names the expected
+    /// type, never the value.
+    fn validated_args(&self, s: &Struct) -> Validated<R::Args> {
+        let mut d = codec::decode(s);
+        codec::fill_unknowns(&self.args_schema, &mut d);
+        let found = validation::check(&self.args_schema, &d);
+        let mut secrets = codec::schema_secret_paths(&self.args_schema, &d.value);
+        secrets.extend(d.secrets.iter().cloned());
+        // The generic failures never quote a value; the others may, so they are hidden.
+        let mut failures = found.failures;
+        let mut value = d.value.clone();
+        drop_nulls(&mut value);
+        let (inputs, more) = match typed_from::<R::Args>(&value) {
+            Ok(args) => {
+                let inputs = Inputs {
+                    args,
+                    unknowns: d.unknowns,
+                    secrets: d.secrets,
+                };
+                let own = self.resource.validate(&inputs);
+                (Some(inputs), own)
+            }
+            Err(f) => (None, vec![f]),
+        };
+        // A second failure on a property the generic checks already failed adds nothing.
+        let more: Vec<CheckFailure> = more
+            .into_iter()
+            .filter(|f| !failures.iter().any(|g| same_property(f, g)))
+            .map(|f| validation::hide_secret_value(&self.args_schema, &secrets, f))
+            .collect();
+        failures.extend(more);
+        Validated {
+            inputs: match inputs {
+                Some(i) if failures.is_empty() => Ok(i),
+                _ => Err(failures),
+            },
+            warnings: found.unknown_properties,
+            secrets,
+        }
+    }
+
+    /// `failures` with every one on a secret path hidden (see [`validation::hide_secret_value`]).
+    fn hide_secrets(
+        &self,
+        secrets: &BTreeSet<PropertyPath>,
+        failures: Vec<CheckFailure>,
+    ) -> Vec<CheckFailure> {
+        failures
+            .into_iter()
+            .map(|f| validation::hide_secret_value(&self.args_schema, secrets, f))
+            .collect()
     }
 
     fn decode_state(&self, s: &Struct) -> Result<(R::State, Decoded), DispatchError> {
@@ -160,6 +270,9 @@ impl<R: Resource> Typed<R> {
         let mut value = d.value.clone();
         drop_nulls(&mut value);
         let state = typed_from(&value).map_err(|f| {
+            let mut secrets = codec::schema_secret_paths(&self.state_schema, &d.value);
+            secrets.extend(d.secrets.iter().cloned());
+            let f = validation::hide_secret_value(&self.state_schema, &secrets, f);
             DispatchError::BadProperties(format!(
                 "the stored state of this {} cannot be read: {}: {}",
                 R::TOKEN,
@@ -204,6 +317,28 @@ impl<R: Resource> Typed<R> {
     }
 }
 
+/// Inputs about to be acted on, after every check that needs nothing but them.
+struct Validated<A> {
+    inputs: Result<Inputs<A>, Vec<CheckFailure>>,
+    /// One sentence per property the schema does not know: Check logs them as warnings.
+    warnings: Vec<String>,
+    /// Every secret path of the inputs (arrived as a secret, or marked so by the schema).
+    secrets: BTreeSet<PropertyPath>,
+}
+
+/// True when two failures are about the same property, or one lies inside the other.
+fn same_property(a: &CheckFailure, b: &CheckFailure) -> bool {
+    match (
+        PropertyPath::parse(&a.property),
+        PropertyPath::parse(&b.property),
+    ) {
+        (Some(x), Some(y)) if !x.0.is_empty() && !y.0.is_empty() => {
+            x.starts_with(&y) || y.starts_with(&x)
+        }
+        _ => a.property == b.property,
+    }
+}
+
 /// Serializes to a JSON object, dropping `null` members (absent and null are one thing to
 /// Pulumi, and absent keeps states small; on the way in, it lets serde defaults apply).
 fn to_map<T: Serialize>(value: &T) -> Result<Map<String, Value>, DispatchError> {
@@ -232,8 +367,20 @@ fn drop_nulls(m: &mut Map<String, Value>) {
 pub fn typed_from<T: DeserializeOwned>(value: &Map<String, Value>) -> Result<T, CheckFailure> {
     let v = Value::Object(value.clone());
     serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        let property = if path == "." { String::new() } else { path };
+        use serde_path_to_error::Segment;
+        // Written as the codec writes paths, so that failures and secrets compare.
+        let path = PropertyPath(
+            e.path()
+                .iter()
+                .map(|seg| match seg {
+                    Segment::Seq { index } => codec::Seg::Index(*index),
+                    Segment::Map { key } => codec::Seg::Key(key.clone()),
+                    Segment::Enum { variant } => codec::Seg::Key(variant.clone()),
+                    Segment::Unknown => codec::Seg::Key("?".to_string()),
+                })
+                .collect(),
+        );
+        let property = path.to_string();
         let reason = e.into_inner().to_string();
         // serde names a missing field in its message; lift it into the property.
         let property = if property.is_empty() {
@@ -278,7 +425,11 @@ impl<R: Resource> DynResource<R::Config> for Typed<R> {
         olds: Option<&'a Struct>,
     ) -> BoxFuture<'a, Result<CheckOutcome, DispatchError>> {
         Box::pin(async move {
-            let inputs = match self.decode_args(news) {
+            let validated = self.validated_args(news);
+            for warning in &validated.warnings {
+                ctx.log(Severity::Warning, warning).await;
+            }
+            let inputs = match validated.inputs {
                 Ok(i) => i,
                 Err(failures) => {
                     return Ok(CheckOutcome {
@@ -303,7 +454,7 @@ impl<R: Resource> DynResource<R::Config> for Typed<R> {
                 }),
                 Err(failures) => Ok(CheckOutcome {
                     inputs: news.clone(),
-                    failures,
+                    failures: self.hide_secrets(&validated.secrets, failures),
                 }),
             }
         })
@@ -333,7 +484,8 @@ impl<R: Resource> DynResource<R::Config> for Typed<R> {
     ) -> BoxFuture<'a, Result<(String, Struct), DispatchError>> {
         Box::pin(async move {
             let inputs = self
-                .decode_args(props)
+                .validated_args(props)
+                .inputs
                 .map_err(|f| failures_to_error(R::TOKEN, f))?;
             let (secrets, unknowns) = (inputs.secrets.clone(), inputs.unknowns.clone());
             let created = self.resource.create(ctx, inputs, preview).await?;
@@ -395,7 +547,8 @@ impl<R: Resource> DynResource<R::Config> for Typed<R> {
         Box::pin(async move {
             let (olds, _) = self.decode_state(olds)?;
             let news = self
-                .decode_args(news)
+                .validated_args(news)
+                .inputs
                 .map_err(|f| failures_to_error(R::TOKEN, f))?;
             let (secrets, unknowns) = (news.secrets.clone(), news.unknowns.clone());
             let state = self.resource.update(ctx, id, olds, news, preview).await?;
@@ -414,6 +567,123 @@ impl<R: Resource> DynResource<R::Config> for Typed<R> {
             Ok(self.resource.delete(ctx, id, state).await?)
         })
     }
+}
+
+/// The boundary where secrets are masked: wraps a resource so that every call sees a [`Ctx`]
+/// whose redactor holds the secret values of that call's property maps, and every failure
+/// and error it returns is masked with it. The only place errors are masked.
+struct Guarded<D>(D);
+
+impl<C: Send + Sync, D: DynResource<C>> DynResource<C> for Guarded<D> {
+    fn token(&self) -> &'static str {
+        self.0.token()
+    }
+
+    fn args_schema(&self) -> &Value {
+        self.0.args_schema()
+    }
+
+    fn state_schema(&self) -> &Value {
+        self.0.state_schema()
+    }
+
+    fn check<'a>(
+        &'a self,
+        ctx: &'a Ctx<C>,
+        news: &'a Struct,
+        olds: Option<&'a Struct>,
+    ) -> BoxFuture<'a, Result<CheckOutcome, DispatchError>> {
+        Box::pin(async move {
+            let structs: Vec<&Struct> = std::iter::once(news).chain(olds).collect();
+            let ctx = ctx_with_secrets(ctx, self.args_schema(), &structs);
+            match self.0.check(&ctx, news, olds).await {
+                Ok(out) => Ok(CheckOutcome {
+                    failures: masked_failures(&ctx.redactor, out.failures),
+                    ..out
+                }),
+                Err(e) => Err(e.masked(&ctx.redactor)),
+            }
+        })
+    }
+
+    fn diff<'a>(
+        &'a self,
+        ctx: &'a Ctx<C>,
+        id: &'a str,
+        olds: &'a Struct,
+        news: &'a Struct,
+    ) -> BoxFuture<'a, Result<DiffResult, DispatchError>> {
+        Box::pin(async move {
+            let ctx = ctx_with_secrets(ctx, self.state_schema(), &[olds, news]);
+            let out = self.0.diff(&ctx, id, olds, news).await;
+            out.map(|d| DiffResult {
+                note: d.note.as_deref().map(|n| ctx.redactor.mask(n)),
+                ..d
+            })
+            .map_err(|e| e.masked(&ctx.redactor))
+        })
+    }
+
+    fn create<'a>(
+        &'a self,
+        ctx: &'a Ctx<C>,
+        props: &'a Struct,
+        preview: bool,
+    ) -> BoxFuture<'a, Result<(String, Struct), DispatchError>> {
+        Box::pin(async move {
+            let ctx = ctx_with_secrets(ctx, self.args_schema(), &[props]);
+            let out = self.0.create(&ctx, props, preview).await;
+            out.map_err(|e| e.masked(&ctx.redactor))
+        })
+    }
+
+    fn read<'a>(
+        &'a self,
+        ctx: &'a Ctx<C>,
+        id: &'a str,
+        state: &'a Struct,
+        inputs: &'a Struct,
+    ) -> BoxFuture<'a, Result<Option<ReadOutcome>, DispatchError>> {
+        Box::pin(async move {
+            let ctx = ctx_with_secrets(ctx, self.state_schema(), &[state, inputs]);
+            let out = self.0.read(&ctx, id, state, inputs).await;
+            out.map_err(|e| e.masked(&ctx.redactor))
+        })
+    }
+
+    fn update<'a>(
+        &'a self,
+        ctx: &'a Ctx<C>,
+        id: &'a str,
+        olds: &'a Struct,
+        news: &'a Struct,
+        preview: bool,
+    ) -> BoxFuture<'a, Result<Struct, DispatchError>> {
+        Box::pin(async move {
+            let ctx = ctx_with_secrets(ctx, self.state_schema(), &[olds, news]);
+            let out = self.0.update(&ctx, id, olds, news, preview).await;
+            out.map_err(|e| e.masked(&ctx.redactor))
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        ctx: &'a Ctx<C>,
+        id: &'a str,
+        state: &'a Struct,
+    ) -> BoxFuture<'a, Result<(), DispatchError>> {
+        Box::pin(async move {
+            let ctx = ctx_with_secrets(ctx, self.state_schema(), &[state]);
+            let out = self.0.delete(&ctx, id, state).await;
+            out.map_err(|e| e.masked(&ctx.redactor))
+        })
+    }
+}
+
+/// The checks of a provider configuration beyond its JSON types: CheckConfig reports their
+/// failures, Configure refuses with INVALID_ARGUMENT. Unset values are not judged.
+pub trait ValidateConfig {
+    fn validate(&self) -> Vec<CheckFailure>;
 }
 
 /// A provider: its name and version, configuration type `C`, and its resources.
@@ -449,7 +719,7 @@ where
     /// Adds a resource type.
     pub fn with<R: Resource<Config = C>>(mut self, resource: R) -> Self {
         self.resources
-            .insert(R::TOKEN, Box::new(Typed::new(resource)));
+            .insert(R::TOKEN, Box::new(Guarded(Typed::new(resource))));
         self
     }
 
@@ -500,25 +770,46 @@ where
         &self,
         args: Option<&Struct>,
         variables: &BTreeMap<String, String>,
-    ) -> Result<C, CheckFailure> {
-        let map = match args {
-            Some(s) if !s.fields.is_empty() => codec::decode(s).value,
-            _ => {
-                let prefix = format!("{}:config:", self.name);
-                variables
-                    .iter()
-                    .filter_map(|(k, v)| {
-                        let key = k.strip_prefix(&prefix)?;
-                        let value = serde_json::from_str::<Value>(v)
-                            .ok()
-                            .filter(|v| !v.is_string())
-                            .unwrap_or_else(|| Value::String(v.clone()));
-                        Some((key.to_string(), value))
-                    })
-                    .collect()
-            }
+    ) -> Result<C, Vec<CheckFailure>> {
+        let decoded = match args {
+            Some(s) if !s.fields.is_empty() => codec::decode(s),
+            _ => Decoded {
+                value: self.config_variables(variables),
+                ..Decoded::default()
+            },
         };
-        typed_from(&map)
+        self.config_from(&decoded)
+    }
+
+    /// The configuration in `Configure`'s `variables` map.
+    fn config_variables(&self, variables: &BTreeMap<String, String>) -> Map<String, Value> {
+        let prefix = format!("{}:config:", self.name);
+        variables
+            .iter()
+            .filter_map(|(k, v)| {
+                let key = k.strip_prefix(&prefix)?;
+                let value = serde_json::from_str::<Value>(v)
+                    .ok()
+                    .filter(|v| !v.is_string())
+                    .unwrap_or_else(|| Value::String(v.clone()));
+                Some((key.to_string(), value))
+            })
+            .collect()
+    }
+
+    /// The typed configuration of a decoded property map, after the generic checks of
+    /// [`validation`] against the configuration's schema. Does not run [`ValidateConfig`].
+    pub fn config_from(&self, decoded: &Decoded) -> Result<C, Vec<CheckFailure>> {
+        let schema = self.config_schema();
+        let found = validation::check(&schema, decoded);
+        if !found.failures.is_empty() {
+            return Err(found.failures);
+        }
+        let mut secrets = codec::schema_secret_paths(&schema, &decoded.value);
+        secrets.extend(decoded.secrets.iter().cloned());
+        let mut value = decoded.value.clone();
+        drop_nulls(&mut value);
+        typed_from(&value).map_err(|f| vec![validation::hide_secret_value(&schema, &secrets, f)])
     }
 
     pub fn set_config(&self, config: C) {
@@ -543,6 +834,7 @@ where
             program_dir,
             cancel: self.cancel.clone(),
             log: self.engine_log(),
+            redactor: Redactor::new(),
         }
     }
 

@@ -169,26 +169,80 @@ fn validate_digest(d: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn validate_registry(r: &str) -> Result<(), String> {
-    let (host, port) = match r.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || r.starts_with('[') => (h, Some(p)),
-        _ => (r, None),
+/// Checks a registry: a host name, an IPv4 address or an IPv6 address in brackets, with an
+/// optional port (`ghcr.io`, `localhost:5000`, `10.0.0.1:5000`, `[::1]:5000`).
+pub fn validate_registry(r: &str) -> Result<(), String> {
+    let (host, port) = if let Some(bracketed) = r.strip_prefix('[') {
+        let Some((inner, after)) = bracketed.split_once(']') else {
+            return Err(format!(
+                "the registry {r:?} opens an IPv6 address with '[' but never closes it: write e.g. [::1]:5000"
+            ));
+        };
+        if inner.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!(
+                "the registry host [{inner}] is not an IPv6 address: write e.g. [::1]:5000"
+            ));
+        }
+        let port = match after {
+            "" => None,
+            _ => match after.strip_prefix(':') {
+                Some(p) => Some(p),
+                None => {
+                    return Err(format!(
+                        "the registry {r:?} has {after:?} after its IPv6 address: only `:port` may follow it"
+                    ));
+                }
+            },
+        };
+        (None, port)
+    } else {
+        match r.split_once(':') {
+            Some((h, p)) => (Some(h), Some(p)),
+            None => (Some(r), None),
+        }
     };
     if let Some(p) = port
-        && p.parse::<u16>().is_err()
+        && (p.is_empty()
+            || !p.bytes().all(|b| b.is_ascii_digit())
+            || !p.parse::<u16>().is_ok_and(|n| n > 0))
     {
         return Err(format!(
-            "the registry port {p:?} is not a number from 0 to 65535"
+            "the registry port {p:?} must be a number from 1 to 65535"
         ));
     }
-    let host_ok = !host.is_empty()
-        && (host.starts_with('[')
-            || host.split('.').all(|l| {
-                !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            }));
-    if !host_ok {
+    if let Some(host) = host {
+        validate_host(host)?;
+    }
+    Ok(())
+}
+
+/// Checks a host name or an IPv4 address (all-digit labels must make an IPv4 address).
+fn validate_host(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("the registry host is empty: write e.g. registry.example.com:5000".into());
+    }
+    let labels: Vec<&str> = host.split('.').collect();
+    if labels.len() > 1
+        && labels
+            .iter()
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return match host.parse::<std::net::Ipv4Addr>() {
+            Ok(_) => Ok(()),
+            Err(_) => Err(format!(
+                "the registry host {host:?} is not an IPv4 address (four numbers from 0 to 255)"
+            )),
+        };
+    }
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if host.len() > 253 || !labels.iter().all(|l| label_ok(l)) {
         return Err(format!(
-            "the registry host {host:?} is not a valid host name"
+            "the registry host {host:?} is not a valid host name: use letters, digits and '-' in dot-separated labels, e.g. registry.example.com"
         ));
     }
     Ok(())
@@ -294,6 +348,59 @@ mod tests {
         }
         for good in ["a__b", "a---b", "a.b_c-d", "x/y/z", "localhost/app"] {
             Reference::parse(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+    }
+
+    #[test]
+    fn registry_hosts_are_names_ipv4_or_bracketed_ipv6_with_optional_port() {
+        let cases: &[(&str, Option<&str>)] = &[
+            // (reference, Some(registry) when valid, None when it must be rejected)
+            ("ghcr.io/app", Some("ghcr.io")),
+            ("Registry.Example.com/app", Some("Registry.Example.com")),
+            ("my-reg.example.com:443/app", Some("my-reg.example.com:443")),
+            ("localhost/app", Some("localhost")),
+            ("localhost:5000/app", Some("localhost:5000")),
+            ("127.0.0.1:5000/app", Some("127.0.0.1:5000")),
+            ("10.0.0.1/app", Some("10.0.0.1")),
+            ("[::1]/app", Some("[::1]")),
+            ("[::1]:5000/app", Some("[::1]:5000")),
+            (
+                "[2001:db8::1]:65535/team/app:v1",
+                Some("[2001:db8::1]:65535"),
+            ),
+            ("[:5000/app", None),
+            ("[::1:5000/app", None),
+            ("[]:5000/app", None),
+            ("[nothex]:5000/app", None),
+            ("[::1]x/app", None),
+            ("[::1]:/app", None),
+            (":5000/app", None),
+            ("reg.io:/app", None),
+            ("reg.io:0/app", None),
+            ("reg.io:65536/app", None),
+            ("reg.io:+80/app", None),
+            ("reg.io:80:81/app", None),
+            ("reg.io:port/app", None),
+            ("256.1.1.1/app", None),
+            ("1.2.3/app", None),
+            ("-reg.io/app", None),
+            ("reg-.io/app", None),
+            ("reg..io/app", None),
+            ("reg.io./app", None),
+            ("reg_x.io/app", None),
+            ("r\u{e9}g.io/app", None),
+        ];
+        for (reference, want) in cases {
+            match (Reference::parse(reference), want) {
+                (Ok(r), Some(registry)) => {
+                    assert_eq!(r.registry.as_deref(), Some(*registry), "{reference}")
+                }
+                (Err(e), None) => {
+                    let e = e.to_string();
+                    assert!(e.contains("registry"), "{reference}: {e}");
+                }
+                (got, _) => panic!("{reference}: unexpected {got:?}"),
+            }
         }
     }
 }

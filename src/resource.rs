@@ -18,11 +18,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
+use crate::redact::Redactor;
 use crate::rpc::codec::PropertyPath;
 use crate::rpc::engine::{EngineLog, Severity};
 
 /// What a resource method may know about the call it serves.
-#[derive(Clone)]
 pub struct Ctx<C> {
     /// The resource's URN (empty for calls that have none).
     pub urn: String,
@@ -35,17 +35,47 @@ pub struct Ctx<C> {
     /// Cancelled when the engine calls `Cancel`: long work must stop when it fires.
     pub cancel: CancellationToken,
     pub(crate) log: EngineLog,
+    /// The secret values of this call: every line logged through this context, and every
+    /// error the dispatcher returns for it, is masked with it.
+    pub(crate) redactor: Redactor,
+}
+
+impl<C> Clone for Ctx<C> {
+    fn clone(&self) -> Self {
+        Self {
+            urn: self.urn.clone(),
+            name: self.name.clone(),
+            config: self.config.clone(),
+            program_dir: self.program_dir.clone(),
+            cancel: self.cancel.clone(),
+            log: self.log.clone(),
+            redactor: self.redactor.clone(),
+        }
+    }
 }
 
 impl<C> Ctx<C> {
-    /// Logs a line against this resource in the engine's output.
+    /// Logs a line against this resource in the engine's output (secrets masked).
     pub async fn log(&self, severity: Severity, message: &str) {
-        self.log.log(severity, &self.urn, message, false).await;
+        let message = self.redactor.mask(message);
+        self.log.log(severity, &self.urn, &message, false).await;
     }
 
     /// Logs a progress line shown while the operation runs (not kept in the final output).
     pub async fn progress(&self, message: &str) {
-        self.log.log(Severity::Info, &self.urn, message, true).await;
+        let message = self.redactor.mask(message);
+        self.log.log(Severity::Info, &self.urn, &message, true).await;
+    }
+
+    /// Declares a secret learnt while serving the call (e.g. a password from the Docker CLI's
+    /// config): from now on it is masked like the secret inputs.
+    pub fn add_secret(&self, secret: &str) {
+        self.redactor.add(secret);
+    }
+
+    /// The masking of this call, for text that leaves the provider by another way.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 }
 
@@ -137,6 +167,18 @@ pub enum ResourceError {
     Failed(String),
 }
 
+impl ResourceError {
+    /// The same error with every secret of `r` masked in its message.
+    pub fn masked(self, r: &Redactor) -> Self {
+        match self {
+            ResourceError::InvalidInput(m) => ResourceError::InvalidInput(r.mask(&m)),
+            ResourceError::Unavailable(m) => ResourceError::Unavailable(r.mask(&m)),
+            ResourceError::Cancelled(m) => ResourceError::Cancelled(r.mask(&m)),
+            ResourceError::Failed(m) => ResourceError::Failed(r.mask(&m)),
+        }
+    }
+}
+
 pub type Result<T, E = ResourceError> = std::result::Result<T, E>;
 
 /// What `create` returns: the resource id and its state.
@@ -165,7 +207,16 @@ pub trait Resource: Send + Sync + 'static {
     type Args: DeserializeOwned + Serialize + JsonSchema + Clone + Send + Sync + 'static;
     type State: DeserializeOwned + Serialize + JsonSchema + Clone + Send + Sync + 'static;
 
-    /// Validates and normalizes inputs. `olds` are the previous inputs, if any.
+    /// The checks that need nothing but the inputs (no file, daemon or registry). The
+    /// dispatcher runs them before `check`, `create` and `update` alike, so inputs that never
+    /// went through Check are refused the same way (INVALID_ARGUMENT), before anything is
+    /// contacted. Unknown values (preview) must not be judged. The default accepts all.
+    fn validate(&self, _inputs: &Inputs<Self::Args>) -> Vec<CheckFailure> {
+        Vec::new()
+    }
+
+    /// Validates and normalizes inputs. `olds` are the previous inputs, if any. Runs only
+    /// when [`Resource::validate`] found nothing.
     fn check(
         &self,
         _ctx: &Ctx<Self::Config>,

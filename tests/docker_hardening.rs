@@ -199,14 +199,9 @@ async fn the_engines_timeout_stops_the_build() {
     let checked = h.check_ok("t", &json!({}), &inputs).await;
     let start = Instant::now();
     let err = h
-        .client
-        .create(docker_buildkit::generated::pulumirpc::CreateRequest {
-            urn: urn("t"),
-            properties: Some(checked),
-            timeout: 5.0,
-            ..Default::default()
-        })
+        .create_in_background("t", &checked, 5.0)
         .await
+        .unwrap()
         .expect_err("the build takes longer than the timeout");
     let took = start.elapsed();
     assert_eq!(err.code(), tonic::Code::DeadlineExceeded, "{err:?}");
@@ -302,4 +297,122 @@ async fn refresh_keeps_the_resource_when_the_registry_refuses() {
     );
     assert!(!logs.contains("expired-token"));
     let _: Value = from_struct(read.properties.as_ref().unwrap());
+}
+
+/// A unix-socket proxy in front of the real daemon that can cut every open connection at
+/// once, as a daemon that dies mid-build does. Returns its `unix://` host and the trigger.
+async fn cutting_proxy(
+    daemon: &str,
+    dir: &std::path::Path,
+) -> (String, std::sync::Arc<tokio::sync::Notify>) {
+    let upstream = daemon
+        .strip_prefix("unix://")
+        .expect("the private daemon listens on a unix socket")
+        .to_string();
+    let path = dir.join("proxy.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    let cut = std::sync::Arc::new(tokio::sync::Notify::new());
+    let trigger = cut.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            let cut = cut.clone();
+            tokio::spawn(async move {
+                let Ok(mut server) = tokio::net::UnixStream::connect(&upstream).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    () = cut.notified() => {}
+                }
+            });
+        }
+    });
+    (format!("unix://{}", path.display()), trigger)
+}
+
+#[tokio::test]
+#[serial_test::parallel(builder_cache)]
+async fn a_daemon_that_goes_away_mid_build_is_named() {
+    let s = Services::get();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = uuid::Uuid::new_v4().simple().to_string();
+    write_tree(
+        dir.path(),
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM {}\nRUN echo started-{marker} && sleep 20\n",
+                s.base_image
+            ),
+        )],
+    );
+    let (host, cut) = cutting_proxy(&s.docker_host, dir.path()).await;
+    let mut h = Harness::configured(dir.path(), json!({"host": host})).await;
+    let inputs = json!({"name": s.repo("gone"), "network": "none", "push": false});
+    let checked = h.check_ok("g", &json!({}), &inputs).await;
+    let create = h.create_in_background("g", &checked, 0.0);
+    h.wait_for_log(&format!("started-{marker}"), Duration::from_secs(60))
+        .await;
+    cut.notify_waiters();
+    let err = tokio::time::timeout(Duration::from_secs(30), create)
+        .await
+        .expect("the create returns once the connection is gone")
+        .unwrap()
+        .expect_err("the build cannot finish");
+    assert!(
+        err.message()
+            .contains(&format!("the Docker daemon at {host} closed the connection during the build")),
+        "{}",
+        err.message()
+    );
+}
+
+#[tokio::test]
+#[serial_test::parallel(builder_cache)]
+async fn a_chatty_failing_build_keeps_memory_bounded() {
+    let s = Services::get();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = uuid::Uuid::new_v4().simple().to_string();
+    // 200 MB of output, in lines and in one line without a newline, then a failure. (The
+    // daemon's BuildKit clips a step's log itself, to a few hundred kB here; the printer's own
+    // bound is proven by its unit test on 80 MB.)
+    write_tree(
+        dir.path(),
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM {}\nRUN echo {marker} && yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 100000000 && tr -d '\\n' < /dev/zero | head -c 100000000 && echo && echo last-line && exit 3\n",
+                s.base_image
+            ),
+        )],
+    );
+    let mut h = s.harness(dir.path()).await;
+    let inputs = json!({"name": s.repo("chatty"), "network": "none", "push": false});
+    let checked = h.check_ok("c", &json!({}), &inputs).await;
+    let err = h
+        .create("c", &checked, false)
+        .await
+        .expect_err("the build fails at the end");
+    assert!(err.message().contains("exit code: 3"), "{}", err.message());
+    let peak = h.peak_rss();
+    assert!(
+        peak < 64 << 20,
+        "the provider peaked at {} MiB",
+        peak >> 20
+    );
+    let failure_log = h
+        .logs
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.severity == 3)
+        .map(|l| l.message.len())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        failure_log < 4 << 20,
+        "the failure log is a bounded tail: {failure_log} bytes"
+    );
 }

@@ -525,29 +525,10 @@ async fn cancel_stops_a_running_build() {
         )
         .await;
     let mut client = h.client.clone();
-    let create = tokio::spawn({
-        let mut h_client = h.client.clone();
-        async move {
-            h_client
-                .create(docker_buildkit::generated::pulumirpc::CreateRequest {
-                    urn: urn("s"),
-                    properties: Some(checked),
-                    preview: false,
-                    ..Default::default()
-                })
-                .await
-        }
-    });
+    let create = h.create_in_background("s", &checked, 0.0);
     // Wait until the RUN step runs, then cancel.
-    let start = Instant::now();
-    while !h.log_text().contains(&format!("started-{marker}")) {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the build never started:\n{}",
-            h.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    h.wait_for_log(&format!("started-{marker}"), Duration::from_secs(60))
+        .await;
     let cancelled_at = Instant::now();
     client.cancel(()).await.unwrap();
     let result = tokio::time::timeout(Duration::from_secs(20), create)

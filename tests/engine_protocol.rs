@@ -227,12 +227,12 @@ async fn bad_inputs_are_check_failures_naming_the_property() {
         (
             json!({"name": "a/b", "context": "app", "registry": ["x"]}),
             "registry",
-            "expected struct Registry",
+            "expected an object",
         ),
         (
             json!({"name": "a/b", "context": "app", "platforms": "linux/amd64"}),
             "platforms",
-            "expected a sequence",
+            "expected a list of strings",
         ),
         (
             json!({"name": "a/b", "context": "app", "push": "yes"}),

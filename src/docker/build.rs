@@ -241,14 +241,17 @@ async fn build_once(
         let reason = match (&tar_error, failure) {
             (Some(t), _) => format!("the build context could not be sent: {t}"),
             (None, Some(bollard::errors::Error::DockerStreamError { error })) => error,
-            (None, Some(e)) => e.to_string(),
-            (None, None) => "the daemon finished without reporting an image".to_string(),
+            (None, Some(e)) => super::connection_lost(&ctx.config, "build", &e),
+            (None, None) => format!(
+                "the Docker daemon at {} ended the build without reporting an image (did it stop or restart?)",
+                super::daemon_host(&ctx.config)
+            ),
         };
         let step = printer
             .failed_step()
             .map(|s| format!(" at step `{s}`"))
             .unwrap_or_default();
-        let log = printer.log().join("\n");
+        let log = printer.log();
         if !log.is_empty() {
             ctx.log(
                 Severity::Error,

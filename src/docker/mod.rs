@@ -26,8 +26,14 @@ use crate::resources::ProviderConfig;
 use crate::resources::image::{ImageArgs, Registry};
 use crate::rpc::engine::Severity;
 
+/// The schemes of a Docker host that [`connect`] can reach.
+pub const HOST_SCHEMES: &[&str] = &["unix://", "tcp://", "http://", "https://"];
+
 /// The default daemon socket.
 pub const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
+
+/// How long the daemon may take to answer the version negotiation and the ping.
+const DAEMON_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Everything one build needs, resolved from the inputs.
 #[derive(Clone)]
@@ -38,6 +44,9 @@ pub struct BuildRequest {
     pub reference: Reference,
     /// Every `repository:tag` to push: `name` (tag `latest` by default) first, then `tags`.
     pub push_tags: Vec<Reference>,
+    /// Whether the `ctx-<hash>` tag may be pushed and looked for (build once): not when the
+    /// hash covers a secret (the tag is public), nor with `noCache` (which means: build now).
+    pub reuse_by_context: bool,
 }
 
 impl BuildRequest {
@@ -71,6 +80,7 @@ impl BuildRequest {
             args: args.clone(),
             reference,
             push_tags,
+            reuse_by_context: !args.no_cache,
         })
     }
 
@@ -137,8 +147,9 @@ pub async fn connect(config: &ProviderConfig) -> Result<Docker, ResourceError> {
     const TIMEOUT_SECS: u64 = 3600;
     let docker = if let Some(path) = host.strip_prefix("unix://") {
         Docker::connect_with_unix(path, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-    } else if let Some(addr) = ["tcp://", "http://", "https://"]
+    } else if let Some(addr) = HOST_SCHEMES
         .iter()
+        .filter(|scheme| **scheme != "unix://")
         .find_map(|scheme| host.strip_prefix(scheme))
     {
         // bollard strips only some schemes: hand it `tcp://host:port` always.
@@ -165,15 +176,38 @@ pub async fn connect(config: &ProviderConfig) -> Result<Docker, ResourceError> {
         )));
     }
     .map_err(|e| unreachable(e.to_string()))?;
-    let docker = docker
-        .negotiate_version()
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    docker
-        .ping()
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    Ok(docker)
+    // A daemon that accepts the connection but never answers must not hang the build.
+    let answer = async {
+        let docker = docker.negotiate_version().await?;
+        docker.ping().await?;
+        Ok::<_, bollard::errors::Error>(docker)
+    };
+    match tokio::time::timeout(DAEMON_ANSWER_TIMEOUT, answer).await {
+        Ok(Ok(docker)) => Ok(docker),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Err(_) => Err(unreachable(format!(
+            "no answer to a ping within {} s",
+            DAEMON_ANSWER_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// What to say when the connection to the daemon fails in the middle of `what` (a build or
+/// a push): the daemon stopped, restarted or dropped the connection.
+pub(crate) fn connection_lost(
+    config: &ProviderConfig,
+    what: &str,
+    e: &bollard::errors::Error,
+) -> String {
+    let host = daemon_host(config);
+    match e {
+        bollard::errors::Error::RequestTimeoutError => format!(
+            "the Docker daemon at {host} stopped answering during the {what}"
+        ),
+        _ => format!(
+            "the Docker daemon at {host} closed the connection during the {what} (did it stop or restart?): {e}"
+        ),
+    }
 }
 
 /// Credentials for `host`: the `registry` input when it names that host, else the Docker
@@ -279,7 +313,18 @@ pub async fn build_and_push(
     req: BuildRequest,
 ) -> Result<Built, ResourceError> {
     let creds = build_credentials(&req).await?;
-    let context_tag = req.args.context_hash.as_deref().map(index::context_tag);
+    for c in creds.values() {
+        ctx.add_secret(&c.password);
+        if let Some(t) = &c.identity_token {
+            ctx.add_secret(t);
+        }
+    }
+    let context_tag = req
+        .args
+        .context_hash
+        .as_deref()
+        .filter(|_| req.reuse_by_context)
+        .map(index::context_tag);
     if req.args.push
         && req.args.skip_if_pushed
         && let Some(tag) = &context_tag
@@ -288,6 +333,11 @@ pub async fn build_and_push(
         return Ok(built);
     }
     let docker = connect(&ctx.config).await?;
+    let daemon = daemon_host(&ctx.config);
+    let docker = Daemon {
+        docker: &docker,
+        host: &daemon,
+    };
     let platforms: Vec<index::Platform> = req
         .args
         .platforms
@@ -296,9 +346,9 @@ pub async fn build_and_push(
         .filter_map(|p| index::Platform::parse(p))
         .collect();
     let built = if platforms.len() > 1 || (req.args.index && !platforms.is_empty()) {
-        build_index(ctx, &docker, &req, &creds, &platforms).await?
+        build_index(ctx, docker, &req, &creds, &platforms).await?
     } else {
-        build_single(ctx, &docker, &req, &creds, platforms.first()).await?
+        build_single(ctx, docker, &req, &creds, platforms.first()).await?
     };
     if req.args.push
         && let Some(tag) = &context_tag
@@ -359,10 +409,80 @@ async fn reuse(
     }))
 }
 
+/// A connected daemon and the host it was reached at.
+#[derive(Clone, Copy)]
+struct Daemon<'a> {
+    docker: &'a Docker,
+    host: &'a str,
+}
+
+impl Daemon<'_> {
+    /// Pushes image `image_id` under `target`: see [`push::push_image`].
+    async fn push(
+        &self,
+        ctx: &Ctx<ProviderConfig>,
+        image_id: &str,
+        target: &Reference,
+        creds: &BTreeMap<String, Credentials>,
+    ) -> Result<String, ResourceError> {
+        let client = client_for(target.registry_host(), creds)?;
+        push::push_image(
+            ctx,
+            self.docker,
+            self.host,
+            image_id,
+            target,
+            creds.get(target.registry_host()),
+            &client,
+        )
+        .await
+    }
+}
+
+/// Pushes image `image_id` under every tag of `tags`: through the daemon once per
+/// repository (which uploads the layers there), then registry-side for the other tags of
+/// that repository. Returns the digest pushed under the first tag.
+async fn push_all(
+    ctx: &Ctx<ProviderConfig>,
+    daemon: Daemon<'_>,
+    image_id: &str,
+    tags: &[Reference],
+    creds: &BTreeMap<String, Credentials>,
+) -> Result<String, ResourceError> {
+    let mut pushed: Vec<(String, String)> = Vec::new(); // (repository, digest)
+    for r in tags {
+        match pushed.iter().find(|(repo, _)| *repo == r.repository()) {
+            None => {
+                let d = daemon.push(ctx, image_id, r, creds).await?;
+                pushed.push((r.repository(), d));
+            }
+            Some((_, digest)) => {
+                let client = client_for(r.registry_host(), creds)?;
+                let Some((body, info)) = index::fetch(&client, &r.api_path(), digest).await?
+                else {
+                    return Err(ResourceError::Failed(format!(
+                        "{}@{digest} was pushed but the registry does not have it",
+                        r.repository()
+                    )));
+                };
+                index::put(&client, &r.api_path(), r.tag_or_latest(), &info.media_type, &body)
+                    .await?;
+                ctx.progress(&format!("tagged {r} registry-side: {digest}"))
+                    .await;
+            }
+        }
+    }
+    pushed
+        .into_iter()
+        .next()
+        .map(|(_, d)| d)
+        .ok_or_else(|| ResourceError::Failed("nothing was pushed".into()))
+}
+
 /// One image (the daemon's platform, or the one given): build, tag, push.
 async fn build_single(
     ctx: &Ctx<ProviderConfig>,
-    docker: &Docker,
+    daemon: Daemon<'_>,
     req: &BuildRequest,
     creds: &BTreeMap<String, Credentials>,
     platform: Option<&index::Platform>,
@@ -370,29 +490,24 @@ async fn build_single(
     let local_tag = req.local_tag();
     let image_id = build::build(
         ctx,
-        docker,
+        daemon.docker,
         req,
         platform.map(|p| p.name()).as_deref(),
         &local_tag,
         creds,
     )
     .await?;
-    for r in req.push_tags.iter().skip(1) {
-        push::tag(docker, &image_id, r).await?;
-    }
     if !req.args.push {
+        for r in &req.push_tags {
+            push::tag(daemon.docker, &image_id, r).await?;
+        }
         return Ok(Built {
             digest: image_id,
             reference: Some(local_tag),
             platform_digests: BTreeMap::new(),
         });
     }
-    let mut digest = None;
-    for r in &req.push_tags {
-        let d = push::push(ctx, docker, r, creds.get(r.registry_host())).await?;
-        digest.get_or_insert(d);
-    }
-    let digest = digest.ok_or_else(|| ResourceError::Failed("nothing was pushed".into()))?;
+    let digest = push_all(ctx, daemon, &image_id, &req.push_tags, creds).await?;
     let platform_digests = platform
         .map(|p| (p.name(), digest.clone()))
         .into_iter()
@@ -408,7 +523,7 @@ async fn build_single(
 /// repository the tags name, then one manifest list per repository under each tag.
 async fn build_index(
     ctx: &Ctx<ProviderConfig>,
-    docker: &Docker,
+    daemon: Daemon<'_>,
     req: &BuildRequest,
     creds: &BTreeMap<String, Credentials>,
     platforms: &[index::Platform],
@@ -433,18 +548,21 @@ async fn build_index(
             tag: Some(temp_tag.clone()),
             ..main.clone()
         };
-        let image_id =
-            build::build(ctx, docker, req, Some(&p.name()), &local.to_string(), creds).await?;
+        let image_id = build::build(
+            ctx,
+            daemon.docker,
+            req,
+            Some(&p.name()),
+            &local.to_string(),
+            creds,
+        )
+        .await?;
         for repo in &repos {
             let target = Reference {
                 tag: Some(temp_tag.clone()),
                 ..repo.clone()
             };
-            if target != local {
-                push::tag(docker, &image_id, &target).await?;
-            }
-            let digest =
-                push::push(ctx, docker, &target, creds.get(target.registry_host())).await?;
+            let digest = daemon.push(ctx, &image_id, &target, creds).await?;
             let client = client_for(target.registry_host(), creds)?;
             let info = index::info(&client, &target.api_path(), &digest).await?;
             entries
@@ -501,7 +619,16 @@ pub async fn registry_has(
     let r = Reference::parse(reference).map_err(|e| ResourceError::InvalidInput(e.to_string()))?;
     let Some(digest) = &r.digest else {
         let docker = connect(&ctx.config).await?;
-        return Ok(docker.inspect_image(reference).await.is_ok());
+        return match docker.inspect_image(reference).await {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => Err(ResourceError::Unavailable(format!(
+                "cannot ask the Docker daemon at {} for {reference}: {e}",
+                daemon_host(&ctx.config)
+            ))),
+        };
     };
     let creds = credentials_for(r.registry_host(), registry).await?;
     let client = registry_client(r.registry_host(), creds)?;

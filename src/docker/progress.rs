@@ -3,13 +3,21 @@
 //! `#5 DONE 0.2s`, `#5 CACHED`, `#5 ERROR: …`.
 //!
 //! Vertexes are numbered in the order they start, as docker does; a vertex re-sent as its
-//! state changes prints only what is new. Keeps the whole log for a failure report, and
-//! notices what must not pass silently (a cache import refused by the registry).
+//! state changes prints only what is new. Keeps the tail of the log (a bounded number of
+//! lines and bytes, however much a build prints) for a failure report, and notices what must
+//! not pass silently (a cache import refused by the registry).
 //! Not for: sending lines anywhere (the caller does).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use bollard::moby::buildkit::v1::StatusResponse;
+
+/// The failure report keeps at most this many of the last lines …
+const TAIL_LINES: usize = 5_000;
+/// … and at most this many bytes of them.
+const TAIL_BYTES: usize = 2 * 1024 * 1024;
+/// A line longer than this is cut (a step may print megabytes without a newline).
+const MAX_LINE: usize = 16 * 1024;
 
 #[derive(Default)]
 struct VertexState {
@@ -25,7 +33,9 @@ struct VertexState {
 pub struct ProgressPrinter {
     vertexes: HashMap<String, VertexState>,
     next: usize,
-    log: Vec<String>,
+    tail: VecDeque<String>,
+    tail_bytes: usize,
+    dropped: usize,
     failed_step: Option<String>,
     warnings: Vec<String>,
 }
@@ -115,11 +125,15 @@ impl ProgressPrinter {
                 continue;
             };
             state.partial.push_str(&String::from_utf8_lossy(&l.msg));
+            if !state.partial.contains('\n') && state.partial.len() > MAX_LINE {
+                // No newline in sight: show what there is rather than hold it all.
+                state.partial.push('\n');
+            }
             while let Some(i) = state.partial.find('\n') {
                 let line: String = state.partial.drain(..=i).collect();
-                let line = line.trim_end_matches(['\n', '\r']);
+                let line = cut(line.trim_end_matches(['\n', '\r']));
                 out.push(format!("#{} {line}", state.number));
-                if is_auth_failure(line) && state.name.contains("cache") {
+                if is_auth_failure(&line) && state.name.contains("cache") {
                     self.warnings.push(format!(
                         "the build cache could not be imported ({}): {line}",
                         state.name
@@ -130,13 +144,42 @@ impl ProgressPrinter {
         for w in &status.warnings {
             out.push(format!("WARNING: {}", String::from_utf8_lossy(&w.short)));
         }
-        self.log.extend(out.iter().cloned());
+        for line in &out {
+            self.keep(line);
+        }
         out
     }
 
-    /// Every line rendered so far.
-    pub fn log(&self) -> &[String] {
-        &self.log
+    fn keep(&mut self, line: &str) {
+        self.tail_bytes += line.len();
+        self.tail.push_back(line.to_string());
+        while self.tail.len() > TAIL_LINES || self.tail_bytes > TAIL_BYTES {
+            let Some(old) = self.tail.pop_front() else {
+                break;
+            };
+            self.tail_bytes -= old.len();
+            self.dropped += 1;
+        }
+    }
+
+    /// The log for a failure report: the last lines rendered (all of them for any ordinary
+    /// build), after a note of how many earlier ones were not kept.
+    pub fn log(&self) -> String {
+        let mut text = String::with_capacity(self.tail_bytes + self.tail.len() + 64);
+        if self.dropped > 0 {
+            text.push_str(&format!(
+                "… {} earlier lines not kept; the last {} follow\n",
+                self.dropped,
+                self.tail.len()
+            ));
+        }
+        for (i, line) in self.tail.iter().enumerate() {
+            if i > 0 {
+                text.push('\n');
+            }
+            text.push_str(line);
+        }
+        text
     }
 
     /// The name of the first step that failed, if one did.
@@ -152,9 +195,21 @@ impl ProgressPrinter {
 
 fn flush_partial(number: usize, state: &mut VertexState, out: &mut Vec<String>) {
     if !state.partial.is_empty() {
-        out.push(format!("#{number} {}", state.partial.trim_end()));
+        out.push(format!("#{number} {}", cut(state.partial.trim_end())));
         state.partial.clear();
     }
+}
+
+/// `line`, cut to [`MAX_LINE`] bytes (at a character boundary) with a note of the cut.
+fn cut(line: &str) -> String {
+    if line.len() <= MAX_LINE {
+        return line.to_string();
+    }
+    let mut end = MAX_LINE;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [{} more bytes]", &line[..end], line.len() - end)
 }
 
 fn is_auth_failure(text: &str) -> bool {
@@ -234,7 +289,7 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(out, vec!["#2 part", "#2 DONE 0.7s"]);
-        assert_eq!(p.log().len(), 6);
+        assert_eq!(p.log().lines().count(), 6);
         assert_eq!(p.failed_step(), None);
     }
 
@@ -264,6 +319,43 @@ mod tests {
             })
             .is_empty()
         );
+    }
+
+    #[test]
+    fn the_log_keeps_a_bounded_tail() {
+        let mut p = ProgressPrinter::new();
+        let mut v = vertex("v", "[1/1] RUN yes");
+        started(&mut v, 1, 0);
+        p.handle(&StatusResponse {
+            vertexes: vec![v],
+            ..Default::default()
+        });
+        // 50 MB of output in 64 KiB messages, lines of 100 bytes and one huge line.
+        let chunk = format!("{}\n", "y".repeat(99)).repeat(655);
+        for _ in 0..800 {
+            p.handle(&StatusResponse {
+                logs: vec![VertexLog {
+                    vertex: "v".into(),
+                    msg: chunk.clone().into_bytes(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+        }
+        let out = p.handle(&StatusResponse {
+            logs: vec![VertexLog {
+                vertex: "v".into(),
+                msg: "z".repeat(MAX_LINE * 3).into_bytes(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        assert!(out.iter().all(|l| l.len() < MAX_LINE + 64), "long lines are cut");
+        let log = p.log();
+        assert!(log.len() <= TAIL_BYTES + 1024, "{} bytes kept", log.len());
+        assert!(log.starts_with("… "), "the cut is said");
+        assert!(log.lines().count() <= TAIL_LINES + 1);
+        assert!(log.ends_with("more bytes]"), "the newest line is kept");
     }
 
     #[test]

@@ -2,17 +2,29 @@
 //! push status (`<tag>: digest: sha256:… size: N`; bollard drops the aux record that also
 //! carries it) or, failing that, from the image's repo digests.
 //!
+//! A tag is a name that any other build on the same daemon may move (the engine runs
+//! resources in parallel; two stacks or CI jobs may share a daemon), so [`push_image`] checks
+//! that the manifest it pushed is the image it was given (its config digest is the image id)
+//! and pushes again when another build moved the tag in between: the digest it returns is
+//! always that of the caller's image.
+//!
 //! Errors say what a user can fix: "authentication failed for <server>", "registry
 //! <server> is unreachable". Not for: building.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use bollard::Docker;
 use bollard::query_parameters::{PushImageOptionsBuilder, TagImageOptionsBuilder};
 use futures_util::StreamExt;
 
 use super::auth::Credentials;
+use super::registry_error;
 use crate::reference::Reference;
+use crate::registry::RegistryClient;
 use crate::resource::{Ctx, ResourceError};
 use crate::resources::ProviderConfig;
+use crate::rpc::engine::Severity;
 
 /// Tags image `id` as `r` (a reference with a tag).
 pub async fn tag(docker: &Docker, id: &str, r: &Reference) -> Result<(), ResourceError> {
@@ -24,6 +36,68 @@ pub async fn tag(docker: &Docker, id: &str, r: &Reference) -> Result<(), Resourc
         .tag_image(id, Some(options))
         .await
         .map_err(|e| ResourceError::Failed(format!("cannot tag the image as {r}: {e}")))
+}
+
+/// How often a push is tried again when other builds keep moving the tag.
+const PUSH_ATTEMPTS: usize = 8;
+
+/// One lock per daemon and `repository:tag`: builds in this process take turns between
+/// tagging and the end of the push, so they never move each other's tag. Other processes
+/// sharing the daemon are caught by the check in [`push_image`].
+fn tag_lock(daemon: &str, target: &Reference) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
+        LazyLock::new(Mutex::default);
+    let key = format!("{daemon} {target}");
+    let mut locks = LOCKS.lock().unwrap_or_else(|p| p.into_inner());
+    locks.retain(|_, l| Arc::strong_count(l) > 1);
+    locks.entry(key).or_default().clone()
+}
+
+/// The config digest a schema 2 / OCI image manifest names (for an image the daemon built,
+/// its image id).
+pub fn config_digest(manifest: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(manifest).ok()?;
+    v["config"]["digest"].as_str().map(str::to_string)
+}
+
+/// Tags the image `image_id` as `target`, pushes it, and returns the digest of the pushed
+/// manifest, checked to be the manifest of `image_id` (pushed again if another build moved
+/// the tag meanwhile).
+pub async fn push_image(
+    ctx: &Ctx<ProviderConfig>,
+    docker: &Docker,
+    daemon: &str,
+    image_id: &str,
+    target: &Reference,
+    creds: Option<&Credentials>,
+    client: &RegistryClient,
+) -> Result<String, ResourceError> {
+    let lock = tag_lock(daemon, target);
+    let _turn = lock.lock().await;
+    for attempt in 1..=PUSH_ATTEMPTS {
+        tag(docker, image_id, target).await?;
+        let digest = push(ctx, docker, target, creds).await?;
+        let manifest = client
+            .get_manifest(&target.api_path(), &digest)
+            .await
+            .map_err(registry_error)?;
+        let pushed = manifest.as_ref().and_then(|(body, _)| config_digest(body));
+        if pushed.as_deref() == Some(image_id) {
+            return Ok(digest);
+        }
+        ctx.log(
+            Severity::Debug,
+            &format!(
+                "{target} was moved to another image by a concurrent build during the push (attempt {attempt}): pushing again"
+            ),
+        )
+        .await;
+        // Let the other build finish its push before trying again.
+        tokio::time::sleep(std::time::Duration::from_millis(50 * attempt as u64)).await;
+    }
+    Err(ResourceError::Failed(format!(
+        "{target} kept being moved to other images by concurrent builds on the same Docker daemon; the image was pushed {PUSH_ATTEMPTS} times without the tag staying on it: run again"
+    )))
 }
 
 /// Finds `sha256:…` after `digest: ` in a push status line.
@@ -92,7 +166,13 @@ pub async fn push(
             Err(bollard::errors::Error::DockerStreamError { error }) => {
                 return Err(explain_push_error(&server, &error, creds.is_some()));
             }
-            Err(e) => return Err(explain_push_error(&server, &e.to_string(), creds.is_some())),
+            // Anything but the daemon's own message is the connection to the daemon failing.
+            Err(e) => {
+                return Err(ResourceError::Unavailable(format!(
+                    "push of {r} failed: {}",
+                    super::connection_lost(&ctx.config, "push", &e)
+                )));
+            }
         };
         if let Some(detail) = info.error_detail.and_then(|d| d.message) {
             return Err(explain_push_error(&server, &detail, creds.is_some()));

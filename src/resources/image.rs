@@ -14,8 +14,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::context::{self, BuildContext, DockerfileSource};
+use crate::docker::auth::normalize_server;
 use crate::docker::{self, BuildRequest};
-use crate::reference::{Reference, validate_tag};
+use crate::reference::{Reference, validate_registry, validate_tag};
 use crate::resource::{
     CheckFailure, Created, Ctx, DiffResult, Inputs, ReadResult, Resource, ResourceError, Result,
 };
@@ -139,26 +140,34 @@ impl Resource for Image {
     type Args = ImageArgs;
     type State = ImageState;
 
+    fn validate(&self, news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
+        validate(news)
+    }
+
     async fn check(
         &self,
         ctx: &Ctx<ProviderConfig>,
         mut news: Inputs<ImageArgs>,
         _olds: Option<ImageArgs>,
     ) -> std::result::Result<Inputs<ImageArgs>, Vec<CheckFailure>> {
-        let mut failures = validate(&news);
+        // `validate` has already passed: the dispatcher runs it before every Check, Create
+        // and Update.
+        let mut failures = Vec::new();
         // A value the user cannot set: it is always computed here.
         news.args.context_hash = None;
         news.unknowns.retain(|p| p.top() != Some("contextHash"));
         if failures.is_empty() {
             if hash_inputs_known(&news) {
-                let dir = context_dir(&ctx.program_dir, &news.args.context);
-                match compute_hash(&dir, &news.args) {
-                    Ok(h) => {
-                        crate::cache::store_manifest(&h.hash, &h.files);
-                        news.args.context_hash = Some(h.hash);
-                    }
+                match hash_off_runtime(ctx, &news.args).await {
+                    Ok(h) => news.args.context_hash = Some(h),
                     Err(e) => failures.push(e),
                 }
+                if hashes_a_secret(&news) {
+                    // The hash of a secret is a secret: stored as one, never published.
+                    news.secrets
+                        .insert(crate::rpc::codec::PropertyPath::keys(&["contextHash"]));
+                }
+                warn_of_secret_build_args(ctx, &news).await;
             } else {
                 // Not knowable yet (preview with unknown inputs): the hash is unknown too.
                 news.unknowns
@@ -243,7 +252,21 @@ impl Resource for Image {
         if state.args.push
             && let Some(reference) = &state.reference
         {
-            let exists = docker::registry_has(ctx, reference, state.args.registry.as_ref()).await?;
+            let exists = match docker::registry_has(ctx, reference, state.args.registry.as_ref())
+                .await
+            {
+                Ok(exists) => exists,
+                Err(e) => {
+                    // Only a registry that says "not found" may drop the resource: an expired
+                    // token, a refusal or an outage says nothing about the image.
+                    ctx.log(
+                        Severity::Warning,
+                        &format!("could not check that {reference} is still in the registry, so the resource is kept as it was: {e}"),
+                    )
+                    .await;
+                    true
+                }
+            };
             if !exists {
                 ctx.log(
                     Severity::Info,
@@ -279,6 +302,11 @@ async fn build_or_preview(
     inputs: Inputs<ImageArgs>,
     preview: bool,
 ) -> Result<ImageState> {
+    let inputs_meta = Inputs {
+        args: (),
+        unknowns: inputs.unknowns.clone(),
+        secrets: inputs.secrets.clone(),
+    };
     let mut state = ImageState {
         args: inputs.args,
         ..ImageState::default()
@@ -297,9 +325,17 @@ async fn build_or_preview(
         }
         return Ok(state);
     }
+    if state.args.context_hash.is_none() {
+        // Inputs that did not come through Check: hash here, as Check would.
+        let hash = hash_off_runtime(ctx, &state.args)
+            .await
+            .map_err(|f| ResourceError::InvalidInput(format!("{}: {}", f.property, f.reason)))?;
+        state.args.context_hash = Some(hash);
+    }
     let dir = context_dir(&ctx.program_dir, &state.args.context);
-    let request =
+    let mut request =
         BuildRequest::from_args(&state.args, &dir).map_err(ResourceError::InvalidInput)?;
+    request.reuse_by_context &= !hashes_a_secret(&inputs_meta);
     let built = docker::build_and_push(ctx, request).await?;
     state.digest = Some(built.digest);
     state.reference = built.reference.clone();
@@ -331,15 +367,27 @@ pub fn open_context(
     dir: &Path,
     args: &ImageArgs,
 ) -> std::result::Result<BuildContext, CheckFailure> {
-    BuildContext::open(dir, dockerfile_source(args)).map_err(|e| {
-        let property = match &e {
-            context::ContextError::DockerfileInvalidPath { .. }
-            | context::ContextError::DockerfileNotFound { .. }
-            | context::ContextError::DockerfileNotRegular { .. } => "dockerfile",
-            _ => "context",
-        };
-        CheckFailure::new(property, e.to_string())
-    })
+    BuildContext::open(dir, dockerfile_source(args)).map_err(|e| context_failure(dir, args, e))
+}
+
+/// A context error as a failure on the input to fix: `dockerfile` for an error about the
+/// Dockerfile or a directory on the way to it (e.g. a path the OS refuses), else `context`.
+fn context_failure(dir: &Path, args: &ImageArgs, e: context::ContextError) -> CheckFailure {
+    use context::ContextError as E;
+    let on_the_way_to_dockerfile = |path: &Path| match dockerfile_source(args) {
+        DockerfileSource::Path(rel) => path != dir && dir.join(rel).starts_with(path),
+        DockerfileSource::Inline(_) => false,
+    };
+    let property = match &e {
+        E::DockerfileInvalidPath { .. }
+        | E::DockerfileNotFound { .. }
+        | E::DockerfileNotRegular { .. } => "dockerfile",
+        E::Stat { path, .. } | E::ReadFile { path, .. } if on_the_way_to_dockerfile(path) => {
+            "dockerfile"
+        }
+        _ => "context",
+    };
+    CheckFailure::new(property, e.to_string())
 }
 
 /// The context hash: the context's own digest combined with every other input that
@@ -349,9 +397,7 @@ pub fn compute_hash(
     args: &ImageArgs,
 ) -> std::result::Result<context::ContextDigest, CheckFailure> {
     let ctx = open_context(dir, args)?;
-    let digest = ctx
-        .hash()
-        .map_err(|e| CheckFailure::new("context", e.to_string()))?;
+    let digest = ctx.hash().map_err(|e| context_failure(dir, args, e))?;
     let mut extra = serde_json::json!({
         "buildArgs": args.build_args,
         "target": args.target,
@@ -376,20 +422,72 @@ pub fn compute_hash(
     })
 }
 
+/// The inputs that make the image: each is part of `contextHash`.
+const HASHED_INPUTS: &[&str] = &[
+    "context",
+    "dockerfile",
+    "dockerfileInline",
+    "buildArgs",
+    "target",
+    "labels",
+    "platforms",
+    "network",
+    "triggers",
+    "index",
+];
+
 fn hash_inputs_known(news: &Inputs<ImageArgs>) -> bool {
-    [
-        "context",
-        "dockerfile",
-        "dockerfileInline",
-        "buildArgs",
-        "target",
-        "labels",
-        "platforms",
-        "network",
-        "triggers",
-    ]
-    .iter()
-    .all(|p| !news.is_unknown(p))
+    HASHED_INPUTS.iter().all(|p| !news.is_unknown(p))
+}
+
+/// True when a secret value is part of the hash. Then `contextHash` is a secret (an unsalted
+/// hash of a short secret could be brute-forced from it) and the `ctx-<hash>` tag, which
+/// anyone who can list the repository's tags sees, is neither pushed nor looked for.
+pub(crate) fn hashes_a_secret<A>(inputs: &Inputs<A>) -> bool {
+    inputs
+        .secrets
+        .iter()
+        .any(|p| p.top().is_some_and(|t| HASHED_INPUTS.contains(&t)))
+}
+
+/// Hashes the context on a blocking thread (it reads files and the stat cache), so that the
+/// provider keeps answering other calls meanwhile.
+async fn hash_off_runtime(
+    ctx: &Ctx<ProviderConfig>,
+    args: &ImageArgs,
+) -> std::result::Result<String, CheckFailure> {
+    let dir = context_dir(&ctx.program_dir, &args.context);
+    let args = args.clone();
+    tokio::task::spawn_blocking(move || {
+        let h = compute_hash(&dir, &args)?;
+        crate::cache::store_manifest(&h.hash, &h.files);
+        Ok(h.hash)
+    })
+    .await
+    .map_err(|e| CheckFailure::new("context", format!("hashing the context failed: {e}")))?
+}
+
+/// Docker keeps build-arg values in the image's history, where anyone who can pull the image
+/// reads them: say so when a build arg is a secret.
+async fn warn_of_secret_build_args(ctx: &Ctx<ProviderConfig>, news: &Inputs<ImageArgs>) {
+    let secret_args: Vec<String> = news
+        .secrets
+        .iter()
+        .filter(|p| p.top() == Some("buildArgs"))
+        .map(|p| p.to_string())
+        .collect();
+    if secret_args.is_empty() {
+        return;
+    }
+    ctx.log(
+        Severity::Warning,
+        &format!(
+            "{} {} secret, but Docker stores build-arg values in the image's history, in clear, for anyone who can pull the image; pass secrets with a `RUN --mount=type=secret` build secret instead",
+            secret_args.join(", "),
+            if secret_args.len() == 1 { "is" } else { "are" }
+        ),
+    )
+    .await;
 }
 
 fn registry_server(args: &ImageArgs) -> Option<&str> {
@@ -470,6 +568,15 @@ fn validate(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
             "set either `dockerfile` or `dockerfileInline`, not both",
         ));
     }
+    if let Some(text) = &a.dockerfile_inline
+        && known("dockerfileInline")
+        && text.trim().is_empty()
+    {
+        f.push(CheckFailure::new(
+            "dockerfileInline",
+            "the inline Dockerfile is empty: give its text (e.g. \"FROM alpine\"), or leave dockerfileInline out to build from a Dockerfile in the context",
+        ));
+    }
     if let Some(d) = &a.dockerfile
         && known("dockerfile")
         && (d.is_empty() || Path::new(d).is_absolute())
@@ -536,10 +643,30 @@ fn validate(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
     if let Some(r) = &a.registry
         && known("registry")
     {
+        // Credentials are used for the host `normalize_server` makes of `server`: a server
+        // that makes none (e.g. "https://") or an invalid one would never match, leaving them
+        // silently unused.
+        let host = normalize_server(&r.server);
         if r.server.trim().is_empty() {
             f.push(CheckFailure::new(
                 "registry.server",
                 "the registry server must not be empty",
+            ));
+        } else if host.is_empty() {
+            f.push(CheckFailure::new(
+                "registry.server",
+                format!(
+                    "{:?} names no registry host: give the host the credentials are for, e.g. ghcr.io or 127.0.0.1:5000",
+                    r.server
+                ),
+            ));
+        } else if let Err(e) = validate_registry(&host) {
+            f.push(CheckFailure::new(
+                "registry.server",
+                format!(
+                    "{:?} is not a registry host ({e}): give e.g. ghcr.io or 127.0.0.1:5000",
+                    r.server
+                ),
             ));
         }
         if r.username.is_some() != r.password.is_some() {
@@ -645,6 +772,82 @@ mod tests {
                 "context"
             ]
         );
+    }
+
+    #[test]
+    fn validation_catches_what_only_up_would_trip_on() {
+        let base = ImageArgs {
+            name: "a/b".into(),
+            context: ".".into(),
+            ..ImageArgs::default()
+        };
+        let props = |args: ImageArgs| -> Vec<String> {
+            validate(&inputs(args))
+                .into_iter()
+                .map(|f| f.property)
+                .collect()
+        };
+        assert_eq!(props(base.clone()), Vec::<String>::new());
+        let bad = [
+            ImageArgs {
+                dockerfile_inline: Some(" \n".into()),
+                ..base.clone()
+            },
+            ImageArgs {
+                name: "[:5000/app".into(),
+                ..base.clone()
+            },
+            ImageArgs {
+                name: format!("a/b@sha256:{}", "0".repeat(64)),
+                ..base.clone()
+            },
+        ];
+        for (args, want) in bad.into_iter().zip(["dockerfileInline", "name", "name"]) {
+            assert_eq!(props(args), vec![want]);
+        }
+        for (server, ok) in [
+            ("https://", false),
+            ("http:///v2/", false),
+            ("https://reg istry", false),
+            ("https://[::1", false),
+            ("ghcr.io", true),
+            ("https://123.dkr.ecr.us-east-1.amazonaws.com", true),
+            ("https://index.docker.io/v1/", true),
+            ("[::1]:5000", true),
+        ] {
+            let args = ImageArgs {
+                registry: Some(Registry {
+                    server: server.into(),
+                    username: Some("u".into()),
+                    password: Some("p".into()),
+                }),
+                ..base.clone()
+            };
+            let want: Vec<String> = if ok {
+                vec![]
+            } else {
+                vec!["registry.server".into()]
+            };
+            assert_eq!(props(args), want, "{server}");
+        }
+    }
+
+    #[test]
+    fn a_dockerfile_the_os_refuses_is_reported_under_dockerfile() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").expect("write");
+        let with = |dockerfile: &str| ImageArgs {
+            name: "a/b".into(),
+            dockerfile: Some(dockerfile.into()),
+            ..ImageArgs::default()
+        };
+        for bad in ["Docker\0file", "sub\0dir/Dockerfile", "missing"] {
+            let f = open_context(dir.path(), &with(bad)).expect_err(bad);
+            assert_eq!(f.property, "dockerfile", "{bad}: {}", f.reason);
+        }
+        // A context directory that does not exist is the context's fault.
+        let f = open_context(&dir.path().join("nope"), &with("Dockerfile")).expect_err("root");
+        assert_eq!(f.property, "context");
     }
 
     #[test]

@@ -6,7 +6,8 @@ pub mod image;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::provider::Provider;
+use crate::provider::{Provider, ValidateConfig};
+use crate::resource::CheckFailure;
 use crate::schema::PackageInfo;
 
 /// The package name, as Pulumi knows it.
@@ -22,6 +23,34 @@ pub struct ProviderConfig {
     /// A directory holding `ca.pem`, `cert.pem` and `key.pem` for a `tcp://` daemon with TLS.
     /// Defaults to `$DOCKER_CERT_PATH` when `$DOCKER_TLS_VERIFY` is set.
     pub cert_path: Option<String>,
+}
+
+impl ValidateConfig for ProviderConfig {
+    fn validate(&self) -> Vec<CheckFailure> {
+        let mut f = Vec::new();
+        if let Some(host) = self.host.as_deref().filter(|h| !h.is_empty()) {
+            match crate::docker::HOST_SCHEMES
+                .iter()
+                .find_map(|s| host.strip_prefix(s).map(|rest| (s, rest)))
+            {
+                None => f.push(CheckFailure::new(
+                    "host",
+                    format!(
+                        "{host:?} is not a Docker host this provider can reach: use unix:///path/to/docker.sock, tcp://host:port, http://host:port or https://host:port"
+                    ),
+                )),
+                Some((scheme, "")) => f.push(CheckFailure::new(
+                    "host",
+                    format!(
+                        "{host:?} names no {} after {scheme}: write e.g. unix:///var/run/docker.sock or tcp://127.0.0.1:2375",
+                        if *scheme == "unix://" { "socket path" } else { "address" }
+                    ),
+                )),
+                Some(_) => {}
+            }
+        }
+        f
+    }
 }
 
 /// The provider with all its resources.
@@ -49,3 +78,42 @@ pub const PACKAGE_INFO: PackageInfo<'static> = PackageInfo {
     python_package: "pulumi_docker_buildkit",
     nodejs_package: "@docker-buildkit/pulumi",
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host_failures(host: &str) -> Vec<CheckFailure> {
+        ProviderConfig {
+            host: Some(host.to_string()),
+            cert_path: None,
+        }
+        .validate()
+    }
+
+    #[test]
+    fn config_accepts_the_hosts_connect_can_reach() {
+        for good in [
+            "",
+            "unix:///var/run/docker.sock",
+            "tcp://127.0.0.1:2375",
+            "http://docker:2375",
+            "https://docker:2376",
+        ] {
+            assert_eq!(host_failures(good), vec![], "{good}");
+        }
+        assert!(ProviderConfig::default().validate().is_empty());
+        for bad in [
+            "ftp://x",
+            "ssh://user@host",
+            "/var/run/docker.sock",
+            "unix://",
+            "tcp://",
+            "TCP://x:1",
+        ] {
+            let f = host_failures(bad);
+            assert_eq!(f.len(), 1, "{bad}");
+            assert_eq!(f[0].property, "host");
+        }
+    }
+}

@@ -8,7 +8,8 @@
 //! them back, adding every path the schema marks `secret`. Nothing here knows any resource:
 //! what is secret comes from the JSON schema of the struct being encoded.
 //!
-//! Not for: validation of values (the resource's `check` does that) or schema generation.
+//! Not for: validation of values ([`crate::validation`] and the resource's `validate` and
+//! `check` do that) or schema generation.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -63,6 +64,79 @@ impl PropertyPath {
     /// True when `self` is `other` or lies beneath it.
     pub fn starts_with(&self, other: &PropertyPath) -> bool {
         self.0.starts_with(&other.0)
+    }
+
+    /// Parses a path as [`fmt::Display`] writes it (`registry.password`, `tags[0]`,
+    /// `buildArgs["A-B"]`); `None` when `s` is not one. The empty string is the root.
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut segs = Vec::new();
+        let mut chars = s.chars().peekable();
+        let key = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| {
+            let mut k = String::new();
+            while let Some(&c) = chars.peek() {
+                if c == '.' || c == '[' {
+                    break;
+                }
+                k.push(c);
+                chars.next();
+            }
+            k
+        };
+        if !s.is_empty() && !s.starts_with('[') {
+            segs.push(Seg::Key(key(&mut chars)));
+        }
+        while let Some(c) = chars.next() {
+            match c {
+                '.' => match key(&mut chars) {
+                    k if k.is_empty() => return None,
+                    k => segs.push(Seg::Key(k)),
+                },
+                '[' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    segs.push(Seg::Key(unquote(&mut chars)?));
+                    if chars.next() != Some(']') {
+                        return None;
+                    }
+                }
+                '[' => {
+                    let mut n = String::new();
+                    loop {
+                        match chars.next()? {
+                            ']' => break,
+                            d => n.push(d),
+                        }
+                    }
+                    segs.push(Seg::Index(n.parse().ok()?));
+                }
+                _ => return None,
+            }
+        }
+        Some(Self(segs))
+    }
+}
+
+/// Reads the rest of a string quoted by Rust's `{:?}`, up to and including its closing `"`.
+fn unquote(chars: &mut impl Iterator<Item = char>) -> Option<String> {
+    let mut out = String::new();
+    loop {
+        match chars.next()? {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                'r' => out.push('\r'),
+                '0' => out.push('\0'),
+                'u' => {
+                    if chars.next()? != '{' {
+                        return None;
+                    }
+                    let hex: String = chars.by_ref().take_while(|c| *c != '}').collect();
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                c => out.push(c),
+            },
+            c => out.push(c),
+        }
     }
 }
 
@@ -335,7 +409,7 @@ pub fn schema_secret_paths(schema: &Value, value: &Map<String, Value>) -> BTreeS
     out
 }
 
-fn resolve<'a>(mut schema: &'a Value, defs: &'a Value) -> &'a Value {
+pub(crate) fn resolve<'a>(mut schema: &'a Value, defs: &'a Value) -> &'a Value {
     for _ in 0..16 {
         match schema.get("$ref").and_then(Value::as_str) {
             Some(r) => match r.rsplit('/').next().and_then(|name| defs.get(name)) {
@@ -350,7 +424,7 @@ fn resolve<'a>(mut schema: &'a Value, defs: &'a Value) -> &'a Value {
 
 /// The non-null alternatives of a schema (`anyOf`/`oneOf` with a `null` branch, as derived for
 /// `Option<T>`), resolved through `$ref`.
-fn alternatives<'a>(schema: &'a Value, defs: &'a Value) -> Vec<&'a Value> {
+pub(crate) fn alternatives<'a>(schema: &'a Value, defs: &'a Value) -> Vec<&'a Value> {
     let schema = resolve(schema, defs);
     for key in ["anyOf", "oneOf"] {
         if let Some(Value::Array(alts)) = schema.get(key) {
@@ -682,5 +756,30 @@ mod tests {
         assert_eq!(p.to_string(), "buildArgs[\"A-B\"]");
         let p = PropertyPath(vec![Seg::Key("tags".into()), Seg::Index(2)]);
         assert_eq!(p.to_string(), "tags[2]");
+    }
+
+    #[test]
+    fn paths_parse_back_from_their_display() {
+        for p in [
+            PropertyPath::root(),
+            PropertyPath::keys(&["name"]),
+            PropertyPath::keys(&["registry", "password"]),
+            PropertyPath(vec![Seg::Key("tags".into()), Seg::Index(12)]),
+            PropertyPath(vec![
+                Seg::Key("buildArgs".into()),
+                Seg::Key("A-\"B\\\n\0\u{7f}é.[x]".into()),
+            ]),
+            PropertyPath(vec![
+                Seg::Key("a".into()),
+                Seg::Index(0),
+                Seg::Key("b".into()),
+                Seg::Index(1),
+            ]),
+        ] {
+            assert_eq!(PropertyPath::parse(&p.to_string()), Some(p.clone()), "{p}");
+        }
+        for bad in ["a..b", "a[x]", "a[1", "a[\"x]", "a.", "a[0]x"] {
+            assert_eq!(PropertyPath::parse(bad), None, "{bad}");
+        }
     }
 }

@@ -5,9 +5,8 @@
 //! shows a provider's stderr only with `--logtostderr`). stdout is never written: it belongs
 //! to the engine. Not for: anything but logging.
 
-use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::Mutex;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::generated::pulumirpc::LogRequest;
@@ -33,10 +32,15 @@ impl Severity {
     }
 }
 
+/// How long one log line may take to reach the engine before it is given up.
+const LOG_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A handle to the engine's log. Cheap to clone; without an engine it writes to stderr only.
+/// Lines are sent concurrently (each call clones the client; no lock is held across the
+/// RPC), so one slow line never queues the progress of other builds behind it.
 #[derive(Clone, Default)]
 pub struct EngineLog {
-    client: Option<Arc<Mutex<EngineClient<Channel>>>>,
+    client: Option<EngineClient<Channel>>,
     debug_to_stderr: bool,
 }
 
@@ -52,11 +56,11 @@ impl EngineLog {
             Endpoint::from_shared(uri).map_err(|e| format!("engine address {address:?}: {e}"))?;
         let channel = endpoint.connect_lazy();
         Ok(Self {
-            client: Some(Arc::new(Mutex::new(
+            client: Some(
                 EngineClient::new(channel)
                     .max_decoding_message_size(usize::MAX)
                     .max_encoding_message_size(usize::MAX),
-            ))),
+            ),
             debug_to_stderr: std::env::var_os("PULUMI_DOCKER_BUILDKIT_DEBUG").is_some(),
         })
     }
@@ -69,8 +73,9 @@ impl EngineLog {
         }
     }
 
-    /// Sends one line. Failures to reach the engine are reported on stderr, never raised:
-    /// a lost log line must not fail a build.
+    /// Sends one line. Failures to reach the engine (or an engine that takes longer than
+    /// [`LOG_TIMEOUT`]) are reported on stderr, never raised: a lost log line must not fail
+    /// or stall a build. Callers pass text already masked (see `Ctx::log`).
     pub async fn log(&self, severity: Severity, urn: &str, message: &str, ephemeral: bool) {
         if self.debug_to_stderr || self.client.is_none() {
             eprintln!("[{severity:?}] {urn} {message}");
@@ -83,11 +88,17 @@ impl EngineLog {
             stream_id: 0,
             ephemeral,
         };
-        if let Err(e) = client.lock().await.log(req).await {
-            eprintln!(
+        let mut client = client.clone();
+        match tokio::time::timeout(LOG_TIMEOUT, client.log(req)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => eprintln!(
                 "docker-buildkit: could not send a log line to the engine: {}",
                 e.message()
-            );
+            ),
+            Err(_) => eprintln!(
+                "docker-buildkit: the engine took more than {} s to take a log line; dropped",
+                LOG_TIMEOUT.as_secs()
+            ),
         }
     }
 }

@@ -4,7 +4,9 @@
 //!
 //! Each RPC here only translates: request fields in, [`Provider`] call, response fields out.
 //! Property maps are handed to the dispatcher untouched. RPCs this provider does not serve
-//! answer `UNIMPLEMENTED` (tonic's default stubs). Not for: typed values or resource logic.
+//! answer `UNIMPLEMENTED` (tonic's default stubs); a request the protobuf decoder rejects
+//! answers `INVALID_ARGUMENT` in one sentence ([`ShortDecodeErrors`]). Not for: typed values
+//! or resource logic.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -17,6 +19,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::codegen::{Context, Future, Pin, Poll, Service as HttpService, http};
+use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
 use crate::generated::pulumirpc::resource_provider_server::{
@@ -28,7 +32,9 @@ use crate::generated::pulumirpc::{
     PluginInfo, PropertyDiff, ProviderHandshakeRequest, ProviderHandshakeResponse, ReadRequest,
     ReadResponse, UpdateRequest, UpdateResponse, diff_response::DiffChanges,
 };
-use crate::provider::{DispatchError, Provider, diff_keys, diff_kind_wire, urn_type};
+use crate::provider::{
+    DispatchError, Provider, ValidateConfig, diff_keys, diff_kind_wire, urn_type,
+};
 use crate::resource::{CheckFailure, ResourceError};
 use crate::rpc::engine::EngineLog;
 
@@ -70,6 +76,29 @@ fn failures(f: Vec<CheckFailure>) -> Vec<crate::generated::pulumirpc::CheckFailu
         .collect()
 }
 
+/// Runs `op` within the engine's `timeout` for the call (seconds, from the resource's
+/// `customTimeouts`; 0 means none). At the deadline `op` is dropped, which closes its
+/// streams to the Docker daemon and so stops the build or push there, and the call fails
+/// with DEADLINE_EXCEEDED.
+async fn within<T>(
+    what: &str,
+    urn: &str,
+    timeout: f64,
+    op: impl std::future::Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    if !(timeout.is_finite() && timeout > 0.0) {
+        return op.await;
+    }
+    let limit = std::time::Duration::from_secs_f64(timeout.min(1e9));
+    match tokio::time::timeout(limit, op).await {
+        Ok(result) => result,
+        Err(_) => Err(Status::deadline_exceeded(format!(
+            "{what} {} timed out after {timeout} s (its customTimeouts): the build and push were stopped",
+            crate::provider::urn_name(urn)
+        ))),
+    }
+}
+
 fn or_empty(s: Option<Struct>) -> Struct {
     s.unwrap_or_default()
 }
@@ -77,7 +106,15 @@ fn or_empty(s: Option<Struct>) -> Struct {
 #[tonic::async_trait]
 impl<C> ResourceProvider for Service<C>
 where
-    C: DeserializeOwned + Serialize + JsonSchema + Default + PartialEq + Send + Sync + 'static,
+    C: DeserializeOwned
+        + Serialize
+        + JsonSchema
+        + Default
+        + PartialEq
+        + ValidateConfig
+        + Send
+        + Sync
+        + 'static,
 {
     async fn handshake(
         &self,
@@ -132,9 +169,9 @@ where
                 decoded.value.remove(k);
             }
         }
-        let failures = match crate::provider::typed_from::<C>(&decoded.value) {
-            Ok(_) => Vec::new(),
-            Err(f) => failures(vec![f]),
+        let failures = match self.provider.config_from(&decoded) {
+            Ok(config) => failures(config.validate()),
+            Err(f) => failures(f),
         };
         Ok(Response::new(CheckResponse {
             inputs: Some(news),
@@ -183,10 +220,17 @@ where
         let config = self
             .provider
             .parse_config(Some(&args), &variables)
+            .and_then(|c| match c.validate() {
+                f if f.is_empty() => Ok(c),
+                f => Err(f),
+            })
             .map_err(|f| {
                 Status::invalid_argument(format!(
-                    "invalid provider configuration: {}: {}",
-                    f.property, f.reason
+                    "invalid provider configuration: {}",
+                    f.iter()
+                        .map(|f| format!("{}: {}", f.property, f.reason))
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ))
             })?;
         self.provider.set_config(config);
@@ -274,10 +318,14 @@ where
         let req = request.into_inner();
         let resource = self.provider.resource(urn_type(&req.urn)).map_err(status)?;
         let ctx = self.provider.ctx(&req.urn);
-        let (id, properties) = resource
-            .create(&ctx, &or_empty(req.properties), req.preview)
-            .await
-            .map_err(status)?;
+        let properties = or_empty(req.properties);
+        let (id, properties) = within("creating", &req.urn, req.timeout, async {
+            resource
+                .create(&ctx, &properties, req.preview)
+                .await
+                .map_err(status)
+        })
+        .await?;
         Ok(Response::new(CreateResponse {
             id,
             properties: Some(properties),
@@ -289,15 +337,14 @@ where
         let req = request.into_inner();
         let resource = self.provider.resource(urn_type(&req.urn)).map_err(status)?;
         let ctx = self.provider.ctx(&req.urn);
-        let out = resource
-            .read(
-                &ctx,
-                &req.id,
-                &or_empty(req.properties),
-                &or_empty(req.inputs),
-            )
-            .await
-            .map_err(status)?;
+        let (properties, inputs) = (or_empty(req.properties), or_empty(req.inputs));
+        let out = within("refreshing", &req.urn, req.timeout, async {
+            resource
+                .read(&ctx, &req.id, &properties, &inputs)
+                .await
+                .map_err(status)
+        })
+        .await?;
         Ok(Response::new(match out {
             Some(r) => ReadResponse {
                 id: r.id,
@@ -317,16 +364,14 @@ where
         let req = request.into_inner();
         let resource = self.provider.resource(urn_type(&req.urn)).map_err(status)?;
         let ctx = self.provider.ctx(&req.urn);
-        let properties = resource
-            .update(
-                &ctx,
-                &req.id,
-                &or_empty(req.olds),
-                &or_empty(req.news),
-                req.preview,
-            )
-            .await
-            .map_err(status)?;
+        let (olds, news) = (or_empty(req.olds), or_empty(req.news));
+        let properties = within("updating", &req.urn, req.timeout, async {
+            resource
+                .update(&ctx, &req.id, &olds, &news, req.preview)
+                .await
+                .map_err(status)
+        })
+        .await?;
         Ok(Response::new(UpdateResponse {
             properties: Some(properties),
             refresh_before_update: false,
@@ -337,10 +382,14 @@ where
         let req = request.into_inner();
         let resource = self.provider.resource(urn_type(&req.urn)).map_err(status)?;
         let ctx = self.provider.ctx(&req.urn);
-        resource
-            .delete(&ctx, &req.id, &or_empty(req.properties))
-            .await
-            .map_err(status)?;
+        let properties = or_empty(req.properties);
+        within("deleting", &req.urn, req.timeout, async {
+            resource
+                .delete(&ctx, &req.id, &properties)
+                .await
+                .map_err(status)
+        })
+        .await?;
         Ok(Response::new(()))
     }
 
@@ -354,6 +403,70 @@ where
             version: self.provider.version.to_string(),
         }))
     }
+}
+
+/// The gRPC service `S`, except that a request the protobuf decoder rejects (e.g. a `Struct`
+/// nested deeper than prost's recursion limit of 100) is answered INVALID_ARGUMENT with one
+/// short sentence, instead of tonic's INTERNAL carrying the decoder's whole field stack.
+#[derive(Clone)]
+pub struct ShortDecodeErrors<S>(pub S);
+
+impl<S: NamedService> NamedService for ShortDecodeErrors<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, ReqBody, ResBody> HttpService<http::Request<ReqBody>> for ShortDecodeErrors<S>
+where
+    S: HttpService<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<ResBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        let response = self.0.call(request);
+        Box::pin(async move {
+            let mut response = response.await?;
+            if let Some(short) = short_decode_error(response.headers()) {
+                let headers = response.headers_mut();
+                headers.remove("grpc-message");
+                headers.remove("grpc-status-details-bin");
+                if short.add_header(headers).is_ok() {
+                    response.extensions_mut().insert(short);
+                }
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// tonic's message for a request its protobuf decoder rejected (tonic-prost's
+/// `from_decode_error` passes prost's `DecodeError` text on, which starts so).
+const DECODE_FAILED: &str = "failed to decode Protobuf message";
+
+/// The short status to answer instead, when `headers` carry a decode failure.
+fn short_decode_error(headers: &http::HeaderMap) -> Option<Status> {
+    // Only tonic's own INTERNAL: `from_header_map` is not asked to parse anything else.
+    if headers.get("grpc-status")?.as_bytes() != b"13" {
+        return None;
+    }
+    let status = Status::from_header_map(headers)?;
+    if !status.message().starts_with(DECODE_FAILED) {
+        return None;
+    }
+    let why = if status.message().contains("recursion limit reached") {
+        "a value in it is nested more than 100 levels deep (objects and lists in objects and lists): flatten it"
+    } else {
+        "it is not a valid protobuf message of the expected type"
+    };
+    Some(Status::invalid_argument(format!(
+        "the request cannot be decoded: {why}"
+    )))
 }
 
 /// The engine address: the first positional argument, after any flags (`--logtostderr`,
@@ -378,7 +491,15 @@ pub fn engine_address(args: &[String]) -> Option<String> {
 /// arrives. Prints the port on stdout, then never writes to stdout again.
 pub async fn serve<C>(provider: Provider<C>, schema: String, args: &[String]) -> Result<(), String>
 where
-    C: DeserializeOwned + Serialize + JsonSchema + Default + PartialEq + Send + Sync + 'static,
+    C: DeserializeOwned
+        + Serialize
+        + JsonSchema
+        + Default
+        + PartialEq
+        + ValidateConfig
+        + Send
+        + Sync
+        + 'static,
 {
     let provider = Arc::new(provider);
     let engine = engine_address(args);
@@ -394,9 +515,11 @@ where
         writeln!(out, "{port}").map_err(|e| e.to_string())?;
         out.flush().map_err(|e| e.to_string())?;
     }
-    let service = ResourceProviderServer::new(Service::new(provider.clone(), schema))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let service = ShortDecodeErrors(
+        ResourceProviderServer::new(Service::new(provider.clone(), schema))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
         .add_service(service)
@@ -461,6 +584,29 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn decode_failures_become_one_short_invalid_argument() {
+        use super::short_decode_error;
+        use tonic::Status;
+        let stack = "Struct.fields: Value.kind: ".repeat(100);
+        let long = Status::internal(format!(
+            "failed to decode Protobuf message: {stack}recursion limit reached"
+        ))
+        .into_http::<()>();
+        let short = short_decode_error(long.headers()).expect("rewritten");
+        assert_eq!(short.code(), tonic::Code::InvalidArgument);
+        assert!(short.message().len() < 200, "{}", short.message());
+        assert!(short.message().contains("nested"), "{}", short.message());
+        // Any other status passes untouched.
+        for other in [
+            Status::internal("something else"),
+            Status::invalid_argument("failed to decode Protobuf message: x"),
+            Status::unavailable("no daemon"),
+        ] {
+            assert!(short_decode_error(other.into_http::<()>().headers()).is_none());
+        }
     }
 
     #[test]

@@ -291,6 +291,40 @@ impl Harness {
             .map(|_| ())
     }
 
+    /// Starts a Create (not a preview) in the background, with the engine's `timeout` in
+    /// seconds (0: none), so the test can act while it runs.
+    pub fn create_in_background(
+        &self,
+        name: &str,
+        props: &prost_types::Struct,
+        timeout: f64,
+    ) -> tokio::task::JoinHandle<Result<CreateResponse, tonic::Status>> {
+        let mut client = self.client.clone();
+        let request = CreateRequest {
+            urn: urn(name),
+            properties: Some(props.clone()),
+            preview: false,
+            name: name.into(),
+            timeout,
+            ..Default::default()
+        };
+        tokio::spawn(async move { client.create(request).await.map(|r| r.into_inner()) })
+    }
+
+    /// Waits until a logged message contains `needle`; fails the test, showing the log, after
+    /// `within`.
+    pub async fn wait_for_log(&self, needle: &str, within: Duration) {
+        let start = std::time::Instant::now();
+        while !self.log_text().contains(needle) {
+            assert!(
+                start.elapsed() < within,
+                "{needle:?} was not logged within {within:?}:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Every logged message so far, one per line.
     pub fn log_text(&self) -> String {
         self.logs
@@ -305,6 +339,18 @@ impl Harness {
 
     pub fn log_count(&self) -> usize {
         self.logs.0.lock().unwrap().len()
+    }
+
+    /// The provider's peak resident memory (VmHWM) in bytes, from /proc.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the provider's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmHWM")
+            * 1024
     }
 
     pub fn stderr_text(&self) -> String {

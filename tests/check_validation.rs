@@ -1,0 +1,328 @@
+//! Check rejects what `up` would (issue 9, items 4, 9, 10 and 11), through the provider
+//! binary over gRPC and without Docker: every bad input is a CheckFailure naming its
+//! property; Create and Update refuse the same inputs before any daemon is contacted;
+//! configuration with an unsupported host is refused; an undecodable request is a short
+//! INVALID_ARGUMENT; an unknown property is a warning naming the closest known one; and no
+//! failure or error quotes a secret value.
+
+mod common;
+
+use common::*;
+use docker_buildkit::generated::pulumirpc::{CheckRequest, ConfigureRequest};
+use prost_types::value::Kind;
+use serde_json::{Value, json};
+
+fn program_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(
+        dir.path(),
+        &[("app/Dockerfile", "FROM scratch\nCOPY . /\n")],
+    );
+    dir
+}
+
+/// `{"name": "a/b", "context": "app"}` with `extra` merged in.
+fn inputs(extra: Value) -> Value {
+    let mut v = json!({"name": "a/b", "context": "app"});
+    for (k, x) in extra.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    v
+}
+
+#[tokio::test]
+async fn check_rejects_what_up_would_naming_the_property() {
+    let dir = program_dir();
+    let mut h = Harness::dockerless(dir.path()).await;
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (inputs(json!({"name": "[:5000/app"})), "name", "IPv6"),
+        (
+            inputs(json!({"dockerfileInline": ""})),
+            "dockerfileInline",
+            "empty",
+        ),
+        (
+            inputs(json!({"registry": {"server": "https://", "username": "u", "password": "p"}})),
+            "registry.server",
+            "names no registry host",
+        ),
+        (
+            inputs(json!({"buildArgs": {"A": "x\u{0}y"}})),
+            "buildArgs.A",
+            "NUL",
+        ),
+        (
+            inputs(json!({"labels": {"k": "v\u{0}"}})),
+            "labels.k",
+            "NUL",
+        ),
+        (inputs(json!({"target": "a\u{0}b"})), "target", "NUL"),
+        (
+            inputs(json!({"triggers": ["ok", "x\u{0}"]})),
+            "triggers[1]",
+            "NUL",
+        ),
+        (
+            inputs(json!({"dockerfile": "Docker\u{0}file"})),
+            "dockerfile",
+            "NUL",
+        ),
+        (
+            // serde would read a struct from this list.
+            inputs(json!({"registry": ["r.io", null, null]})),
+            "registry",
+            "expected an object",
+        ),
+        (
+            inputs(json!({"cacheFrom": {"a": "b"}})),
+            "cacheFrom",
+            "expected a list of strings, got an object",
+        ),
+    ];
+    for (news, property, reason) in cases {
+        let r = h.check("app", &json!({}), &news).await;
+        assert!(
+            r.failures
+                .iter()
+                .any(|f| f.property == property && f.reason.contains(reason)),
+            "for {news}: expected a failure on {property} containing {reason:?}, got {:?}",
+            r.failures
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_dockerfile_the_os_refuses_is_reported_under_dockerfile_only() {
+    let dir = program_dir();
+    let mut h = Harness::dockerless(dir.path()).await;
+    let r = h
+        .check(
+            "app",
+            &json!({}),
+            &inputs(json!({"dockerfile": "Docker\u{0}file"})),
+        )
+        .await;
+    let props: Vec<&str> = r.failures.iter().map(|f| f.property.as_str()).collect();
+    assert_eq!(props, vec!["dockerfile"], "{:?}", r.failures);
+}
+
+#[tokio::test]
+async fn create_and_update_refuse_unchecked_inputs_before_contacting_docker() {
+    let dir = program_dir();
+    let mut h = Harness::dockerless(dir.path()).await;
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let props = to_struct(&json!({
+        "name": format!("127.0.0.1:5000/app@{digest}"),
+        "context": "app",
+        "network": "bridge2",
+        "platforms": ["linux"],
+    }));
+    let state = h.check_ok("app", &json!({}), &inputs(json!({}))).await;
+    for preview in [false, true] {
+        let err = h.create("app", &props, preview).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+        let err2 = h
+            .update("app", "id", &state, &props, preview)
+            .await
+            .unwrap_err();
+        assert_eq!(err2.code(), tonic::Code::InvalidArgument, "{err2:?}");
+        for e in [&err, &err2] {
+            let m = e.message();
+            for property in ["name:", "network:", "platforms[0]:"] {
+                assert!(m.contains(property), "{property} in {m}");
+            }
+            assert!(!m.contains("Docker daemon"), "no daemon contact: {m}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn provider_config_with_an_unsupported_host_is_refused() {
+    let dir = program_dir();
+    let mut h = Harness::start(&[]).await;
+    for (config, reason) in [
+        (json!({"host": "ftp://x"}), "unix://"),
+        (json!({"host": "tcp://"}), "names no address"),
+        (json!({"host": "unix:///run/d\u{0}.sock"}), "NUL"),
+        (
+            json!({"host": ["unix:///x"]}),
+            "expected a string, got a list",
+        ),
+    ] {
+        let r = h
+            .client
+            .check_config(CheckRequest {
+                news: Some(to_struct(&config)),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.failures.len(), 1, "{config}: {:?}", r.failures);
+        assert_eq!(r.failures[0].property, "host");
+        assert!(r.failures[0].reason.contains(reason), "{:?}", r.failures);
+
+        let err = h
+            .client
+            .configure(ConfigureRequest {
+                args: Some(to_struct(&config)),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{config}");
+        assert!(err.message().contains("host: "), "{}", err.message());
+    }
+    // The legacy variables map is checked the same way.
+    let err = h
+        .client
+        .configure(ConfigureRequest {
+            variables: [(
+                "docker-buildkit:config:host".to_string(),
+                "ftp://x".to_string(),
+            )]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    // A good host is still accepted.
+    h.configure(dir.path(), json!({"host": NO_DAEMON})).await;
+}
+
+#[tokio::test]
+async fn a_struct_nested_too_deeply_is_invalid_argument_in_one_sentence() {
+    let mut h = Harness::start(&[]).await;
+    let mut v = prost_types::Value {
+        kind: Some(Kind::StringValue("leaf".into())),
+    };
+    for _ in 0..150 {
+        v = prost_types::Value {
+            kind: Some(Kind::StructValue(prost_types::Struct {
+                fields: [("a".to_string(), v)].into_iter().collect(),
+            })),
+        };
+    }
+    let news = prost_types::Struct {
+        fields: [("name".to_string(), v)].into_iter().collect(),
+    };
+    let err = h
+        .client
+        .check(CheckRequest {
+            urn: urn("app"),
+            news: Some(news),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    let m = err.message();
+    assert!(m.len() < 200, "one short sentence: {m}");
+    assert!(m.contains("nested"), "{m}");
+    // The server still serves after it.
+    h.client.get_plugin_info(()).await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_properties_are_warnings_naming_the_closest_known_one() {
+    let dir = program_dir();
+    let mut h = Harness::dockerless(dir.path()).await;
+    let news = inputs(json!({
+        "buildArg": {"A": "1"},
+        "secret": "x",
+        "registry": {"server": "r.io", "usrname": "u"},
+    }));
+    // Not a failure: the check passes.
+    h.check_ok("app", &json!({}), &news).await;
+    let warnings: Vec<String> = h
+        .logs
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.severity == 2 && l.urn == urn("app"))
+        .map(|l| l.message.clone())
+        .collect();
+    for expected in [
+        "buildArg is not a known property and is ignored: did you mean buildArgs?",
+        "secret is not a known property and is ignored",
+        "registry.usrname is not a known property and is ignored: did you mean registry.username?",
+    ] {
+        assert!(
+            warnings.iter().any(|w| w.starts_with(expected)),
+            "{expected:?} in {warnings:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_failure_or_error_quotes_a_secret_value() {
+    let dir = program_dir();
+    let mut h = Harness::dockerless(dir.path()).await;
+    let state = h.check_ok("app", &json!({}), &inputs(json!({}))).await;
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (
+            inputs(json!({"registry": {"server": "r.io", "username": "u",
+                "password": secret(json!(918273645))}})),
+            "registry.password",
+            "918273645",
+        ),
+        (
+            inputs(json!({"tags": secret(json!(["ok", "-bad-tag-1234"]))})),
+            "tags[1]",
+            "-bad-tag-1234",
+        ),
+        (
+            inputs(json!({"name": secret(json!("Not A Ref 5678"))})),
+            "name",
+            "Not A Ref 5678",
+        ),
+        (
+            inputs(json!({"registry": secret(json!({"server": "https://",
+                "username": "u", "password": "pw-2468"}))})),
+            "registry.server",
+            "https://",
+        ),
+        (
+            inputs(json!({"push": secret(json!("yes-1357"))})),
+            "push",
+            "yes-1357",
+        ),
+        (
+            inputs(json!({"registry": {"server": "r.io", "username": "u",
+                "password": {"nested": "pw-9753"}}})),
+            "registry.password",
+            "pw-9753",
+        ),
+    ];
+    for (news, property, value) in cases {
+        let r = h.check("app", &json!({}), &news).await;
+        let f = r
+            .failures
+            .iter()
+            .find(|f| f.property == property)
+            .unwrap_or_else(|| panic!("a failure on {property} for {news}: {:?}", r.failures));
+        assert!(
+            f.reason.contains("expected"),
+            "names the expected type: {}",
+            f.reason
+        );
+        for f in &r.failures {
+            assert!(!f.reason.contains(value), "{value} quoted: {f:?}");
+        }
+        // Create and Update, given the same inputs unchecked, refuse without quoting it.
+        let props = to_struct(&news);
+        let err = h.create("app", &props, false).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains(property), "{}", err.message());
+        assert!(!err.message().contains(value), "{}", err.message());
+        let err = h
+            .update("app", "id", &state, &props, false)
+            .await
+            .unwrap_err();
+        assert!(!err.message().contains(value), "{}", err.message());
+    }
+    assert!(!h.log_text().contains("918273645"));
+}
