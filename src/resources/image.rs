@@ -23,6 +23,7 @@ use crate::resource::{
 use crate::rpc::engine::Severity;
 
 use super::ProviderConfig;
+use super::inputs::{hash_inputs_known, hashes_a_secret, without_credentials};
 
 /// Credentials for the registry the image is pushed to (and its inline cache pulled from).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -196,12 +197,6 @@ impl Resource for Image {
                 secrets: news.secrets.clone(),
             },
         );
-        // Rotating credentials must not rebuild: only the server counts.
-        changes.retain(|c| {
-            c.path != "registry"
-                || registry_server(&olds.args) != registry_server(&news.args)
-                || news.is_unknown("registry")
-        });
         for c in &mut changes {
             c.replace = false;
         }
@@ -398,56 +393,17 @@ pub fn compute_hash(
 ) -> std::result::Result<context::ContextDigest, CheckFailure> {
     let ctx = open_context(dir, args)?;
     let digest = ctx.hash().map_err(|e| context_failure(dir, args, e))?;
-    let mut extra = serde_json::json!({
-        "buildArgs": args.build_args,
-        "target": args.target,
-        "labels": args.labels,
-        "platforms": args.platforms,
-        "network": args.network,
-        "triggers": args.triggers,
-    });
-    // Only when set, so that hashes from before the input existed stay the same.
-    if args.index {
-        extra["index"] = serde_json::Value::Bool(true);
-    }
+    let extra = super::inputs::hashed_json(args);
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(b"docker-buildkit context v1\0");
     h.update(digest.hash.as_bytes());
     h.update(b"\0");
-    h.update(extra.to_string().as_bytes());
+    h.update(extra.as_bytes());
     Ok(context::ContextDigest {
         hash: format!("{:032x}", h.digest128()),
         files: digest.files,
         build_files: digest.build_files,
     })
-}
-
-/// The inputs that make the image: each is part of `contextHash`.
-const HASHED_INPUTS: &[&str] = &[
-    "context",
-    "dockerfile",
-    "dockerfileInline",
-    "buildArgs",
-    "target",
-    "labels",
-    "platforms",
-    "network",
-    "triggers",
-    "index",
-];
-
-fn hash_inputs_known(news: &Inputs<ImageArgs>) -> bool {
-    HASHED_INPUTS.iter().all(|p| !news.is_unknown(p))
-}
-
-/// True when a secret value is part of the hash. Then `contextHash` is a secret (an unsalted
-/// hash of a short secret could be brute-forced from it) and the `ctx-<hash>` tag, which
-/// anyone who can list the repository's tags sees, is neither pushed nor looked for.
-pub(crate) fn hashes_a_secret<A>(inputs: &Inputs<A>) -> bool {
-    inputs
-        .secrets
-        .iter()
-        .any(|p| p.top().is_some_and(|t| HASHED_INPUTS.contains(&t)))
 }
 
 /// Hashes the context on a blocking thread (it reads files and the stat cache), so that the
@@ -488,19 +444,6 @@ async fn warn_of_secret_build_args(ctx: &Ctx<ProviderConfig>, news: &Inputs<Imag
         ),
     )
     .await;
-}
-
-fn registry_server(args: &ImageArgs) -> Option<&str> {
-    args.registry.as_ref().map(|r| r.server.as_str())
-}
-
-fn without_credentials(args: &ImageArgs) -> ImageArgs {
-    let mut a = args.clone();
-    if let Some(r) = &mut a.registry {
-        r.username = None;
-        r.password = None;
-    }
-    a
 }
 
 fn describe_context_change(olds: &ImageState, news: &Inputs<ImageArgs>) -> String {

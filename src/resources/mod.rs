@@ -2,6 +2,7 @@
 //! they share. `provider()` is the whole provider: adding a resource is one `.with(...)`.
 
 pub mod image;
+pub mod inputs;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

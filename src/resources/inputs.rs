@@ -1,0 +1,265 @@
+//! What each input of an `Image` is, said once. Every rule that depends on the kind of an
+//! input derives from [`CLASSES`]: which inputs make `contextHash` ([`hashed`],
+//! [`hashed_json`]), when the hash can be computed ([`hash_inputs_known`]), whether a hash covers a
+//! secret ([`hashes_a_secret`]), and which changes the diff ignores ([`without_credentials`]).
+//! A test walks `schema/schema.json` and fails for an input that has no class here, so a new
+//! field cannot be silently left out of the hash.
+//!
+//! Not for: validating values (see `image.rs`) or turning inputs into a build plan.
+
+use serde_json::{Map, Value};
+
+use super::image::ImageArgs;
+use crate::resource::Inputs;
+
+/// The kind of an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Part of the image: hashed into `contextHash`, so a change rebuilds.
+    Image,
+    /// Part of the image, hashed through the context's own digest (the files and the
+    /// Dockerfile), not as a value.
+    ImageFiles,
+    /// How a build runs, not what it makes (e.g. `noCache`, `cacheFrom`): not hashed; a
+    /// change is an update that builds only if the image inputs changed too.
+    Behaviour,
+    /// Where the image goes (`name`, `tags`, `registry.server`, `push`): not hashed; a change
+    /// pushes or tags again.
+    Destination,
+    /// A credential: never hashed, a change never rebuilds or even shows in the diff, always
+    /// masked.
+    Credential,
+    /// Computed by the provider, never set by the user.
+    Computed,
+}
+
+/// Every input property, by its schema path (`parent.child` for the properties of an object
+/// input), and its class.
+pub const CLASSES: &[(&str, Class)] = &[
+    ("name", Class::Destination),
+    ("tags", Class::Destination),
+    ("context", Class::ImageFiles),
+    ("dockerfile", Class::ImageFiles),
+    ("dockerfileInline", Class::ImageFiles),
+    ("platforms", Class::Image),
+    ("buildArgs", Class::Image),
+    ("target", Class::Image),
+    ("labels", Class::Image),
+    ("cacheFrom", Class::Behaviour),
+    ("inlineCache", Class::Behaviour),
+    ("noCache", Class::Behaviour),
+    ("network", Class::Image),
+    ("push", Class::Destination),
+    ("registry", Class::Destination),
+    ("registry.server", Class::Destination),
+    ("registry.username", Class::Credential),
+    ("registry.password", Class::Credential),
+    ("triggers", Class::Image),
+    ("index", Class::Image),
+    ("skipIfPushed", Class::Behaviour),
+    ("contextHash", Class::Computed),
+];
+
+/// The image inputs that were hashed as values before any other existed: they are always in
+/// the hashed JSON (`null` when unset). Image inputs added later are in it only when set, so
+/// that adding an input never changes the hash of an image that does not use it.
+/// Their order is the order of the JSON's members (serde_json keeps insertion order here).
+const HASHED_ALWAYS: &[&str] = &[
+    "buildArgs",
+    "target",
+    "labels",
+    "platforms",
+    "network",
+    "triggers",
+];
+
+/// The class of the input at `path`, if it has one.
+pub fn class_of(path: &str) -> Option<Class> {
+    CLASSES.iter().find(|(p, _)| *p == path).map(|(_, c)| *c)
+}
+
+/// The top-level inputs that make the image (hashed as values or through the files).
+pub fn hashed() -> impl Iterator<Item = &'static str> {
+    CLASSES
+        .iter()
+        .filter(|(p, c)| !p.contains('.') && matches!(c, Class::Image | Class::ImageFiles))
+        .map(|(p, _)| *p)
+}
+
+/// The image inputs as the JSON that goes into `contextHash` beside the context's digest.
+pub fn hashed_json(args: &ImageArgs) -> String {
+    let all = match serde_json::to_value(args) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    let value = |p: &str| all.get(p).cloned().unwrap_or(Value::Null);
+    let mut out = Map::new();
+    for path in HASHED_ALWAYS {
+        out.insert((*path).to_string(), value(path));
+    }
+    for (path, class) in CLASSES {
+        if *class != Class::Image || path.contains('.') || HASHED_ALWAYS.contains(path) {
+            continue;
+        }
+        let v = value(path);
+        if !(v.is_null() || v == Value::Bool(false)) {
+            out.insert((*path).to_string(), v);
+        }
+    }
+    Value::Object(out).to_string()
+}
+
+/// True when every input of the hash is known (preview may have unknowns).
+pub fn hash_inputs_known<A>(news: &Inputs<A>) -> bool {
+    hashed().all(|p| !news.is_unknown(p))
+}
+
+/// True when a secret value is part of the hash. Then `contextHash` is a secret (an unsalted
+/// hash of a short secret could be brute-forced from it) and the `ctx-<hash>` tag, which
+/// anyone who can list the repository's tags sees, is neither pushed nor looked for.
+pub fn hashes_a_secret<A>(inputs: &Inputs<A>) -> bool {
+    inputs
+        .secrets
+        .iter()
+        .any(|p| p.top().is_some_and(|t| hashed().any(|h| h == t)))
+}
+
+/// `args` without its credentials, for the diff: a changed credential is no change.
+pub fn without_credentials(args: &ImageArgs) -> ImageArgs {
+    let mut value = match serde_json::to_value(args) {
+        Ok(v) => v,
+        Err(_) => return args.clone(),
+    };
+    for (path, class) in CLASSES {
+        if *class != Class::Credential {
+            continue;
+        }
+        let mut slot = Some(&mut value);
+        let mut keys = path.split('.').peekable();
+        while let (Some(key), Some(v)) = (keys.next(), slot.take()) {
+            if keys.peek().is_none() {
+                if let Some(m) = v.as_object_mut() {
+                    m.remove(key);
+                }
+            } else {
+                slot = v.get_mut(key);
+            }
+        }
+    }
+    serde_json::from_value(value).unwrap_or_else(|_| args.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every input property of the schema (and of the object types it refers to), as
+    /// `parent.child` paths.
+    fn schema_input_paths() -> Vec<String> {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schema/schema.json"
+        ))
+        .expect("schema/schema.json");
+        let schema: Value = serde_json::from_str(&text).expect("schema JSON");
+        let image = &schema["resources"]["docker-buildkit:index:Image"];
+        let mut paths = Vec::new();
+        for (name, prop) in image["inputProperties"].as_object().expect("inputs") {
+            paths.push(name.clone());
+            let reference = prop["$ref"].as_str().unwrap_or_default();
+            if let Some(token) = reference.strip_prefix("#/types/") {
+                for child in schema["types"][token]["properties"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| k)
+                {
+                    paths.push(format!("{name}.{child}"));
+                }
+            }
+        }
+        paths
+    }
+
+    #[test]
+    fn every_input_of_the_schema_has_a_class() {
+        let paths = schema_input_paths();
+        assert!(paths.len() > 15, "the schema was read: {paths:?}");
+        let missing: Vec<&String> = paths.iter().filter(|p| class_of(p).is_none()).collect();
+        assert!(
+            missing.is_empty(),
+            "inputs without a class in src/resources/inputs.rs CLASSES: {missing:?}; say whether each is part of the image (hashed), a build behaviour, a destination or a credential"
+        );
+        let stale: Vec<&str> = CLASSES
+            .iter()
+            .filter(|(p, c)| *c != Class::Computed && !paths.iter().any(|q| q == p))
+            .map(|(p, _)| *p)
+            .collect();
+        assert!(stale.is_empty(), "classes of inputs that no longer exist: {stale:?}");
+    }
+
+    #[test]
+    fn the_hashed_json_is_the_one_hashes_were_made_with() {
+        // The JSON the hash has always used: six values (null when unset), `index` only when
+        // true. Stacks built before keep their hash, so nothing rebuilds on upgrade.
+        let mut args = ImageArgs {
+            target: Some("t".into()),
+            ..ImageArgs::default()
+        };
+        assert_eq!(
+            hashed_json(&args),
+            r#"{"buildArgs":null,"target":"t","labels":null,"platforms":null,"network":null,"triggers":null}"#
+        );
+        // … which is what the hash was computed from before this table existed.
+        let before = |a: &ImageArgs| {
+            let mut extra = serde_json::json!({
+                "buildArgs": a.build_args,
+                "target": a.target,
+                "labels": a.labels,
+                "platforms": a.platforms,
+                "network": a.network,
+                "triggers": a.triggers,
+            });
+            if a.index {
+                extra["index"] = Value::Bool(true);
+            }
+            extra.to_string()
+        };
+        assert_eq!(hashed_json(&args), before(&args));
+        args.index = true;
+        args.build_args = Some([("A".to_string(), "1".to_string())].into());
+        args.platforms = Some(vec!["linux/arm64".into()]);
+        assert_eq!(hashed_json(&args), before(&args));
+        assert!(hashed_json(&args).ends_with(r#""triggers":null,"index":true}"#));
+        // Behaviour, destination and credential inputs are not in it.
+        args.no_cache = true;
+        args.name = "x".into();
+        args.registry = Some(super::super::image::Registry {
+            server: "s".into(),
+            username: Some("u".into()),
+            password: Some("p".into()),
+        });
+        let json = hashed_json(&args);
+        assert!(!json.contains("noCache") && !json.contains("registry") && !json.contains("\"x\""));
+    }
+
+    #[test]
+    fn credentials_are_taken_out_for_the_diff() {
+        let args = ImageArgs {
+            name: "n".into(),
+            registry: Some(super::super::image::Registry {
+                server: "s".into(),
+                username: Some("u".into()),
+                password: Some("p".into()),
+            }),
+            ..ImageArgs::default()
+        };
+        let clean = without_credentials(&args);
+        let r = clean.registry.expect("the server stays");
+        assert_eq!(
+            (r.server.as_str(), r.username, r.password),
+            ("s", None, None)
+        );
+        assert_eq!(clean.name, "n");
+    }
+}
