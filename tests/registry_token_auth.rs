@@ -13,28 +13,24 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use common::services::Services;
+use common::services::registry::{Auth, MANIFEST_ACCEPT, TestRegistry, http, sha256_digest};
 use common::*;
 use docker_buildkit::docker::auth::Credentials;
 use docker_buildkit::registry::{MEDIA_TYPE_DOCKER_MANIFEST_LIST, RegistryClient};
 use serde_json::{Value, json};
-use sha2::Digest as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const SERVICE: &str = "dbk-test";
 const ISSUER: &str = "dbk-test-issuer";
 const USER: &str = "tokenuser";
-
-const MANIFEST_ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, \
-     application/vnd.docker.distribution.manifest.list.v2+json, \
-     application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
 
 /// Signs tokens: an RSA key and its self-signed certificate, made with openssl.
 struct Signer {
@@ -335,109 +331,12 @@ async fn serve(
     stream.shutdown().await
 }
 
-/// `docker-registry serve` with token auth, on a free loopback port, own storage.
-struct TokenRegistry {
-    host: String,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for TokenRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl TokenRegistry {
-    async fn start(dir: &Path, realm_port: u16, rootcert: &Path) -> TokenRegistry {
-        let mut last_log = String::new();
-        for attempt in 0..3 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let data = dir.join("data");
-            std::fs::create_dir_all(&data).unwrap();
-            let config = dir.join("registry.yml");
-            std::fs::write(
-                &config,
-                format!(
-                    "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  \
-                     delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: {}\n\
-                     auth:\n  token:\n    realm: http://127.0.0.1:{realm_port}/token\n    service: {SERVICE}\n    \
-                     issuer: {ISSUER}\n    rootcertbundle: {}\n",
-                    data.display(),
-                    uuid::Uuid::new_v4().simple(),
-                    rootcert.display()
-                ),
-            )
-            .unwrap();
-            let log = dir.join(format!("registry-{attempt}.log"));
-            let child = Command::new("docker-registry")
-                .arg("serve")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(std::fs::File::create(&log).unwrap())
-                .stderr(std::fs::File::create(dir.join("registry.err")).unwrap())
-                .env_remove("http_proxy")
-                .env_remove("https_proxy")
-                .env_remove("HTTP_PROXY")
-                .env_remove("HTTPS_PROXY")
-                .spawn()
-                .expect("run docker-registry (apt-get install docker-registry)");
-            let mut registry = TokenRegistry {
-                host: format!("127.0.0.1:{port}"),
-                child,
-                log: dir.join("registry.err"),
-            };
-            for _ in 0..100 {
-                if let Ok(resp) = http()
-                    .get(format!("http://{}/v2/", registry.host))
-                    .send()
-                    .await
-                {
-                    let challenge = resp
-                        .headers()
-                        .get("www-authenticate")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_string();
-                    assert_eq!(resp.status().as_u16(), 401, "{challenge}");
-                    assert!(
-                        challenge.starts_with("Bearer ")
-                            && challenge.contains(&format!("127.0.0.1:{realm_port}/token")),
-                        "{challenge}"
-                    );
-                    return registry;
-                }
-                if registry.child.try_wait().unwrap().is_some() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            last_log = std::fs::read_to_string(&registry.log).unwrap_or_default();
-            let _ = registry.child.kill();
-        }
-        panic!("the token-auth registry did not start:\n{last_log}");
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
 /// Everything one test needs: signer, token server, registry.
 struct Setup {
     _dir: tempfile::TempDir,
     signer: Arc<Signer>,
     tokens: TokenServer,
-    registry: TokenRegistry,
+    registry: TestRegistry,
     password: String,
 }
 
@@ -446,7 +345,22 @@ async fn setup() -> Setup {
     let signer = Arc::new(Signer::new(dir.path()));
     let password = format!("pw-{}", uuid::Uuid::new_v4().simple());
     let tokens = TokenServer::start(signer.clone(), password.clone()).await;
-    let registry = TokenRegistry::start(dir.path(), tokens.port, &signer.cert_path()).await;
+    let realm = format!("http://127.0.0.1:{}/token", tokens.port);
+    let registry = TestRegistry::start(Auth::Token {
+        realm: &realm,
+        service: SERVICE,
+        issuer: ISSUER,
+        rootcertbundle: &signer.cert_path(),
+    })
+    .await;
+    assert!(
+        registry.challenge.starts_with("Bearer ")
+            && registry
+                .challenge
+                .contains(&format!("127.0.0.1:{}/token", tokens.port)),
+        "{}",
+        registry.challenge
+    );
     Setup {
         _dir: dir,
         signer,
@@ -491,10 +405,6 @@ async fn provider(s: &Services, dir: &Path) -> Harness {
     let mut h = Harness::start(&[]).await;
     h.configure(dir, s.config()).await;
     h
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
 }
 
 #[tokio::test]
@@ -551,7 +461,7 @@ async fn provider_pushes_an_index_to_a_token_auth_registry() {
     // The index is there (read with a token minted here) and is what `ref` names.
     let (status, body) = t.get_manifest(&path, "v1", &token).await;
     assert_eq!(status, 200);
-    let index_digest = sha256(&body);
+    let index_digest = sha256_digest(&body);
     assert_eq!(st["digest"], json!(index_digest));
     assert_eq!(st["ref"], json!(format!("{repo}@{index_digest}")));
     let index: Value = serde_json::from_slice(&body).unwrap();
@@ -568,7 +478,7 @@ async fn provider_pushes_an_index_to_a_token_auth_registry() {
             .get_manifest(&path, m["digest"].as_str().unwrap(), &token)
             .await;
         assert_eq!(status, 200, "entry {m}");
-        assert_eq!(sha256(&entry), m["digest"].as_str().unwrap());
+        assert_eq!(sha256_digest(&entry), m["digest"].as_str().unwrap());
     }
 
     // Who asked for tokens: the daemon (GET with Basic, pushing) and the provider's client

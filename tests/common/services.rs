@@ -1,11 +1,15 @@
 //! The real services the Docker tests use (started by `scripts/services.sh up`, which
-//! `scripts/test.sh` runs): a private dockerd and a registry with htpasswd auth.
+//! `scripts/test.sh` runs): a private dockerd and a registry with htpasswd auth. A test
+//! that needs a registry of its own starts one with [`registry::TestRegistry`].
 #![allow(dead_code)]
+
+pub mod registry;
 
 use std::process::Command;
 
 use serde_json::{Value, json};
-use sha2::Digest;
+
+use registry::{MANIFEST_ACCEPT, sha256_digest};
 
 pub struct Services {
     pub docker_host: String,
@@ -62,19 +66,15 @@ impl Services {
         let resp = reqwest::Client::new()
             .get(url)
             .basic_auth(&self.user, Some(&self.password))
-            .header(
-                "Accept",
-                "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json",
-            )
+            .header("Accept", MANIFEST_ACCEPT)
             .send()
             .await
             .unwrap();
         let status = resp.status().as_u16();
         let body = resp.bytes().await.unwrap();
-        let digest = format!("sha256:{:x}", sha2::Sha256::digest(&body));
         (
             status,
-            digest,
+            sha256_digest(&body),
             serde_json::from_slice(&body).unwrap_or(Value::Null),
         )
     }

@@ -1,0 +1,523 @@
+//! Authentication with a registry: what to send with a request (cached Basic credentials or
+//! a Bearer token per scope), what to do with a 401 (parse its RFC 7235 `WWW-Authenticate`
+//! challenges, answer Basic or fetch a token from the realm: GET with Basic credentials, or
+//! an OAuth2 `refresh_token` POST for an identity token), and keeping every secret this
+//! client holds out of the text it passes on ([`RegistryClient::scrub`]).
+//!
+//! Not for: finding credentials (`crate::docker::auth`), or HTTP beyond the token request
+//! (`client.rs`).
+
+use std::collections::HashMap;
+
+use reqwest::header::WWW_AUTHENTICATE;
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+
+use super::RegistryError;
+use super::client::{MAX_SMALL_BODY_BYTES, RegistryClient, Request, is_loopback_host};
+
+/// What the registry has asked for so far.
+#[derive(Default)]
+pub(super) struct AuthCache {
+    /// The registry answered with a Basic challenge: send credentials up front.
+    basic: bool,
+    /// Bearer tokens by scope (`repository:<repo>:<actions>`).
+    tokens: HashMap<String, String>,
+}
+
+#[derive(Clone, Copy)]
+pub(super) enum Access {
+    Pull,
+    PullPush,
+}
+
+impl Access {
+    fn scope(self, repo: &str) -> String {
+        match self {
+            Access::Pull => format!("repository:{repo}:pull"),
+            Access::PullPush => format!("repository:{repo}:pull,push"),
+        }
+    }
+}
+
+pub(super) enum Authorization {
+    Basic { username: String, password: String },
+    Bearer(String),
+}
+
+impl RegistryClient {
+    /// Sends `req`, answering one authentication challenge if the registry asks.
+    pub(super) async fn send(&self, req: &Request<'_>) -> Result<reqwest::Response, RegistryError> {
+        let scope = req.access.scope(req.repo);
+        let cached = self.cached_authorization(&scope);
+        let had_cached = cached.is_some();
+        let resp = self.execute(req, cached.as_ref()).await?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        if had_cached {
+            self.lock_auth().tokens.remove(&scope);
+        }
+        let challenges: Vec<Challenge> = resp
+            .headers()
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(parse_challenges)
+            .collect();
+        let authorization = self.authorize(&challenges, &scope).await?;
+        let resp = self.execute(req, Some(&authorization)).await?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            self.lock_auth().tokens.remove(&scope);
+            return Err(self.unauthorized());
+        }
+        Ok(resp)
+    }
+
+    fn lock_auth(&self) -> std::sync::MutexGuard<'_, AuthCache> {
+        self.auth
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn cached_authorization(&self, scope: &str) -> Option<Authorization> {
+        let cache = self.lock_auth();
+        if let Some(token) = cache.tokens.get(scope) {
+            return Some(Authorization::Bearer(token.clone()));
+        }
+        if cache.basic {
+            return self.basic_authorization();
+        }
+        None
+    }
+
+    fn basic_authorization(&self) -> Option<Authorization> {
+        self.credentials
+            .as_ref()
+            .filter(|c| !c.username.is_empty() || !c.password.is_empty())
+            .map(|c| Authorization::Basic {
+                username: c.username.clone(),
+                password: c.password.clone(),
+            })
+    }
+
+    /// Answers the registry's challenges: a Bearer token if it offers that, else Basic.
+    async fn authorize(
+        &self,
+        challenges: &[Challenge],
+        scope: &str,
+    ) -> Result<Authorization, RegistryError> {
+        if let Some(bearer) = challenges
+            .iter()
+            .find(|c| c.scheme == "bearer" && c.param("realm").is_some())
+        {
+            let token = self.fetch_token(bearer, scope).await?;
+            self.lock_auth()
+                .tokens
+                .insert(scope.to_string(), token.clone());
+            return Ok(Authorization::Bearer(token));
+        }
+        if challenges.iter().any(|c| c.scheme == "basic") {
+            let basic = self
+                .basic_authorization()
+                .ok_or_else(|| self.unauthorized())?;
+            self.lock_auth().basic = true;
+            return Ok(basic);
+        }
+        match challenges.first() {
+            Some(other) => Err(self.protocol(
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    "it asks for the unsupported authentication scheme {:?}",
+                    other.scheme
+                ),
+            )),
+            None => Err(self.unauthorized()),
+        }
+    }
+
+    /// Gets a token for `scope` from the challenge's realm (the registry's token server).
+    async fn fetch_token(
+        &self,
+        challenge: &Challenge,
+        scope: &str,
+    ) -> Result<String, RegistryError> {
+        let realm = challenge.param("realm").unwrap_or_default();
+        let realm_url = Url::parse(realm).ok().filter(|u| {
+            u.scheme() == "https"
+                || (u.scheme() == "http" && u.host_str().is_some_and(is_loopback_host))
+        });
+        let Some(realm_url) = realm_url else {
+            return Err(self.protocol(
+                StatusCode::UNAUTHORIZED,
+                format!("its token server {realm:?} is not an HTTPS URL; refusing to use it"),
+            ));
+        };
+        let token_server = match (realm_url.host_str(), realm_url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            _ => realm.to_string(),
+        };
+        let mut scopes = vec![scope.to_string()];
+        if let Some(asked) = challenge.param("scope") {
+            scopes.extend(
+                asked
+                    .split(' ')
+                    .filter(|s| !s.is_empty() && *s != scope)
+                    .map(str::to_string),
+            );
+        }
+        let service = challenge.param("service");
+
+        let identity_token = self
+            .credentials
+            .as_ref()
+            .and_then(|c| c.identity_token.as_deref());
+        let builder = if let Some(refresh_token) = identity_token {
+            let joined = scopes.join(" ");
+            let mut form = vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("client_id", "docker-buildkit"),
+                ("scope", joined.as_str()),
+            ];
+            if let Some(service) = service {
+                form.push(("service", service));
+            }
+            self.http.post(realm_url).form(&form)
+        } else {
+            let mut query: Vec<(&str, &str)> = Vec::new();
+            if let Some(service) = service {
+                query.push(("service", service));
+            }
+            query.extend(scopes.iter().map(|s| ("scope", s.as_str())));
+            let builder = self.http.get(realm_url).query(&query);
+            match self.basic_authorization() {
+                Some(Authorization::Basic { username, password }) => {
+                    builder.basic_auth(username, Some(password))
+                }
+                _ => builder,
+            }
+        };
+        let resp = builder.send().await.map_err(|e| self.transport_error(e))?;
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(self.unauthorized());
+        }
+        if !status.is_success() {
+            let detail = self.error_detail(resp).await;
+            return Err(RegistryError::Protocol {
+                server: self.server.clone(),
+                status: status.as_u16(),
+                message: format!("its token server {token_server} refused a token: {detail}"),
+            });
+        }
+        #[derive(Deserialize)]
+        struct TokenResponse {
+            #[serde(default)]
+            token: Option<String>,
+            #[serde(default)]
+            access_token: Option<String>,
+        }
+        let body = self
+            .read_body(resp, MAX_SMALL_BODY_BYTES, "a token answer")
+            .await?;
+        let parsed: Option<TokenResponse> = serde_json::from_slice(&body).ok();
+        parsed
+            .and_then(|t| {
+                t.token
+                    .filter(|t| !t.is_empty())
+                    .or(t.access_token.filter(|t| !t.is_empty()))
+            })
+            .ok_or_else(|| {
+                self.protocol(
+                    status,
+                    format!("its token server {token_server} answered without a token"),
+                )
+            })
+    }
+
+    /// Removes any secret this client knows from text that came from elsewhere.
+    pub(super) fn scrub(&self, mut text: String) -> String {
+        let mut secrets: Vec<String> = Vec::new();
+        if let Some(c) = &self.credentials {
+            secrets.push(c.password.clone());
+            secrets.extend(c.identity_token.clone());
+        }
+        secrets.extend(self.lock_auth().tokens.values().cloned());
+        for secret in secrets.iter().filter(|s| !s.is_empty()) {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), "<redacted>");
+            }
+        }
+        text
+    }
+}
+
+/// One `WWW-Authenticate` challenge: a lowercased scheme and its parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Challenge {
+    scheme: String,
+    params: Vec<(String, String)>,
+}
+
+impl Challenge {
+    /// A parameter by case-insensitive name.
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses a `WWW-Authenticate` value (RFC 7235): one or more challenges, each a scheme
+/// followed by comma-separated `name=value` or `name="quoted, \"value\""` parameters.
+/// Anything unparsable is skipped rather than failing.
+fn parse_challenges(header: &str) -> Vec<Challenge> {
+    let chars: Vec<char> = header.chars().collect();
+    let mut pos = 0;
+    let mut challenges: Vec<Challenge> = Vec::new();
+    let is_token_char = |c: char| !c.is_whitespace() && !matches!(c, ',' | '=' | '"');
+    let skip_ws = |pos: &mut usize| {
+        while *pos < chars.len() && chars[*pos].is_whitespace() {
+            *pos += 1;
+        }
+    };
+    loop {
+        while pos < chars.len() && (chars[pos].is_whitespace() || chars[pos] == ',') {
+            pos += 1;
+        }
+        if pos >= chars.len() {
+            break;
+        }
+        let start = pos;
+        while pos < chars.len() && is_token_char(chars[pos]) {
+            pos += 1;
+        }
+        let token: String = chars[start..pos].iter().collect();
+        if token.is_empty() {
+            // A stray `=` or `"`: skip it.
+            pos += 1;
+            continue;
+        }
+        let mut after = pos;
+        skip_ws(&mut after);
+        if after < chars.len() && chars[after] == '=' {
+            // `name=value`: a parameter of the current challenge.
+            pos = after + 1;
+            skip_ws(&mut pos);
+            let value = if pos < chars.len() && chars[pos] == '"' {
+                pos += 1;
+                let mut value = String::new();
+                while pos < chars.len() && chars[pos] != '"' {
+                    if chars[pos] == '\\' && pos + 1 < chars.len() {
+                        pos += 1;
+                    }
+                    value.push(chars[pos]);
+                    pos += 1;
+                }
+                pos += 1; // closing quote
+                value
+            } else {
+                let start = pos;
+                while pos < chars.len() && chars[pos] != ',' && !chars[pos].is_whitespace() {
+                    pos += 1;
+                }
+                chars[start..pos].iter().collect()
+            };
+            if let Some(current) = challenges.last_mut() {
+                current.params.push((token.to_ascii_lowercase(), value));
+            }
+        } else {
+            challenges.push(Challenge {
+                scheme: token.to_ascii_lowercase(),
+                params: Vec::new(),
+            });
+        }
+    }
+    challenges
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::docker::auth::Credentials;
+    use crate::registry::manifest::sha256_digest;
+    use crate::registry::testing::*;
+    use crate::registry::{MEDIA_TYPE_OCI_INDEX, ManifestInfo};
+
+    // ----- challenge parser -----
+
+    fn challenge(scheme: &str, params: &[(&str, &str)]) -> Challenge {
+        Challenge {
+            scheme: scheme.into(),
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn parses_bearer_challenge() {
+        let got = parse_challenges(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull""#,
+        );
+        assert_eq!(
+            got,
+            vec![challenge(
+                "bearer",
+                &[
+                    ("realm", "https://auth.docker.io/token"),
+                    ("service", "registry.docker.io"),
+                    ("scope", "repository:library/alpine:pull"),
+                ]
+            )]
+        );
+    }
+
+    #[test]
+    fn parses_commas_spaces_and_escapes_inside_quotes() {
+        let got = parse_challenges(
+            r#"BEARER  realm = "https://x/token?a=1,b=2" , scope="repository:a:pull,push repository:b:pull", error="say \"hi\"""#,
+        );
+        assert_eq!(
+            got,
+            vec![challenge(
+                "bearer",
+                &[
+                    ("realm", "https://x/token?a=1,b=2"),
+                    ("scope", "repository:a:pull,push repository:b:pull"),
+                    ("error", r#"say "hi""#),
+                ]
+            )]
+        );
+        assert_eq!(got[0].param("REALM"), Some("https://x/token?a=1,b=2"));
+    }
+
+    #[test]
+    fn parses_several_challenges_and_bare_values() {
+        let got = parse_challenges(
+            r#"Basic realm="Registry Realm", Bearer realm=https://t/token,service=svc, Negotiate"#,
+        );
+        assert_eq!(
+            got,
+            vec![
+                challenge("basic", &[("realm", "Registry Realm")]),
+                challenge(
+                    "bearer",
+                    &[("realm", "https://t/token"), ("service", "svc")]
+                ),
+                challenge("negotiate", &[]),
+            ]
+        );
+    }
+
+    #[test]
+    fn parser_survives_garbage() {
+        for input in [
+            "",
+            ",,,",
+            "=",
+            "\"",
+            "Bearer realm=\"unterminated",
+            "Bearer ,=,\"x",
+        ] {
+            let _ = parse_challenges(input);
+        }
+        assert_eq!(
+            parse_challenges("Bearer realm=\"unterminated"),
+            vec![challenge("bearer", &[("realm", "unterminated")])]
+        );
+        assert_eq!(parse_challenges("basic"), vec![challenge("basic", &[])]);
+    }
+
+    // ----- secrets -----
+
+    #[test]
+    fn debug_and_errors_hide_the_password() {
+        let client =
+            RegistryClient::new("ghcr.io", Some(creds("ghcr.io", PASSWORD))).expect("client");
+        let dbg = format!("{client:?}");
+        assert!(!dbg.contains(PASSWORD), "{dbg}");
+        let scrubbed = client.scrub(format!("server said {PASSWORD}!"));
+        assert!(!scrubbed.contains(PASSWORD), "{scrubbed}");
+    }
+
+    // ----- the token flow, against a fake registry and token server -----
+
+    #[tokio::test]
+    async fn bearer_flow_fetches_caches_and_retries() {
+        let (port, counters) = bearer_registry().await;
+        let server = format!("127.0.0.1:{port}");
+        let client = RegistryClient::new(&server, Some(creds(&server, PASSWORD))).expect("client");
+        let want = ManifestInfo {
+            digest: sha256_digest(FAKE_MANIFEST),
+            media_type: MEDIA_TYPE_OCI_INDEX.into(),
+            size: FAKE_MANIFEST.len() as u64,
+        };
+        assert_eq!(
+            client.manifest_info("team/app", "v1").await.expect("info"),
+            Some(want.clone())
+        );
+        // A clone shares the token: no second token request.
+        let (body, info) = client
+            .clone()
+            .get_manifest("team/app", "v1")
+            .await
+            .expect("get")
+            .expect("found");
+        assert_eq!(body, FAKE_MANIFEST);
+        assert_eq!(info, want);
+        assert_eq!(counters.token_requests.load(Ordering::SeqCst), 1);
+        // manifest_info used the HEAD answer; only get_manifest did a GET.
+        assert_eq!(counters.manifest_gets.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn bearer_flow_with_identity_token() {
+        let (port, counters) = bearer_registry().await;
+        let server = format!("127.0.0.1:{port}");
+        let credentials = Credentials {
+            server: server.clone(),
+            username: String::new(),
+            password: String::new(),
+            identity_token: Some(PASSWORD.into()),
+        };
+        let client = RegistryClient::new(&server, Some(credentials)).expect("client");
+        let info = client
+            .manifest_info("team/app", "v1")
+            .await
+            .expect("info")
+            .expect("found");
+        assert_eq!(info.digest, sha256_digest(FAKE_MANIFEST));
+        assert_eq!(counters.token_requests.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn bearer_flow_wrong_password_and_anonymous() {
+        let (port, _) = bearer_registry().await;
+        let server = format!("127.0.0.1:{port}");
+
+        let client =
+            RegistryClient::new(&server, Some(creds(&server, WRONG_PASSWORD))).expect("client");
+        let err = client
+            .manifest_info("team/app", "v1")
+            .await
+            .expect_err("wrong password");
+        assert_unauthorized(&err, true);
+        assert!(err.to_string().contains(&server), "{err}");
+        assert!(err.to_string().contains("username and password"), "{err}");
+        assert_no_secret(&err, WRONG_PASSWORD);
+
+        let anonymous = RegistryClient::new(&server, None).expect("client");
+        let err = anonymous
+            .manifest_info("team/app", "v1")
+            .await
+            .expect_err("anonymous");
+        assert!(err.to_string().contains("needs credentials"), "{err}");
+    }
+}
