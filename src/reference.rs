@@ -115,6 +115,31 @@ impl Reference {
     pub fn with_tag(&self, tag: &str) -> String {
         format!("{}:{tag}", self.repository())
     }
+
+    /// This reference with its tag made explicit (`latest` when none) and no digest: what a
+    /// push names.
+    pub fn tagged(&self) -> Reference {
+        Reference {
+            tag: Some(self.tag_or_latest().to_string()),
+            digest: None,
+            ..self.clone()
+        }
+    }
+
+    /// Another tag for this image, as a user writes one: a bare tag (`v1.2`) is a tag of this
+    /// repository; a full reference (`registry/other:tag`) names another repository (`latest`
+    /// when it has no tag). The one rule for `tags`, used by validation and by the plan.
+    pub fn resolve_tag(&self, tag: &str) -> Result<Reference, String> {
+        if tag.contains('/') || tag.contains(':') {
+            Ok(Reference::parse(tag).map_err(|e| e.to_string())?.tagged())
+        } else {
+            validate_tag(tag)?;
+            Ok(Reference {
+                tag: Some(tag.to_string()),
+                ..self.tagged()
+            })
+        }
+    }
 }
 
 impl fmt::Display for Reference {

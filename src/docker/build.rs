@@ -17,13 +17,11 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::BuildRequest;
 use super::auth::Credentials;
+use super::plan::{BuildPlan, Env, Level};
 use super::progress::ProgressPrinter;
-use crate::resource::{Ctx, ResourceError};
-use crate::resources::ProviderConfig;
-use crate::resources::image::open_context;
-use crate::rpc::engine::Severity;
+use crate::context::BuildContext;
+use crate::resource::ResourceError;
 
 /// Bytes per chunk sent to the daemon, and chunks in flight: the tar stream's memory bound.
 const CHUNK: usize = 256 * 1024;
@@ -81,59 +79,60 @@ fn daemon_credentials(creds: &BTreeMap<String, Credentials>) -> HashMap<String, 
 /// the build (a concurrent `docker builder prune`), the build fails with "context not
 /// found". That build is retried once, with the context sent again.
 pub async fn build(
-    ctx: &Ctx<ProviderConfig>,
+    env: &Env<'_>,
     docker: &Docker,
-    req: &BuildRequest,
+    plan: &BuildPlan,
     platform: Option<&str>,
     local_tag: &str,
     creds: &BTreeMap<String, Credentials>,
 ) -> Result<String, ResourceError> {
-    match build_once(ctx, docker, req, platform, local_tag, creds).await {
+    match build_once(env, docker, plan, platform, local_tag, creds).await {
         Err(ResourceError::Failed(m)) if m.contains("failed to read downloaded context") => {
-            ctx.log(
-                Severity::Warning,
+            env.log(
+                Level::Warning,
                 &format!("the Docker daemon lost the uploaded build context of {local_tag} (was the build cache pruned meanwhile?): building again"),
             )
             .await;
-            build_once(ctx, docker, req, platform, local_tag, creds).await
+            build_once(env, docker, plan, platform, local_tag, creds).await
         }
         other => other,
     }
 }
 
 async fn build_once(
-    ctx: &Ctx<ProviderConfig>,
+    env: &Env<'_>,
     docker: &Docker,
-    req: &BuildRequest,
+    plan: &BuildPlan,
     platform: Option<&str>,
     local_tag: &str,
     creds: &BTreeMap<String, Credentials>,
 ) -> Result<String, ResourceError> {
-    let args = &req.args;
-    let context = open_context(&req.context_dir, args)
-        .map_err(|f| ResourceError::InvalidInput(format!("{}: {}", f.property, f.reason)))?;
+    let context = BuildContext::open(&plan.context_dir, plan.dockerfile.clone()).map_err(|e| {
+        ResourceError::InvalidInput(format!(
+            "the build context {} cannot be read: {e}",
+            plan.context_dir.display()
+        ))
+    })?;
     let dockerfile = context.dockerfile_in_tar();
 
-    let mut build_args: HashMap<String, String> = args
+    let mut build_args: HashMap<String, String> = plan
         .build_args
         .iter()
-        .flatten()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let mut cache_from: Vec<String> = Vec::new();
-    if args.inline_cache {
+    if plan.inline_cache {
         build_args
             .entry("BUILDKIT_INLINE_CACHE".into())
             .or_insert_with(|| "1".into());
-        if args.push {
+        if plan.push {
             cache_from.push(local_tag.to_string());
         }
     }
-    cache_from.extend(args.cache_from.iter().flatten().cloned());
-    let labels: HashMap<String, String> = args
+    cache_from.extend(plan.cache_from.iter().cloned());
+    let labels: HashMap<String, String> = plan
         .labels
         .iter()
-        .flatten()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let session = format!("docker-buildkit-{}", uuid::Uuid::new_v4());
@@ -146,17 +145,17 @@ async fn build_once(
         .forcerm(true)
         .buildargs(&build_args)
         .labels(&labels)
-        .nocache(args.no_cache);
-    if !cache_from.is_empty() && !args.no_cache {
+        .nocache(plan.no_cache);
+    if !cache_from.is_empty() && !plan.no_cache {
         options = options.cachefrom(&cache_from);
     }
-    if let Some(t) = &args.target {
+    if let Some(t) = &plan.target {
         options = options.target(t);
     }
     if let Some(p) = platform {
         options = options.platform(p);
     }
-    if let Some(n) = args.network.as_deref().filter(|n| *n != "default") {
+    if let Some(n) = plan.network.as_deref() {
         options = options.networkmode(n);
     }
 
@@ -189,11 +188,11 @@ async fn build_once(
     let mut printer = ProgressPrinter::new();
     let mut image_id = None;
     let mut failure = None;
-    ctx.progress(&format!("building {local_tag}")).await;
+    env.progress(&format!("building {local_tag}")).await;
     loop {
         let item = tokio::select! {
             item = stream.next() => item,
-            () = ctx.cancel.cancelled() => {
+            () = env.cancel.cancelled() => {
                 drop(stream);
                 tar_task.abort();
                 return Err(ResourceError::Cancelled(format!("the build of {local_tag} was stopped")));
@@ -205,10 +204,10 @@ async fn build_once(
                 match info.aux {
                     Some(BuildInfoAux::BuildKit(status)) => {
                         for line in printer.handle(&status) {
-                            ctx.progress(&line).await;
+                            env.progress(&line).await;
                         }
                         for w in printer.take_warnings() {
-                            ctx.log(Severity::Warning, &w).await;
+                            env.log(Level::Warning, &w).await;
                         }
                     }
                     Some(BuildInfoAux::Default(id)) => {
@@ -224,7 +223,7 @@ async fn build_once(
                     .map(str::trim_end)
                     .filter(|s| !s.is_empty())
                 {
-                    ctx.progress(s).await;
+                    env.progress(s).await;
                 }
             }
             Err(e) => {
@@ -241,10 +240,10 @@ async fn build_once(
         let reason = match (&tar_error, failure) {
             (Some(t), _) => format!("the build context could not be sent: {t}"),
             (None, Some(bollard::errors::Error::DockerStreamError { error })) => error,
-            (None, Some(e)) => super::connection_lost(&ctx.config, "build", &e),
+            (None, Some(e)) => super::connection_lost(&env.daemon, "build", &e),
             (None, None) => format!(
                 "the Docker daemon at {} ended the build without reporting an image (did it stop or restart?)",
-                super::daemon_host(&ctx.config)
+                super::daemon_host(&env.daemon)
             ),
         };
         let step = printer
@@ -253,11 +252,8 @@ async fn build_once(
             .unwrap_or_default();
         let log = printer.log();
         if !log.is_empty() {
-            ctx.log(
-                Severity::Error,
-                &format!("build log of {local_tag}:\n{log}"),
-            )
-            .await;
+            env.log(Level::Error, &format!("build log of {local_tag}:\n{log}"))
+                .await;
         }
         let hint = match platform {
             Some(p)

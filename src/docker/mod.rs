@@ -1,30 +1,30 @@
-//! Everything that talks to the Docker daemon: connecting ([`connect`]), building with
-//! BuildKit ([`build`]), tagging and pushing ([`push`]), rendering progress ([`progress`]),
-//! and finding registry credentials ([`auth`]).
+//! The build engine: everything that talks to the Docker daemon. It carries out a
+//! [`BuildPlan`] in an [`Env`] ([`plan`]): connecting ([`connect`]), building with BuildKit
+//! ([`build`]), tagging and pushing ([`push`]), rendering progress ([`progress`]), image
+//! indexes and registry-side tags ([`index`]), and finding registry credentials ([`auth`]).
 //!
-//! [`build_and_push`] is the one entry point the `Image` resource uses for `up`: build,
-//! tag, push, and report the digest. Cancellation (the engine's `Cancel`) drops the
-//! daemon's streams, which makes the daemon stop the build or push.
-//! Not for: deciding *whether* to build (the resource's diff does that).
+//! [`build_and_push`] is the one entry point for `up`: reuse, or build, tag, push, and report
+//! the digest. Cancellation drops the daemon's streams, which makes the daemon stop the build
+//! or push. Imports nothing of the resource layer or the wire: the arrows are resource →
+//! plan → engine. Not for: deciding *whether* to build (the resource's diff does that).
 
 pub mod auth;
 pub mod build;
 pub mod index;
+pub mod plan;
 pub mod progress;
 pub mod push;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bollard::Docker;
 
+pub use self::plan::{BuildPlan, DaemonAddress, Env, Events, Level, Pending};
 use crate::docker::auth::{Credentials, normalize_server};
 use crate::reference::Reference;
 use crate::registry::RegistryClient;
-use crate::resource::{Ctx, ResourceError};
-use crate::resources::ProviderConfig;
-use crate::resources::image::{ImageArgs, Registry};
-use crate::rpc::engine::Severity;
+use crate::resource::ResourceError;
 
 /// The schemes of a Docker host that [`connect`] can reach.
 pub const HOST_SCHEMES: &[&str] = &["unix://", "tcp://", "http://", "https://"];
@@ -35,55 +35,7 @@ pub const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
 /// How long the daemon may take to answer the version negotiation and the ping.
 const DAEMON_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Everything one build needs, resolved from the inputs.
-#[derive(Clone)]
-pub struct BuildRequest {
-    pub context_dir: PathBuf,
-    pub args: ImageArgs,
-    /// `name`, parsed.
-    pub reference: Reference,
-    /// Every `repository:tag` to push: `name` (tag `latest` by default) first, then `tags`.
-    pub push_tags: Vec<Reference>,
-    /// Whether the `ctx-<hash>` tag may be pushed and looked for (build once): not when the
-    /// hash covers a secret (the tag is public), nor with `noCache` (which means: build now).
-    pub reuse_by_context: bool,
-}
-
-impl BuildRequest {
-    pub fn from_args(args: &ImageArgs, context_dir: &Path) -> Result<Self, String> {
-        let reference = Reference::parse(&args.name).map_err(|e| format!("name: {e}"))?;
-        let mut push_tags = vec![Reference {
-            tag: Some(reference.tag_or_latest().to_string()),
-            digest: None,
-            ..reference.clone()
-        }];
-        for t in args.tags.iter().flatten() {
-            let r = if t.contains('/') || t.contains(':') {
-                let r = Reference::parse(t).map_err(|e| format!("tags: {e}"))?;
-                Reference {
-                    tag: Some(r.tag_or_latest().to_string()),
-                    ..r
-                }
-            } else {
-                Reference {
-                    tag: Some(t.clone()),
-                    digest: None,
-                    ..reference.clone()
-                }
-            };
-            if !push_tags.contains(&r) {
-                push_tags.push(r);
-            }
-        }
-        Ok(Self {
-            context_dir: context_dir.to_path_buf(),
-            args: args.clone(),
-            reference,
-            push_tags,
-            reuse_by_context: !args.no_cache,
-        })
-    }
-
+impl BuildPlan {
     /// The reference the image is built under locally: `name` with its tag.
     pub fn local_tag(&self) -> String {
         self.push_tags[0].to_string()
@@ -102,7 +54,7 @@ pub struct Built {
 }
 
 /// Where the daemon is: provider config, then `DOCKER_HOST`, then the default socket.
-pub fn daemon_host(config: &ProviderConfig) -> String {
+pub fn daemon_host(config: &DaemonAddress) -> String {
     config
         .host
         .clone()
@@ -111,7 +63,7 @@ pub fn daemon_host(config: &ProviderConfig) -> String {
         .unwrap_or_else(|| DEFAULT_SOCKET.to_string())
 }
 
-fn cert_path(config: &ProviderConfig) -> Option<PathBuf> {
+fn cert_path(config: &DaemonAddress) -> Option<PathBuf> {
     if let Some(p) = config.cert_path.as_ref().filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
@@ -129,7 +81,7 @@ fn cert_path(config: &ProviderConfig) -> Option<PathBuf> {
 
 /// Connects to the daemon and checks that it answers, agreeing on an API version both
 /// sides speak.
-pub async fn connect(config: &ProviderConfig) -> Result<Docker, ResourceError> {
+pub async fn connect(config: &DaemonAddress) -> Result<Docker, ResourceError> {
     let host = daemon_host(config);
     let certs = cert_path(config);
     let hint = if host.starts_with("unix://") {
@@ -195,37 +147,34 @@ pub async fn connect(config: &ProviderConfig) -> Result<Docker, ResourceError> {
 /// What to say when the connection to the daemon fails in the middle of `what` (a build or
 /// a push): the daemon stopped, restarted or dropped the connection.
 pub(crate) fn connection_lost(
-    config: &ProviderConfig,
+    config: &DaemonAddress,
     what: &str,
     e: &bollard::errors::Error,
 ) -> String {
     let host = daemon_host(config);
     match e {
-        bollard::errors::Error::RequestTimeoutError => format!(
-            "the Docker daemon at {host} stopped answering during the {what}"
-        ),
+        bollard::errors::Error::RequestTimeoutError => {
+            format!("the Docker daemon at {host} stopped answering during the {what}")
+        }
         _ => format!(
             "the Docker daemon at {host} closed the connection during the {what} (did it stop or restart?): {e}"
         ),
     }
 }
 
-/// Credentials for `host`: the `registry` input when it names that host, else the Docker
-/// CLI's configuration.
+/// Credentials for `host`: `login` when it is for that host, else the Docker CLI's
+/// configuration.
 pub async fn credentials_for(
     host: &str,
-    registry: Option<&Registry>,
+    login: Option<&Credentials>,
 ) -> Result<Option<Credentials>, ResourceError> {
     let host = normalize_server(host);
-    if let Some(r) = registry
-        && normalize_server(&r.server) == host
-        && let (Some(username), Some(password)) = (&r.username, &r.password)
+    if let Some(c) = login
+        && normalize_server(&c.server) == host
     {
         return Ok(Some(Credentials {
             server: host,
-            username: username.clone(),
-            password: password.clone(),
-            identity_token: None,
+            ..c.clone()
         }));
     }
     let lookup = host.clone();
@@ -252,14 +201,14 @@ pub(crate) fn docker_credentials(
 /// Credentials for every registry a build touches (push target, cache sources), keyed by
 /// registry host as the daemon's BuildKit session expects.
 async fn build_credentials(
-    req: &BuildRequest,
+    plan: &BuildPlan,
 ) -> Result<BTreeMap<String, Credentials>, ResourceError> {
-    let mut hosts: Vec<String> = req
+    let mut hosts: Vec<String> = plan
         .push_tags
         .iter()
         .map(|r| r.registry_host().to_string())
         .collect();
-    for c in req.args.cache_from.iter().flatten() {
+    for c in &plan.cache_from {
         if let Ok(r) = Reference::parse(c) {
             hosts.push(r.registry_host().to_string());
         }
@@ -268,7 +217,7 @@ async fn build_credentials(
     hosts.dedup();
     let mut out = BTreeMap::new();
     for h in hosts {
-        if let Some(c) = credentials_for(&h, req.args.registry.as_ref()).await? {
+        if let Some(c) = credentials_for(&h, plan.login.as_ref()).await? {
             out.insert(h, c);
         }
     }
@@ -308,53 +257,39 @@ pub(crate) fn registry_error(e: crate::registry::RegistryError) -> ResourceError
 /// Builds the image, tags it, and pushes every tag (unless `push` is off). With several
 /// platforms, builds each and pushes an index. With `skipIfPushed`, first looks for an image
 /// built from the same context and reuses it without building.
-pub async fn build_and_push(
-    ctx: &Ctx<ProviderConfig>,
-    req: BuildRequest,
-) -> Result<Built, ResourceError> {
-    let creds = build_credentials(&req).await?;
+pub async fn build_and_push(env: &Env<'_>, plan: BuildPlan) -> Result<Built, ResourceError> {
+    let creds = build_credentials(&plan).await?;
     for c in creds.values() {
-        ctx.add_secret(&c.password);
+        env.add_secret(&c.password);
         if let Some(t) = &c.identity_token {
-            ctx.add_secret(t);
+            env.add_secret(t);
         }
     }
-    let context_tag = req
-        .args
-        .context_hash
-        .as_deref()
-        .filter(|_| req.reuse_by_context)
-        .map(index::context_tag);
-    if req.args.push
-        && req.args.skip_if_pushed
+    let context_tag = plan.context_tag.clone();
+    if plan.push
+        && plan.skip_if_pushed
         && let Some(tag) = &context_tag
-        && let Some(built) = reuse(ctx, &req, &creds, tag).await?
+        && let Some(built) = reuse(env, &plan, &creds, tag).await?
     {
         return Ok(built);
     }
-    let docker = connect(&ctx.config).await?;
-    let daemon = daemon_host(&ctx.config);
+    let docker = connect(&env.daemon).await?;
+    let daemon = daemon_host(&env.daemon);
     let docker = Daemon {
         docker: &docker,
         host: &daemon,
     };
-    let platforms: Vec<index::Platform> = req
-        .args
-        .platforms
-        .iter()
-        .flatten()
-        .filter_map(|p| index::Platform::parse(p))
-        .collect();
-    let built = if platforms.len() > 1 || (req.args.index && !platforms.is_empty()) {
-        build_index(ctx, docker, &req, &creds, &platforms).await?
+    let platforms = &plan.platforms;
+    let built = if platforms.len() > 1 || (plan.index && !platforms.is_empty()) {
+        build_index(env, docker, &plan, &creds, platforms).await?
     } else {
-        build_single(ctx, docker, &req, &creds, platforms.first()).await?
+        build_single(env, docker, &plan, &creds, platforms.first()).await?
     };
-    if req.args.push
+    if plan.push
         && let Some(tag) = &context_tag
     {
         // Mark the image as built from this context, for the next machine.
-        let main = &req.push_tags[0];
+        let main = &plan.push_tags[0];
         let client = client_for(main.registry_host(), &creds)?;
         if let Some((body, info)) = index::fetch(&client, &main.api_path(), &built.digest).await? {
             index::put(&client, &main.api_path(), tag, &info.media_type, &body).await?;
@@ -367,13 +302,13 @@ pub async fn build_and_push(
 /// and returns it. Only when every tag is in `name`'s repository (a manifest copy cannot
 /// cross repositories without its blobs); otherwise the image is built.
 async fn reuse(
-    ctx: &Ctx<ProviderConfig>,
-    req: &BuildRequest,
+    env: &Env<'_>,
+    plan: &BuildPlan,
     creds: &BTreeMap<String, Credentials>,
     context_tag: &str,
 ) -> Result<Option<Built>, ResourceError> {
-    let main = &req.push_tags[0];
-    if req
+    let main = &plan.push_tags[0];
+    if plan
         .push_tags
         .iter()
         .any(|r| r.repository() != main.repository())
@@ -385,25 +320,25 @@ async fn reuse(
     let Some((body, info)) = index::fetch(&client, &path, context_tag).await? else {
         return Ok(None);
     };
-    ctx.log(
-        Severity::Info,
+    env.log(
+        Level::Info,
         &format!(
             "{}:{context_tag} was built from this same context: tagging it instead of building",
             main.repository()
         ),
     )
     .await;
-    for r in &req.push_tags {
+    for r in &plan.push_tags {
         index::put(&client, &path, r.tag_or_latest(), &info.media_type, &body).await?;
     }
     let mut platform_digests = index::platform_digests(&info.media_type, &body);
     if platform_digests.is_empty()
-        && let Some(p) = req.args.platforms.as_ref().and_then(|p| p.first())
+        && let Some(p) = plan.platforms.first()
     {
-        platform_digests.insert(p.clone(), info.digest.clone());
+        platform_digests.insert(p.name(), info.digest.clone());
     }
     Ok(Some(Built {
-        reference: Some(req.reference.with_digest(&info.digest)),
+        reference: Some(plan.reference.with_digest(&info.digest)),
         digest: info.digest,
         platform_digests,
     }))
@@ -420,14 +355,14 @@ impl Daemon<'_> {
     /// Pushes image `image_id` under `target`: see [`push::push_image`].
     async fn push(
         &self,
-        ctx: &Ctx<ProviderConfig>,
+        env: &Env<'_>,
         image_id: &str,
         target: &Reference,
         creds: &BTreeMap<String, Credentials>,
     ) -> Result<String, ResourceError> {
         let client = client_for(target.registry_host(), creds)?;
         push::push_image(
-            ctx,
+            env,
             self.docker,
             self.host,
             image_id,
@@ -443,7 +378,7 @@ impl Daemon<'_> {
 /// repository (which uploads the layers there), then registry-side for the other tags of
 /// that repository. Returns the digest pushed under the first tag.
 async fn push_all(
-    ctx: &Ctx<ProviderConfig>,
+    env: &Env<'_>,
     daemon: Daemon<'_>,
     image_id: &str,
     tags: &[Reference],
@@ -453,21 +388,26 @@ async fn push_all(
     for r in tags {
         match pushed.iter().find(|(repo, _)| *repo == r.repository()) {
             None => {
-                let d = daemon.push(ctx, image_id, r, creds).await?;
+                let d = daemon.push(env, image_id, r, creds).await?;
                 pushed.push((r.repository(), d));
             }
             Some((_, digest)) => {
                 let client = client_for(r.registry_host(), creds)?;
-                let Some((body, info)) = index::fetch(&client, &r.api_path(), digest).await?
-                else {
+                let Some((body, info)) = index::fetch(&client, &r.api_path(), digest).await? else {
                     return Err(ResourceError::Failed(format!(
                         "{}@{digest} was pushed but the registry does not have it",
                         r.repository()
                     )));
                 };
-                index::put(&client, &r.api_path(), r.tag_or_latest(), &info.media_type, &body)
-                    .await?;
-                ctx.progress(&format!("tagged {r} registry-side: {digest}"))
+                index::put(
+                    &client,
+                    &r.api_path(),
+                    r.tag_or_latest(),
+                    &info.media_type,
+                    &body,
+                )
+                .await?;
+                env.progress(&format!("tagged {r} registry-side: {digest}"))
                     .await;
             }
         }
@@ -481,24 +421,24 @@ async fn push_all(
 
 /// One image (the daemon's platform, or the one given): build, tag, push.
 async fn build_single(
-    ctx: &Ctx<ProviderConfig>,
+    env: &Env<'_>,
     daemon: Daemon<'_>,
-    req: &BuildRequest,
+    plan: &BuildPlan,
     creds: &BTreeMap<String, Credentials>,
     platform: Option<&index::Platform>,
 ) -> Result<Built, ResourceError> {
-    let local_tag = req.local_tag();
+    let local_tag = plan.local_tag();
     let image_id = build::build(
-        ctx,
+        env,
         daemon.docker,
-        req,
+        plan,
         platform.map(|p| p.name()).as_deref(),
         &local_tag,
         creds,
     )
     .await?;
-    if !req.args.push {
-        for r in &req.push_tags {
+    if !plan.push {
+        for r in &plan.push_tags {
             push::tag(daemon.docker, &image_id, r).await?;
         }
         return Ok(Built {
@@ -507,13 +447,13 @@ async fn build_single(
             platform_digests: BTreeMap::new(),
         });
     }
-    let digest = push_all(ctx, daemon, &image_id, &req.push_tags, creds).await?;
+    let digest = push_all(env, daemon, &image_id, &plan.push_tags, creds).await?;
     let platform_digests = platform
         .map(|p| (p.name(), digest.clone()))
         .into_iter()
         .collect();
     Ok(Built {
-        reference: Some(req.reference.with_digest(&digest)),
+        reference: Some(plan.reference.with_digest(&digest)),
         digest,
         platform_digests,
     })
@@ -522,20 +462,20 @@ async fn build_single(
 /// Several platforms: each built and pushed under `<tag>-<os>-<arch>[-<variant>]` in every
 /// repository the tags name, then one manifest list per repository under each tag.
 async fn build_index(
-    ctx: &Ctx<ProviderConfig>,
+    env: &Env<'_>,
     daemon: Daemon<'_>,
-    req: &BuildRequest,
+    plan: &BuildPlan,
     creds: &BTreeMap<String, Credentials>,
     platforms: &[index::Platform],
 ) -> Result<Built, ResourceError> {
-    if !req.args.push {
+    if !plan.push {
         return Err(ResourceError::InvalidInput(
             "several platforms need `push: true`: the Docker daemon cannot keep a multi-platform image locally".into(),
         ));
     }
-    let main = &req.push_tags[0];
+    let main = &plan.push_tags[0];
     let mut repos: Vec<Reference> = Vec::new();
-    for r in &req.push_tags {
+    for r in &plan.push_tags {
         if !repos.iter().any(|x| x.repository() == r.repository()) {
             repos.push(r.clone());
         }
@@ -549,9 +489,9 @@ async fn build_index(
             ..main.clone()
         };
         let image_id = build::build(
-            ctx,
+            env,
             daemon.docker,
-            req,
+            plan,
             Some(&p.name()),
             &local.to_string(),
             creds,
@@ -562,7 +502,7 @@ async fn build_index(
                 tag: Some(temp_tag.clone()),
                 ..repo.clone()
             };
-            let digest = daemon.push(ctx, &image_id, &target, creds).await?;
+            let digest = daemon.push(env, &image_id, &target, creds).await?;
             let client = client_for(target.registry_host(), creds)?;
             let info = index::info(&client, &target.api_path(), &digest).await?;
             entries
@@ -572,7 +512,7 @@ async fn build_index(
         }
     }
     let mut index_digest = None;
-    for r in &req.push_tags {
+    for r in &plan.push_tags {
         let list = index::manifest_list(
             entries
                 .get(&r.repository())
@@ -588,7 +528,7 @@ async fn build_index(
             &list,
         )
         .await?;
-        ctx.progress(&format!(
+        env.progress(&format!(
             "pushed the index of {} platforms as {r}: {d}",
             platforms.len()
         ))
@@ -603,7 +543,7 @@ async fn build_index(
         .map(|(p, info)| (p.name(), info.digest.clone()))
         .collect();
     Ok(Built {
-        reference: Some(req.reference.with_digest(&digest)),
+        reference: Some(plan.reference.with_digest(&digest)),
         digest,
         platform_digests,
     })
@@ -612,13 +552,13 @@ async fn build_index(
 /// Whether `reference` (`repo@sha256:…`, or a local tag/id for unpushed images) still
 /// exists: asks the registry over HTTP, or the daemon for local images.
 pub async fn registry_has(
-    ctx: &Ctx<ProviderConfig>,
+    env: &Env<'_>,
     reference: &str,
-    registry: Option<&Registry>,
+    login: Option<&Credentials>,
 ) -> Result<bool, ResourceError> {
     let r = Reference::parse(reference).map_err(|e| ResourceError::InvalidInput(e.to_string()))?;
     let Some(digest) = &r.digest else {
-        let docker = connect(&ctx.config).await?;
+        let docker = connect(&env.daemon).await?;
         return match docker.inspect_image(reference).await {
             Ok(_) => Ok(true),
             Err(bollard::errors::Error::DockerResponseServerError {
@@ -626,11 +566,11 @@ pub async fn registry_has(
             }) => Ok(false),
             Err(e) => Err(ResourceError::Unavailable(format!(
                 "cannot ask the Docker daemon at {} for {reference}: {e}",
-                daemon_host(&ctx.config)
+                daemon_host(&env.daemon)
             ))),
         };
     };
-    let creds = credentials_for(r.registry_host(), registry).await?;
+    let creds = credentials_for(r.registry_host(), login).await?;
     let client = registry_client(r.registry_host(), creds)?;
     let found = client
         .manifest_info(&r.api_path(), digest)
@@ -643,8 +583,8 @@ pub async fn registry_has(
 mod tests {
     use super::*;
 
-    fn config(host: &str) -> ProviderConfig {
-        ProviderConfig {
+    fn config(host: &str) -> DaemonAddress {
+        DaemonAddress {
             host: Some(host.to_string()),
             cert_path: None,
         }
@@ -668,21 +608,5 @@ mod tests {
             e.to_string().contains("certPath"),
             "the hint names the TLS settings: {e}"
         );
-    }
-
-    #[test]
-    fn tags_resolve_against_the_name() {
-        let args = ImageArgs {
-            name: "reg.io/team/app:v1".into(),
-            tags: Some(vec!["v2".into(), "reg.io/other:x".into(), "v1".into()]),
-            ..ImageArgs::default()
-        };
-        let req = BuildRequest::from_args(&args, Path::new("/")).unwrap();
-        let tags: Vec<String> = req.push_tags.iter().map(|r| r.to_string()).collect();
-        assert_eq!(
-            tags,
-            vec!["reg.io/team/app:v1", "reg.io/team/app:v2", "reg.io/other:x"]
-        );
-        assert_eq!(req.local_tag(), "reg.io/team/app:v1");
     }
 }

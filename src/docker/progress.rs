@@ -350,7 +350,10 @@ mod tests {
             }],
             ..Default::default()
         });
-        assert!(out.iter().all(|l| l.len() < MAX_LINE + 64), "long lines are cut");
+        assert!(
+            out.iter().all(|l| l.len() < MAX_LINE + 64),
+            "long lines are cut"
+        );
         let log = p.log();
         assert!(log.len() <= TAIL_BYTES + 1024, "{} bytes kept", log.len());
         assert!(log.starts_with("… "), "the cut is said");

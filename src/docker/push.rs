@@ -19,12 +19,11 @@ use bollard::query_parameters::{PushImageOptionsBuilder, TagImageOptionsBuilder}
 use futures_util::StreamExt;
 
 use super::auth::Credentials;
+use super::plan::{Env, Level};
 use super::registry_error;
 use crate::reference::Reference;
 use crate::registry::RegistryClient;
-use crate::resource::{Ctx, ResourceError};
-use crate::resources::ProviderConfig;
-use crate::rpc::engine::Severity;
+use crate::resource::ResourceError;
 
 /// Tags image `id` as `r` (a reference with a tag).
 pub async fn tag(docker: &Docker, id: &str, r: &Reference) -> Result<(), ResourceError> {
@@ -64,7 +63,7 @@ pub fn config_digest(manifest: &[u8]) -> Option<String> {
 /// manifest, checked to be the manifest of `image_id` (pushed again if another build moved
 /// the tag meanwhile).
 pub async fn push_image(
-    ctx: &Ctx<ProviderConfig>,
+    env: &Env<'_>,
     docker: &Docker,
     daemon: &str,
     image_id: &str,
@@ -76,7 +75,7 @@ pub async fn push_image(
     let _turn = lock.lock().await;
     for attempt in 1..=PUSH_ATTEMPTS {
         tag(docker, image_id, target).await?;
-        let digest = push(ctx, docker, target, creds).await?;
+        let digest = push(env, docker, target, creds).await?;
         let manifest = client
             .get_manifest(&target.api_path(), &digest)
             .await
@@ -85,8 +84,8 @@ pub async fn push_image(
         if pushed.as_deref() == Some(image_id) {
             return Ok(digest);
         }
-        ctx.log(
-            Severity::Debug,
+        env.log(
+            Level::Debug,
             &format!(
                 "{target} was moved to another image by a concurrent build during the push (attempt {attempt}): pushing again"
             ),
@@ -140,7 +139,7 @@ pub fn explain_push_error(server: &str, error: &str, had_credentials: bool) -> R
 
 /// Pushes `r` and returns the manifest digest.
 pub async fn push(
-    ctx: &Ctx<ProviderConfig>,
+    env: &Env<'_>,
     docker: &Docker,
     r: &Reference,
     creds: Option<&Credentials>,
@@ -152,11 +151,11 @@ pub async fn push(
     let credentials = creds.map(|c| super::docker_credentials(c, &server));
     let mut stream = docker.push_image(&r.repository(), Some(options), credentials);
     let mut digest = None;
-    ctx.progress(&format!("pushing {r}")).await;
+    env.progress(&format!("pushing {r}")).await;
     loop {
         let item = tokio::select! {
             item = stream.next() => item,
-            () = ctx.cancel.cancelled() => {
+            () = env.cancel.cancelled() => {
                 return Err(ResourceError::Cancelled(format!("the push of {r} was stopped")));
             }
         };
@@ -170,7 +169,7 @@ pub async fn push(
             Err(e) => {
                 return Err(ResourceError::Unavailable(format!(
                     "push of {r} failed: {}",
-                    super::connection_lost(&ctx.config, "push", &e)
+                    super::connection_lost(&env.daemon, "push", &e)
                 )));
             }
         };
@@ -184,7 +183,7 @@ pub async fn push(
             // Byte counts and per-layer waiting are noise; the rest is worth showing.
             let noise = matches!(status.as_str(), "Preparing" | "Waiting" | "Pushing");
             if !noise && info.progress_detail.is_none_or(|p| p.total.is_none()) {
-                ctx.progress(&format!("push {r}: {status}")).await;
+                env.progress(&format!("push {r}: {status}")).await;
             }
         }
     }

@@ -14,9 +14,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::context::{self, BuildContext, DockerfileSource};
+use crate::docker::auth::Credentials;
 use crate::docker::auth::normalize_server;
-use crate::docker::{self, BuildRequest};
-use crate::reference::{Reference, validate_registry, validate_tag};
+use crate::docker::index::Platform;
+use crate::docker::{self, BuildPlan, DaemonAddress, Env, Events, Level, Pending};
+use crate::reference::{Reference, validate_registry};
 use crate::resource::{
     CheckFailure, Created, Ctx, DiffResult, Inputs, ReadResult, Resource, ResourceError, Result,
 };
@@ -247,8 +249,12 @@ impl Resource for Image {
         if state.args.push
             && let Some(reference) = &state.reference
         {
-            let exists = match docker::registry_has(ctx, reference, state.args.registry.as_ref())
-                .await
+            let exists = match docker::registry_has(
+                &env(ctx),
+                reference,
+                login(state.args.registry.as_ref()).as_ref(),
+            )
+            .await
             {
                 Ok(exists) => exists,
                 Err(e) => {
@@ -327,16 +333,113 @@ async fn build_or_preview(
             .map_err(|f| ResourceError::InvalidInput(format!("{}: {}", f.property, f.reason)))?;
         state.args.context_hash = Some(hash);
     }
-    let dir = context_dir(&ctx.program_dir, &state.args.context);
-    let mut request =
-        BuildRequest::from_args(&state.args, &dir).map_err(ResourceError::InvalidInput)?;
-    request.reuse_by_context &= !hashes_a_secret(&inputs_meta);
-    let built = docker::build_and_push(ctx, request).await?;
+    let plan = build_plan(ctx, &state.args, hashes_a_secret(&inputs_meta))?;
+    let built = docker::build_and_push(&env(ctx), plan).await?;
     state.digest = Some(built.digest);
     state.reference = built.reference.clone();
     state.repo_digest = built.reference;
     state.platform_digests = (!built.platform_digests.is_empty()).then_some(built.platform_digests);
     Ok(state)
+}
+
+/// The build plan of checked inputs: every default resolved, every name parsed, nothing left
+/// for the engine to decide. `secret_hash`: the context hash covers a secret, so build-once
+/// (a public `ctx-<hash>` tag) is off.
+fn build_plan(ctx: &Ctx<ProviderConfig>, a: &ImageArgs, secret_hash: bool) -> Result<BuildPlan> {
+    let invalid =
+        |property: &str, e: String| ResourceError::InvalidInput(format!("{property}: {e}"));
+    let reference = Reference::parse(&a.name).map_err(|e| invalid("name", e.to_string()))?;
+    let mut push_tags = vec![reference.tagged()];
+    for (i, t) in a.tags.iter().flatten().enumerate() {
+        let r = reference
+            .resolve_tag(t)
+            .map_err(|e| invalid(&format!("tags[{i}]"), e))?;
+        if !push_tags.contains(&r) {
+            push_tags.push(r);
+        }
+    }
+    let platforms = a
+        .platforms
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, p)| {
+            Platform::parse(p).ok_or_else(|| {
+                invalid(
+                    &format!("platforms[{i}]"),
+                    format!("{p:?} is not os/arch[/variant]"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let build_once = !a.no_cache && !secret_hash;
+    Ok(BuildPlan {
+        context_dir: context_dir(&ctx.program_dir, &a.context),
+        dockerfile: dockerfile_source(a),
+        reference,
+        push_tags,
+        platforms,
+        index: a.index,
+        build_args: a.build_args.clone().unwrap_or_default(),
+        target: a.target.clone(),
+        labels: a.labels.clone().unwrap_or_default(),
+        cache_from: a.cache_from.clone().unwrap_or_default(),
+        inline_cache: a.inline_cache,
+        no_cache: a.no_cache,
+        network: a.network.clone().filter(|n| n != "default"),
+        push: a.push,
+        context_tag: a
+            .context_hash
+            .as_deref()
+            .filter(|_| build_once)
+            .map(docker::index::context_tag),
+        skip_if_pushed: a.skip_if_pushed,
+        login: login(a.registry.as_ref()),
+    })
+}
+
+/// The credentials of the `registry` input, when it has both a username and a password.
+fn login(registry: Option<&Registry>) -> Option<Credentials> {
+    let r = registry?;
+    Some(Credentials {
+        server: r.server.clone(),
+        username: r.username.clone()?,
+        password: r.password.clone()?,
+        identity_token: None,
+    })
+}
+
+/// The engine's environment for a call: the daemon from the provider configuration, its
+/// messages into the engine's log (masked there), the call's cancellation.
+fn env(ctx: &Ctx<ProviderConfig>) -> Env<'_> {
+    Env {
+        daemon: DaemonAddress {
+            host: ctx.config.host.clone(),
+            cert_path: ctx.config.cert_path.clone(),
+        },
+        events: ctx,
+        cancel: ctx.cancel.clone(),
+    }
+}
+
+impl Events for Ctx<ProviderConfig> {
+    fn log<'a>(&'a self, level: Level, message: &'a str) -> Pending<'a> {
+        let severity = match level {
+            Level::Debug => Severity::Debug,
+            Level::Info => Severity::Info,
+            Level::Warning => Severity::Warning,
+            Level::Error => Severity::Error,
+        };
+        Box::pin(Ctx::log(self, severity, message))
+    }
+
+    fn progress<'a>(&'a self, line: &'a str) -> Pending<'a> {
+        Box::pin(Ctx::progress(self, line))
+    }
+
+    fn secret(&self, value: &str) {
+        self.add_secret(value);
+    }
 }
 
 /// The context directory: relative paths resolve against the program directory.
@@ -494,13 +597,15 @@ fn validate(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
         }
     }
     if known("tags") {
+        // Bare tags are checked against any valid name (the name's own failure is above).
+        let name = Reference::parse(&a.name).unwrap_or_else(|_| Reference {
+            registry: None,
+            path: "x".into(),
+            tag: None,
+            digest: None,
+        });
         for (i, t) in a.tags.iter().flatten().enumerate() {
-            let ok = if t.contains('/') || t.contains(':') {
-                Reference::parse(t).map(|_| ()).map_err(|e| e.to_string())
-            } else {
-                validate_tag(t)
-            };
-            if let Err(e) = ok {
+            if let Err(e) = name.resolve_tag(t) {
                 f.push(CheckFailure::new(format!("tags[{i}]"), e));
             }
         }
@@ -653,6 +758,59 @@ pub fn validate_platform(p: &str) -> std::result::Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_plan_resolves_tags_against_the_name() {
+        let ctx = Ctx {
+            urn: String::new(),
+            name: String::new(),
+            config: Default::default(),
+            program_dir: "/prog".into(),
+            cancel: Default::default(),
+            log: crate::rpc::engine::EngineLog::stderr_only(),
+            redactor: Default::default(),
+        };
+        let args = ImageArgs {
+            name: "reg.io/team/app:v1".into(),
+            tags: Some(vec!["v2".into(), "reg.io/other:x".into(), "v1".into()]),
+            context: "app".into(),
+            network: Some("default".into()),
+            context_hash: Some("0123456789abcdef0123".into()),
+            registry: Some(Registry {
+                server: "reg.io".into(),
+                username: Some("u".into()),
+                password: None,
+            }),
+            ..ImageArgs::default()
+        };
+        let plan = build_plan(&ctx, &args, false).unwrap();
+        let tags: Vec<String> = plan.push_tags.iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            tags,
+            vec!["reg.io/team/app:v1", "reg.io/team/app:v2", "reg.io/other:x"]
+        );
+        assert_eq!(plan.local_tag(), "reg.io/team/app:v1");
+        assert_eq!(plan.context_dir, Path::new("/prog/app"));
+        assert_eq!(
+            plan.network, None,
+            "the daemon's default is no network option"
+        );
+        assert!(
+            plan.login.is_none(),
+            "a username without a password is no login"
+        );
+        assert_eq!(plan.context_tag.as_deref(), Some("ctx-0123456789abcdef"));
+        let no_cache = ImageArgs {
+            no_cache: true,
+            ..args.clone()
+        };
+        assert_eq!(build_plan(&ctx, &no_cache, false).unwrap().context_tag, None);
+        assert_eq!(
+            build_plan(&ctx, &args, true).unwrap().context_tag,
+            None,
+            "a secret hash is never published"
+        );
+    }
 
     #[test]
     fn platforms_are_os_arch_variant() {

@@ -156,11 +156,9 @@ mod tests {
     /// Every input property of the schema (and of the object types it refers to), as
     /// `parent.child` paths.
     fn schema_input_paths() -> Vec<String> {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/schema/schema.json"
-        ))
-        .expect("schema/schema.json");
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/schema.json"))
+                .expect("schema/schema.json");
         let schema: Value = serde_json::from_str(&text).expect("schema JSON");
         let image = &schema["resources"]["docker-buildkit:index:Image"];
         let mut paths = Vec::new();
@@ -195,7 +193,10 @@ mod tests {
             .filter(|(p, c)| *c != Class::Computed && !paths.iter().any(|q| q == p))
             .map(|(p, _)| *p)
             .collect();
-        assert!(stale.is_empty(), "classes of inputs that no longer exist: {stale:?}");
+        assert!(
+            stale.is_empty(),
+            "classes of inputs that no longer exist: {stale:?}"
+        );
     }
 
     #[test]
