@@ -64,7 +64,9 @@ impl<C> Ctx<C> {
     /// Logs a progress line shown while the operation runs (not kept in the final output).
     pub async fn progress(&self, message: &str) {
         let message = self.redactor.mask(message);
-        self.log.log(Severity::Info, &self.urn, &message, true).await;
+        self.log
+            .log(Severity::Info, &self.urn, &message, true)
+            .await;
     }
 
     /// Declares a secret learnt while serving the call (e.g. a password from the Docker CLI's

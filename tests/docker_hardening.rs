@@ -87,7 +87,10 @@ async fn no_cache_builds_even_when_the_context_was_pushed() {
     let dir = tempfile::tempdir().unwrap();
     write_tree(
         dir.path(),
-        &[("Dockerfile", "FROM scratch\nCOPY f /\n"), ("f", "nocache\n")],
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY f /\n"),
+            ("f", "nocache\n"),
+        ],
     );
     let repo = s.repo("nocache");
     let mut h = s.harness(dir.path()).await;
@@ -108,7 +111,9 @@ async fn no_cache_builds_even_when_the_context_was_pushed() {
         "noCache builds, whatever was pushed before: {logs:?}"
     );
     assert!(
-        !logs.iter().any(|l| l.contains("tagging it instead of building")),
+        !logs
+            .iter()
+            .any(|l| l.contains("tagging it instead of building")),
         "noCache never reuses: {logs:?}"
     );
 }
@@ -167,7 +172,10 @@ async fn secret_build_args_are_masked_everywhere() {
         ("error", err.message().to_string()),
     ] {
         assert!(!text.contains(&token), "the secret leaked into the {what}");
-        assert!(!text.contains(&s.password), "the password leaked into the {what}");
+        assert!(
+            !text.contains(&s.password),
+            "the password leaked into the {what}"
+        );
     }
     // No `ctx-` tag was published for a context whose hash covers a secret.
     let hash = c["contextHash"]["value"].as_str().unwrap();
@@ -275,7 +283,10 @@ async fn refresh_keeps_the_resource_when_the_registry_refuses() {
     let dir = tempfile::tempdir().unwrap();
     write_tree(
         dir.path(),
-        &[("Dockerfile", "FROM scratch\nCOPY f /\n"), ("f", "refresh\n")],
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY f /\n"),
+            ("f", "refresh\n"),
+        ],
     );
     let mut h = s.harness(dir.path()).await;
     let inputs = json!({"name": s.repo("refresh"), "registry": s.registry_input()});
@@ -361,8 +372,9 @@ async fn a_daemon_that_goes_away_mid_build_is_named() {
         .unwrap()
         .expect_err("the build cannot finish");
     assert!(
-        err.message()
-            .contains(&format!("the Docker daemon at {host} closed the connection during the build")),
+        err.message().contains(&format!(
+            "the Docker daemon at {host} closed the connection during the build"
+        )),
         "{}",
         err.message()
     );
@@ -396,11 +408,7 @@ async fn a_chatty_failing_build_keeps_memory_bounded() {
         .expect_err("the build fails at the end");
     assert!(err.message().contains("exit code: 3"), "{}", err.message());
     let peak = h.peak_rss();
-    assert!(
-        peak < 64 << 20,
-        "the provider peaked at {} MiB",
-        peak >> 20
-    );
+    assert!(peak < 64 << 20, "the provider peaked at {} MiB", peak >> 20);
     let failure_log = h
         .logs
         .0
