@@ -241,7 +241,7 @@ pub trait Resource: Send + Sync + 'static {
         let changes = default_diff::<Self::Args, Self::State>(olds, news);
         async move {
             Ok(DiffResult {
-                changes,
+                changes: changes?,
                 ..DiffResult::default()
             })
         }
@@ -298,13 +298,28 @@ pub trait Resource: Send + Sync + 'static {
     }
 }
 
-/// Property-by-property comparison of old and new inputs, as JSON: the default `diff`.
-pub fn default_diff<A: Serialize, S: Serialize>(olds: &S, news: &Inputs<A>) -> Vec<PropertyChange> {
-    let old = serde_json::to_value(olds).unwrap_or_default();
-    let new = serde_json::to_value(&news.args).unwrap_or_default();
-    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
-        return Vec::new();
+/// Property-by-property comparison of old and new inputs, as JSON: the default `diff`. Values
+/// that are not JSON objects cannot be compared: an error, never "no changes".
+pub fn default_diff<A: Serialize, S: Serialize>(
+    olds: &S,
+    news: &Inputs<A>,
+) -> Result<Vec<PropertyChange>> {
+    let as_object = |v: serde_json::Result<serde_json::Value>, what: &str| match v {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(other) => Err(ResourceError::Failed(format!(
+            "cannot compare the {what}: expected an object, got {}",
+            match other {
+                serde_json::Value::Array(_) => "a list",
+                _ => "a plain value",
+            }
+        ))),
+        Err(e) => Err(ResourceError::Failed(format!(
+            "cannot compare the {what}: {e}"
+        ))),
     };
+    let old = as_object(serde_json::to_value(olds), "old state")?;
+    let new = as_object(serde_json::to_value(&news.args), "new inputs")?;
+    let (old, new) = (&old, &new);
     let mut changes = Vec::new();
     for (k, v) in new {
         let kind = match old.get(k) {
@@ -322,5 +337,5 @@ pub fn default_diff<A: Serialize, S: Serialize>(olds: &S, news: &Inputs<A>) -> V
             });
         }
     }
-    changes
+    Ok(changes)
 }

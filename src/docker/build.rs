@@ -18,10 +18,11 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::auth::Credentials;
+use super::error::{DaemonText, classify};
 use super::plan::{BuildPlan, Env, Level};
 use super::progress::ProgressPrinter;
+use super::{BuildError, DaemonError, EngineError, Result};
 use crate::context::BuildContext;
-use crate::resource::ResourceError;
 
 /// Bytes per chunk sent to the daemon, and chunks in flight: the tar stream's memory bound.
 const CHUNK: usize = 256 * 1024;
@@ -85,9 +86,12 @@ pub async fn build(
     platform: Option<&str>,
     local_tag: &str,
     creds: &BTreeMap<String, Credentials>,
-) -> Result<String, ResourceError> {
+) -> Result<String> {
     match build_once(env, docker, plan, platform, local_tag, creds).await {
-        Err(ResourceError::Failed(m)) if m.contains("failed to read downloaded context") => {
+        Err(EngineError::Build(BuildError::Failed {
+            meaning: DaemonText::ContextLost,
+            ..
+        })) => {
             env.log(
                 Level::Warning,
                 &format!("the Docker daemon lost the uploaded build context of {local_tag} (was the build cache pruned meanwhile?): building again"),
@@ -106,13 +110,14 @@ async fn build_once(
     platform: Option<&str>,
     local_tag: &str,
     creds: &BTreeMap<String, Credentials>,
-) -> Result<String, ResourceError> {
-    let context = BuildContext::open(&plan.context_dir, plan.dockerfile.clone()).map_err(|e| {
-        ResourceError::InvalidInput(format!(
-            "the build context {} cannot be read: {e}",
-            plan.context_dir.display()
-        ))
-    })?;
+) -> Result<String> {
+    let context =
+        BuildContext::open(&plan.context_dir, plan.dockerfile.clone()).map_err(|source| {
+            BuildError::Context {
+                dir: plan.context_dir.display().to_string(),
+                source,
+            }
+        })?;
     let dockerfile = context.dockerfile_in_tar();
 
     let mut build_args: HashMap<String, String> = plan
@@ -195,7 +200,7 @@ async fn build_once(
             () = env.cancel.cancelled() => {
                 drop(stream);
                 tar_task.abort();
-                return Err(ResourceError::Cancelled(format!("the build of {local_tag} was stopped")));
+                return Err(EngineError::Cancelled { what: "build", target: local_tag.to_string() });
             }
         };
         let Some(item) = item else { break };
@@ -236,38 +241,49 @@ async fn build_once(
     let _ = tar_task.await;
     let tar_error = tar_error.lock().ok().and_then(|e| e.clone());
 
-    if failure.is_some() || image_id.is_none() {
-        let reason = match (&tar_error, failure) {
-            (Some(t), _) => format!("the build context could not be sent: {t}"),
-            (None, Some(bollard::errors::Error::DockerStreamError { error })) => error,
-            (None, Some(e)) => super::connection_lost(&env.daemon, "build", &e),
-            (None, None) => format!(
-                "the Docker daemon at {} ended the build without reporting an image (did it stop or restart?)",
-                super::daemon_host(&env.daemon)
-            ),
-        };
-        let step = printer
-            .failed_step()
-            .map(|s| format!(" at step `{s}`"))
-            .unwrap_or_default();
-        let log = printer.log();
-        if !log.is_empty() {
-            env.log(Level::Error, &format!("build log of {local_tag}:\n{log}"))
-                .await;
-        }
-        let hint = match platform {
-            Some(p)
-                if reason.contains("exec format error") || log.contains("exec format error") =>
-            {
-                format!(
-                    ". The Docker host cannot run {p} programs: RUN steps for a foreign platform need an emulator. On the Docker host, install qemu-user-static and binfmt-support, mount binfmt_misc (mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc) and enable the handler (e.g. update-binfmts --enable qemu-aarch64)"
-                )
+    let log = printer.log();
+    let reason = match (tar_error, failure, image_id) {
+        (None, None, Some(id)) => return Ok(id),
+        (Some(reason), _, _) => {
+            return Err(BuildError::ContextNotSent {
+                tag: local_tag.to_string(),
+                reason,
             }
-            _ => String::new(),
-        };
-        return Err(ResourceError::Failed(format!(
-            "docker build of {local_tag} failed{step}: {reason}{hint}"
-        )));
+            .into());
+        }
+        (None, Some(bollard::errors::Error::DockerStreamError { error }), _) => error,
+        (None, Some(e), _) => {
+            return Err(DaemonError::lost(super::daemon_host(&env.daemon), "build", e).into());
+        }
+        (None, None, None) => {
+            return Err(BuildError::NoImage {
+                host: super::daemon_host(&env.daemon),
+                tag: local_tag.to_string(),
+            }
+            .into());
+        }
+    };
+    if !log.is_empty() {
+        env.log(Level::Error, &format!("build log of {local_tag}:\n{log}"))
+            .await;
     }
-    image_id.ok_or_else(|| ResourceError::Failed("no image id".into()))
+    let mut meaning = classify(&reason);
+    if meaning == DaemonText::Other && classify(&log) == DaemonText::ExecFormat {
+        // dockerd 20.10 reports only the exit code; the step's log says why.
+        meaning = DaemonText::ExecFormat;
+    }
+    let hint = match (platform, meaning) {
+        (Some(p), DaemonText::ExecFormat) => Some(format!(
+            "The Docker host cannot run {p} programs: RUN steps for a foreign platform need an emulator. On the Docker host, install qemu-user-static and binfmt-support, mount binfmt_misc (mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc) and enable the handler (e.g. update-binfmts --enable qemu-aarch64)"
+        )),
+        _ => None,
+    };
+    Err(BuildError::Failed {
+        tag: local_tag.to_string(),
+        step: printer.failed_step().map(str::to_string),
+        reason,
+        hint,
+        meaning,
+    }
+    .into())
 }

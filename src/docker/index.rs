@@ -10,11 +10,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::registry_error;
+use super::{PushError, Result};
 use crate::registry::{
     MEDIA_TYPE_DOCKER_MANIFEST_LIST, MEDIA_TYPE_OCI_INDEX, ManifestInfo, RegistryClient,
 };
-use crate::resource::ResourceError;
 
 /// A platform as `os/arch[/variant]`, split.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,8 +118,8 @@ pub async fn fetch(
     client: &RegistryClient,
     repo: &str,
     tag: &str,
-) -> Result<Option<(Vec<u8>, ManifestInfo)>, ResourceError> {
-    client.get_manifest(repo, tag).await.map_err(registry_error)
+) -> Result<Option<(Vec<u8>, ManifestInfo)>> {
+    client.get_manifest(repo, tag).await.map_err(Into::into)
 }
 
 /// Puts `body` under `tag` (a registry-side tag of an existing manifest, or a new index).
@@ -130,28 +129,21 @@ pub async fn put(
     tag: &str,
     media_type: &str,
     body: &[u8],
-) -> Result<String, ResourceError> {
+) -> Result<String> {
     client
         .put_manifest(repo, tag, media_type, body)
         .await
-        .map_err(registry_error)
+        .map_err(Into::into)
 }
 
 /// The identity of a pushed manifest (exact size and media type for an index entry).
-pub async fn info(
-    client: &RegistryClient,
-    repo: &str,
-    digest: &str,
-) -> Result<ManifestInfo, ResourceError> {
-    client
-        .manifest_info(repo, digest)
-        .await
-        .map_err(registry_error)?
-        .ok_or_else(|| {
-            ResourceError::Failed(format!(
-                "{repo}@{digest} was pushed but the registry does not have it"
-            ))
-        })
+pub async fn info(client: &RegistryClient, repo: &str, digest: &str) -> Result<ManifestInfo> {
+    client.manifest_info(repo, digest).await?.ok_or_else(|| {
+        PushError::Missing {
+            reference: format!("{repo}@{digest}"),
+        }
+        .into()
+    })
 }
 
 #[cfg(test)]

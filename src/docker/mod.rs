@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod build;
+pub mod error;
 pub mod index;
 pub mod plan;
 pub mod progress;
@@ -24,7 +25,11 @@ pub use self::plan::{BuildPlan, DaemonAddress, Env, Events, Level, Pending};
 use crate::docker::auth::{Credentials, normalize_server};
 use crate::reference::Reference;
 use crate::registry::RegistryClient;
-use crate::resource::ResourceError;
+
+pub use self::error::{BuildError, DaemonError, EngineError, Kind, PushError};
+
+/// The engine's results.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
 /// The schemes of a Docker host that [`connect`] can reach.
 pub const HOST_SCHEMES: &[&str] = &["unix://", "tcp://", "http://", "https://"];
@@ -81,7 +86,7 @@ fn cert_path(config: &DaemonAddress) -> Option<PathBuf> {
 
 /// Connects to the daemon and checks that it answers, agreeing on an API version both
 /// sides speak.
-pub async fn connect(config: &DaemonAddress) -> Result<Docker, ResourceError> {
+pub async fn connect(config: &DaemonAddress) -> Result<Docker> {
     let host = daemon_host(config);
     let certs = cert_path(config);
     let hint = if host.starts_with("unix://") {
@@ -91,10 +96,10 @@ pub async fn connect(config: &DaemonAddress) -> Result<Docker, ResourceError> {
     } else {
         "Is dockerd listening there? A daemon with TLS needs the provider's `certPath` (or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)"
     };
-    let unreachable = |e: String| {
-        ResourceError::Unavailable(format!(
-            "cannot reach the Docker daemon at {host}: {e}. {hint}"
-        ))
+    let unreachable = |reason: String| DaemonError::Unreachable {
+        host: host.clone(),
+        reason,
+        hint,
     };
     const TIMEOUT_SECS: u64 = 3600;
     let docker = if let Some(path) = host.strip_prefix("unix://") {
@@ -115,17 +120,13 @@ pub async fn connect(config: &DaemonAddress) -> Result<Docker, ResourceError> {
                 TIMEOUT_SECS,
                 bollard::API_DEFAULT_VERSION,
             ),
-            (None, true) => {
-                return Err(ResourceError::InvalidInput(format!(
-                    "the Docker host {host} uses TLS: give the provider's `certPath` (a directory with ca.pem, cert.pem and key.pem), or set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH"
-                )));
+            (None, true) => return Err(DaemonError::TlsWithoutCerts { host }.into()),
+            (None, false) => {
+                Docker::connect_with_http(&tcp, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
             }
-            (None, false) => Docker::connect_with_http(&tcp, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION),
         }
     } else {
-        return Err(ResourceError::InvalidInput(format!(
-            "the Docker host {host:?} is not supported: use unix:///path/to/docker.sock or tcp://host:port"
-        )));
+        return Err(DaemonError::Unsupported { host }.into());
     }
     .map_err(|e| unreachable(e.to_string()))?;
     // A daemon that accepts the connection but never answers must not hang the build.
@@ -136,29 +137,12 @@ pub async fn connect(config: &DaemonAddress) -> Result<Docker, ResourceError> {
     };
     match tokio::time::timeout(DAEMON_ANSWER_TIMEOUT, answer).await {
         Ok(Ok(docker)) => Ok(docker),
-        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Ok(Err(e)) => Err(unreachable(e.to_string()).into()),
         Err(_) => Err(unreachable(format!(
             "no answer to a ping within {} s",
             DAEMON_ANSWER_TIMEOUT.as_secs()
-        ))),
-    }
-}
-
-/// What to say when the connection to the daemon fails in the middle of `what` (a build or
-/// a push): the daemon stopped, restarted or dropped the connection.
-pub(crate) fn connection_lost(
-    config: &DaemonAddress,
-    what: &str,
-    e: &bollard::errors::Error,
-) -> String {
-    let host = daemon_host(config);
-    match e {
-        bollard::errors::Error::RequestTimeoutError => {
-            format!("the Docker daemon at {host} stopped answering during the {what}")
-        }
-        _ => format!(
-            "the Docker daemon at {host} closed the connection during the {what} (did it stop or restart?): {e}"
-        ),
+        ))
+        .into()),
     }
 }
 
@@ -167,7 +151,7 @@ pub(crate) fn connection_lost(
 pub async fn credentials_for(
     host: &str,
     login: Option<&Credentials>,
-) -> Result<Option<Credentials>, ResourceError> {
+) -> Result<Option<Credentials>> {
     let host = normalize_server(host);
     if let Some(c) = login
         && normalize_server(&c.server) == host
@@ -178,10 +162,11 @@ pub async fn credentials_for(
         }));
     }
     let lookup = host.clone();
-    tokio::task::spawn_blocking(move || auth::from_docker_config(&lookup))
-        .await
-        .map_err(|e| ResourceError::Failed(e.to_string()))?
-        .map_err(|e| ResourceError::InvalidInput(e.to_string()))
+    Ok(
+        tokio::task::spawn_blocking(move || auth::from_docker_config(&lookup))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??,
+    )
 }
 
 /// The daemon's form of `c` for `server` (pushes and the build session's auth both use it).
@@ -200,9 +185,7 @@ pub(crate) fn docker_credentials(
 
 /// Credentials for every registry a build touches (push target, cache sources), keyed by
 /// registry host as the daemon's BuildKit session expects.
-async fn build_credentials(
-    plan: &BuildPlan,
-) -> Result<BTreeMap<String, Credentials>, ResourceError> {
+async fn build_credentials(plan: &BuildPlan) -> Result<BTreeMap<String, Credentials>> {
     let mut hosts: Vec<String> = plan
         .push_tags
         .iter()
@@ -225,39 +208,19 @@ async fn build_credentials(
 }
 
 /// A registry client for `host` with `creds`; a host the client cannot use is an input error.
-fn registry_client(
-    host: &str,
-    creds: Option<Credentials>,
-) -> Result<RegistryClient, ResourceError> {
-    RegistryClient::new(host, creds).map_err(|e| ResourceError::InvalidInput(e.to_string()))
+fn registry_client(host: &str, creds: Option<Credentials>) -> Result<RegistryClient> {
+    Ok(RegistryClient::new(host, creds)?)
 }
 
 /// A registry client for `host`, with the credentials found for it.
-fn client_for(
-    host: &str,
-    creds: &BTreeMap<String, Credentials>,
-) -> Result<RegistryClient, ResourceError> {
+fn client_for(host: &str, creds: &BTreeMap<String, Credentials>) -> Result<RegistryClient> {
     registry_client(host, creds.get(host).cloned())
-}
-
-/// A registry client's error as the resource reports it: an unreachable registry is
-/// unavailable, refused credentials are the user's to fix, anything else a failure.
-pub(crate) fn registry_error(e: crate::registry::RegistryError) -> ResourceError {
-    match e {
-        crate::registry::RegistryError::Unreachable { .. } => {
-            ResourceError::Unavailable(e.to_string())
-        }
-        crate::registry::RegistryError::Unauthorized { .. } => {
-            ResourceError::InvalidInput(e.to_string())
-        }
-        _ => ResourceError::Failed(e.to_string()),
-    }
 }
 
 /// Builds the image, tags it, and pushes every tag (unless `push` is off). With several
 /// platforms, builds each and pushes an index. With `skipIfPushed`, first looks for an image
 /// built from the same context and reuses it without building.
-pub async fn build_and_push(env: &Env<'_>, plan: BuildPlan) -> Result<Built, ResourceError> {
+pub async fn build_and_push(env: &Env<'_>, plan: BuildPlan) -> Result<Built> {
     let creds = build_credentials(&plan).await?;
     for c in creds.values() {
         env.add_secret(&c.password);
@@ -306,7 +269,7 @@ async fn reuse(
     plan: &BuildPlan,
     creds: &BTreeMap<String, Credentials>,
     context_tag: &str,
-) -> Result<Option<Built>, ResourceError> {
+) -> Result<Option<Built>> {
     let main = &plan.push_tags[0];
     if plan
         .push_tags
@@ -359,7 +322,7 @@ impl Daemon<'_> {
         image_id: &str,
         target: &Reference,
         creds: &BTreeMap<String, Credentials>,
-    ) -> Result<String, ResourceError> {
+    ) -> Result<String> {
         let client = client_for(target.registry_host(), creds)?;
         push::push_image(
             env,
@@ -383,7 +346,7 @@ async fn push_all(
     image_id: &str,
     tags: &[Reference],
     creds: &BTreeMap<String, Credentials>,
-) -> Result<String, ResourceError> {
+) -> Result<String> {
     let mut pushed: Vec<(String, String)> = Vec::new(); // (repository, digest)
     for r in tags {
         match pushed.iter().find(|(repo, _)| *repo == r.repository()) {
@@ -394,10 +357,10 @@ async fn push_all(
             Some((_, digest)) => {
                 let client = client_for(r.registry_host(), creds)?;
                 let Some((body, info)) = index::fetch(&client, &r.api_path(), digest).await? else {
-                    return Err(ResourceError::Failed(format!(
-                        "{}@{digest} was pushed but the registry does not have it",
-                        r.repository()
-                    )));
+                    return Err(PushError::Missing {
+                        reference: r.with_digest(digest),
+                    }
+                    .into());
                 };
                 index::put(
                     &client,
@@ -416,7 +379,7 @@ async fn push_all(
         .into_iter()
         .next()
         .map(|(_, d)| d)
-        .ok_or_else(|| ResourceError::Failed("nothing was pushed".into()))
+        .ok_or_else(|| PushError::Nothing.into())
 }
 
 /// One image (the daemon's platform, or the one given): build, tag, push.
@@ -426,7 +389,7 @@ async fn build_single(
     plan: &BuildPlan,
     creds: &BTreeMap<String, Credentials>,
     platform: Option<&index::Platform>,
-) -> Result<Built, ResourceError> {
+) -> Result<Built> {
     let local_tag = plan.local_tag();
     let image_id = build::build(
         env,
@@ -467,11 +430,9 @@ async fn build_index(
     plan: &BuildPlan,
     creds: &BTreeMap<String, Credentials>,
     platforms: &[index::Platform],
-) -> Result<Built, ResourceError> {
+) -> Result<Built> {
     if !plan.push {
-        return Err(ResourceError::InvalidInput(
-            "several platforms need `push: true`: the Docker daemon cannot keep a multi-platform image locally".into(),
-        ));
+        return Err(BuildError::IndexNeedsPush.into());
     }
     let main = &plan.push_tags[0];
     let mut repos: Vec<Reference> = Vec::new();
@@ -535,7 +496,7 @@ async fn build_index(
         .await;
         index_digest.get_or_insert(d);
     }
-    let digest = index_digest.ok_or_else(|| ResourceError::Failed("no index was pushed".into()))?;
+    let digest = index_digest.ok_or(PushError::Nothing)?;
     let platform_digests = entries
         .get(&main.repository())
         .into_iter()
@@ -555,8 +516,8 @@ pub async fn registry_has(
     env: &Env<'_>,
     reference: &str,
     login: Option<&Credentials>,
-) -> Result<bool, ResourceError> {
-    let r = Reference::parse(reference).map_err(|e| ResourceError::InvalidInput(e.to_string()))?;
+) -> Result<bool> {
+    let r = Reference::parse(reference)?;
     let Some(digest) = &r.digest else {
         let docker = connect(&env.daemon).await?;
         return match docker.inspect_image(reference).await {
@@ -564,18 +525,17 @@ pub async fn registry_has(
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => Ok(false),
-            Err(e) => Err(ResourceError::Unavailable(format!(
-                "cannot ask the Docker daemon at {} for {reference}: {e}",
-                daemon_host(&env.daemon)
-            ))),
+            Err(source) => Err(DaemonError::Inspect {
+                host: daemon_host(&env.daemon),
+                reference: reference.to_string(),
+                source,
+            }
+            .into()),
         };
     };
     let creds = credentials_for(r.registry_host(), login).await?;
     let client = registry_client(r.registry_host(), creds)?;
-    let found = client
-        .manifest_info(&r.api_path(), digest)
-        .await
-        .map_err(registry_error)?;
+    let found = client.manifest_info(&r.api_path(), digest).await?;
     Ok(found.is_some())
 }
 

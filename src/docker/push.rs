@@ -20,21 +20,23 @@ use futures_util::StreamExt;
 
 use super::auth::Credentials;
 use super::plan::{Env, Level};
-use super::registry_error;
+use super::{DaemonError, EngineError, PushError, Result};
 use crate::reference::Reference;
 use crate::registry::RegistryClient;
-use crate::resource::ResourceError;
 
 /// Tags image `id` as `r` (a reference with a tag).
-pub async fn tag(docker: &Docker, id: &str, r: &Reference) -> Result<(), ResourceError> {
+pub async fn tag(docker: &Docker, id: &str, r: &Reference) -> Result<()> {
     let options = TagImageOptionsBuilder::default()
         .repo(&r.repository())
         .tag(r.tag_or_latest())
         .build();
-    docker
-        .tag_image(id, Some(options))
-        .await
-        .map_err(|e| ResourceError::Failed(format!("cannot tag the image as {r}: {e}")))
+    docker.tag_image(id, Some(options)).await.map_err(|source| {
+        PushError::Tag {
+            target: r.to_string(),
+            source,
+        }
+        .into()
+    })
 }
 
 /// How often a push is tried again when other builds keep moving the tag.
@@ -70,16 +72,13 @@ pub async fn push_image(
     target: &Reference,
     creds: Option<&Credentials>,
     client: &RegistryClient,
-) -> Result<String, ResourceError> {
+) -> Result<String> {
     let lock = tag_lock(daemon, target);
     let _turn = lock.lock().await;
     for attempt in 1..=PUSH_ATTEMPTS {
         tag(docker, image_id, target).await?;
         let digest = push(env, docker, target, creds).await?;
-        let manifest = client
-            .get_manifest(&target.api_path(), &digest)
-            .await
-            .map_err(registry_error)?;
+        let manifest = client.get_manifest(&target.api_path(), &digest).await?;
         let pushed = manifest.as_ref().and_then(|(body, _)| config_digest(body));
         if pushed.as_deref() == Some(image_id) {
             return Ok(digest);
@@ -94,9 +93,11 @@ pub async fn push_image(
         // Let the other build finish its push before trying again.
         tokio::time::sleep(std::time::Duration::from_millis(50 * attempt as u64)).await;
     }
-    Err(ResourceError::Failed(format!(
-        "{target} kept being moved to other images by concurrent builds on the same Docker daemon; the image was pushed {PUSH_ATTEMPTS} times without the tag staying on it: run again"
-    )))
+    Err(PushError::TagKeptMoving {
+        target: target.to_string(),
+        attempts: PUSH_ATTEMPTS,
+    }
+    .into())
 }
 
 /// Finds `sha256:…` after `digest: ` in a push status line.
@@ -109,41 +110,13 @@ pub fn digest_from_status(line: &str) -> Option<String> {
     (d.starts_with("sha256:") && d.len() == 7 + 64).then_some(d)
 }
 
-/// Turns the daemon's push error into one a user can act on.
-pub fn explain_push_error(server: &str, error: &str, had_credentials: bool) -> ResourceError {
-    let lower = error.to_ascii_lowercase();
-    if lower.contains("unauthorized")
-        || lower.contains("authentication required")
-        || lower.contains("denied")
-        || lower.contains("401")
-    {
-        let hint = if had_credentials {
-            "check the registry username and password"
-        } else {
-            "no credentials were found for it: set `registry` on the Image or log in with `docker login`"
-        };
-        return ResourceError::InvalidInput(format!(
-            "authentication failed for {server}: {hint} ({error})"
-        ));
-    }
-    if lower.contains("connection refused")
-        || lower.contains("no such host")
-        || lower.contains("i/o timeout")
-        || lower.contains("dial tcp")
-        || lower.contains("connection reset")
-    {
-        return ResourceError::Unavailable(format!("registry {server} is unreachable: {error}"));
-    }
-    ResourceError::Failed(format!("push to {server} failed: {error}"))
-}
-
 /// Pushes `r` and returns the manifest digest.
 pub async fn push(
     env: &Env<'_>,
     docker: &Docker,
     r: &Reference,
     creds: Option<&Credentials>,
-) -> Result<String, ResourceError> {
+) -> Result<String> {
     let server = r.registry_host().to_string();
     let options = PushImageOptionsBuilder::default()
         .tag(r.tag_or_latest())
@@ -156,25 +129,22 @@ pub async fn push(
         let item = tokio::select! {
             item = stream.next() => item,
             () = env.cancel.cancelled() => {
-                return Err(ResourceError::Cancelled(format!("the push of {r} was stopped")));
+                return Err(EngineError::Cancelled { what: "push", target: r.to_string() });
             }
         };
         let Some(item) = item else { break };
         let info = match item {
             Ok(info) => info,
             Err(bollard::errors::Error::DockerStreamError { error }) => {
-                return Err(explain_push_error(&server, &error, creds.is_some()));
+                return Err(PushError::from_daemon(&server, &error, creds.is_some()).into());
             }
             // Anything but the daemon's own message is the connection to the daemon failing.
             Err(e) => {
-                return Err(ResourceError::Unavailable(format!(
-                    "push of {r} failed: {}",
-                    super::connection_lost(&env.daemon, "push", &e)
-                )));
+                return Err(DaemonError::lost(super::daemon_host(&env.daemon), "push", e).into());
             }
         };
         if let Some(detail) = info.error_detail.and_then(|d| d.message) {
-            return Err(explain_push_error(&server, &detail, creds.is_some()));
+            return Err(PushError::from_daemon(&server, &detail, creds.is_some()).into());
         }
         if let Some(status) = info.status {
             if let Some(d) = digest_from_status(&status) {
@@ -194,14 +164,22 @@ pub async fn push(
     let inspect = docker
         .inspect_image(&r.to_string())
         .await
-        .map_err(|e| ResourceError::Failed(format!("cannot inspect {r} after pushing it: {e}")))?;
+        .map_err(|source| PushError::Inspect {
+            target: r.to_string(),
+            source,
+        })?;
     let repo = r.repository();
     inspect
         .repo_digests
         .into_iter()
         .flatten()
         .find_map(|d| d.strip_prefix(&format!("{repo}@")).map(str::to_string))
-        .ok_or_else(|| ResourceError::Failed(format!("the push of {r} reported no digest")))
+        .ok_or_else(|| {
+            PushError::NoDigest {
+                target: r.to_string(),
+            }
+            .into()
+        })
 }
 
 #[cfg(test)]
@@ -219,25 +197,6 @@ mod tests {
         assert_eq!(
             digest_from_status("latest: digest: sha256:short size: 1"),
             None
-        );
-    }
-
-    #[test]
-    fn push_errors_are_explained() {
-        let e = explain_push_error("r:5000", "unauthorized: authentication required", true);
-        assert!(
-            e.to_string()
-                .starts_with("authentication failed for r:5000"),
-            "{e}"
-        );
-        let e = explain_push_error(
-            "r:5000",
-            "Get \"http://r:5000/v2/\": dial tcp 127.0.0.1:5000: connect: connection refused",
-            true,
-        );
-        assert!(
-            e.to_string().starts_with("registry r:5000 is unreachable"),
-            "{e}"
         );
     }
 }

@@ -198,7 +198,7 @@ impl Resource for Image {
                 unknowns: news.unknowns.clone(),
                 secrets: news.secrets.clone(),
             },
-        );
+        )?;
         for c in &mut changes {
             c.replace = false;
         }
@@ -407,6 +407,23 @@ fn login(registry: Option<&Registry>) -> Option<Credentials> {
         password: r.password.clone()?,
         identity_token: None,
     })
+}
+
+/// The one mapping of the engine's errors to the resource's, and so to a gRPC code: whose
+/// problem it is decides the code; the message is the error's own.
+impl From<docker::EngineError> for ResourceError {
+    fn from(e: docker::EngineError) -> Self {
+        if let docker::EngineError::Cancelled { what, target } = &e {
+            return ResourceError::Cancelled(format!("the {what} of {target} was stopped"));
+        }
+        let message = e.to_string();
+        match e.kind() {
+            docker::Kind::InvalidInput => ResourceError::InvalidInput(message),
+            docker::Kind::Unavailable => ResourceError::Unavailable(message),
+            docker::Kind::Cancelled => ResourceError::Cancelled(message),
+            docker::Kind::Failed => ResourceError::Failed(message),
+        }
+    }
 }
 
 /// The engine's environment for a call: the daemon from the provider configuration, its
@@ -804,7 +821,10 @@ mod tests {
             no_cache: true,
             ..args.clone()
         };
-        assert_eq!(build_plan(&ctx, &no_cache, false).unwrap().context_tag, None);
+        assert_eq!(
+            build_plan(&ctx, &no_cache, false).unwrap().context_tag,
+            None
+        );
         assert_eq!(
             build_plan(&ctx, &args, true).unwrap().context_tag,
             None,
