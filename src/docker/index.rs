@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{PushError, Result};
+use super::Result;
 use crate::registry::{
     MEDIA_TYPE_DOCKER_MANIFEST_LIST, MEDIA_TYPE_OCI_INDEX, ManifestInfo, RegistryClient,
 };
@@ -134,16 +134,6 @@ pub async fn put(
         .put_manifest(repo, tag, media_type, body)
         .await
         .map_err(Into::into)
-}
-
-/// The identity of a pushed manifest (exact size and media type for an index entry).
-pub async fn info(client: &RegistryClient, repo: &str, digest: &str) -> Result<ManifestInfo> {
-    client.manifest_info(repo, digest).await?.ok_or_else(|| {
-        PushError::Missing {
-            reference: format!("{repo}@{digest}"),
-        }
-        .into()
-    })
 }
 
 #[cfg(test)]
