@@ -5,11 +5,15 @@
 //! A test walks `schema/schema.json` and fails for an input that has no class here, so a new
 //! field cannot be silently left out of the hash.
 //!
+//! The functions take the args as any serializable value and read them by the schema names
+//! of [`CLASSES`], so this table depends on nothing of `image.rs` (which uses it).
+//!
 //! Not for: validating values (see `image.rs`) or turning inputs into a build plan.
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::image::ImageArgs;
 use crate::resource::Inputs;
 
 /// The kind of an input.
@@ -87,7 +91,7 @@ pub fn hashed() -> impl Iterator<Item = &'static str> {
 }
 
 /// The image inputs as the JSON that goes into `contextHash` beside the context's digest.
-pub fn hashed_json(args: &ImageArgs) -> String {
+pub fn hashed_json(args: &impl Serialize) -> String {
     let all = match serde_json::to_value(args) {
         Ok(Value::Object(m)) => m,
         _ => Map::new(),
@@ -125,7 +129,7 @@ pub fn hashes_a_secret<A>(inputs: &Inputs<A>) -> bool {
 }
 
 /// `args` without its credentials, for the diff: a changed credential is no change.
-pub fn without_credentials(args: &ImageArgs) -> ImageArgs {
+pub fn without_credentials<A: Serialize + DeserializeOwned + Clone>(args: &A) -> A {
     let mut value = match serde_json::to_value(args) {
         Ok(v) => v,
         Err(_) => return args.clone(),
@@ -152,6 +156,7 @@ pub fn without_credentials(args: &ImageArgs) -> ImageArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::image::ImageArgs;
 
     /// Every input property of the schema (and of the object types it refers to), as
     /// `parent.child` paths.
