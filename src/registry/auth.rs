@@ -1,24 +1,28 @@
-//! Authentication with a registry: what to send with a request (cached Basic credentials or
-//! a Bearer token per scope), what to do with a 401 (parse its RFC 7235 `WWW-Authenticate`
-//! challenges, answer Basic or fetch a token from the realm: GET with Basic credentials, or
-//! an OAuth2 `refresh_token` POST for an identity token), and keeping every secret this
-//! client holds out of the text it passes on ([`RegistryClient::scrub`]).
+//! Authentication with a registry, for the client that owns an [`Authenticator`]: what to
+//! send with a request (cached Basic credentials or a Bearer token per scope), what to do
+//! with a 401 (parse its RFC 7235 `WWW-Authenticate` challenges, answer Basic or fetch a
+//! token from the realm: GET with Basic credentials, or an OAuth2 `refresh_token` POST for
+//! an identity token; a plain-HTTP realm only on loopback), and keeping every secret it
+//! holds out of the text it passes on ([`Authenticator::scrub`]).
 //!
-//! Not for: finding credentials (`crate::docker::auth`), or HTTP beyond the token request
-//! (`client.rs`).
+//! Not for: finding credentials (`crate::docker::auth`), or HTTP beyond the token request:
+//! the caller sends its own requests and hands over the 401's headers. Knows nothing of
+//! `client.rs`; imports only `http.rs` (capped bodies, errors, loopback).
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use reqwest::header::WWW_AUTHENTICATE;
-use reqwest::{StatusCode, Url};
+use reqwest::header::{HeaderMap, WWW_AUTHENTICATE};
+use reqwest::{RequestBuilder, StatusCode, Url};
 use serde::Deserialize;
 
 use super::RegistryError;
-use super::client::{MAX_SMALL_BODY_BYTES, RegistryClient, Request, is_loopback_host};
+use super::http::{ErrorContext, MAX_SMALL_BODY_BYTES, error_detail, is_loopback_host, read_body};
+use crate::docker::auth::Credentials;
 
 /// What the registry has asked for so far.
 #[derive(Default)]
-pub(super) struct AuthCache {
+struct AuthCache {
     /// The registry answered with a Basic challenge: send credentials up front.
     basic: bool,
     /// Bearer tokens by scope (`repository:<repo>:<actions>`).
@@ -32,7 +36,8 @@ pub(super) enum Access {
 }
 
 impl Access {
-    fn scope(self, repo: &str) -> String {
+    /// The token scope for this access to `repo`.
+    pub(super) fn scope(self, repo: &str) -> String {
         match self {
             Access::Pull => format!("repository:{repo}:pull"),
             Access::PullPush => format!("repository:{repo}:pull,push"),
@@ -45,43 +50,78 @@ pub(super) enum Authorization {
     Bearer(String),
 }
 
-impl RegistryClient {
-    /// Sends `req`, answering one authentication challenge if the registry asks.
-    pub(super) async fn send(&self, req: &Request<'_>) -> Result<reqwest::Response, RegistryError> {
-        let scope = req.access.scope(req.repo);
-        let cached = self.cached_authorization(&scope);
-        let had_cached = cached.is_some();
-        let resp = self.execute(req, cached.as_ref()).await?;
-        if resp.status() != StatusCode::UNAUTHORIZED {
-            return Ok(resp);
+impl Authorization {
+    /// `builder` with this authorization's header.
+    pub(super) fn apply(&self, builder: RequestBuilder) -> RequestBuilder {
+        match self {
+            Authorization::Basic { username, password } => {
+                builder.basic_auth(username, Some(password))
+            }
+            Authorization::Bearer(token) => builder.bearer_auth(token),
         }
-        if had_cached {
-            self.lock_auth().tokens.remove(&scope);
-        }
-        let challenges: Vec<Challenge> = resp
-            .headers()
-            .get_all(WWW_AUTHENTICATE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(parse_challenges)
-            .collect();
-        let authorization = self.authorize(&challenges, &scope).await?;
-        let resp = self.execute(req, Some(&authorization)).await?;
-        if resp.status() == StatusCode::UNAUTHORIZED {
-            self.lock_auth().tokens.remove(&scope);
-            return Err(self.unauthorized());
-        }
-        Ok(resp)
+    }
+}
+
+/// The credentials, name and token cache of one registry. Cheap to clone; clones share
+/// tokens.
+#[derive(Clone)]
+pub(super) struct Authenticator {
+    /// The registry as users name it (normalized), for messages.
+    server: String,
+    credentials: Option<Arc<Credentials>>,
+    cache: Arc<Mutex<AuthCache>>,
+}
+
+impl ErrorContext for Authenticator {
+    fn server(&self) -> &str {
+        &self.server
     }
 
-    fn lock_auth(&self) -> std::sync::MutexGuard<'_, AuthCache> {
-        self.auth
+    fn with_credentials(&self) -> bool {
+        self.credentials.is_some()
+    }
+
+    /// Removes any secret this authenticator knows from text that came from elsewhere.
+    fn scrub(&self, mut text: String) -> String {
+        let mut secrets: Vec<String> = Vec::new();
+        if let Some(c) = &self.credentials {
+            secrets.push(c.password.clone());
+            secrets.extend(c.identity_token.clone());
+        }
+        secrets.extend(self.lock_cache().tokens.values().cloned());
+        for secret in secrets.iter().filter(|s| !s.is_empty()) {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), "<redacted>");
+            }
+        }
+        text
+    }
+}
+
+impl Authenticator {
+    /// `server` as users name it (normalized), with its credentials if any.
+    pub(super) fn new(server: String, credentials: Option<Credentials>) -> Authenticator {
+        Authenticator {
+            server,
+            credentials: credentials.map(Arc::new),
+            cache: Arc::default(),
+        }
+    }
+
+    pub(super) fn credentials(&self) -> Option<&Credentials> {
+        self.credentials.as_deref()
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, AuthCache> {
+        self.cache
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn cached_authorization(&self, scope: &str) -> Option<Authorization> {
-        let cache = self.lock_auth();
+    /// What to send up front for `scope`: its token, or Basic credentials once the
+    /// registry has asked for them.
+    pub(super) fn cached_authorization(&self, scope: &str) -> Option<Authorization> {
+        let cache = self.lock_cache();
         if let Some(token) = cache.tokens.get(scope) {
             return Some(Authorization::Bearer(token.clone()));
         }
@@ -89,6 +129,11 @@ impl RegistryClient {
             return self.basic_authorization();
         }
         None
+    }
+
+    /// Drops the token of `scope` (the registry refused it).
+    pub(super) fn forget(&self, scope: &str) {
+        self.lock_cache().tokens.remove(scope);
     }
 
     fn basic_authorization(&self) -> Option<Authorization> {
@@ -101,18 +146,26 @@ impl RegistryClient {
             })
     }
 
-    /// Answers the registry's challenges: a Bearer token if it offers that, else Basic.
-    async fn authorize(
+    /// Answers the challenges in the headers of a 401: a Bearer token for `scope` if the
+    /// registry offers that (fetched through `http`), else Basic.
+    pub(super) async fn answer(
         &self,
-        challenges: &[Challenge],
+        http: &reqwest::Client,
+        headers: &HeaderMap,
         scope: &str,
     ) -> Result<Authorization, RegistryError> {
+        let challenges: Vec<Challenge> = headers
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(parse_challenges)
+            .collect();
         if let Some(bearer) = challenges
             .iter()
             .find(|c| c.scheme == "bearer" && c.param("realm").is_some())
         {
-            let token = self.fetch_token(bearer, scope).await?;
-            self.lock_auth()
+            let token = self.fetch_token(http, bearer, scope).await?;
+            self.lock_cache()
                 .tokens
                 .insert(scope.to_string(), token.clone());
             return Ok(Authorization::Bearer(token));
@@ -121,7 +174,7 @@ impl RegistryClient {
             let basic = self
                 .basic_authorization()
                 .ok_or_else(|| self.unauthorized())?;
-            self.lock_auth().basic = true;
+            self.lock_cache().basic = true;
             return Ok(basic);
         }
         match challenges.first() {
@@ -139,6 +192,7 @@ impl RegistryClient {
     /// Gets a token for `scope` from the challenge's realm (the registry's token server).
     async fn fetch_token(
         &self,
+        http: &reqwest::Client,
         challenge: &Challenge,
         scope: &str,
     ) -> Result<String, RegistryError> {
@@ -184,19 +238,17 @@ impl RegistryClient {
             if let Some(service) = service {
                 form.push(("service", service));
             }
-            self.http.post(realm_url).form(&form)
+            http.post(realm_url).form(&form)
         } else {
             let mut query: Vec<(&str, &str)> = Vec::new();
             if let Some(service) = service {
                 query.push(("service", service));
             }
             query.extend(scopes.iter().map(|s| ("scope", s.as_str())));
-            let builder = self.http.get(realm_url).query(&query);
+            let builder = http.get(realm_url).query(&query);
             match self.basic_authorization() {
-                Some(Authorization::Basic { username, password }) => {
-                    builder.basic_auth(username, Some(password))
-                }
-                _ => builder,
+                Some(basic) => basic.apply(builder),
+                None => builder,
             }
         };
         let resp = builder.send().await.map_err(|e| self.transport_error(e))?;
@@ -205,7 +257,7 @@ impl RegistryClient {
             return Err(self.unauthorized());
         }
         if !status.is_success() {
-            let detail = self.error_detail(resp).await;
+            let detail = error_detail(self, resp).await;
             return Err(RegistryError::Protocol {
                 server: self.server.clone(),
                 status: status.as_u16(),
@@ -219,9 +271,7 @@ impl RegistryClient {
             #[serde(default)]
             access_token: Option<String>,
         }
-        let body = self
-            .read_body(resp, MAX_SMALL_BODY_BYTES, "a token answer")
-            .await?;
+        let body = read_body(self, resp, MAX_SMALL_BODY_BYTES, "a token answer").await?;
         let parsed: Option<TokenResponse> = serde_json::from_slice(&body).ok();
         parsed
             .and_then(|t| {
@@ -235,22 +285,6 @@ impl RegistryClient {
                     format!("its token server {token_server} answered without a token"),
                 )
             })
-    }
-
-    /// Removes any secret this client knows from text that came from elsewhere.
-    pub(super) fn scrub(&self, mut text: String) -> String {
-        let mut secrets: Vec<String> = Vec::new();
-        if let Some(c) = &self.credentials {
-            secrets.push(c.password.clone());
-            secrets.extend(c.identity_token.clone());
-        }
-        secrets.extend(self.lock_auth().tokens.values().cloned());
-        for secret in secrets.iter().filter(|s| !s.is_empty()) {
-            if text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), "<redacted>");
-            }
-        }
-        text
     }
 }
 
@@ -341,13 +375,7 @@ fn parse_challenges(header: &str) -> Vec<Challenge> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering;
-
     use super::*;
-    use crate::docker::auth::Credentials;
-    use crate::registry::manifest::sha256_digest;
-    use crate::registry::testing::*;
-    use crate::registry::{MEDIA_TYPE_OCI_INDEX, ManifestInfo};
 
     // ----- challenge parser -----
 
@@ -433,91 +461,5 @@ mod tests {
             vec![challenge("bearer", &[("realm", "unterminated")])]
         );
         assert_eq!(parse_challenges("basic"), vec![challenge("basic", &[])]);
-    }
-
-    // ----- secrets -----
-
-    #[test]
-    fn debug_and_errors_hide_the_password() {
-        let client =
-            RegistryClient::new("ghcr.io", Some(creds("ghcr.io", PASSWORD))).expect("client");
-        let dbg = format!("{client:?}");
-        assert!(!dbg.contains(PASSWORD), "{dbg}");
-        let scrubbed = client.scrub(format!("server said {PASSWORD}!"));
-        assert!(!scrubbed.contains(PASSWORD), "{scrubbed}");
-    }
-
-    // ----- the token flow, against a fake registry and token server -----
-
-    #[tokio::test]
-    async fn bearer_flow_fetches_caches_and_retries() {
-        let (port, counters) = bearer_registry().await;
-        let server = format!("127.0.0.1:{port}");
-        let client = RegistryClient::new(&server, Some(creds(&server, PASSWORD))).expect("client");
-        let want = ManifestInfo {
-            digest: sha256_digest(FAKE_MANIFEST),
-            media_type: MEDIA_TYPE_OCI_INDEX.into(),
-            size: FAKE_MANIFEST.len() as u64,
-        };
-        assert_eq!(
-            client.manifest_info("team/app", "v1").await.expect("info"),
-            Some(want.clone())
-        );
-        // A clone shares the token: no second token request.
-        let (body, info) = client
-            .clone()
-            .get_manifest("team/app", "v1")
-            .await
-            .expect("get")
-            .expect("found");
-        assert_eq!(body, FAKE_MANIFEST);
-        assert_eq!(info, want);
-        assert_eq!(counters.token_requests.load(Ordering::SeqCst), 1);
-        // manifest_info used the HEAD answer; only get_manifest did a GET.
-        assert_eq!(counters.manifest_gets.load(Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test]
-    async fn bearer_flow_with_identity_token() {
-        let (port, counters) = bearer_registry().await;
-        let server = format!("127.0.0.1:{port}");
-        let credentials = Credentials {
-            server: server.clone(),
-            username: String::new(),
-            password: String::new(),
-            identity_token: Some(PASSWORD.into()),
-        };
-        let client = RegistryClient::new(&server, Some(credentials)).expect("client");
-        let info = client
-            .manifest_info("team/app", "v1")
-            .await
-            .expect("info")
-            .expect("found");
-        assert_eq!(info.digest, sha256_digest(FAKE_MANIFEST));
-        assert_eq!(counters.token_requests.load(Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test]
-    async fn bearer_flow_wrong_password_and_anonymous() {
-        let (port, _) = bearer_registry().await;
-        let server = format!("127.0.0.1:{port}");
-
-        let client =
-            RegistryClient::new(&server, Some(creds(&server, WRONG_PASSWORD))).expect("client");
-        let err = client
-            .manifest_info("team/app", "v1")
-            .await
-            .expect_err("wrong password");
-        assert_unauthorized(&err, true);
-        assert!(err.to_string().contains(&server), "{err}");
-        assert!(err.to_string().contains("username and password"), "{err}");
-        assert_no_secret(&err, WRONG_PASSWORD);
-
-        let anonymous = RegistryClient::new(&server, None).expect("client");
-        let err = anonymous
-            .manifest_info("team/app", "v1")
-            .await
-            .expect_err("anonymous");
-        assert!(err.to_string().contains("needs credentials"), "{err}");
     }
 }

@@ -1,22 +1,21 @@
 //! [`RegistryClient`]: one registry host and the calls the provider makes to it (manifest
 //! HEAD, GET and PUT, blob GET); which scheme a host gets (plain HTTP only on loopback);
-//! building URLs from checked names; reading answers within size caps; and turning
-//! failures into [`RegistryError`]s that name the registry and never a secret.
+//! building URLs from checked names; the size cap of each kind of answer; sending a
+//! request again once its [`Authenticator`] has answered a 401.
 //!
 //! Not for: deciding what to send for authentication or answering challenges
-//! (`auth.rs`), or what a manifest or name is (`manifest.rs`).
+//! (`auth.rs`), reading capped bodies or building errors (`http.rs`), or what a manifest or
+//! name is (`manifest.rs`). The top of the client: imports those three, none imports it.
 
 use std::fmt;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, StatusCode, Url};
-use serde::Deserialize;
 
 use super::RegistryError;
-use super::auth::{Access, AuthCache, Authorization};
+use super::auth::{Access, Authenticator, Authorization};
+use super::http::{ErrorContext, error_chain, is_loopback, read_body, status_error};
 use super::manifest::{
     DOCKER_CONTENT_DIGEST, MANIFEST_ACCEPT, ManifestInfo, is_digest, is_repository, is_tag,
     media_type_of, sha256_digest,
@@ -26,44 +25,40 @@ use crate::docker::auth::Credentials;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest manifest accepted (the distribution spec lets registries refuse over 4 MiB).
-pub(super) const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 /// The largest blob fetched whole (image configs; layers are never fetched here).
 const MAX_BLOB_BYTES: usize = 16 * 1024 * 1024;
-/// The largest token or error answer read.
-pub(super) const MAX_SMALL_BODY_BYTES: usize = 1024 * 1024;
 /// Docker Hub's API host; `docker.io` is only its name.
 const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
 
 /// A client for one registry host. Cheap to clone; clones share tokens.
 #[derive(Clone)]
 pub struct RegistryClient {
-    /// The registry as users name it (normalized), for messages.
-    pub(super) server: String,
     /// `http(s)://<api host>/`.
-    pub(super) base: Url,
-    pub(super) http: reqwest::Client,
-    pub(super) credentials: Option<Arc<Credentials>>,
-    pub(super) auth: Arc<Mutex<AuthCache>>,
+    base: Url,
+    http: reqwest::Client,
+    /// The registry's name, credentials and tokens; builds the errors.
+    auth: Authenticator,
 }
 
 impl fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RegistryClient")
-            .field("server", &self.server)
+            .field("server", &self.auth.server())
             .field("base", &self.base.as_str())
-            .field("credentials", &self.credentials)
+            .field("credentials", &self.auth.credentials())
             .finish_non_exhaustive()
     }
 }
 
 /// One request, kept so it can be sent again after authenticating.
-pub(super) struct Request<'a> {
-    pub(super) method: Method,
-    pub(super) url: Url,
-    pub(super) repo: &'a str,
-    pub(super) access: Access,
-    pub(super) manifest_accept: bool,
-    pub(super) body: Option<(&'a str, &'a [u8])>,
+struct Request<'a> {
+    method: Method,
+    url: Url,
+    repo: &'a str,
+    access: Access,
+    manifest_accept: bool,
+    body: Option<(&'a str, &'a [u8])>,
 }
 
 impl RegistryClient {
@@ -117,17 +112,15 @@ impl RegistryClient {
             reason: error_chain(&e.without_url()),
         })?;
         Ok(RegistryClient {
-            server,
             base,
             http,
-            credentials: credentials.map(Arc::new),
-            auth: Arc::default(),
+            auth: Authenticator::new(server, credentials),
         })
     }
 
     /// The registry host this client talks to, normalized (`docker.io` for Docker Hub).
     pub fn server(&self) -> &str {
-        &self.server
+        self.auth.server()
     }
 
     /// `HEAD /v2/<repo>/manifests/<reference>` (reference = tag or digest). `Ok(None)` on 404.
@@ -143,7 +136,7 @@ impl RegistryClient {
         };
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED {
-            return Err(self.unauthorized());
+            return Err(self.auth.unauthorized());
         }
         // A HEAD answer has no body to explain a failure, and may lack a header: then GET,
         // for the registry's message or the digest of the body.
@@ -173,18 +166,16 @@ impl RegistryClient {
         };
         let status = resp.status();
         if !status.is_success() {
-            return Err(self.status_error(resp).await);
+            return Err(status_error(&self.auth, resp).await);
         }
         let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str())
             .map(strip_params)
             .unwrap_or_default()
             .to_string();
-        let body = self
-            .read_body(resp, MAX_MANIFEST_BYTES, "a manifest")
-            .await?;
+        let body = read_body(&self.auth, resp, MAX_MANIFEST_BYTES, "a manifest").await?;
         let digest = sha256_digest(&body);
         if reference.starts_with("sha256:") && !reference.eq_ignore_ascii_case(&digest) {
-            return Err(self.protocol(
+            return Err(self.auth.protocol(
                 status,
                 format!("manifest {reference} of {repo} has the content of {digest}"),
             ));
@@ -224,7 +215,7 @@ impl RegistryClient {
             })
             .await?;
         if !resp.status().is_success() {
-            return Err(self.status_error(resp).await);
+            return Err(status_error(&self.auth, resp).await);
         }
         Ok(header_str(resp.headers(), DOCKER_CONTENT_DIGEST)
             .filter(|d| d.contains(':'))
@@ -254,13 +245,13 @@ impl RegistryClient {
             .await?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(self.status_error(resp).await);
+            return Err(status_error(&self.auth, resp).await);
         }
-        let body = self.read_body(resp, MAX_BLOB_BYTES, "a blob").await?;
+        let body = read_body(&self.auth, resp, MAX_BLOB_BYTES, "a blob").await?;
         if digest.starts_with("sha256:") {
             let actual = sha256_digest(&body);
             if !digest.eq_ignore_ascii_case(&actual) {
-                return Err(self.protocol(
+                return Err(self.auth.protocol(
                     status,
                     format!("blob {digest} of {repo} has the content of {actual}"),
                 ));
@@ -297,8 +288,28 @@ impl RegistryClient {
         Ok(Some((repo, resp)))
     }
 
+    /// Sends `req`, answering one authentication challenge if the registry asks.
+    async fn send(&self, req: &Request<'_>) -> Result<reqwest::Response, RegistryError> {
+        let scope = req.access.scope(req.repo);
+        let cached = self.auth.cached_authorization(&scope);
+        let resp = self.execute(req, cached.as_ref()).await?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        if cached.is_some() {
+            self.auth.forget(&scope);
+        }
+        let authorization = self.auth.answer(&self.http, resp.headers(), &scope).await?;
+        let resp = self.execute(req, Some(&authorization)).await?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            self.auth.forget(&scope);
+            return Err(self.auth.unauthorized());
+        }
+        Ok(resp)
+    }
+
     /// Sends `req` once, with `authorization` if any.
-    pub(super) async fn execute(
+    async fn execute(
         &self,
         req: &Request<'_>,
         authorization: Option<&Authorization>,
@@ -312,54 +323,25 @@ impl RegistryClient {
                 .header(CONTENT_TYPE, content_type)
                 .body(body.to_vec());
         }
-        builder = match authorization {
-            Some(Authorization::Basic { username, password }) => {
-                builder.basic_auth(username, Some(password))
-            }
-            Some(Authorization::Bearer(token)) => builder.bearer_auth(token),
-            None => builder,
-        };
-        builder.send().await.map_err(|e| self.transport_error(e))
-    }
-
-    /// The body of `resp`, refused once it passes `limit` bytes (a registry, or whatever
-    /// answers in its place, must not make the provider hold an unbounded answer).
-    pub(super) async fn read_body(
-        &self,
-        mut resp: reqwest::Response,
-        limit: usize,
-        what: &str,
-    ) -> Result<Vec<u8>, RegistryError> {
-        let status = resp.status();
-        if resp.content_length().is_some_and(|n| n > limit as u64) {
-            return Err(self.protocol(
-                status,
-                format!("{what} larger than {limit} bytes was refused"),
-            ));
+        if let Some(authorization) = authorization {
+            builder = authorization.apply(builder);
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport_error(e))? {
-            if body.len() + chunk.len() > limit {
-                return Err(self.protocol(
-                    status,
-                    format!("{what} larger than {limit} bytes was refused"),
-                ));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        builder
+            .send()
+            .await
+            .map_err(|e| self.auth.transport_error(e))
     }
 
     // ----- URLs -----
 
     /// The repository path as the API wants it (`library/` added for Docker Hub).
-    pub(super) fn repository(&self, repo: &str) -> Result<String, RegistryError> {
+    fn repository(&self, repo: &str) -> Result<String, RegistryError> {
         if !is_repository(repo) {
             return Err(RegistryError::InvalidArgument(format!(
                 "{repo:?} is not a valid repository name (lowercase letters, digits, `.`, `_`, `-`, separated by `/`)"
             )));
         }
-        if self.server == crate::docker::auth::DOCKER_HUB_HOST && !repo.contains('/') {
+        if self.auth.server() == crate::docker::auth::DOCKER_HUB_HOST && !repo.contains('/') {
             return Ok(format!("library/{repo}"));
         }
         Ok(repo.to_string())
@@ -374,100 +356,10 @@ impl RegistryClient {
         self.api_url(&format!("{repo}/manifests/{reference}"))
     }
 
-    pub(super) fn api_url(&self, path: &str) -> Result<Url, RegistryError> {
+    fn api_url(&self, path: &str) -> Result<Url, RegistryError> {
         self.base.join(&format!("v2/{path}")).map_err(|e| {
             RegistryError::InvalidArgument(format!("cannot build a URL for {path:?}: {e}"))
         })
-    }
-
-    // ----- errors -----
-
-    pub(super) fn unauthorized(&self) -> RegistryError {
-        RegistryError::Unauthorized {
-            server: self.server.clone(),
-            with_credentials: self.credentials.is_some(),
-        }
-    }
-
-    pub(super) fn protocol(&self, status: StatusCode, message: String) -> RegistryError {
-        RegistryError::Protocol {
-            server: self.server.clone(),
-            status: status.as_u16(),
-            message: self.scrub(message),
-        }
-    }
-
-    pub(super) fn transport_error(&self, err: reqwest::Error) -> RegistryError {
-        let timed_out = err.is_timeout();
-        let mut reason = error_chain(&err.without_url());
-        if timed_out {
-            reason = format!("timed out ({reason})");
-        }
-        RegistryError::Unreachable {
-            server: self.server.clone(),
-            reason: self.scrub(reason),
-        }
-    }
-
-    /// The error for an unexpected status.
-    pub(super) async fn status_error(&self, resp: reqwest::Response) -> RegistryError {
-        let status = resp.status();
-        if status == StatusCode::UNAUTHORIZED {
-            return self.unauthorized();
-        }
-        let detail = self.error_detail(resp).await;
-        self.protocol(status, detail)
-    }
-
-    /// The registry's own explanation: its JSON `errors`, else a short text body, else the
-    /// status's reason phrase.
-    pub(super) async fn error_detail(&self, resp: reqwest::Response) -> String {
-        #[derive(Deserialize)]
-        struct Errors {
-            errors: Vec<ErrorEntry>,
-        }
-        #[derive(Deserialize)]
-        struct ErrorEntry {
-            #[serde(default)]
-            code: String,
-            #[serde(default)]
-            message: String,
-        }
-        let status = resp.status();
-        let body = self
-            .read_body(resp, MAX_SMALL_BODY_BYTES, "an error answer")
-            .await
-            .unwrap_or_default();
-        let fallback = || {
-            status
-                .canonical_reason()
-                .unwrap_or("unexpected status")
-                .to_string()
-        };
-        if let Ok(parsed) = serde_json::from_slice::<Errors>(&body) {
-            let joined = parsed
-                .errors
-                .iter()
-                .map(|e| match (e.code.is_empty(), e.message.is_empty()) {
-                    (false, false) => format!("{}: {}", e.code, e.message),
-                    (false, true) => e.code.clone(),
-                    _ => e.message.clone(),
-                })
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join("; ");
-            return self.scrub(if joined.is_empty() {
-                fallback()
-            } else {
-                joined
-            });
-        }
-        let text = String::from_utf8_lossy(&body);
-        let text = text.trim();
-        if text.is_empty() || text.len() > 300 || text.starts_with('<') {
-            return fallback();
-        }
-        self.scrub(text.to_string())
     }
 }
 
@@ -502,44 +394,14 @@ fn strip_params(content_type: &str) -> &str {
         .trim()
 }
 
-/// An error and its sources, `: `-joined, without repeats.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if parts.last().is_none_or(|last| !last.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}
-
-/// Whether `server` (`host[:port]`, IPv6 in brackets) is on this machine.
-fn is_loopback(server: &str) -> bool {
-    let host = if let Some(rest) = server.strip_prefix('[') {
-        rest.split(']').next().unwrap_or(rest)
-    } else if server.matches(':').count() == 1 {
-        server.split(':').next().unwrap_or(server)
-    } else {
-        server
-    };
-    is_loopback_host(host)
-}
-
-/// Whether a bare host name or address (IPv6 with or without brackets) is on this machine.
-pub(super) fn is_loopback_host(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     use super::*;
-    use crate::registry::MEDIA_TYPE_DOCKER_MANIFEST;
+    use crate::registry::http::MAX_SMALL_BODY_BYTES;
     use crate::registry::testing::*;
+    use crate::registry::{MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_OCI_INDEX};
 
     // ----- scheme and host selection -----
 
@@ -727,5 +589,91 @@ mod tests {
         assert!(msg.contains(&server), "{msg}");
         assert!(!msg.contains("http://"), "{msg}");
         assert_no_secret(&err, PASSWORD);
+    }
+
+    // ----- secrets -----
+
+    #[test]
+    fn debug_and_errors_hide_the_password() {
+        let client =
+            RegistryClient::new("ghcr.io", Some(creds("ghcr.io", PASSWORD))).expect("client");
+        let dbg = format!("{client:?}");
+        assert!(!dbg.contains(PASSWORD), "{dbg}");
+        let scrubbed = client.auth.scrub(format!("server said {PASSWORD}!"));
+        assert!(!scrubbed.contains(PASSWORD), "{scrubbed}");
+    }
+
+    // ----- the token flow, against a fake registry and token server -----
+
+    #[tokio::test]
+    async fn bearer_flow_fetches_caches_and_retries() {
+        let (port, counters) = bearer_registry().await;
+        let server = format!("127.0.0.1:{port}");
+        let client = RegistryClient::new(&server, Some(creds(&server, PASSWORD))).expect("client");
+        let want = ManifestInfo {
+            digest: sha256_digest(FAKE_MANIFEST),
+            media_type: MEDIA_TYPE_OCI_INDEX.into(),
+            size: FAKE_MANIFEST.len() as u64,
+        };
+        assert_eq!(
+            client.manifest_info("team/app", "v1").await.expect("info"),
+            Some(want.clone())
+        );
+        // A clone shares the token: no second token request.
+        let (body, info) = client
+            .clone()
+            .get_manifest("team/app", "v1")
+            .await
+            .expect("get")
+            .expect("found");
+        assert_eq!(body, FAKE_MANIFEST);
+        assert_eq!(info, want);
+        assert_eq!(counters.token_requests.load(Ordering::SeqCst), 1);
+        // manifest_info used the HEAD answer; only get_manifest did a GET.
+        assert_eq!(counters.manifest_gets.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn bearer_flow_with_identity_token() {
+        let (port, counters) = bearer_registry().await;
+        let server = format!("127.0.0.1:{port}");
+        let credentials = Credentials {
+            server: server.clone(),
+            username: String::new(),
+            password: String::new(),
+            identity_token: Some(PASSWORD.into()),
+        };
+        let client = RegistryClient::new(&server, Some(credentials)).expect("client");
+        let info = client
+            .manifest_info("team/app", "v1")
+            .await
+            .expect("info")
+            .expect("found");
+        assert_eq!(info.digest, sha256_digest(FAKE_MANIFEST));
+        assert_eq!(counters.token_requests.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn bearer_flow_wrong_password_and_anonymous() {
+        let (port, _) = bearer_registry().await;
+        let server = format!("127.0.0.1:{port}");
+
+        let client =
+            RegistryClient::new(&server, Some(creds(&server, WRONG_PASSWORD))).expect("client");
+        let err = client
+            .manifest_info("team/app", "v1")
+            .await
+            .expect_err("wrong password");
+        assert_unauthorized(&err, true);
+        assert!(err.to_string().contains(&server), "{err}");
+        assert!(err.to_string().contains("username and password"), "{err}");
+        assert_no_secret(&err, WRONG_PASSWORD);
+
+        let anonymous = RegistryClient::new(&server, None).expect("client");
+        let err = anonymous
+            .manifest_info("team/app", "v1")
+            .await
+            .expect_err("anonymous");
+        assert!(err.to_string().contains("needs credentials"), "{err}");
     }
 }

@@ -7,10 +7,14 @@
 //! deleting, or finding credentials (see [`crate::docker::auth`]). Passwords and tokens never
 //! appear in errors or `Debug` output.
 //!
-//! One job a file: `client.rs` ([`RegistryClient`]: the calls, the scheme policy, URLs, size
-//! caps, errors), `auth.rs` (challenges, Basic and Bearer, the token exchange, scrubbing
-//! secrets), `manifest.rs` (media types, [`ManifestInfo`], names and digests), and, for the
-//! unit tests only, `testing.rs` (a fake HTTP server and a fake Bearer registry).
+//! One job a file, the arrows one way (client → auth → http, client → http, client →
+//! manifest): `client.rs` ([`RegistryClient`]: the calls, the scheme policy, URLs, size
+//! caps, sending again after a challenge), `auth.rs` (an `Authenticator`: the credentials
+//! and token cache, challenges, Basic and Bearer, the token exchange, scrubbing secrets),
+//! `http.rs` (the lowest layer: reading capped bodies, building errors that name the
+//! registry and never a secret, the loopback check), `manifest.rs` (media types,
+//! [`ManifestInfo`], names and digests), and, for the unit tests only, `testing.rs` (a fake
+//! HTTP server and a fake Bearer registry).
 //!
 //! Why not the ORAS project's `oci-client` crate (0.18, read at its source): its raw manifest
 //! GET returns bytes and digest but drops the `Content-Type`, and its digest HEAD returns no
@@ -25,6 +29,7 @@
 
 mod auth;
 mod client;
+mod http;
 mod manifest;
 #[cfg(test)]
 mod testing;
