@@ -189,18 +189,7 @@ async fn secret_build_args_are_masked_everywhere() {
 #[serial_test::parallel(builder_cache)]
 async fn the_engines_timeout_stops_the_build() {
     let s = Services::get();
-    let dir = tempfile::tempdir().unwrap();
-    let marker = uuid::Uuid::new_v4().simple().to_string();
-    write_tree(
-        dir.path(),
-        &[(
-            "Dockerfile",
-            &format!(
-                "FROM {}\nRUN echo started-{marker} && sleep 30\n",
-                s.base_image
-            ),
-        )],
-    );
+    let (dir, _marker) = s.busybox_context("echo started-{marker} && sleep 30");
     let mut h = s.harness(dir.path()).await;
     let name = s.repo("timeout");
     let inputs = json!({"name": name, "network": "none", "push": false});
@@ -346,18 +335,7 @@ async fn cutting_proxy(
 #[serial_test::parallel(builder_cache)]
 async fn a_daemon_that_goes_away_mid_build_is_named() {
     let s = Services::get();
-    let dir = tempfile::tempdir().unwrap();
-    let marker = uuid::Uuid::new_v4().simple().to_string();
-    write_tree(
-        dir.path(),
-        &[(
-            "Dockerfile",
-            &format!(
-                "FROM {}\nRUN echo started-{marker} && sleep 20\n",
-                s.base_image
-            ),
-        )],
-    );
+    let (dir, marker) = s.busybox_context("echo started-{marker} && sleep 20");
     let (host, cut) = cutting_proxy(&s.docker_host, dir.path()).await;
     let mut h = Harness::configured(dir.path(), json!({"host": host})).await;
     let inputs = json!({"name": s.repo("gone"), "network": "none", "push": false});
@@ -384,21 +362,10 @@ async fn a_daemon_that_goes_away_mid_build_is_named() {
 #[serial_test::parallel(builder_cache)]
 async fn a_chatty_failing_build_keeps_memory_bounded() {
     let s = Services::get();
-    let dir = tempfile::tempdir().unwrap();
-    let marker = uuid::Uuid::new_v4().simple().to_string();
     // 200 MB of output, in lines and in one line without a newline, then a failure. (The
     // daemon's BuildKit clips a step's log itself, to a few hundred kB here; the printer's own
     // bound is proven by its unit test on 80 MB.)
-    write_tree(
-        dir.path(),
-        &[(
-            "Dockerfile",
-            &format!(
-                "FROM {}\nRUN echo {marker} && yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 100000000 && tr -d '\\n' < /dev/zero | head -c 100000000 && echo && echo last-line && exit 3\n",
-                s.base_image
-            ),
-        )],
-    );
+    let (dir, _marker) = s.busybox_context("echo {marker} && yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 100000000 && tr -d '\\n' < /dev/zero | head -c 100000000 && echo && echo last-line && exit 3");
     let mut h = s.harness(dir.path()).await;
     let inputs = json!({"name": s.repo("chatty"), "network": "none", "push": false});
     let checked = h.check_ok("c", &json!({}), &inputs).await;

@@ -504,18 +504,7 @@ async fn failures_are_clear_and_never_show_the_password() {
 #[serial_test::parallel(builder_cache)]
 async fn cancel_stops_a_running_build() {
     let s = Services::get();
-    let dir = tempfile::tempdir().unwrap();
-    let marker = uuid::Uuid::new_v4().simple().to_string();
-    write_tree(
-        dir.path(),
-        &[(
-            "Dockerfile",
-            &format!(
-                "FROM {}\nRUN echo started-{marker} && sleep 60\n",
-                s.base_image
-            ),
-        )],
-    );
+    let (dir, marker) = s.busybox_context("echo started-{marker} && sleep 60");
     let mut h = s.harness(dir.path()).await;
     let checked = h
         .check_ok(

@@ -46,6 +46,26 @@ impl Services {
         json!({"server": self.registry, "username": self.user, "password": super::secret(json!(self.password))})
     }
 
+    /// A temporary build context whose Dockerfile runs `run` on the busybox base image, with
+    /// every `{marker}` in it replaced by a marker unique to this call; returns the
+    /// directory and the marker.
+    pub fn busybox_context(&self, run: &str) -> (tempfile::TempDir, String) {
+        let marker = uuid::Uuid::new_v4().simple().to_string();
+        let dir = tempfile::tempdir().unwrap();
+        super::write_tree(
+            dir.path(),
+            &[(
+                "Dockerfile",
+                &format!(
+                    "FROM {}\nRUN {}\n",
+                    self.base_image,
+                    run.replace("{marker}", &marker)
+                ),
+            )],
+        );
+        (dir, marker)
+    }
+
     /// A provider configured for `program_dir` and the private daemon.
     pub async fn harness(&self, program_dir: &std::path::Path) -> super::Harness {
         super::Harness::configured(program_dir, self.config()).await
