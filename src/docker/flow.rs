@@ -91,6 +91,57 @@ pub async fn up(
     Ok(built)
 }
 
+/// A change of tags alone: the image built before (`digest`: its manifest, or its image id
+/// when not pushed) is put under the plan's tags — registry-side when pushed, in the daemon
+/// otherwise — and nothing is built. `None` when that cannot be done without building: a tag
+/// in another repository (a manifest copy cannot cross repositories without its blobs), or
+/// an image no longer there.
+pub async fn retag(
+    env: &Env<'_>,
+    plan: &BuildPlan,
+    digest: &str,
+    builder: &impl Builder,
+    registries: &impl Registries,
+) -> Result<Option<()>> {
+    if !plan.push {
+        for r in &plan.push_tags {
+            if let Err(e) = builder.tag(digest, r).await {
+                env.log(
+                    Level::Info,
+                    &format!("the image {digest} cannot be tagged again ({e}): building it"),
+                )
+                .await;
+                return Ok(None);
+            }
+        }
+        return Ok(Some(()));
+    }
+    let main = &plan.push_tags[0];
+    if plan
+        .push_tags
+        .iter()
+        .any(|r| r.repository() != main.repository())
+    {
+        return Ok(None);
+    }
+    let Some((body, info)) = registries.get(main, digest).await? else {
+        env.log(
+            Level::Info,
+            &format!("{} is no longer in the registry: building it", main.with_digest(digest)),
+        )
+        .await;
+        return Ok(None);
+    };
+    for r in &plan.push_tags {
+        registries
+            .put(r, r.tag_or_latest(), &info.media_type, &body)
+            .await?;
+        env.progress(&format!("tagged {r} registry-side: {digest}"))
+            .await;
+    }
+    Ok(Some(()))
+}
+
 /// Looks for `<repository>:<context tag>`; when present, tags it as asked (registry-side)
 /// and returns it. Only when every tag is in `name`'s repository (a manifest copy cannot
 /// cross repositories without its blobs); otherwise the image is built.
@@ -706,6 +757,51 @@ mod tests {
         assert!(
             !calls.iter().any(|c| c.contains("ctx-")),
             "no context tag touched: {calls:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tag_change_is_a_registry_side_tag_and_no_build() {
+        let registry = FakeRegistry::default();
+        let old = registry.store(
+            &r("reg.io/app"),
+            "latest",
+            MEDIA_TYPE_DOCKER_MANIFEST,
+            br#"{"config":{"digest":"img-old"}}"#,
+        );
+        let events = Recorder::default();
+        let env = Env {
+            daemon: DaemonAddress::default(),
+            events: &events,
+            cancel: Default::default(),
+        };
+        let daemon = FakeDaemon::new(&registry);
+        let p = plan(&["reg.io/app:latest", "reg.io/app:v3"], &[]);
+        let done = retag(&env, &p, &old, &daemon, &registry).await.unwrap();
+        assert_eq!(done, Some(()));
+        assert!(daemon.calls().is_empty(), "nothing built or pushed");
+        assert_eq!(
+            registry.calls(),
+            [
+                format!("get reg.io/app:{old}"),
+                "put reg.io/app:latest".into(),
+                "put reg.io/app:v3".into()
+            ]
+        );
+        // Another repository needs the blobs there: that is a build.
+        let p = plan(&["reg.io/app:latest", "reg.io/other:v3"], &[]);
+        assert_eq!(retag(&env, &p, &old, &daemon, &registry).await.unwrap(), None);
+        // An image gone from the registry is built again.
+        let gone = format!("sha256:{}", "0".repeat(64));
+        let p = plan(&["reg.io/app:latest"], &[]);
+        assert_eq!(retag(&env, &p, &gone, &daemon, &registry).await.unwrap(), None);
+        // Not pushed: tagged in the daemon.
+        let mut p = plan(&["reg.io/app:latest", "reg.io/app:v3"], &[]);
+        p.push = false;
+        assert_eq!(retag(&env, &p, "img-7", &daemon, &registry).await.unwrap(), Some(()));
+        assert_eq!(
+            daemon.calls(),
+            ["tag reg.io/app:latest img-7", "tag reg.io/app:v3 img-7"]
         );
     }
 

@@ -208,6 +208,18 @@ async fn build_credentials(plan: &BuildPlan) -> Result<BTreeMap<String, Credenti
     Ok(out)
 }
 
+/// [`build_credentials`], each secret declared to `env` so that it is masked like the inputs.
+async fn plan_credentials(env: &Env<'_>, plan: &BuildPlan) -> Result<BTreeMap<String, Credentials>> {
+    let creds = build_credentials(plan).await?;
+    for c in creds.values() {
+        env.add_secret(&c.password);
+        if let Some(t) = &c.identity_token {
+            env.add_secret(t);
+        }
+    }
+    Ok(creds)
+}
+
 /// A registry client for `host` with `creds`; a host the client cannot use is an input error.
 fn registry_client(host: &str, creds: Option<Credentials>) -> Result<RegistryClient> {
     Ok(RegistryClient::new(host, creds)?)
@@ -217,16 +229,21 @@ fn registry_client(host: &str, creds: Option<Credentials>) -> Result<RegistryCli
 /// platforms, builds each and pushes an index. With `skipIfPushed`, first looks for an image
 /// built from the same context and reuses it without building (see [`flow`]).
 pub async fn build_and_push(env: &Env<'_>, plan: BuildPlan) -> Result<Built> {
-    let creds = build_credentials(&plan).await?;
-    for c in creds.values() {
-        env.add_secret(&c.password);
-        if let Some(t) = &c.identity_token {
-            env.add_secret(t);
-        }
-    }
+    let creds = plan_credentials(env, &plan).await?;
     let daemon = flow::DaemonBuilder::new(env, &creds);
     let registries = flow::RegistryClients::new(&creds);
     flow::up(env, &plan, &daemon, &registries).await
+}
+
+/// Puts the image built before (`digest`) under the plan's tags without building, when that
+/// can be done (see [`flow::retag`]); `false` when it must be built.
+pub async fn retag(env: &Env<'_>, plan: &BuildPlan, digest: &str) -> Result<bool> {
+    let creds = plan_credentials(env, plan).await?;
+    let daemon = flow::DaemonBuilder::new(env, &creds);
+    let registries = flow::RegistryClients::new(&creds);
+    Ok(flow::retag(env, plan, digest, &daemon, &registries)
+        .await?
+        .is_some())
 }
 
 /// Whether `reference` (`repo@sha256:…`, or a local tag/id for unpushed images) still

@@ -12,6 +12,11 @@ use std::collections::{HashMap, VecDeque};
 
 use bollard::moby::buildkit::v1::StatusResponse;
 
+use super::error::{DaemonText, classify};
+
+/// How BuildKit names the step that imports a cache source.
+const CACHE_IMPORT: &str = "importing cache manifest from ";
+
 /// The failure report keeps at most this many of the last lines …
 const TAIL_LINES: usize = 5_000;
 /// … and at most this many bytes of them.
@@ -83,19 +88,26 @@ impl ProgressPrinter {
             } else if !v.error.is_empty() {
                 state.finished = true;
                 flush_partial(number, state, &mut out);
-                out.push(format!("#{number} ERROR: {}", v.error));
-                let cache_import = v.name.contains("cache");
-                if !cache_import
-                    && !v.error.contains("context canceled")
-                    && self.failed_step.is_none()
-                {
-                    self.failed_step = Some(v.name.clone());
-                }
-                if is_auth_failure(&v.error) && cache_import {
-                    self.warnings.push(format!(
-                        "the build cache could not be imported ({}): {}",
-                        v.name, v.error
-                    ));
+                let cache_source = v.name.strip_prefix(CACHE_IMPORT);
+                match cache_source {
+                    // The image's own tag before its first push: nothing to import yet, and
+                    // nothing wrong.
+                    Some(source) if v.error.trim_end().ends_with("not found") => {
+                        out.push(format!("#{number} no cache at {source} yet: first build"));
+                    }
+                    Some(_) => {
+                        out.push(format!("#{number} ERROR: {}", v.error));
+                        self.warnings.push(format!(
+                            "the build cache could not be imported ({}): {}",
+                            v.name, v.error
+                        ));
+                    }
+                    None => {
+                        out.push(format!("#{number} ERROR: {}", v.error));
+                        if !v.error.contains("context canceled") && self.failed_step.is_none() {
+                            self.failed_step = Some(v.name.clone());
+                        }
+                    }
                 }
             } else if let (Some(start), Some(end)) = (&v.started, &v.completed) {
                 state.finished = true;
@@ -133,7 +145,9 @@ impl ProgressPrinter {
                 let line: String = state.partial.drain(..=i).collect();
                 let line = cut(line.trim_end_matches(['\n', '\r']));
                 out.push(format!("#{} {line}", state.number));
-                if is_auth_failure(&line) && state.name.contains("cache") {
+                if classify(&line) == DaemonText::Unauthorized
+                    && state.name.starts_with(CACHE_IMPORT)
+                {
                     self.warnings.push(format!(
                         "the build cache could not be imported ({}): {line}",
                         state.name
@@ -212,13 +226,6 @@ fn cut(line: &str) -> String {
     format!("{}… [{} more bytes]", &line[..end], line.len() - end)
 }
 
-fn is_auth_failure(text: &str) -> bool {
-    let t = text.to_ascii_lowercase();
-    t.contains("401 unauthorized")
-        || t.contains("403 forbidden")
-        || t.contains("failed to authorize")
-        || t.contains("authentication required")
-}
 
 fn human_bytes(n: i64) -> String {
     let n = n as f64;
@@ -359,6 +366,27 @@ mod tests {
         assert!(log.starts_with("… "), "the cut is said");
         assert!(log.lines().count() <= TAIL_LINES + 1);
         assert!(log.ends_with("more bytes]"), "the newest line is kept");
+    }
+
+    #[test]
+    fn a_missing_cache_source_is_a_plain_note() {
+        let mut p = ProgressPrinter::new();
+        let mut v = vertex("c", "importing cache manifest from 127.0.0.1:5000/app:latest");
+        started(&mut v, 1, 0);
+        v.error = "127.0.0.1:5000/app:latest: not found".into();
+        let out = p.handle(&StatusResponse {
+            vertexes: vec![v],
+            ..Default::default()
+        });
+        assert_eq!(
+            out,
+            [
+                "#1 importing cache manifest from 127.0.0.1:5000/app:latest",
+                "#1 no cache at 127.0.0.1:5000/app:latest yet: first build"
+            ]
+        );
+        assert!(p.take_warnings().is_empty());
+        assert_eq!(p.failed_step(), None);
     }
 
     #[test]

@@ -51,9 +51,11 @@ pub struct ImageArgs {
     /// More tags to push the same image under: a bare tag (`v1.2`) applies to `name`'s
     /// repository; a full reference (`registry/other:tag`) names another one.
     pub tags: Option<Vec<String>>,
-    /// The build context directory, relative to the Pulumi program's directory.
-    #[serde(default = "default_context")]
-    pub context: String,
+    /// The build context directory, relative to the Pulumi program's directory. Defaults to
+    /// the program's directory (`.`); with `dockerfileInline` and no `context`, the context is
+    /// empty (as `docker build - < Dockerfile`), so edits to the program's directory never
+    /// rebuild the image.
+    pub context: Option<String>,
     /// The Dockerfile, relative to the context directory. Defaults to `Dockerfile`.
     pub dockerfile: Option<String>,
     /// The Dockerfile's text, instead of a file (not together with `dockerfile`).
@@ -103,10 +105,6 @@ pub struct ImageArgs {
     /// target, labels, platforms, network, index and triggers.
     #[schemars(extend("x-computed" = true))]
     pub context_hash: Option<String>,
-}
-
-fn default_context() -> String {
-    ".".to_string()
 }
 
 fn yes() -> bool {
@@ -204,6 +202,8 @@ impl Resource for Image {
         }
         let note = if changes.iter().any(|c| c.path == "contextHash") {
             Some(describe_context_change(olds, news))
+        } else if !news.has_unknowns() && only_tags_changed(&olds.args, &news.args) {
+            Some("tags only: no build; the image is tagged again, registry-side".to_string())
         } else {
             None
         };
@@ -232,10 +232,34 @@ impl Resource for Image {
         &self,
         ctx: &Ctx<ProviderConfig>,
         _id: &str,
-        _olds: ImageState,
+        olds: ImageState,
         news: Inputs<ImageArgs>,
         preview: bool,
     ) -> Result<ImageState> {
+        if let Some(digest) = olds.digest.as_deref()
+            && !news.has_unknowns()
+            && only_tags_changed(&olds.args, &news.args)
+        {
+            let state = ImageState {
+                args: news.args.clone(),
+                ..olds.clone()
+            };
+            if preview {
+                return Ok(state);
+            }
+            let plan = build_plan(ctx, &news.args, hashes_a_secret(&news))?;
+            if docker::retag(&env(ctx), &plan, digest).await? {
+                ctx.log(
+                    Severity::Info,
+                    &format!(
+                        "tags only: no build; {} now tagged as asked (tags removed from `tags` stay in the registry: images may be shared)",
+                        olds.reference.as_deref().unwrap_or(digest)
+                    ),
+                )
+                .await;
+                return Ok(state);
+            }
+        }
         build_or_preview(ctx, news, preview).await
     }
 
@@ -374,7 +398,7 @@ fn build_plan(ctx: &Ctx<ProviderConfig>, a: &ImageArgs, secret_hash: bool) -> Re
         .collect::<Result<Vec<_>>>()?;
     let build_once = !a.no_cache && !secret_hash;
     Ok(BuildPlan {
-        context_dir: context_dir(&ctx.program_dir, &a.context),
+        context_dir: context_path(&ctx.program_dir, a).map_err(ResourceError::InvalidInput)?,
         dockerfile: dockerfile_source(a),
         reference,
         push_tags,
@@ -459,6 +483,42 @@ impl Events for Ctx<ProviderConfig> {
     }
 }
 
+/// The build context of `args`: `context` resolved against the program directory; without
+/// one, the program directory, or an empty directory for an inline Dockerfile.
+fn context_path(program_dir: &Path, args: &ImageArgs) -> std::result::Result<PathBuf, String> {
+    match (&args.context, &args.dockerfile_inline) {
+        (Some(c), _) => Ok(context_dir(program_dir, c)),
+        (None, Some(_)) => empty_context(),
+        (None, None) => Ok(program_dir.to_path_buf()),
+    }
+}
+
+/// An empty directory of the provider's own (under its cache directory, else the temporary
+/// one), for builds with no context: made again if anything was put into it.
+fn empty_context() -> std::result::Result<PathBuf, String> {
+    let base = crate::cache::cache_dir().unwrap_or_else(std::env::temp_dir);
+    let dir = base.join("empty-context");
+    let fail = |e: std::io::Error| {
+        format!(
+            "cannot make an empty build context at {}: {e}",
+            dir.display()
+        )
+    };
+    match std::fs::symlink_metadata(&dir) {
+        Ok(md) if md.is_dir() => {
+            if std::fs::read_dir(&dir).map_err(fail)?.next().is_none() {
+                return Ok(dir);
+            }
+            std::fs::remove_dir_all(&dir).map_err(fail)?;
+        }
+        // A file or a link where the directory should be: not ours to follow.
+        Ok(_) => std::fs::remove_file(&dir).map_err(fail)?,
+        Err(_) => {}
+    }
+    std::fs::create_dir_all(&dir).map_err(fail)?;
+    Ok(dir)
+}
+
 /// The context directory: relative paths resolve against the program directory.
 pub fn context_dir(program_dir: &Path, context: &str) -> PathBuf {
     let p = Path::new(context);
@@ -532,7 +592,7 @@ async fn hash_off_runtime(
     ctx: &Ctx<ProviderConfig>,
     args: &ImageArgs,
 ) -> std::result::Result<String, CheckFailure> {
-    let dir = context_dir(&ctx.program_dir, &args.context);
+    let dir = context_path(&ctx.program_dir, args).map_err(|e| CheckFailure::new("context", e))?;
     let args = args.clone();
     tokio::task::spawn_blocking(move || {
         let h = compute_hash(&dir, &args)?;
@@ -564,6 +624,16 @@ async fn warn_of_secret_build_args(ctx: &Ctx<ProviderConfig>, news: &Inputs<Imag
         ),
     )
     .await;
+}
+
+/// True when the new inputs differ from the old ones in `tags` alone (credentials never
+/// count, as in the diff).
+fn only_tags_changed(olds: &ImageArgs, news: &ImageArgs) -> bool {
+    let rest = |a: &ImageArgs| ImageArgs {
+        tags: None,
+        ..without_credentials(a)
+    };
+    olds.tags != news.tags && rest(olds) == rest(news)
 }
 
 fn describe_context_change(olds: &ImageState, news: &Inputs<ImageArgs>) -> String {
@@ -745,7 +815,7 @@ fn validate(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
             ));
         }
     }
-    if known("context") && a.context.is_empty() {
+    if known("context") && a.context.as_deref() == Some("") {
         f.push(CheckFailure::new(
             "context",
             "the context directory must not be empty (use \".\")",
@@ -790,7 +860,7 @@ mod tests {
         let args = ImageArgs {
             name: "reg.io/team/app:v1".into(),
             tags: Some(vec!["v2".into(), "reg.io/other:x".into(), "v1".into()]),
-            context: "app".into(),
+            context: Some("app".into()),
             network: Some("default".into()),
             context_hash: Some("0123456789abcdef0123".into()),
             registry: Some(Registry {
@@ -899,7 +969,7 @@ mod tests {
     fn validation_catches_what_only_up_would_trip_on() {
         let base = ImageArgs {
             name: "a/b".into(),
-            context: ".".into(),
+            context: Some(".".into()),
             ..ImageArgs::default()
         };
         let props = |args: ImageArgs| -> Vec<String> {
@@ -975,7 +1045,7 @@ mod tests {
     fn unknown_values_are_not_validated() {
         let mut i = inputs(ImageArgs {
             name: String::new(),
-            context: ".".into(),
+            context: Some(".".into()),
             ..ImageArgs::default()
         });
         i.unknowns

@@ -69,8 +69,9 @@ test("every input reaches the engine by its wire name", async () => {
     assert.equal(sent.noCache, true);
     assert.equal(sent.network, "none");
     assert.deepEqual(sent.triggers, ["1"]);
-    // Schema defaults are applied when not given, as Pulumi's codegen does.
-    assert.equal(sent.context, ".");
+    // Schema defaults are applied when not given, as Pulumi's codegen does. `context` has
+    // none: the provider decides ("." or, with an inline Dockerfile, an empty context).
+    assert.equal(sent.context, undefined);
     assert.equal(sent.inlineCache, true);
     assert.equal(sent.push, true);
     for (const out of ["digest", "ref", "repoDigest", "contextHash"]) {

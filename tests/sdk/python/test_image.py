@@ -72,8 +72,9 @@ def test_every_input_reaches_the_engine_by_its_wire_name():
         assert sent["noCache"] is True
         assert sent["network"] == "none"
         assert sent["triggers"] == ["1"]
-        # Schema defaults are applied when not given, as Pulumi's codegen does.
-        assert sent["context"] == "."
+        # Schema defaults are applied when not given, as Pulumi's codegen does. `context` has
+        # none: the provider decides ("." or, with an inline Dockerfile, an empty context).
+        assert "context" not in sent
         assert sent["inlineCache"] is True
         assert sent["push"] is True
         # Output-only properties are not inputs.
