@@ -1,5 +1,5 @@
 # The few verbs people need; each is the command the README shows.
-.PHONY: test test-sdk demo bench codegen services-up services-down
+.PHONY: test test-sdk demo bench codegen dist services-up services-down
 
 test:
 	bash scripts/test.sh
@@ -15,6 +15,9 @@ bench:
 
 codegen:
 	cargo run -p codegen -- all
+
+dist:
+	bash scripts/dist.sh
 
 services-up:
 	bash scripts/services.sh up

@@ -19,6 +19,11 @@ pub struct PackageInfo<'a> {
     pub display_name: &'a str,
     pub publisher: &'a str,
     pub repository: &'a str,
+    /// Where the engine downloads the plugin from (the schema's `pluginDownloadURL`, which
+    /// both SDKs carry): a `github://api.github.com/<owner>/<repo>` source finds the release
+    /// `v<version>` and its asset `pulumi-resource-<name>-v<version>-<os>-<arch>.tar.gz`
+    /// (what `scripts/dist.sh` writes).
+    pub plugin_download_url: &'a str,
     pub keywords: &'a [&'a str],
     pub python_package: &'a str,
     pub nodejs_package: &'a str,
@@ -76,7 +81,8 @@ where
         "keywords": info.keywords,
         "publisher": info.publisher,
         "repository": info.repository,
-        "license": "Apache-2.0",
+        "pluginDownloadURL": info.plugin_download_url,
+        "license": env!("CARGO_PKG_LICENSE"),
         "config": {
             "variables": config_props,
             "defaults": config_required,

@@ -103,6 +103,8 @@ fn rendering_is_deterministic() {
 fn the_sdks_carry_the_package_metadata() {
     let schema: Value = serde_json::from_str(&schema_text()).unwrap();
     let version = schema["version"].as_str().unwrap();
+    // The engine downloads the plugin from here (Pulumi's generators write it as `server`).
+    let server = schema["pluginDownloadURL"].as_str().unwrap();
     let files = rendered();
     let plugin: Value = serde_json::from_str(file(
         &files,
@@ -111,18 +113,27 @@ fn the_sdks_carry_the_package_metadata() {
     .unwrap();
     assert_eq!(
         plugin,
-        json!({"resource": true, "name": "docker-buildkit", "version": version})
+        json!({"resource": true, "name": "docker-buildkit", "version": version, "server": server})
     );
     let package: Value = serde_json::from_str(file(&files, "nodejs/package.json")).unwrap();
     assert_eq!(package["name"], schema["language"]["nodejs"]["packageName"]);
     assert_eq!(
         package["pulumi"],
-        json!({"resource": true, "name": "docker-buildkit", "version": version})
+        json!({"resource": true, "name": "docker-buildkit", "version": version, "server": server})
     );
     assert_eq!(package["dependencies"]["@pulumi/pulumi"], "^3.248.0");
     let pyproject = file(&files, "python/pyproject.toml");
     assert!(pyproject.contains(&format!("version = \"{version}\"")));
     assert!(pyproject.contains("\"pulumi>=3.0.0,<4.0.0\""));
+    // Every resource asks the engine for this version of the plugin, from this source.
+    let py_utilities = file(&files, "python/pulumi_docker_buildkit/_utilities.py");
+    assert!(py_utilities.contains(&format!(
+        "_PLUGIN_DOWNLOAD_URL: typing.Optional[str] = \"{server}\""
+    )));
+    let ts_utilities = file(&files, "nodejs/utilities.ts");
+    assert!(ts_utilities.contains(&format!(
+        "const pluginDownloadURL: string | undefined = \"{server}\";"
+    )));
 }
 
 /// Adding a field to the Rust struct changes only the schema; both SDKs follow.
@@ -161,6 +172,16 @@ fn a_new_schema_field_reaches_both_sdks() {
 fn the_fixture_schema_renders() {
     let text = std::fs::read_to_string(root().join("tests/sdk/fixture/schema.json")).unwrap();
     let files = sdk::render(&text).unwrap();
+    // Without a `pluginDownloadURL` the plugin metadata names no server.
+    let plugin: Value =
+        serde_json::from_str(file(&files, "python/pulumi_kitchen/pulumi-plugin.json")).unwrap();
+    assert_eq!(plugin.get("server"), None);
+    let package: Value = serde_json::from_str(file(&files, "nodejs/package.json")).unwrap();
+    assert_eq!(package["pulumi"].get("server"), None);
+    assert!(
+        file(&files, "nodejs/utilities.ts")
+            .contains("const pluginDownloadURL: string | undefined = undefined;")
+    );
     let widget = file(&files, "python/pulumi_kitchen/widget.py");
     assert!(widget.contains("additional_secret_outputs=[\"password\", \"secret_out\"]"));
     assert!(widget.contains(

@@ -49,7 +49,10 @@ export class Image extends pulumi.CustomResource {
     public readonly tags!: pulumi.Output<string[] | undefined>;
 
     /**
-     * The build context directory, relative to the Pulumi program's directory.
+     * The build context directory, relative to the Pulumi program's directory. Defaults to
+     * the program's directory (`.`); with `dockerfileInline` and no `context`, the context is
+     * empty (as `docker build - < Dockerfile`), so edits to the program's directory never
+     * rebuild the image.
      */
     public readonly context!: pulumi.Output<string | undefined>;
 
@@ -180,7 +183,7 @@ export class Image extends pulumi.CustomResource {
             }
             resourceInputs["name"] = args?.name;
             resourceInputs["tags"] = args?.tags;
-            resourceInputs["context"] = (args?.context) ?? ".";
+            resourceInputs["context"] = args?.context;
             resourceInputs["dockerfile"] = args?.dockerfile;
             resourceInputs["dockerfileInline"] = args?.dockerfileInline;
             resourceInputs["platforms"] = args?.platforms;
@@ -246,7 +249,10 @@ export interface ImageArgs {
      */
     tags?: pulumi.Input<pulumi.Input<string>[]>;
     /**
-     * The build context directory, relative to the Pulumi program's directory.
+     * The build context directory, relative to the Pulumi program's directory. Defaults to
+     * the program's directory (`.`); with `dockerfileInline` and no `context`, the context is
+     * empty (as `docker build - < Dockerfile`), so edits to the program's directory never
+     * rebuild the image.
      */
     context?: pulumi.Input<string>;
     /**

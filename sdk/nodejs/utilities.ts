@@ -6,14 +6,25 @@
 import * as pulumi from "@pulumi/pulumi";
 
 const version = "0.1.0";
-const pluginDownloadURL: string | undefined = undefined;
+const pluginDownloadURL: string | undefined = "github://api.github.com/docker-buildkit/pulumi-docker-buildkit";
 
 /** The SDK's version, which is the provider plugin's. */
 export function getVersion(): string {
     return version;
 }
 
-/** Options every resource of this package starts from: the plugin version to use. */
+/**
+ * Where the engine downloads the provider plugin from when it is not installed (the schema's
+ * `pluginDownloadURL`), or undefined for Pulumi's default sources.
+ */
+export function getPluginDownloadURL(): string | undefined {
+    return pluginDownloadURL;
+}
+
+/**
+ * Options every resource of this package starts from: the plugin version to use, and where to
+ * download it from.
+ */
 export function resourceOptsDefaults(): pulumi.CustomResourceOptions {
     return pluginDownloadURL === undefined ? { version } : { version, pluginDownloadURL };
 }

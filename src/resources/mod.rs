@@ -69,6 +69,8 @@ pub const PACKAGE_INFO: PackageInfo<'static> = PackageInfo {
     display_name: "Docker BuildKit",
     publisher: "docker-buildkit",
     repository: "https://github.com/docker-buildkit/pulumi-docker-buildkit",
+    // The GitHub releases of `repository` (see `scripts/dist.sh` for the assets).
+    plugin_download_url: "github://api.github.com/docker-buildkit/pulumi-docker-buildkit",
     keywords: &[
         "pulumi",
         "docker",

@@ -29,6 +29,8 @@ pub struct TsPackage {
     pub homepage: Option<String>,
     /// `undefined` or a string literal.
     pub plugin_download_url: String,
+    /// The schema's `pluginDownloadURL` as is: the `server` of the plugin metadata.
+    pub server: Option<String>,
     pub resources: Vec<TsResource>,
     pub provider: TsResource,
     pub modules: Vec<Module>,
@@ -402,6 +404,7 @@ pub fn view(pkg: &Package) -> Result<TsPackage, SdkError> {
             .as_ref()
             .map(|u| ts_literal(&Value::String(u.clone())))
             .unwrap_or_else(|| "undefined".into()),
+        server: pkg.plugin_download_url.clone(),
         resources,
         provider,
         modules,

@@ -26,6 +26,8 @@ pub struct PyPackage {
     pub homepage: Option<String>,
     /// `None` or a string literal.
     pub plugin_download_url: String,
+    /// The schema's `pluginDownloadURL` as is: the `server` of the plugin metadata.
+    pub server: Option<String>,
     pub resources: Vec<PyResource>,
     pub provider: PyResource,
     pub modules: Vec<Module>,
@@ -561,6 +563,7 @@ pub fn view(pkg: &Package) -> Result<PyPackage, SdkError> {
             .as_ref()
             .map(|u| py_literal(&Value::String(u.clone())))
             .unwrap_or_else(|| "None".into()),
+        server: pkg.plugin_download_url.clone(),
         resources,
         provider,
         modules,

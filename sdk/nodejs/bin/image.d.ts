@@ -30,7 +30,10 @@ export declare class Image extends pulumi.CustomResource {
      */
     readonly tags: pulumi.Output<string[] | undefined>;
     /**
-     * The build context directory, relative to the Pulumi program's directory.
+     * The build context directory, relative to the Pulumi program's directory. Defaults to
+     * the program's directory (`.`); with `dockerfileInline` and no `context`, the context is
+     * empty (as `docker build - < Dockerfile`), so edits to the program's directory never
+     * rebuild the image.
      */
     readonly context: pulumi.Output<string | undefined>;
     /**
@@ -154,7 +157,10 @@ export interface ImageArgs {
      */
     tags?: pulumi.Input<pulumi.Input<string>[]>;
     /**
-     * The build context directory, relative to the Pulumi program's directory.
+     * The build context directory, relative to the Pulumi program's directory. Defaults to
+     * the program's directory (`.`); with `dockerfileInline` and no `context`, the context is
+     * empty (as `docker build - < Dockerfile`), so edits to the program's directory never
+     * rebuild the image.
      */
     context?: pulumi.Input<string>;
     /**

@@ -45,7 +45,7 @@ class Image extends pulumi.CustomResource {
             }
             resourceInputs["name"] = args?.name;
             resourceInputs["tags"] = args?.tags;
-            resourceInputs["context"] = (args?.context) ?? ".";
+            resourceInputs["context"] = args?.context;
             resourceInputs["dockerfile"] = args?.dockerfile;
             resourceInputs["dockerfileInline"] = args?.dockerfileInline;
             resourceInputs["platforms"] = args?.platforms;

@@ -1,7 +1,15 @@
 import * as pulumi from "@pulumi/pulumi";
 /** The SDK's version, which is the provider plugin's. */
 export declare function getVersion(): string;
-/** Options every resource of this package starts from: the plugin version to use. */
+/**
+ * Where the engine downloads the provider plugin from when it is not installed (the schema's
+ * `pluginDownloadURL`), or undefined for Pulumi's default sources.
+ */
+export declare function getPluginDownloadURL(): string | undefined;
+/**
+ * Options every resource of this package starts from: the plugin version to use, and where to
+ * download it from.
+ */
 export declare function resourceOptsDefaults(): pulumi.CustomResourceOptions;
 /**
  * Where the secrets are in an input value: `true` (the whole value), `{ items }` (each element

@@ -5,16 +5,27 @@
 // carries, and the marking of secret values nested inside inputs.
 Object.defineProperty(exports, "__esModule", { value: true });
 exports.getVersion = getVersion;
+exports.getPluginDownloadURL = getPluginDownloadURL;
 exports.resourceOptsDefaults = resourceOptsDefaults;
 exports.markSecrets = markSecrets;
 const pulumi = require("@pulumi/pulumi");
 const version = "0.1.0";
-const pluginDownloadURL = undefined;
+const pluginDownloadURL = "github://api.github.com/docker-buildkit/pulumi-docker-buildkit";
 /** The SDK's version, which is the provider plugin's. */
 function getVersion() {
     return version;
 }
-/** Options every resource of this package starts from: the plugin version to use. */
+/**
+ * Where the engine downloads the provider plugin from when it is not installed (the schema's
+ * `pluginDownloadURL`), or undefined for Pulumi's default sources.
+ */
+function getPluginDownloadURL() {
+    return pluginDownloadURL;
+}
+/**
+ * Options every resource of this package starts from: the plugin version to use, and where to
+ * download it from.
+ */
 function resourceOptsDefaults() {
     return pluginDownloadURL === undefined ? { version } : { version, pluginDownloadURL };
 }

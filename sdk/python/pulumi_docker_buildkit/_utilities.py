@@ -14,7 +14,7 @@ import pulumi.runtime
 import semver
 
 _VERSION = "0.1.0"
-_PLUGIN_DOWNLOAD_URL: typing.Optional[str] = None
+_PLUGIN_DOWNLOAD_URL: typing.Optional[str] = "github://api.github.com/docker-buildkit/pulumi-docker-buildkit"
 
 
 def get_version() -> str:
@@ -23,11 +23,14 @@ def get_version() -> str:
 
 
 def get_plugin_download_url() -> typing.Optional[str]:
+    """Where the engine downloads the provider plugin from when it is not installed (the
+    schema's `pluginDownloadURL`), or None for Pulumi's default sources."""
     return _PLUGIN_DOWNLOAD_URL
 
 
 def get_resource_opts_defaults() -> pulumi.ResourceOptions:
-    """Options every resource of this package starts from: the plugin version to use."""
+    """Options every resource of this package starts from: the plugin version to use, and
+    where to download it from."""
     if _PLUGIN_DOWNLOAD_URL is None:
         return pulumi.ResourceOptions(version=_VERSION)
     return pulumi.ResourceOptions(version=_VERSION, plugin_download_url=_PLUGIN_DOWNLOAD_URL)

@@ -43,7 +43,10 @@ class ImageArgs:
                with a tag (`:v1`; `latest` when none is given).
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] tags: More tags to push the same image under: a bare tag (`v1.2`) applies to `name`'s
                repository; a full reference (`registry/other:tag`) names another one.
-        :param pulumi.Input[_builtins.str] context: The build context directory, relative to the Pulumi program's directory.
+        :param pulumi.Input[_builtins.str] context: The build context directory, relative to the Pulumi program's directory. Defaults to
+               the program's directory (`.`); with `dockerfileInline` and no `context`, the context is
+               empty (as `docker build - < Dockerfile`), so edits to the program's directory never
+               rebuild the image.
         :param pulumi.Input[_builtins.str] dockerfile: The Dockerfile, relative to the context directory. Defaults to `Dockerfile`.
         :param pulumi.Input[_builtins.str] dockerfile_inline: The Dockerfile's text, instead of a file (not together with `dockerfile`).
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] platforms: The platforms to build for, as `os/arch[/variant]` (e.g. `linux/arm64`). Defaults to
@@ -72,9 +75,8 @@ class ImageArgs:
         pulumi.set(__self__, "name", name)
         if tags is not None:
             pulumi.set(__self__, "tags", tags)
-        if context is None:
-            context = "."
-        pulumi.set(__self__, "context", context)
+        if context is not None:
+            pulumi.set(__self__, "context", context)
         if dockerfile is not None:
             pulumi.set(__self__, "dockerfile", dockerfile)
         if dockerfile_inline is not None:
@@ -141,7 +143,10 @@ class ImageArgs:
     @pulumi.getter
     def context(self) -> Optional[pulumi.Input[_builtins.str]]:
         """
-        The build context directory, relative to the Pulumi program's directory.
+        The build context directory, relative to the Pulumi program's directory. Defaults to
+        the program's directory (`.`); with `dockerfileInline` and no `context`, the context is
+        empty (as `docker build - < Dockerfile`), so edits to the program's directory never
+        rebuild the image.
         """
         return pulumi.get(self, "context")
 
@@ -378,7 +383,10 @@ class Image(pulumi.CustomResource):
                with a tag (`:v1`; `latest` when none is given).
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] tags: More tags to push the same image under: a bare tag (`v1.2`) applies to `name`'s
                repository; a full reference (`registry/other:tag`) names another one.
-        :param pulumi.Input[_builtins.str] context: The build context directory, relative to the Pulumi program's directory.
+        :param pulumi.Input[_builtins.str] context: The build context directory, relative to the Pulumi program's directory. Defaults to
+               the program's directory (`.`); with `dockerfileInline` and no `context`, the context is
+               empty (as `docker build - < Dockerfile`), so edits to the program's directory never
+               rebuild the image.
         :param pulumi.Input[_builtins.str] dockerfile: The Dockerfile, relative to the context directory. Defaults to `Dockerfile`.
         :param pulumi.Input[_builtins.str] dockerfile_inline: The Dockerfile's text, instead of a file (not together with `dockerfile`).
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] platforms: The platforms to build for, as `os/arch[/variant]` (e.g. `linux/arm64`). Defaults to
@@ -462,8 +470,6 @@ class Image(pulumi.CustomResource):
                 raise TypeError("Missing required property 'name'")
             __props__.__dict__["name"] = name
             __props__.__dict__["tags"] = tags
-            if context is None:
-                context = "."
             __props__.__dict__["context"] = context
             __props__.__dict__["dockerfile"] = dockerfile
             __props__.__dict__["dockerfile_inline"] = dockerfile_inline
@@ -563,7 +569,10 @@ class Image(pulumi.CustomResource):
     @pulumi.getter
     def context(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        The build context directory, relative to the Pulumi program's directory.
+        The build context directory, relative to the Pulumi program's directory. Defaults to
+        the program's directory (`.`); with `dockerfileInline` and no `context`, the context is
+        empty (as `docker build - < Dockerfile`), so edits to the program's directory never
+        rebuild the image.
         """
         return pulumi.get(self, "context")
 

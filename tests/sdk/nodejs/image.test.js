@@ -164,5 +164,10 @@ test("config reads the provider's namespace", () => {
 
 test("package.json carries the plugin block", () => {
     const pkg = JSON.parse(fs.readFileSync(require.resolve(`${PACKAGE}/package.json`), "utf8"));
-    assert.deepEqual(pkg.pulumi, { resource: true, name: "docker-buildkit", version: pkg.version });
+    assert.deepEqual(pkg.pulumi, {
+        resource: true,
+        name: "docker-buildkit",
+        version: pkg.version,
+        server: "github://api.github.com/docker-buildkit/pulumi-docker-buildkit",
+    });
 });
