@@ -15,6 +15,14 @@
 //! Options: `--quick` (1k and 10k files, a 256 MiB tree, 3 rounds),
 //! `--runs N`, `--dir DIR` (where to generate; default the temp dir).
 //! Not a test: it asserts nothing and exits 0 unless something fails to run.
+//!
+//! `versus BIN... [options]` compares builds in the same run instead: BIN
+//! is this benchmark built from other code (`cargo bench --no-run --bench
+//! context` prints where the executable is; copy it). On the same trees,
+//! round-robin, it runs `find` and `BIN phases DIR 1` for every BIN and
+//! for this build, and prints the medians of the walk, the warm hash and
+//! the uncached hash with their ratios to `find`: on a shared machine,
+//! ratios from one run are what can be compared.
 
 use std::fs;
 use std::io::Write;
@@ -40,6 +48,7 @@ fn main() {
         Some("rss-hash" | "rss-tar" | "rss-idle") => child(&args),
         Some("phases") => phases(&args),
         Some("loop") => hash_loop(&args),
+        Some("versus") => versus(&args[1..]),
         _ => run(&args),
     };
     if let Err(e) = result {
@@ -427,20 +436,8 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "PASS" } else { "MISS" }
 }
 
-fn run(args: &[String]) -> Result<()> {
-    let o = parse(args)?;
-    let base = tempfile::Builder::new()
-        .prefix("dbk-bench-")
-        .tempdir_in(&o.dir)?;
-    let cache_dir = base.path().join("statcache");
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!(
-        "context hashing benchmark: {cores} cores, load average {}, {} rounds, trees in {}",
-        loadavg(),
-        o.runs,
-        base.path().display()
-    );
-
+/// The trees of a run (see the module docs), with their file lists.
+fn generate(o: &Options, base: &Path) -> Result<Vec<Tree>> {
     let sizes: &[usize] = if o.quick {
         &[1_000, 10_000]
     } else {
@@ -456,12 +453,12 @@ fn run(args: &[String]) -> Result<()> {
     for &n in sizes {
         trees.push(prepare(
             &format!("{}k × 80 B", n / 1000),
-            small_tree(base.path(), n)?,
+            small_tree(base, n)?,
         )?);
     }
     let big = prepare(
         &format!("{big_count} × {} MiB", big_size / MIB),
-        big_tree(base.path(), big_count, big_size)?,
+        big_tree(base, big_count, big_size)?,
     )?;
     trees.push(big);
     // Let writeback finish so it does not disturb the measurements.
@@ -470,6 +467,31 @@ fn run(args: &[String]) -> Result<()> {
         "generated in {:.1} s",
         gen_started.elapsed().map_or(0.0, |d| d.as_secs_f64())
     );
+    Ok(trees)
+}
+
+/// Makes the directory the trees of a run go into, and says what runs
+/// where, with the load average.
+fn start(title: &str, o: &Options) -> Result<tempfile::TempDir> {
+    let base = tempfile::Builder::new()
+        .prefix("dbk-bench-")
+        .tempdir_in(&o.dir)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "{title}: {cores} cores, load average {}, {} rounds, trees in {}",
+        loadavg(),
+        o.runs,
+        base.path().display()
+    );
+    Ok(base)
+}
+
+fn run(args: &[String]) -> Result<()> {
+    let o = parse(args)?;
+    let base = start("context hashing benchmark", &o)?;
+    let cache_dir = base.path().join("statcache");
+
+    let trees = generate(&o, base.path())?;
 
     let mut rows = Vec::new();
     for t in &trees {
@@ -609,6 +631,110 @@ fn run(args: &[String]) -> Result<()> {
     println!();
     println!("load average at the end: {}", loadavg());
     Ok(())
+}
+
+// ----------------------------------------------------------------- versus
+
+/// `versus BIN... [options]`: this build against other builds of this
+/// benchmark, in the same run (see the module docs).
+fn versus(args: &[String]) -> Result<()> {
+    let split = args
+        .iter()
+        .position(|a| a.starts_with("--"))
+        .unwrap_or(args.len());
+    let (others, options) = args.split_at(split);
+    if others.is_empty() {
+        return Err("usage: versus BIN... [--quick] [--runs N] [--dir DIR]".into());
+    }
+    let o = parse(options)?;
+    let mut builds: Vec<PathBuf> = others.iter().map(PathBuf::from).collect();
+    builds.push(std::env::current_exe()?);
+    let base = start("same-run comparison", &o)?;
+    let name = |i: usize| {
+        if i + 1 == builds.len() {
+            "this build".to_owned()
+        } else {
+            format!("build {}", i + 1)
+        }
+    };
+    for (i, build) in builds.iter().enumerate() {
+        println!("  {}: {}", name(i), build.display());
+    }
+    let trees = generate(&o, base.path())?;
+
+    println!();
+    println!(
+        "| tree | build | walk | warm hash | uncached hash | walk ÷ find | warm ÷ find | uncached ÷ this build's |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    for t in &trees {
+        // Warm the page cache; let the tree age past the racy margin.
+        find_walk(t)?;
+        cat_all(t)?;
+        std::thread::sleep(Duration::from_millis(2100));
+        let mut find = Vec::new();
+        let mut phases = vec![Vec::new(); builds.len()];
+        for _ in 0..o.runs {
+            find.push(timed(|| find_walk(t))?);
+            for (build, times) in builds.iter().zip(&mut phases) {
+                times.push(phases_of(build, &t.dir)?);
+            }
+        }
+        let find = median(find);
+        let medians: Vec<[f64; 3]> = phases
+            .into_iter()
+            .map(|times| std::array::from_fn(|k| median(times.iter().map(|p| p[k]).collect())))
+            .collect();
+        let ours = medians.last().ok_or("no builds")?;
+        println!("| {} | `find` | {} | | | | | |", t.name, ms(find));
+        for (i, [walk, warm, uncached]) in medians.iter().enumerate() {
+            println!(
+                "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} |",
+                t.name,
+                name(i),
+                ms(*walk),
+                ms(*warm),
+                ms(*uncached),
+                walk / find,
+                warm / find,
+                uncached / ours[2],
+            );
+        }
+    }
+    println!();
+    println!("load average at the end: {}", loadavg());
+    Ok(())
+}
+
+/// Runs `BIN phases DIR 1`; returns its walk, warm hash and uncached hash
+/// times in seconds.
+fn phases_of(build: &Path, dir: &Path) -> Result<[f64; 3]> {
+    let out = Command::new(build)
+        .arg("phases")
+        .arg(dir)
+        .arg("1")
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("{} phases failed: {}", build.display(), out.status).into());
+    }
+    // "open 0.1 ms | entries() 1.4 ms | warm hash 1.6 ms | uncached hash 5.6 ms"
+    let text = String::from_utf8(out.stdout)?;
+    let seconds = |part: &str| -> Option<f64> {
+        let mut words = part.split_whitespace().rev();
+        let unit = words.next()?;
+        let value: f64 = words.next()?.parse().ok()?;
+        match unit {
+            "ms" => Some(value / 1000.0),
+            "s" => Some(value),
+            _ => None,
+        }
+    };
+    let times: Vec<f64> = text.trim().split('|').filter_map(seconds).collect();
+    match times[..] {
+        [_open, walk, warm, uncached] => Ok([walk, warm, uncached]),
+        _ => Err(format!("unexpected phases output: {text}").into()),
+    }
 }
 
 fn ms(s: f64) -> String {

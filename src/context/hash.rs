@@ -16,13 +16,13 @@
 //! build files (Dockerfile, ignore file).
 //!
 //! Because every entry digest stands alone, files are read on several
-//! threads (a shared work queue, largest files first) and the digests are
-//! combined in path order afterwards: the result does not depend on
-//! scheduling, and digests known from the stat cache (`statcache.rs`) slot
-//! in without reading. Each thread owns one [`CHUNK`]-sized buffer, so memory
-//! does not grow with file sizes; a file that fits in the buffer together
-//! with its framing is hashed in one shot, which gives the same digest as
-//! streaming.
+//! threads (the context's worker pool, `pool.rs`, largest files first) and
+//! the digests are combined in path order afterwards: the result does not
+//! depend on scheduling, and digests known from the stat cache
+//! (`statcache.rs`) slot in without reading. Each thread owns one
+//! [`CHUNK`]-sized buffer, so memory does not grow with file sizes; a file
+//! that fits in the buffer together with its framing is hashed in one shot,
+//! which gives the same digest as streaming.
 //!
 //! Every context file, here and in the tar writer, is opened by
 //! [`open_regular`]: never through a symlink in its last component, and only
@@ -33,11 +33,10 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::path::Path;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use xxhash_rust::xxh3::{Xxh3Default, xxh3_128};
 
+use super::pool;
 use super::{BuildFile, ContextDigest, ContextError, Entry, EntryKind};
 
 /// Bumped whenever the framing changes, so old digests never match new ones.
@@ -47,9 +46,6 @@ const VERSION_TAG: &[u8] = b"docker-buildkit/context-hash/v1\0";
 /// file costs few syscalls, small enough to stay in the core's L2 cache so
 /// the hash reads what the copy from the page cache just wrote.
 const CHUNK: usize = 256 * 1024;
-
-/// Upper bound on reader threads (more only helps on network file systems).
-const MAX_THREADS: usize = 16;
 
 /// Below this much work, threads cost more than they save.
 const PARALLEL_MIN_FILES: usize = 16;
@@ -173,12 +169,12 @@ impl Hashed {
 }
 
 /// Reads and hashes the files `entries[i]` for `i` in `to_read` (sorted),
-/// storing each digest in `digests[i]`. Returns the bytes read and the
-/// number of threads used.
+/// storing each digest in `digests[i]`, on the context's worker pool.
+/// Returns the bytes read and the number of threads used.
 fn read_files(
     root: &Path,
     entries: &[Entry],
-    to_read: Vec<usize>,
+    mut to_read: Vec<usize>,
     digests: &mut [u128],
     threads: usize,
 ) -> Result<(u64, usize), ContextError> {
@@ -186,114 +182,66 @@ fn read_files(
         return Ok((0, 0));
     }
     let bytes: u64 = to_read.iter().map(|&i| entries[i].size).sum();
-    let threads = super::thread_count(threads)
-        .min(MAX_THREADS)
-        .min(to_read.len());
-    if threads <= 1 || (to_read.len() < PARALLEL_MIN_FILES && bytes < PARALLEL_MIN_BYTES) {
-        let mut buf = vec![0u8; CHUNK];
-        let mut total = 0;
-        for i in to_read {
-            let (digest, n) = file_digest(root, &entries[i], &mut buf)?;
-            digests[i] = digest;
-            total += n;
-        }
-        return Ok((total, 1));
+    let threads = if to_read.len() < PARALLEL_MIN_FILES && bytes < PARALLEL_MIN_BYTES {
+        1
+    } else {
+        super::thread_count(threads).min(to_read.len())
+    };
+    if threads > 1 {
+        // Big files first, largest first; the rest in path (directory)
+        // order.
+        let (mut big, small): (Vec<usize>, Vec<usize>) = to_read
+            .into_iter()
+            .partition(|&i| entries[i].size >= BIG_FILE);
+        big.sort_by_key(|&i| std::cmp::Reverse(entries[i].size));
+        big.extend(small);
+        to_read = big;
     }
-
-    // Big files first, largest first; the rest in path (directory) order.
-    let (mut big, small): (Vec<usize>, Vec<usize>) = to_read
-        .into_iter()
-        .partition(|&i| entries[i].size >= BIG_FILE);
-    big.sort_by_key(|&i| std::cmp::Reverse(entries[i].size));
-    big.extend(small);
-    let queue = Queue {
+    // The pool takes the last task first.
+    to_read.reverse();
+    let readers = pool::run("context-hash", threads, to_read, || Reader {
         root,
         entries,
-        order: big,
-        next: AtomicUsize::new(0),
-        failed: AtomicBool::new(false),
-        error: Mutex::new(None),
-    };
-
-    let mut outputs = Vec::with_capacity(threads);
-    std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads)
-            .map_while(|n| {
-                std::thread::Builder::new()
-                    .name(format!("context-hash-{n}"))
-                    .spawn_scoped(scope, || queue.work())
-                    .ok()
-            })
-            .collect();
-        outputs.push(queue.work());
-        for helper in helpers {
-            match helper.join() {
-                Ok(output) => outputs.push(output),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-    });
-    let used = outputs.len();
-    let error = queue.error.into_inner().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, error)) = error {
-        return Err(error);
-    }
+        buf: Vec::new(),
+        digests: Vec::new(),
+        bytes: 0,
+    })?;
+    let used = readers.len();
     let mut total = 0;
-    for output in outputs {
-        total += output.bytes;
-        for (i, digest) in output.digests {
+    for reader in readers {
+        total += reader.bytes;
+        for (i, digest) in reader.digests {
             digests[i] = digest;
         }
     }
     Ok((total, used))
 }
 
-/// Files to read, shared by the reader threads.
-struct Queue<'a> {
+/// One reading thread of the pool: its buffer and what it read.
+struct Reader<'a> {
     root: &'a Path,
     entries: &'a [Entry],
-    /// Entry indices in the order they are handed out.
-    order: Vec<usize>,
-    next: AtomicUsize,
-    /// Set on the first error: the others stop taking work.
-    failed: AtomicBool,
-    /// The error of the entry with the smallest index seen.
-    error: Mutex<Option<(usize, ContextError)>>,
-}
-
-/// What one reader thread did.
-struct Output {
+    /// [`CHUNK`] bytes once the thread reads a file.
+    buf: Vec<u8>,
     digests: Vec<(usize, u128)>,
     bytes: u64,
 }
 
-impl Queue<'_> {
-    fn work(&self) -> Output {
-        let mut buf = vec![0u8; CHUNK];
-        let mut output = Output {
-            digests: Vec::new(),
-            bytes: 0,
-        };
-        while !self.failed.load(Ordering::Relaxed) {
-            let Some(&i) = self.order.get(self.next.fetch_add(1, Ordering::Relaxed)) else {
-                break;
-            };
-            match file_digest(self.root, &self.entries[i], &mut buf) {
-                Ok((digest, n)) => {
-                    output.digests.push((i, digest));
-                    output.bytes += n;
-                }
-                Err(error) => {
-                    self.failed.store(true, Ordering::Relaxed);
-                    let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
-                    if slot.as_ref().is_none_or(|(j, _)| i < *j) {
-                        *slot = Some((i, error));
-                    }
-                    break;
-                }
-            }
+impl pool::Worker for Reader<'_> {
+    /// The index of the entry to read.
+    type Task = usize;
+    /// The entry index: the first failing file in path order is reported.
+    type Key = usize;
+
+    fn work(&mut self, i: usize, _: &mut Vec<usize>) -> Result<(), (usize, ContextError)> {
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; CHUNK];
         }
-        output
+        let (digest, n) =
+            file_digest(self.root, &self.entries[i], &mut self.buf).map_err(|e| (i, e))?;
+        self.digests.push((i, digest));
+        self.bytes += n;
+        Ok(())
     }
 }
 

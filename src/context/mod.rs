@@ -31,6 +31,7 @@
 
 mod dockerignore;
 mod hash;
+mod pool;
 mod statcache;
 mod tar;
 mod walk;

@@ -7,15 +7,15 @@
 //! Docker lists it too (an exception pattern begins with its path; it is
 //! then an entry like any other, see `dockerignore.rs`). It is not
 //! for reading file contents (see `hash.rs` / `tar.rs`) and it never follows
-//! symlinks. A large tree is listed on several threads (directories from a
-//! shared queue) and sorted at the end, so the result does not depend on
-//! scheduling.
+//! symlinks. A large tree is listed on several threads (directories from the
+//! context's worker pool, `pool.rs`) and sorted at the end, so the result
+//! does not depend on scheduling.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
 use std::time::UNIX_EPOCH;
 
+use super::pool;
 use super::statcache::Stamp;
 use super::{ContextError, DockerIgnore, Entry, EntryKind, kind_name};
 
@@ -38,15 +38,12 @@ struct PendingDir {
 /// over several threads: a small context never pays for threads.
 const SEQUENTIAL_ENTRIES: usize = 1024;
 
-/// Upper bound on walking threads.
-const MAX_THREADS: usize = 16;
-
 /// Lists every included entry under `root`, sorted by path (byte order).
 /// `reserved` is a root-relative name that must not be included (the
 /// inline Dockerfile's name). `threads` is the most threads to list
 /// directories with (`0`: one per core); the result does not depend on it.
 ///
-/// Directories are listed from a shared queue; when one cannot be read or
+/// Directories are listed from a shared stack; when one cannot be read or
 /// holds something that cannot be included, the walk stops, and of the
 /// errors seen the one in the first directory (in path order) is returned.
 pub(crate) fn walk(
@@ -64,7 +61,7 @@ pub(crate) fn walk(
         state: Vec::new(),
         excluded: false,
     }];
-    let threads = super::thread_count(threads).min(MAX_THREADS);
+    let threads = super::thread_count(threads);
     let mut listed = 0;
     while listed < SEQUENTIAL_ENTRIES || threads <= 1 {
         let Some(dir) = queue.pop() else { break };
@@ -72,9 +69,15 @@ pub(crate) fn walk(
     }
     entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     if !queue.is_empty() {
-        // Each thread sorts what it found; the stable sort then only
+        let listers = pool::run("context-walk", threads, queue, || Lister {
+            walker: &walker,
+            found: Vec::new(),
+        })?;
+        // Each thread sorted what it found; the stable sort then only
         // merges these runs.
-        walker.list_in_parallel(queue, threads, &mut entries)?;
+        for lister in listers {
+            entries.extend(lister.found);
+        }
         entries.sort_by(|a, b| a.path.cmp(&b.path));
     }
     Ok(entries)
@@ -86,118 +89,35 @@ struct Walker<'a> {
     reserved: Option<&'a str>,
 }
 
-/// The directory queue shared by walking threads.
-struct Shared {
-    state: Mutex<SharedState>,
-    changed: Condvar,
+/// One walking thread of the pool.
+struct Lister<'a> {
+    walker: &'a Walker<'a>,
+    found: Vec<Entry>,
 }
 
-struct SharedState {
-    queue: Vec<PendingDir>,
-    /// Directories being listed right now.
-    busy: usize,
-    /// The error of the first directory (by relative path) that failed.
-    error: Option<(String, ContextError)>,
-}
+impl pool::Worker for Lister<'_> {
+    type Task = PendingDir;
+    /// The directory's relative path: the first failing directory in path
+    /// order is reported.
+    type Key = String;
 
-/// A directory being listed: when dropped (also by a panic), the directory
-/// counts as done and waiting threads are woken, so none waits forever.
-struct Busy<'a>(&'a Shared);
+    fn work(
+        &mut self,
+        dir: PendingDir,
+        subdirs: &mut Vec<PendingDir>,
+    ) -> Result<(), (String, ContextError)> {
+        match self.walker.list(&dir, &mut self.found, subdirs) {
+            Ok(_) => Ok(()),
+            Err(error) => Err((dir.rel, error)),
+        }
+    }
 
-impl Drop for Busy<'_> {
-    fn drop(&mut self) {
-        let mut state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.busy -= 1;
-        self.0.changed.notify_all();
+    fn finish(&mut self) {
+        self.found.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     }
 }
 
 impl Walker<'_> {
-    /// Lists the directories of `queue` and everything beneath them on
-    /// `threads` threads, appending to `entries` one sorted run per thread.
-    fn list_in_parallel(
-        &self,
-        queue: Vec<PendingDir>,
-        threads: usize,
-        entries: &mut Vec<Entry>,
-    ) -> Result<(), ContextError> {
-        let shared = Shared {
-            state: Mutex::new(SharedState {
-                queue,
-                busy: 0,
-                error: None,
-            }),
-            changed: Condvar::new(),
-        };
-        std::thread::scope(|scope| {
-            let helpers: Vec<_> = (1..threads)
-                .map_while(|n| {
-                    std::thread::Builder::new()
-                        .name(format!("context-walk-{n}"))
-                        .spawn_scoped(scope, || self.work(&shared))
-                        .ok()
-                })
-                .collect();
-            entries.extend(self.work(&shared));
-            for helper in helpers {
-                match helper.join() {
-                    Ok(found) => entries.extend(found),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-        });
-        let state = shared.state.into_inner().unwrap_or_else(|e| e.into_inner());
-        match state.error {
-            Some((_, error)) => Err(error),
-            None => Ok(()),
-        }
-    }
-
-    /// One walking thread: takes directories from the queue until it is
-    /// empty and no other thread can add to it, or something failed.
-    fn work(&self, shared: &Shared) -> Vec<Entry> {
-        let lock = || shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        let mut found = Vec::new();
-        let mut subdirs = Vec::new();
-        loop {
-            let dir = {
-                let mut state = lock();
-                loop {
-                    if state.error.is_some() {
-                        return found;
-                    }
-                    if let Some(dir) = state.queue.pop() {
-                        state.busy += 1;
-                        break dir;
-                    }
-                    if state.busy == 0 {
-                        shared.changed.notify_all();
-                        drop(state);
-                        found.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-                        return found;
-                    }
-                    state = shared
-                        .changed
-                        .wait(state)
-                        .unwrap_or_else(|e| e.into_inner());
-                }
-            };
-            let busy = Busy(shared);
-            let result = self.list(&dir, &mut found, &mut subdirs);
-            let mut state = lock();
-            match result {
-                Ok(_) => state.queue.append(&mut subdirs),
-                Err(error) => {
-                    if state.error.as_ref().is_none_or(|(rel, _)| dir.rel < *rel) {
-                        state.error = Some((dir.rel, error));
-                    }
-                }
-            }
-            drop(state);
-            drop(busy);
-        }
-    }
-
     /// Lists one directory: included entries go to `entries`, directories
     /// to descend into to `subdirs`. Returns the number of items listed.
     fn list(

@@ -127,7 +127,10 @@ pub async fn retag(
     let Some((body, info)) = registries.get(main, digest).await? else {
         env.log(
             Level::Info,
-            &format!("{} is no longer in the registry: building it", main.with_digest(digest)),
+            &format!(
+                "{} is no longer in the registry: building it",
+                main.with_digest(digest)
+            ),
         )
         .await;
         return Ok(None);
@@ -790,15 +793,24 @@ mod tests {
         );
         // Another repository needs the blobs there: that is a build.
         let p = plan(&["reg.io/app:latest", "reg.io/other:v3"], &[]);
-        assert_eq!(retag(&env, &p, &old, &daemon, &registry).await.unwrap(), None);
+        assert_eq!(
+            retag(&env, &p, &old, &daemon, &registry).await.unwrap(),
+            None
+        );
         // An image gone from the registry is built again.
         let gone = format!("sha256:{}", "0".repeat(64));
         let p = plan(&["reg.io/app:latest"], &[]);
-        assert_eq!(retag(&env, &p, &gone, &daemon, &registry).await.unwrap(), None);
+        assert_eq!(
+            retag(&env, &p, &gone, &daemon, &registry).await.unwrap(),
+            None
+        );
         // Not pushed: tagged in the daemon.
         let mut p = plan(&["reg.io/app:latest", "reg.io/app:v3"], &[]);
         p.push = false;
-        assert_eq!(retag(&env, &p, "img-7", &daemon, &registry).await.unwrap(), Some(()));
+        assert_eq!(
+            retag(&env, &p, "img-7", &daemon, &registry).await.unwrap(),
+            Some(())
+        );
         assert_eq!(
             daemon.calls(),
             ["tag reg.io/app:latest img-7", "tag reg.io/app:v3 img-7"]
