@@ -83,7 +83,14 @@ fn import_graph() -> BTreeMap<String, BTreeSet<String>> {
 fn the_engine_imports_nothing_of_the_resource_layer_or_the_wire() {
     let graph = import_graph();
     let engine = ["docker", "registry", "context", "reference", "cache"];
-    let above = ["resources", "resource", "rpc", "provider", "validation", "schema"];
+    let above = [
+        "resources",
+        "resource",
+        "rpc",
+        "provider",
+        "validation",
+        "schema",
+    ];
     let mut bad = Vec::new();
     for (m, edges) in &graph {
         let top = m.split("::").next().unwrap_or_default();

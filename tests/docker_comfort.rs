@@ -55,7 +55,9 @@ async fn a_tag_only_change_tags_registry_side_and_builds_nothing() {
         .map(|l| l.message.clone())
         .collect();
     assert!(
-        !logs.iter().any(|l| l.contains("COPY f /") || l.starts_with("pushing ")),
+        !logs
+            .iter()
+            .any(|l| l.contains("COPY f /") || l.starts_with("pushing ")),
         "nothing built or pushed: {logs:?}"
     );
     assert_eq!(
@@ -63,7 +65,11 @@ async fn a_tag_only_change_tags_registry_side_and_builds_nothing() {
         json!(digest)
     );
     let (status, got, _) = s.get_manifest(repo_path(&repo), "v2").await;
-    assert_eq!((status, got), (200, digest.clone()), "v2 names the same image");
+    assert_eq!(
+        (status, got),
+        (200, digest.clone()),
+        "v2 names the same image"
+    );
 
     // Removing a tag leaves it in the registry (images may be shared).
     let v3 = json!({"name": repo, "tags": ["v2"], "skipIfPushed": false, "registry": s.registry_input()});

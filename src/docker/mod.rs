@@ -209,7 +209,10 @@ async fn build_credentials(plan: &BuildPlan) -> Result<BTreeMap<String, Credenti
 }
 
 /// [`build_credentials`], each secret declared to `env` so that it is masked like the inputs.
-async fn plan_credentials(env: &Env<'_>, plan: &BuildPlan) -> Result<BTreeMap<String, Credentials>> {
+async fn plan_credentials(
+    env: &Env<'_>,
+    plan: &BuildPlan,
+) -> Result<BTreeMap<String, Credentials>> {
     let creds = build_credentials(plan).await?;
     for c in creds.values() {
         env.add_secret(&c.password);

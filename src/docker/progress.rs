@@ -226,7 +226,6 @@ fn cut(line: &str) -> String {
     format!("{}… [{} more bytes]", &line[..end], line.len() - end)
 }
 
-
 fn human_bytes(n: i64) -> String {
     let n = n as f64;
     if n < 1024.0 {
@@ -371,7 +370,10 @@ mod tests {
     #[test]
     fn a_missing_cache_source_is_a_plain_note() {
         let mut p = ProgressPrinter::new();
-        let mut v = vertex("c", "importing cache manifest from 127.0.0.1:5000/app:latest");
+        let mut v = vertex(
+            "c",
+            "importing cache manifest from 127.0.0.1:5000/app:latest",
+        );
         started(&mut v, 1, 0);
         v.error = "127.0.0.1:5000/app:latest: not found".into();
         let out = p.handle(&StatusResponse {

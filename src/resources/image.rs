@@ -946,6 +946,7 @@ mod tests {
                 username: Some("u".into()),
                 password: None,
             }),
+            context: Some(String::new()),
             ..ImageArgs::default()
         };
         let f = validate(&inputs(args));
