@@ -116,6 +116,32 @@ pub async fn retag(
         }
         return Ok(Some(()));
     }
+    if tag_registry_side(env, plan, registries, digest)
+        .await?
+        .is_none()
+    {
+        env.log(
+            Level::Info,
+            &format!(
+                "{} cannot be tagged registry-side (a tag in another repository, or the image is gone): building it",
+                plan.reference.with_digest(digest)
+            ),
+        )
+        .await;
+        return Ok(None);
+    }
+    Ok(Some(()))
+}
+
+/// Puts the manifest `from` (a tag or a digest in `name`'s repository) under every tag of the
+/// plan, registry-side, and returns it. `None` when a tag is in another repository (a
+/// manifest copy cannot cross repositories without its blobs) or `from` is not there.
+async fn tag_registry_side(
+    env: &Env<'_>,
+    plan: &BuildPlan,
+    registries: &impl Registries,
+    from: &str,
+) -> Result<Option<(Vec<u8>, ManifestInfo)>> {
     let main = &plan.push_tags[0];
     if plan
         .push_tags
@@ -124,25 +150,17 @@ pub async fn retag(
     {
         return Ok(None);
     }
-    let Some((body, info)) = registries.get(main, digest).await? else {
-        env.log(
-            Level::Info,
-            &format!(
-                "{} is no longer in the registry: building it",
-                main.with_digest(digest)
-            ),
-        )
-        .await;
+    let Some((body, info)) = registries.get(main, from).await? else {
         return Ok(None);
     };
     for r in &plan.push_tags {
         registries
             .put(r, r.tag_or_latest(), &info.media_type, &body)
             .await?;
-        env.progress(&format!("tagged {r} registry-side: {digest}"))
+        env.progress(&format!("tagged {r} registry-side: {}", info.digest))
             .await;
     }
-    Ok(Some(()))
+    Ok(Some((body, info)))
 }
 
 /// Looks for `<repository>:<context tag>`; when present, tags it as asked (registry-side)
@@ -154,30 +172,17 @@ async fn reuse(
     registries: &impl Registries,
     context_tag: &str,
 ) -> Result<Option<Built>> {
-    let main = &plan.push_tags[0];
-    if plan
-        .push_tags
-        .iter()
-        .any(|r| r.repository() != main.repository())
-    {
-        return Ok(None);
-    }
-    let Some((body, info)) = registries.get(main, context_tag).await? else {
+    let Some((body, info)) = tag_registry_side(env, plan, registries, context_tag).await? else {
         return Ok(None);
     };
     env.log(
         Level::Info,
         &format!(
             "{}:{context_tag} was built from this same context: tagging it instead of building",
-            main.repository()
+            plan.push_tags[0].repository()
         ),
     )
     .await;
-    for r in &plan.push_tags {
-        registries
-            .put(r, r.tag_or_latest(), &info.media_type, &body)
-            .await?;
-    }
     let mut platform_digests = index::platform_digests(&info.media_type, &body);
     if platform_digests.is_empty()
         && let Some(p) = plan.platforms.first()

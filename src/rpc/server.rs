@@ -99,13 +99,21 @@ async fn within<T>(
     }
 }
 
-fn or_empty(s: Option<Struct>) -> Struct {
-    s.unwrap_or_default()
+/// What a provider's configuration type must be to be served.
+pub trait ProviderConfigType:
+    DeserializeOwned
+    + Serialize
+    + JsonSchema
+    + Default
+    + PartialEq
+    + ValidateConfig
+    + Send
+    + Sync
+    + 'static
+{
 }
 
-#[tonic::async_trait]
-impl<C> ResourceProvider for Service<C>
-where
+impl<C> ProviderConfigType for C where
     C: DeserializeOwned
         + Serialize
         + JsonSchema
@@ -114,7 +122,18 @@ where
         + ValidateConfig
         + Send
         + Sync
-        + 'static,
+        + 'static
+{
+}
+
+fn or_empty(s: Option<Struct>) -> Struct {
+    s.unwrap_or_default()
+}
+
+#[tonic::async_trait]
+impl<C> ResourceProvider for Service<C>
+where
+    C: ProviderConfigType,
 {
     async fn handshake(
         &self,
@@ -491,15 +510,7 @@ pub fn engine_address(args: &[String]) -> Option<String> {
 /// arrives. Prints the port on stdout, then never writes to stdout again.
 pub async fn serve<C>(provider: Provider<C>, schema: String, args: &[String]) -> Result<(), String>
 where
-    C: DeserializeOwned
-        + Serialize
-        + JsonSchema
-        + Default
-        + PartialEq
-        + ValidateConfig
-        + Send
-        + Sync
-        + 'static,
+    C: ProviderConfigType,
 {
     let provider = Arc::new(provider);
     let engine = engine_address(args);
