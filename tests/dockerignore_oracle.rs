@@ -270,8 +270,11 @@ fn cli_build(
         "legacy"
     });
     c.images.push(tag.clone());
+    // --no-cache: the legacy builder would otherwise reuse the image of an identical build
+    // from a test running alongside, whose cleanup may remove it mid-build ("unable to find
+    // image").
     let out = Command::new(cli)
-        .args(["build", "-q", "-t", &tag, "-f"])
+        .args(["build", "-q", "--no-cache", "-t", &tag, "-f"])
         .arg(dir.join(dockerfile))
         .arg(dir)
         .env("DOCKER_HOST", &s.docker_host)
