@@ -177,6 +177,18 @@ impl Harness {
             .into_inner()
     }
 
+    /// Check that must fail on `property`, with a reason containing `reason`.
+    pub async fn assert_check_fails(&mut self, news: &Value, property: &str, reason: &str) {
+        let r = self.check("app", &json!({}), news).await;
+        assert!(
+            r.failures
+                .iter()
+                .any(|f| f.property == property && f.reason.contains(reason)),
+            "for {news}: expected a failure on {property} containing {reason:?}, got {:?}",
+            r.failures
+        );
+    }
+
     /// Check that must pass; returns the checked inputs.
     pub async fn check_ok(
         &mut self,
