@@ -618,13 +618,17 @@ mod tests {
         }
     }
 
+    fn test_env(events: &Recorder) -> Env<'_> {
+        Env {
+            daemon: DaemonAddress::default(),
+            events,
+            cancel: Default::default(),
+        }
+    }
+
     async fn run(plan: &BuildPlan, registry: &FakeRegistry) -> (Built, Vec<String>, Vec<String>) {
         let events = Recorder::default();
-        let env = Env {
-            daemon: DaemonAddress::default(),
-            events: &events,
-            cancel: Default::default(),
-        };
+        let env = test_env(&events);
         let daemon = FakeDaemon::new(registry);
         let built = up(&env, plan, &daemon, registry).await.unwrap();
         (built, daemon.calls(), registry.calls())
@@ -778,11 +782,7 @@ mod tests {
             br#"{"config":{"digest":"img-old"}}"#,
         );
         let events = Recorder::default();
-        let env = Env {
-            daemon: DaemonAddress::default(),
-            events: &events,
-            cancel: Default::default(),
-        };
+        let env = test_env(&events);
         let daemon = FakeDaemon::new(&registry);
         let p = plan(&["reg.io/app:latest", "reg.io/app:v3"], &[]);
         let done = retag(&env, &p, &old, &daemon, &registry).await.unwrap();
@@ -828,11 +828,7 @@ mod tests {
         let mut p = plan(&["reg.io/app:latest"], &["linux/amd64", "linux/arm64"]);
         p.push = false;
         let events = Recorder::default();
-        let env = Env {
-            daemon: DaemonAddress::default(),
-            events: &events,
-            cancel: Default::default(),
-        };
+        let env = test_env(&events);
         let daemon = FakeDaemon::new(&registry);
         let e = up(&env, &p, &daemon, &registry).await.unwrap_err();
         assert!(e.to_string().contains("need `push: true`"), "{e}");

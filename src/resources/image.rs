@@ -327,11 +327,7 @@ async fn build_or_preview(
     inputs: Inputs<ImageArgs>,
     preview: bool,
 ) -> Result<ImageState> {
-    let inputs_meta = Inputs {
-        args: (),
-        unknowns: inputs.unknowns.clone(),
-        secrets: inputs.secrets.clone(),
-    };
+    let secret_hash = hashes_a_secret(&inputs);
     let mut state = ImageState {
         args: inputs.args,
         ..ImageState::default()
@@ -357,7 +353,7 @@ async fn build_or_preview(
             .map_err(|f| ResourceError::InvalidInput(format!("{}: {}", f.property, f.reason)))?;
         state.args.context_hash = Some(hash);
     }
-    let plan = build_plan(ctx, &state.args, hashes_a_secret(&inputs_meta))?;
+    let plan = build_plan(ctx, &state.args, secret_hash)?;
     let built = docker::build_and_push(&env(ctx), plan).await?;
     state.digest = Some(built.digest);
     state.reference = built.reference.clone();
