@@ -63,8 +63,7 @@ fn ctx_with_secrets<C>(ctx: &Ctx<C>, schema: &Value, structs: &[&Struct]) -> Ctx
     redactor.extend(&ctx.redactor);
     for s in structs {
         let d = codec::decode(s);
-        let mut paths = codec::schema_secret_paths(schema, &d.value);
-        paths.extend(d.secrets.iter().cloned());
+        let paths = d.secret_paths(schema);
         for p in &paths {
             if let Some(v) = codec::get_path(&d.value, p) {
                 redactor.add_value(v);
@@ -193,8 +192,7 @@ impl<R: Resource> Typed<R> {
         let mut value = d.value.clone();
         drop_nulls(&mut value);
         let args = typed_from(&value).map_err(|f| {
-            let mut secrets = codec::schema_secret_paths(&self.args_schema, &d.value);
-            secrets.extend(d.secrets.iter().cloned());
+            let secrets = d.secret_paths(&self.args_schema);
             vec![validation::hide_secret_value(
                 &self.args_schema,
                 &secrets,
@@ -217,8 +215,7 @@ impl<R: Resource> Typed<R> {
         let mut d = codec::decode(s);
         codec::fill_unknowns(&self.args_schema, &mut d);
         let found = validation::check(&self.args_schema, &d);
-        let mut secrets = codec::schema_secret_paths(&self.args_schema, &d.value);
-        secrets.extend(d.secrets.iter().cloned());
+        let secrets = d.secret_paths(&self.args_schema);
         // The generic failures never quote a value; the others may, so they are hidden.
         let mut failures = found.failures;
         let mut value = d.value.clone();
@@ -270,8 +267,7 @@ impl<R: Resource> Typed<R> {
         let mut value = d.value.clone();
         drop_nulls(&mut value);
         let state = typed_from(&value).map_err(|f| {
-            let mut secrets = codec::schema_secret_paths(&self.state_schema, &d.value);
-            secrets.extend(d.secrets.iter().cloned());
+            let secrets = d.secret_paths(&self.state_schema);
             let f = validation::hide_secret_value(&self.state_schema, &secrets, f);
             DispatchError::BadProperties(format!(
                 "the stored state of this {} cannot be read: {}: {}",
@@ -805,8 +801,7 @@ where
         if !found.failures.is_empty() {
             return Err(found.failures);
         }
-        let mut secrets = codec::schema_secret_paths(&schema, &decoded.value);
-        secrets.extend(decoded.secrets.iter().cloned());
+        let secrets = decoded.secret_paths(&schema);
         let mut value = decoded.value.clone();
         drop_nulls(&mut value);
         typed_from(&value).map_err(|f| vec![validation::hide_secret_value(&schema, &secrets, f)])

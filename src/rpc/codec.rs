@@ -172,6 +172,14 @@ impl Decoded {
         self.unknowns.iter().any(|u| path.starts_with(u))
     }
 
+    /// Every secret path of this map: those that arrived as secrets, and those `schema` marks
+    /// `"secret": true` (see [`schema_secret_paths`]).
+    pub fn secret_paths(&self, schema: &Value) -> BTreeSet<PropertyPath> {
+        let mut paths = schema_secret_paths(schema, &self.value);
+        paths.extend(self.secrets.iter().cloned());
+        paths
+    }
+
     /// True when any unknown lies at or beneath `path`.
     pub fn contains_unknown(&self, path: &PropertyPath) -> bool {
         self.unknowns
