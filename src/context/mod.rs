@@ -42,6 +42,7 @@ use std::time::SystemTime;
 
 pub use dockerignore::{DockerIgnore, PatternError};
 pub use hash::changed_paths;
+pub(crate) use hash::open_regular;
 
 /// Name under which an inline Dockerfile is placed in the tar.
 pub const INLINE_DOCKERFILE_NAME: &str = ".dockerbuildkit.Dockerfile";
@@ -435,6 +436,17 @@ impl BuildContext {
         match &self.dockerfile {
             DockerfileSource::Path(rel) => rel.clone(),
             DockerfileSource::Inline(_) => INLINE_DOCKERFILE_NAME.to_owned(),
+        }
+    }
+
+    /// The Dockerfile's entry as it is now (`None` for an inline Dockerfile).
+    pub(crate) fn dockerfile_entry(&self) -> Result<Option<Entry>, ContextError> {
+        match &self.dockerfile {
+            DockerfileSource::Path(rel) => regular_file_entry(&self.root, rel, |path, problem| {
+                ContextError::DockerfileNotRegular { path, problem }
+            })
+            .map(Some),
+            DockerfileSource::Inline(_) => Ok(None),
         }
     }
 

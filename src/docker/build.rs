@@ -1,21 +1,20 @@
-//! One BuildKit build through the Engine API's `/build`: the context streamed as a tar
-//! (bounded memory: a blocking writer feeds a small channel), the options from the inputs
-//! (automatic inline cache included), progress rendered as docker's plain lines and sent to
-//! the engine as it arrives, and a failure reported with the failing step and the full log.
+//! One BuildKit build through the Engine API's `/build`, with the context, the Dockerfile,
+//! registry credentials, secrets and ssh agents served by our own build session
+//! ([`super::session`]): no tar is uploaded, and BuildKit fetches only the files its cached
+//! copy of the context lacks. The options come from the plan (automatic inline cache
+//! included); progress is rendered as docker's plain lines and sent to the engine as it
+//! arrives; a failure is reported with the failing step and the full log.
 //! Not for: tagging or pushing ([`super::push`]).
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 
 use bollard::Docker;
-use bollard::auth::DockerCredentials;
-use bollard::models::BuildInfoAux;
-use bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion};
+use bollard::models::{BuildInfo, BuildInfoAux};
 use bytes::Bytes;
-use futures_util::StreamExt;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use http_body_util::{BodyExt, Empty};
+
+use super::dial::Dialer;
+use super::session::{self, SessionSpec, filesync::FileSource};
 
 use super::auth::Credentials;
 use super::error::{DaemonText, classify};
@@ -24,61 +23,11 @@ use super::progress::ProgressPrinter;
 use super::{BuildError, DaemonError, EngineError, Result};
 use crate::context::BuildContext;
 
-/// Bytes per chunk sent to the daemon, and chunks in flight: the tar stream's memory bound.
-const CHUNK: usize = 256 * 1024;
-const CHUNKS_IN_FLIGHT: usize = 4;
-
-/// A `Write` that hands full chunks to an async channel (used from a blocking thread).
-struct ChannelWriter {
-    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
-    buf: Vec<u8>,
-}
-
-impl ChannelWriter {
-    fn send(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::BrokenPipe,
-                "the daemon stopped reading the context",
-            )
-        })
-    }
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let room = CHUNK - self.buf.len();
-        let n = data.len().min(room);
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.send()
-    }
-}
-
-/// The daemon's credentials map: registry host → credentials.
-fn daemon_credentials(creds: &BTreeMap<String, Credentials>) -> HashMap<String, DockerCredentials> {
-    creds
-        .iter()
-        .map(|(host, c)| (host.clone(), super::docker_credentials(c, host)))
-        .collect()
-}
-
 /// Builds the image for `platform` (the daemon's own when `None`), tagged `local_tag`
 /// (which is also its inline-cache source), and returns its id.
 ///
-/// The daemon can fetch an uploaded context only once; if BuildKit loses its copy during
-/// the build (a concurrent `docker builder prune`), the build fails with "context not
-/// found". That build is retried once, with the context sent again.
+/// If BuildKit loses the context during the build (a concurrent `docker builder prune`),
+/// the build fails with "context not found"; it is retried once, in a new session.
 pub async fn build(
     env: &Env<'_>,
     docker: &Docker,
@@ -111,151 +60,154 @@ async fn build_once(
     local_tag: &str,
     creds: &BTreeMap<String, Credentials>,
 ) -> Result<String> {
-    let context =
-        BuildContext::open(&plan.context_dir, plan.dockerfile.clone()).map_err(|source| {
-            BuildError::Context {
-                dir: plan.context_dir.display().to_string(),
-                source,
-            }
-        })?;
-    let dockerfile = context.dockerfile_in_tar();
-
-    let mut build_args: HashMap<String, String> = plan
-        .build_args
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let mut cache_from: Vec<String> = Vec::new();
-    if plan.inline_cache {
-        build_args
-            .entry("BUILDKIT_INLINE_CACHE".into())
-            .or_insert_with(|| "1".into());
-        if plan.push {
-            cache_from.push(local_tag.to_string());
-        }
-    }
-    cache_from.extend(plan.cache_from.iter().cloned());
-    let labels: HashMap<String, String> = plan
-        .labels
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let session = format!("docker-buildkit-{}", uuid::Uuid::new_v4());
-    let mut options = BuildImageOptionsBuilder::default()
-        .dockerfile(&dockerfile)
-        .t(local_tag)
-        .version(BuilderVersion::BuilderBuildKit)
-        .session(&session)
-        .rm(true)
-        .forcerm(true)
-        .buildargs(&build_args)
-        .labels(&labels)
-        .nocache(plan.no_cache);
-    if !cache_from.is_empty() && !plan.no_cache {
-        options = options.cachefrom(&cache_from);
-    }
-    if let Some(t) = &plan.target {
-        options = options.target(t);
-    }
-    if let Some(p) = platform {
-        options = options.platform(p);
-    }
-    if let Some(n) = plan.network.as_deref() {
-        options = options.networkmode(n);
-    }
-
-    // The context tar, written on a blocking thread into a bounded channel.
-    let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
-    let tar_error: Arc<Mutex<Option<String>>> = Arc::default();
-    let tar_task = {
-        let tar_error = tar_error.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut w = ChannelWriter {
-                tx: tx.clone(),
-                buf: Vec::with_capacity(CHUNK),
-            };
-            let result = context
-                .write_tar(&mut w)
-                .map_err(|e| e.to_string())
-                .and_then(|()| w.flush().map_err(|e| e.to_string()));
-            if let Err(e) = result {
-                if let Ok(mut slot) = tar_error.lock() {
-                    *slot = Some(e.clone());
-                }
-                let _ = tx.blocking_send(Err(std::io::Error::other(e)));
-            }
-        })
+    let context_error = |source| BuildError::Context {
+        dir: plan.context_dir.display().to_string(),
+        source,
     };
-    let body = bollard::body_try_stream(ReceiverStream::new(rx));
+    let context =
+        BuildContext::open(&plan.context_dir, plan.dockerfile.clone()).map_err(context_error)?;
+    // The walk (and the Dockerfile read) on a blocking thread: a large context takes a while.
+    let (files, dockerfile) = tokio::task::spawn_blocking(move || {
+        Ok::<_, crate::context::ContextError>((
+            FileSource::context(&context)?,
+            FileSource::dockerfile(&context)?,
+        ))
+    })
+    .await
+    .map_err(|e| EngineError::Internal(e.to_string()))?
+    .map_err(context_error)?;
+    let agents = session::ssh::prepare(&plan.ssh).await?;
+    let version = docker.client_version();
+    let dialer = Dialer::new(
+        &env.daemon,
+        &format!("{}.{}", version.major_version, version.minor_version),
+    )?;
+    let context_entries = files.len();
+    let session = session::open(
+        &dialer,
+        SessionSpec {
+            context_dir: plan.context_dir.clone(),
+            context: files,
+            dockerfile,
+            credentials: creds.clone(),
+            secrets: plan.secrets.0.clone(),
+            agents,
+        },
+    )
+    .await?;
 
-    let mut stream =
-        docker.build_image(options.build(), Some(daemon_credentials(creds)), Some(body));
+    let query = build_query(plan, platform, local_tag, &session.id);
+    let request = hyper::Request::post(dialer.path(&format!("/build?{query}")))
+        .header("Content-Type", "application/x-tar")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
+    let host = dialer.host().to_string();
+    let lost = |reason: String| DaemonError::ConnectionLost {
+        host: host.clone(),
+        what: "build",
+        reason,
+    };
+    env.progress(&format!("building {local_tag}")).await;
+    let response = tokio::select! {
+        r = dialer.send(request) => r.map_err(|e| lost(e.to_string()))?,
+        () = env.cancel.cancelled() => {
+            return Err(EngineError::Cancelled { what: "build", target: local_tag.to_string() });
+        }
+    };
+    let status = response.status();
+    let mut body = response.into_body();
     let mut printer = ProgressPrinter::new();
     let mut image_id = None;
-    let mut failure = None;
-    env.progress(&format!("building {local_tag}")).await;
-    loop {
-        let item = tokio::select! {
-            item = stream.next() => item,
+    let mut failure: Option<String> = None;
+    let mut lines = LineBuffer::default();
+    if !status.is_success() {
+        let text = collect_text(&mut body).await;
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| {
+                v.get("message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or(text);
+        failure = Some(format!("{status}: {message}"));
+    }
+    while failure.is_none() {
+        let frame = tokio::select! {
+            frame = body.frame() => frame,
             () = env.cancel.cancelled() => {
-                drop(stream);
-                tar_task.abort();
+                drop(body);
+                drop(session);
                 return Err(EngineError::Cancelled { what: "build", target: local_tag.to_string() });
             }
         };
-        let Some(item) = item else { break };
-        match item {
-            Ok(info) => {
-                match info.aux {
-                    Some(BuildInfoAux::BuildKit(status)) => {
-                        for line in printer.handle(&status) {
-                            env.progress(&line).await;
-                        }
-                        for w in printer.take_warnings() {
-                            env.log(Level::Warning, &w).await;
-                        }
+        let data = match frame {
+            None => break,
+            Some(Err(e)) => return Err(lost(format!("the build stream broke: {e}")).into()),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => data,
+                Err(_) => continue,
+            },
+        };
+        for line in lines.push(&data) {
+            let info: BuildInfo = match serde_json::from_slice(&line) {
+                Ok(info) => info,
+                Err(_) => {
+                    let text = String::from_utf8_lossy(&line);
+                    if !text.trim().is_empty() {
+                        env.progress(text.trim_end()).await;
                     }
-                    Some(BuildInfoAux::Default(id)) => {
-                        if let Some(id) = id.id {
-                            image_id = Some(id);
-                        }
-                    }
-                    None => {}
+                    continue;
                 }
-                if let Some(s) = info
-                    .stream
-                    .as_deref()
-                    .map(str::trim_end)
-                    .filter(|s| !s.is_empty())
-                {
-                    env.progress(s).await;
-                }
-            }
-            Err(e) => {
+            };
+            if let Some(e) = info.error_detail.as_ref().and_then(|d| d.message.clone()) {
                 failure = Some(e);
                 break;
             }
+            match info.aux {
+                Some(BuildInfoAux::BuildKit(status)) => {
+                    for line in printer.handle(&status) {
+                        env.progress(&line).await;
+                    }
+                    for w in printer.take_warnings() {
+                        env.log(Level::Warning, &w).await;
+                    }
+                }
+                Some(BuildInfoAux::Default(id)) => {
+                    if let Some(id) = id.id {
+                        image_id = Some(id);
+                    }
+                }
+                None => {}
+            }
+            if let Some(s) = info
+                .stream
+                .as_deref()
+                .map(str::trim_end)
+                .filter(|s| !s.is_empty())
+            {
+                env.progress(s).await;
+            }
         }
     }
-    drop(stream);
-    let _ = tar_task.await;
-    let tar_error = tar_error.lock().ok().and_then(|e| e.clone());
+    drop(body);
+    let (files_sent, bytes_sent, _) = session.transfer.snapshot();
+    drop(session);
+    // What the user waits for on a rebuild; tests and the benchmark read it too.
+    env.log(
+        Level::Info,
+        &format!(
+            "{local_tag}: sent {files_sent} {} ({bytes_sent} bytes) to the builder; the context has {context_entries} entries",
+            if files_sent == 1 { "file" } else { "files" }
+        ),
+    )
+    .await;
 
     let log = printer.log();
-    let reason = match (tar_error, failure, image_id) {
-        (None, None, Some(id)) => return Ok(id),
-        (Some(reason), _, _) => {
-            return Err(BuildError::ContextNotSent {
-                tag: local_tag.to_string(),
-                reason,
-            }
-            .into());
-        }
-        (None, Some(bollard::errors::Error::DockerStreamError { error }), _) => error,
-        (None, Some(e), _) => {
-            return Err(DaemonError::lost(super::daemon_host(&env.daemon), "build", e).into());
-        }
-        (None, None, None) => {
+    let reason = match (failure, image_id) {
+        (None, Some(id)) => return Ok(id),
+        (Some(reason), _) => reason,
+        (None, None) => {
             return Err(BuildError::NoImage {
                 host: super::daemon_host(&env.daemon),
                 tag: local_tag.to_string(),
@@ -286,4 +238,139 @@ async fn build_once(
         meaning,
     }
     .into())
+}
+
+/// The `/build` query: every option, and the session that serves the context.
+fn build_query(plan: &BuildPlan, platform: Option<&str>, local_tag: &str, session: &str) -> String {
+    let mut build_args = plan.build_args.clone();
+    let mut cache_from: Vec<String> = Vec::new();
+    if plan.inline_cache {
+        build_args
+            .entry("BUILDKIT_INLINE_CACHE".into())
+            .or_insert_with(|| "1".into());
+        if plan.push {
+            cache_from.push(local_tag.to_string());
+        }
+    }
+    cache_from.extend(plan.cache_from.iter().cloned());
+    let json = |v: &dyn erased_json::Json| v.to_json();
+    let mut q: Vec<(&str, String)> = vec![
+        ("t", local_tag.to_string()),
+        ("dockerfile", session::filesync::DOCKERFILE_NAME.to_string()),
+        ("remote", "client-session".to_string()),
+        ("session", session.to_string()),
+        ("version", "2".to_string()),
+        ("rm", "1".to_string()),
+        ("forcerm", "1".to_string()),
+        ("buildargs", json(&build_args)),
+        ("labels", json(&plan.labels)),
+    ];
+    if plan.no_cache {
+        q.push(("nocache", "1".to_string()));
+    } else if !cache_from.is_empty() {
+        q.push(("cachefrom", json(&cache_from)));
+    }
+    if plan.pull {
+        q.push(("pull", "1".to_string()));
+    }
+    if let Some(t) = &plan.target {
+        q.push(("target", t.clone()));
+    }
+    if let Some(p) = platform {
+        q.push(("platform", p.to_string()));
+    }
+    if let Some(n) = &plan.network {
+        q.push(("networkmode", n.clone()));
+    }
+    for h in &plan.add_hosts {
+        q.push(("extrahosts", h.clone()));
+    }
+    q.iter()
+        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+mod erased_json {
+    /// A value written as JSON (maps and lists of strings cannot fail).
+    pub trait Json {
+        fn to_json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_default()
+        }
+    }
+}
+
+/// A query value, percent-encoded (everything but unreserved characters).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Splits a byte stream into lines (the daemon writes one JSON message per line).
+#[derive(Default)]
+struct LineBuffer {
+    pending: Vec<u8>,
+}
+
+impl LineBuffer {
+    fn push(&mut self, data: &[u8]) -> Vec<Vec<u8>> {
+        self.pending.extend_from_slice(data);
+        let mut out = Vec::new();
+        while let Some(i) = self.pending.iter().position(|b| *b == b'\n') {
+            let mut line: Vec<u8> = self.pending.drain(..=i).collect();
+            line.pop();
+            if !line.is_empty() {
+                out.push(line);
+            }
+        }
+        out
+    }
+}
+
+/// The rest of a body as text (for an error answer).
+async fn collect_text(body: &mut hyper::body::Incoming) -> String {
+    let mut out = Vec::new();
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(data) = frame.into_data() {
+            out.extend_from_slice(&data);
+        }
+        if out.len() > 64 * 1024 {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_split_across_chunks() {
+        let mut b = LineBuffer::default();
+        assert!(b.push(b"{\"a\":").is_empty());
+        assert_eq!(
+            b.push(b"1}\n{\"b\"\n\n"),
+            vec![b"{\"a\":1}".to_vec(), b"{\"b\"".to_vec()]
+        );
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(
+            percent_encode("a b/{\"x\":1}&"),
+            "a%20b%2F%7B%22x%22%3A1%7D%26"
+        );
+    }
 }

@@ -32,7 +32,7 @@ pub enum DaemonText {
     Unauthorized,
     /// A registry (or other host) that could not be reached.
     Unreachable,
-    /// BuildKit lost the uploaded context (e.g. a concurrent `docker builder prune`).
+    /// BuildKit lost the context it was sent (e.g. a concurrent `docker builder prune`).
     ContextLost,
     /// A program for another architecture could not run (no emulator on the host).
     ExecFormat,
@@ -87,13 +87,12 @@ pub enum DaemonError {
         hint: &'static str,
     },
     #[error(
-        "the Docker daemon at {host} closed the connection during the {what} (did it stop or restart?): {source}"
+        "the Docker daemon at {host} closed the connection during the {what} (did it stop or restart?): {reason}"
     )]
     ConnectionLost {
         host: String,
         what: &'static str,
-        #[source]
-        source: bollard::errors::Error,
+        reason: String,
     },
     #[error("the Docker daemon at {host} stopped answering during the {what}")]
     NoAnswer { host: String, what: &'static str },
@@ -111,7 +110,11 @@ impl DaemonError {
     pub fn lost(host: String, what: &'static str, source: bollard::errors::Error) -> Self {
         match source {
             bollard::errors::Error::RequestTimeoutError => DaemonError::NoAnswer { host, what },
-            source => DaemonError::ConnectionLost { host, what, source },
+            source => DaemonError::ConnectionLost {
+                host,
+                what,
+                reason: source.to_string(),
+            },
         }
     }
 }
@@ -135,8 +138,6 @@ pub enum BuildError {
         /// What the reason (or the step's log) says happened.
         meaning: DaemonText,
     },
-    #[error("docker build of {tag} failed: the build context could not be sent: {reason}")]
-    ContextNotSent { tag: String, reason: String },
     #[error(
         "the Docker daemon at {host} ended the build of {tag} without reporting an image (did it stop or restart?)"
     )]
@@ -145,6 +146,12 @@ pub enum BuildError {
         "several platforms need `push: true`: the Docker daemon cannot keep a multi-platform image locally"
     )]
     IndexNeedsPush,
+    /// An `ssh` entry cannot be served (no agent, a key the agent refuses, …).
+    #[error("ssh: {id:?}: {reason}")]
+    Ssh { id: String, reason: String },
+    /// The build session could not be opened on the daemon.
+    #[error("cannot open a build session on the Docker daemon at {host}: {reason}")]
+    Session { host: String, reason: String },
 }
 
 /// Tagging and pushing.
@@ -230,9 +237,10 @@ impl EngineError {
                 DaemonError::Unsupported { .. } | DaemonError::TlsWithoutCerts { .. },
             ) => Kind::InvalidInput,
             EngineError::Daemon(_) => Kind::Unavailable,
-            EngineError::Build(BuildError::Context { .. } | BuildError::IndexNeedsPush) => {
-                Kind::InvalidInput
-            }
+            EngineError::Build(
+                BuildError::Context { .. } | BuildError::IndexNeedsPush | BuildError::Ssh { .. },
+            ) => Kind::InvalidInput,
+            EngineError::Build(BuildError::Session { .. }) => Kind::Unavailable,
             EngineError::Build(_) => Kind::Failed,
             EngineError::Push(PushError::Unauthorized { .. }) => Kind::InvalidInput,
             EngineError::Push(PushError::Unreachable { .. }) => Kind::Unavailable,

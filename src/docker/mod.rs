@@ -10,19 +10,23 @@
 
 pub mod auth;
 pub mod build;
+pub mod dial;
 pub mod error;
 pub mod flow;
 pub mod index;
 pub mod plan;
 pub mod progress;
 pub mod push;
+pub mod session;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use bollard::Docker;
 
-pub use self::plan::{BuildPlan, DaemonAddress, Env, Events, Level, Pending};
+pub use self::plan::{
+    BuildPlan, BuildSecrets, DaemonAddress, Env, Events, Level, Pending, SshForward,
+};
 use crate::docker::auth::{Credentials, normalize_server};
 use crate::reference::Reference;
 use crate::registry::RegistryClient;

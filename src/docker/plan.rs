@@ -44,6 +44,14 @@ pub struct BuildPlan {
     pub no_cache: bool,
     /// The network mode of `RUN` steps; `None` is the daemon's default.
     pub network: Option<String>,
+    /// Build secrets by id (`RUN --mount=type=secret,id=…`).
+    pub secrets: BuildSecrets,
+    /// SSH agents forwarded to `RUN --mount=type=ssh` steps.
+    pub ssh: Vec<SshForward>,
+    /// `host:ip` lines added to `/etc/hosts` of `RUN` steps.
+    pub add_hosts: Vec<String>,
+    /// Always look for newer versions of the base images.
+    pub pull: bool,
     /// Push (else the image stays in the daemon, tagged).
     pub push: bool,
     /// The `ctx-<hash>` tag that marks an image built from this context, when build-once
@@ -53,6 +61,24 @@ pub struct BuildPlan {
     /// The credentials given with the image (used for their server; others come from the
     /// Docker CLI's configuration).
     pub login: Option<Credentials>,
+}
+
+/// Build secrets by id; their values never show in `Debug`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct BuildSecrets(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for BuildSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// One ssh agent to forward: `id` as `RUN --mount=type=ssh,id=…` names it, and agent sockets
+/// or key files (none: the provider's `SSH_AUTH_SOCK`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshForward {
+    pub id: String,
+    pub paths: Vec<PathBuf>,
 }
 
 /// Where the Docker daemon is: a host (`unix://…`, `tcp://…`) and, for TLS, a directory with
