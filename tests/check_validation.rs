@@ -3,7 +3,9 @@
 //! property; Create and Update refuse the same inputs before any daemon is contacted;
 //! configuration with an unsupported host is refused; an undecodable request is a short
 //! INVALID_ARGUMENT; an unknown property is a warning naming the closest known one; and no
-//! failure or error quotes a secret value.
+//! failure or error quotes a secret value. Also the build inputs Check judges by the files
+//! and the environment (`ssh`), and how `secrets` go through Check and Diff: secret, their
+//! ids hashed, their values never.
 
 mod common;
 
@@ -16,7 +18,10 @@ fn program_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     write_tree(
         dir.path(),
-        &[("app/Dockerfile", "FROM scratch\nCOPY . /\n")],
+        &[
+            ("app/Dockerfile", "FROM scratch\nCOPY . /\n"),
+            ("keys/id_ed25519", "not really a key\n"),
+        ],
     );
     dir
 }
@@ -78,9 +83,211 @@ async fn check_rejects_what_up_would_naming_the_property() {
             "cacheFrom",
             "expected a list of strings, got an object",
         ),
+        (
+            inputs(json!({"addHosts": ["db:10.0.0.2", "db.internal"]})),
+            "addHosts[1]",
+            "use host:ip",
+        ),
+        (
+            inputs(json!({"addHosts": ["v6:2001:db8::1", "my host:10.0.0.2"]})),
+            "addHosts[1]",
+            "use host:ip",
+        ),
+        (
+            inputs(json!({"addHosts": ["db:not-an-ip"]})),
+            "addHosts[0]",
+            "use host:ip",
+        ),
+        (
+            inputs(json!({"ssh": [{"paths": ["keys/id_ed25519"]}, {"id": "default"}]})),
+            "ssh[1].id",
+            "\"default\" is the id of an earlier entry",
+        ),
+        (
+            inputs(json!({"ssh": [{"id": ""}]})),
+            "ssh[0].id",
+            "must not be empty",
+        ),
+        (
+            inputs(json!({"ssh": [{"id": "git", "paths": ["keys/id_ed25519", "keys/missing"]}]})),
+            "ssh[0].paths[1]",
+            "keys/missing: No such file",
+        ),
+        (
+            inputs(json!({"ssh": [{"id": "git", "paths": ["keys"]}]})),
+            "ssh[0].paths[0]",
+            "neither an ssh agent socket nor a key file",
+        ),
+        (
+            inputs(json!({"ssh": [{"id": "git", "paths": "keys/id_ed25519"}]})),
+            "ssh[0].paths",
+            "expected a list of strings",
+        ),
+        (inputs(json!({"pull": "yes"})), "pull", "expected a boolean"),
     ];
     for (news, property, reason) in cases {
         h.assert_check_fails(&news, property, reason).await;
+    }
+}
+
+#[tokio::test]
+async fn bad_secrets_are_named_by_id_and_never_quoted() {
+    let dir = program_dir();
+    let mut h = Harness::dockerless(dir.path()).await;
+    let state = h.check_ok("app", &json!({}), &inputs(json!({}))).await;
+    let big = format!("big-secret-4711{}", "x".repeat(500 * 1024));
+    // (inputs, property, what the reason says, the value that must not show)
+    let cases: Vec<(Value, &str, &str, &str)> = vec![
+        (
+            inputs(json!({"secrets": {"npmrc": 918273645}})),
+            "secrets.npmrc",
+            "expected a string, got a number",
+            "918273645",
+        ),
+        (
+            inputs(json!({"secrets": secret(json!({"npmrc": ["tok-8080"]}))})),
+            "secrets.npmrc",
+            "expected a string, got a list",
+            "tok-8080",
+        ),
+        (
+            inputs(json!({"secrets": "tok-6060"})),
+            "secrets",
+            "expected a map of strings",
+            "tok-6060",
+        ),
+        (
+            inputs(json!({"secrets": {"big": big}})),
+            "secrets.big",
+            "at most 500 KiB",
+            "big-secret-4711",
+        ),
+        (
+            inputs(json!({"secrets": {"a b": "tok-7070"}})),
+            "secrets[\"a b\"]",
+            "ids of letters, digits",
+            "tok-7070",
+        ),
+        (
+            inputs(json!({"secrets": {"": "tok-9090"}})),
+            "secrets",
+            "ids of letters, digits",
+            "tok-9090",
+        ),
+    ];
+    for (news, property, reason, value) in cases {
+        let r = h.check("app", &json!({}), &news).await;
+        assert!(
+            r.failures
+                .iter()
+                .any(|f| f.property == property && f.reason.contains(reason)),
+            "a failure on {property} saying {reason:?}: {:?}",
+            r.failures
+        );
+        for f in &r.failures {
+            assert!(!f.reason.contains(value), "{value} quoted: {f:?}");
+        }
+        // Create and Update, given the same inputs unchecked, refuse without quoting it.
+        let props = to_struct(&news);
+        for err in [
+            h.create("app", &props, false).await.unwrap_err(),
+            h.update("app", "id", &state, &props, false)
+                .await
+                .unwrap_err(),
+        ] {
+            assert_eq!(err.code(), tonic::Code::InvalidArgument);
+            assert!(err.message().contains(property), "{}", err.message());
+            assert!(!err.message().contains(value), "{}", err.message());
+        }
+    }
+    for value in ["918273645", "tok-8080", "big-secret-4711", "tok-7070"] {
+        assert!(!h.log_text().contains(value), "{value} logged");
+    }
+}
+
+#[tokio::test]
+async fn ssh_without_paths_needs_an_agent_in_the_providers_environment() {
+    let dir = program_dir();
+    let news = inputs(json!({"ssh": [{"id": "git"}]}));
+    // No SSH_AUTH_SOCK: the failure says how to fix it.
+    let mut h = Harness::start(&[("SSH_AUTH_SOCK", "")]).await;
+    h.configure(dir.path(), json!({"host": NO_DAEMON})).await;
+    for reason in ["SSH_AUTH_SOCK", "ssh-agent", "`paths`"] {
+        h.assert_check_fails(&news, "ssh[0]", reason).await;
+    }
+    // An SSH_AUTH_SOCK that names no agent.
+    let gone = dir.path().join("gone.sock");
+    let mut h = Harness::start(&[("SSH_AUTH_SOCK", gone.to_str().unwrap())]).await;
+    h.configure(dir.path(), json!({"host": NO_DAEMON})).await;
+    h.assert_check_fails(&news, "ssh[0]", "names no running ssh agent")
+        .await;
+    // An agent's socket: the check passes, as it does for key files and sockets in `paths`.
+    let sock = dir.path().join("agent.sock");
+    let _agent = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let mut h = Harness::start(&[("SSH_AUTH_SOCK", sock.to_str().unwrap())]).await;
+    h.configure(dir.path(), json!({"host": NO_DAEMON})).await;
+    h.check_ok("app", &json!({}), &news).await;
+    let with_paths = inputs(json!({"ssh": [
+        {"id": "key", "paths": ["keys/id_ed25519"]},
+        {"id": "agent", "paths": [sock.to_str().unwrap()]},
+    ]}));
+    h.check_ok("app", &json!({}), &with_paths).await;
+}
+
+#[tokio::test]
+async fn secret_ids_are_hashed_and_their_values_never_are() {
+    let dir = program_dir();
+    let mut h = Harness::dockerless(dir.path()).await;
+    let with = |secrets: Value| inputs(json!({"secrets": secrets}));
+    let plain = from_struct(&h.check_ok("app", &json!({}), &inputs(json!({}))).await);
+    let state = h
+        .check_ok("app", &json!({}), &with(json!({"npmrc": "tok-1"})))
+        .await;
+    let c = from_struct(&state);
+    assert!(is_secret(&c["secrets"]), "secret as the schema says: {c}");
+    assert_eq!(c["secrets"]["value"], json!({"npmrc": "tok-1"}));
+    let hash = c["contextHash"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a plain hash: {c}"));
+    assert_ne!(
+        Some(hash),
+        plain["contextHash"].as_str(),
+        "the id is hashed"
+    );
+
+    // Another value, even given as a secret: the same hash, and no change in the diff.
+    let rotated = h
+        .check_ok(
+            "app",
+            &json!({}),
+            &with(secret(json!({"npmrc": "a longer tok-2"}))),
+        )
+        .await;
+    assert_eq!(from_struct(&rotated)["contextHash"], json!(hash));
+    let d = h.diff("app", &state, &rotated).await;
+    assert_eq!(d.changes, 1, "DIFF_NONE: {d:?}");
+    // A value not known yet (preview): the hash is, and nothing changes.
+    let pending = h
+        .check_ok("app", &json!({}), &with(json!({"npmrc": unknown()})))
+        .await;
+    assert_eq!(from_struct(&pending)["contextHash"], json!(hash));
+    let d = h.diff("app", &state, &pending).await;
+    assert_eq!(d.changes, 1, "DIFF_NONE: {d:?}");
+    // Another id: another hash, and the diff names it.
+    let more = h
+        .check_ok(
+            "app",
+            &json!({}),
+            &with(json!({"npmrc": "tok-1", "aws": "tok-3"})),
+        )
+        .await;
+    assert_ne!(from_struct(&more)["contextHash"], json!(hash));
+    let d = h.diff("app", &state, &more).await;
+    assert_eq!(d.changes, 2, "DIFF_SOME: {d:?}");
+    assert!(d.diffs.contains(&"secrets".to_string()), "{:?}", d.diffs);
+    assert!(d.detailed_diff.contains_key("contextHash"), "{d:?}");
+    for value in ["tok-1", "tok-2", "tok-3"] {
+        assert!(!h.log_text().contains(value), "{value} logged");
     }
 }
 

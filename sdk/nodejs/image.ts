@@ -106,9 +106,39 @@ export class Image extends pulumi.CustomResource {
     public readonly noCache!: pulumi.Output<boolean | undefined>;
 
     /**
+     * Always try to pull newer versions of the base images (`FROM`), as `docker build
+     * --pull`, instead of using those the daemon already has. Does not rebuild by itself.
+     */
+    public readonly pull!: pulumi.Output<boolean | undefined>;
+
+    /**
      * The network mode of `RUN` steps: `default`, `host` or `none`.
      */
     public readonly network!: pulumi.Output<string | undefined>;
+
+    /**
+     * Build secrets by id, each read by `RUN --mount=type=secret,id=<id>` from the file
+     * `/run/secrets/<id>`: ids of letters, digits, `.`, `_` and `-`, values of at most 500 KiB.
+     * Every value is a secret: stored and sent as one, masked in all output, and never in the
+     * image, its history or `contextHash`. The ids are part of the image (adding or removing
+     * one rebuilds); a changed value alone neither rebuilds nor shows in the diff (change
+     * `triggers` to rebuild with it).
+     */
+    public readonly secrets!: pulumi.Output<{[key: string]: string} | undefined>;
+
+    /**
+     * ssh agents (sockets or private key files) forwarded to `RUN --mount=type=ssh[,id=<id>]`
+     * steps, e.g. to clone private repositories, as `docker build --ssh`. Does not rebuild
+     * by itself.
+     */
+    public readonly ssh!: pulumi.Output<outputs.SshInput[] | undefined>;
+
+    /**
+     * More `/etc/hosts` entries for `RUN` steps, each `host:ip` (as `docker build
+     * --add-host`), e.g. `db.internal:10.0.0.5` or `v6host:2001:db8::1`; the ip may be
+     * `host-gateway` (the daemon's gateway address).
+     */
+    public readonly addHosts!: pulumi.Output<string[] | undefined>;
 
     /**
      * Push the image to the registry. When false, the image stays in the Docker daemon.
@@ -143,7 +173,8 @@ export class Image extends pulumi.CustomResource {
     /**
      * A hash of everything that makes the image: the files of the context that
      * `.dockerignore` lets in (path, exec bit and content), the Dockerfile, build args,
-     * target, labels, platforms, network, index and triggers.
+     * target, labels, platforms, network, index, triggers, `addHosts` and the ids (never the
+     * values) of `secrets`.
      */
     public readonly contextHash!: pulumi.Output<string | undefined>;
 
@@ -193,7 +224,11 @@ export class Image extends pulumi.CustomResource {
             resourceInputs["cacheFrom"] = args?.cacheFrom;
             resourceInputs["inlineCache"] = (args?.inlineCache) ?? true;
             resourceInputs["noCache"] = (args?.noCache) ?? false;
+            resourceInputs["pull"] = (args?.pull) ?? false;
             resourceInputs["network"] = args?.network;
+            resourceInputs["secrets"] = utilities.markSecrets(args?.secrets, true);
+            resourceInputs["ssh"] = args?.ssh;
+            resourceInputs["addHosts"] = args?.addHosts;
             resourceInputs["push"] = (args?.push) ?? true;
             resourceInputs["registry"] = utilities.markSecrets(args?.registry, { props: { "password": true } });
             resourceInputs["triggers"] = args?.triggers;
@@ -217,7 +252,11 @@ export class Image extends pulumi.CustomResource {
             resourceInputs["cacheFrom"] = undefined /*out*/;
             resourceInputs["inlineCache"] = undefined /*out*/;
             resourceInputs["noCache"] = undefined /*out*/;
+            resourceInputs["pull"] = undefined /*out*/;
             resourceInputs["network"] = undefined /*out*/;
+            resourceInputs["secrets"] = undefined /*out*/;
+            resourceInputs["ssh"] = undefined /*out*/;
+            resourceInputs["addHosts"] = undefined /*out*/;
             resourceInputs["push"] = undefined /*out*/;
             resourceInputs["registry"] = undefined /*out*/;
             resourceInputs["triggers"] = undefined /*out*/;
@@ -230,6 +269,8 @@ export class Image extends pulumi.CustomResource {
             resourceInputs["platformDigests"] = undefined /*out*/;
         }
         opts = pulumi.mergeOptions(utilities.resourceOptsDefaults(), opts);
+        const secretOpts = { additionalSecretOutputs: ["secrets"] };
+        opts = pulumi.mergeOptions(opts, secretOpts);
         super(Image.__pulumiType, name, resourceInputs, opts);
     }
 }
@@ -296,9 +337,35 @@ export interface ImageArgs {
      */
     noCache?: pulumi.Input<boolean>;
     /**
+     * Always try to pull newer versions of the base images (`FROM`), as `docker build
+     * --pull`, instead of using those the daemon already has. Does not rebuild by itself.
+     */
+    pull?: pulumi.Input<boolean>;
+    /**
      * The network mode of `RUN` steps: `default`, `host` or `none`.
      */
     network?: pulumi.Input<string>;
+    /**
+     * Build secrets by id, each read by `RUN --mount=type=secret,id=<id>` from the file
+     * `/run/secrets/<id>`: ids of letters, digits, `.`, `_` and `-`, values of at most 500 KiB.
+     * Every value is a secret: stored and sent as one, masked in all output, and never in the
+     * image, its history or `contextHash`. The ids are part of the image (adding or removing
+     * one rebuilds); a changed value alone neither rebuilds nor shows in the diff (change
+     * `triggers` to rebuild with it).
+     */
+    secrets?: pulumi.Input<{[key: string]: pulumi.Input<string>}>;
+    /**
+     * ssh agents (sockets or private key files) forwarded to `RUN --mount=type=ssh[,id=<id>]`
+     * steps, e.g. to clone private repositories, as `docker build --ssh`. Does not rebuild
+     * by itself.
+     */
+    ssh?: pulumi.Input<pulumi.Input<inputs.SshInputArgs>[]>;
+    /**
+     * More `/etc/hosts` entries for `RUN` steps, each `host:ip` (as `docker build
+     * --add-host`), e.g. `db.internal:10.0.0.5` or `v6host:2001:db8::1`; the ip may be
+     * `host-gateway` (the daemon's gateway address).
+     */
+    addHosts?: pulumi.Input<pulumi.Input<string>[]>;
     /**
      * Push the image to the registry. When false, the image stays in the Docker daemon.
      */

@@ -17,15 +17,21 @@ use crate::context::{self, BuildContext, DockerfileSource};
 use crate::docker::auth::Credentials;
 use crate::docker::auth::normalize_server;
 use crate::docker::index::Platform;
-use crate::docker::{self, BuildPlan, DaemonAddress, Env, Events, Level, Pending};
+use crate::docker::session::ssh::{PathKind, path_kind, paths_of};
+use crate::docker::{
+    self, BuildPlan, BuildSecrets, DaemonAddress, Env, Events, Level, Pending, SshForward,
+};
 use crate::reference::{Reference, validate_registry};
 use crate::resource::{
     CheckFailure, Created, Ctx, DiffResult, Inputs, ReadResult, Resource, ResourceError, Result,
 };
+use crate::rpc::codec::{PropertyPath, Seg};
 use crate::rpc::engine::Severity;
 
 use super::ProviderConfig;
-use super::inputs::{hash_inputs_known, hashes_a_secret, without_credentials};
+use super::inputs::{
+    hash_inputs_known, hashes_a_secret, unknowns_for_the_diff, without_credentials,
+};
 
 /// Credentials for the registry the image is pushed to (and its inline cache pulled from).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -40,6 +46,27 @@ pub struct Registry {
     #[schemars(extend("secret" = true))]
     pub password: Option<String>,
 }
+
+/// An ssh agent forwarded to the build, for `RUN --mount=type=ssh` steps (as
+/// `docker build --ssh`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SshInput {
+    /// The id `RUN --mount=type=ssh,id=<id>` names. Defaults to `default`, the id of a bare
+    /// `RUN --mount=type=ssh`.
+    pub id: Option<String>,
+    /// The agent's socket, or private key files (without a passphrase) that are loaded into
+    /// an ssh-agent of their own for the build; relative paths are resolved against the Pulumi
+    /// program's directory (as `context`). Without paths, the agent of the provider's
+    /// `SSH_AUTH_SOCK`.
+    pub paths: Option<Vec<String>>,
+}
+
+/// The id of an [`SshInput`] that names none.
+pub const DEFAULT_SSH_ID: &str = "default";
+
+/// BuildKit's own limit on the size of a build secret's value.
+pub const MAX_SECRET_BYTES: usize = 500 * 1024;
 
 /// The inputs of an `Image`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -80,8 +107,28 @@ pub struct ImageArgs {
     /// Build without any cache.
     #[serde(default)]
     pub no_cache: bool,
+    /// Always try to pull newer versions of the base images (`FROM`), as `docker build
+    /// --pull`, instead of using those the daemon already has. Does not rebuild by itself.
+    #[serde(default)]
+    pub pull: bool,
     /// The network mode of `RUN` steps: `default`, `host` or `none`.
     pub network: Option<String>,
+    /// Build secrets by id, each read by `RUN --mount=type=secret,id=<id>` from the file
+    /// `/run/secrets/<id>`: ids of letters, digits, `.`, `_` and `-`, values of at most 500 KiB.
+    /// Every value is a secret: stored and sent as one, masked in all output, and never in the
+    /// image, its history or `contextHash`. The ids are part of the image (adding or removing
+    /// one rebuilds); a changed value alone neither rebuilds nor shows in the diff (change
+    /// `triggers` to rebuild with it).
+    #[schemars(extend("secret" = true))]
+    pub secrets: Option<BTreeMap<String, String>>,
+    /// ssh agents (sockets or private key files) forwarded to `RUN --mount=type=ssh[,id=<id>]`
+    /// steps, e.g. to clone private repositories, as `docker build --ssh`. Does not rebuild
+    /// by itself.
+    pub ssh: Option<Vec<SshInput>>,
+    /// More `/etc/hosts` entries for `RUN` steps, each `host:ip` (as `docker build
+    /// --add-host`), e.g. `db.internal:10.0.0.5` or `v6host:2001:db8::1`; the ip may be
+    /// `host-gateway` (the daemon's gateway address).
+    pub add_hosts: Option<Vec<String>>,
     /// Push the image to the registry. When false, the image stays in the Docker daemon.
     #[serde(default = "yes")]
     pub push: bool,
@@ -102,7 +149,8 @@ pub struct ImageArgs {
     pub skip_if_pushed: bool,
     /// A hash of everything that makes the image: the files of the context that
     /// `.dockerignore` lets in (path, exec bit and content), the Dockerfile, build args,
-    /// target, labels, platforms, network, index and triggers.
+    /// target, labels, platforms, network, index, triggers, `addHosts` and the ids (never the
+    /// values) of `secrets`.
     #[schemars(extend("x-computed" = true))]
     pub context_hash: Option<String>,
 }
@@ -153,7 +201,8 @@ impl Resource for Image {
     ) -> std::result::Result<Inputs<ImageArgs>, Vec<CheckFailure>> {
         // `validate` has already passed: the dispatcher runs it before every Check, Create
         // and Update.
-        let mut failures = Vec::new();
+        // What needs the file system or the provider's environment.
+        let mut failures = check_ssh(&ctx.program_dir, &news);
         // A value the user cannot set: it is always computed here.
         news.args.context_hash = None;
         news.unknowns.retain(|p| p.top() != Some("contextHash"));
@@ -193,7 +242,7 @@ impl Resource for Image {
             &without_credentials(&olds.args),
             &Inputs {
                 args: without_credentials(&news.args),
-                unknowns: news.unknowns.clone(),
+                unknowns: unknowns_for_the_diff(&news.unknowns),
                 secrets: news.secrets.clone(),
             },
         )?;
@@ -407,6 +456,15 @@ fn build_plan(ctx: &Ctx<ProviderConfig>, a: &ImageArgs, secret_hash: bool) -> Re
         inline_cache: a.inline_cache,
         no_cache: a.no_cache,
         network: a.network.clone().filter(|n| n != "default"),
+        secrets: BuildSecrets(a.secrets.clone().unwrap_or_default()),
+        ssh: a
+            .ssh
+            .iter()
+            .flatten()
+            .map(|s| ssh_forward(&ctx.program_dir, s))
+            .collect(),
+        add_hosts: a.add_hosts.clone().unwrap_or_default(),
+        pull: a.pull,
         push: a.push,
         context_tag: a
             .context_hash
@@ -517,12 +575,75 @@ fn empty_context() -> std::result::Result<PathBuf, String> {
 
 /// The context directory: relative paths resolve against the program directory.
 pub fn context_dir(program_dir: &Path, context: &str) -> PathBuf {
-    let p = Path::new(context);
+    program_path(program_dir, context)
+}
+
+/// A path of the inputs: relative paths resolve against the program directory.
+fn program_path(program_dir: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
     if p.is_absolute() {
         p.to_path_buf()
     } else {
         program_dir.join(p)
     }
+}
+
+/// The agent to forward for one entry of `ssh`: its id (`default` when it names none) and its
+/// paths resolved against the program directory.
+fn ssh_forward(program_dir: &Path, s: &SshInput) -> SshForward {
+    SshForward {
+        id: s.id.clone().unwrap_or_else(|| DEFAULT_SSH_ID.to_string()),
+        paths: s
+            .paths
+            .iter()
+            .flatten()
+            .map(|p| program_path(program_dir, p))
+            .collect(),
+    }
+}
+
+/// The checks of `ssh` that need the file system or the provider's environment (so not in
+/// [`validate`]): each path is an agent socket or a key file; an entry without paths needs
+/// the provider's `SSH_AUTH_SOCK` to be an agent. Entries with unknown values are not checked.
+fn check_ssh(program_dir: &Path, news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
+    let mut f = Vec::new();
+    for (i, s) in news.args.ssh.iter().flatten().enumerate() {
+        let entry = PropertyPath::keys(&["ssh"]).child(Seg::Index(i));
+        if unknown_at(news, &entry) {
+            continue;
+        }
+        let forward = ssh_forward(program_dir, s);
+        if forward.paths.is_empty() {
+            let problem = match paths_of(&forward) {
+                // It says how to fix it.
+                Err(e) => Some(e),
+                Ok(agents) => agents
+                    .iter()
+                    .find_map(|p| match path_kind(p) {
+                        Ok(PathKind::Socket) => None,
+                        Ok(PathKind::KeyFile) => Some(format!("{} is not a socket", p.display())),
+                        Err(e) => Some(e),
+                    })
+                    .map(|e| format!("the provider's SSH_AUTH_SOCK names no running ssh agent ({e}): start one with `eval $(ssh-agent)` and `ssh-add` before running pulumi, or list key files in `paths`")),
+            };
+            if let Some(reason) = problem {
+                f.push(CheckFailure::new(entry.to_string(), reason));
+            }
+            continue;
+        }
+        for (j, p) in forward.paths.iter().enumerate() {
+            if let Err(e) = path_kind(p) {
+                f.push(CheckFailure::new(
+                    entry
+                        .child(Seg::Key("paths".into()))
+                        .child(Seg::Index(j))
+                        .to_string(),
+                    format!("{e}: give an ssh agent's socket or a private key file"),
+                ));
+            }
+        }
+    }
+    f
 }
 
 fn dockerfile_source(args: &ImageArgs) -> DockerfileSource {
@@ -614,7 +735,7 @@ async fn warn_of_secret_build_args(ctx: &Ctx<ProviderConfig>, news: &Inputs<Imag
     ctx.log(
         Severity::Warning,
         &format!(
-            "{} {} secret, but Docker stores build-arg values in the image's history, in clear, for anyone who can pull the image; pass secrets with a `RUN --mount=type=secret` build secret instead",
+            "{} {} secret, but Docker stores build-arg values in the image's history, in clear, for anyone who can pull the image; pass secrets in `secrets` instead, for `RUN --mount=type=secret,id=<id>`",
             secret_args.join(", "),
             if secret_args.len() == 1 { "is" } else { "are" }
         ),
@@ -754,6 +875,16 @@ fn validate(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
             format!("{n:?} is not a network mode: use \"default\", \"host\" or \"none\""),
         ));
     }
+    f.extend(validate_secrets(news));
+    f.extend(validate_ssh(news));
+    for (i, h) in a.add_hosts.iter().flatten().enumerate() {
+        let path = PropertyPath::keys(&["addHosts"]).child(Seg::Index(i));
+        if !unknown_at(news, &path)
+            && let Err(e) = validate_add_host(h)
+        {
+            f.push(CheckFailure::new(path.to_string(), e));
+        }
+    }
     if known("buildArgs") {
         for k in a.build_args.iter().flat_map(|m| m.keys()) {
             if k.is_empty() || k.contains('=') || k.chars().any(char::is_whitespace) {
@@ -818,6 +949,104 @@ fn validate(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
         ));
     }
     f
+}
+
+/// True when the value at `path`, anything inside it or what holds it is unknown (preview).
+fn unknown_at(news: &Inputs<ImageArgs>, path: &PropertyPath) -> bool {
+    news.unknowns
+        .iter()
+        .any(|u| path.starts_with(u) || u.starts_with(path))
+}
+
+/// The ids and sizes of `secrets`. No reason quotes a value. The ids are checked when the map
+/// is known, each value when it is.
+fn validate_secrets(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
+    let mut f = Vec::new();
+    let map = PropertyPath::keys(&["secrets"]);
+    if news.unknowns.iter().any(|u| map.starts_with(u)) {
+        return f;
+    }
+    for (id, value) in news.args.secrets.iter().flatten() {
+        let path = map.child(Seg::Key(id.clone()));
+        if id.is_empty() {
+            f.push(CheckFailure::new(
+                "secrets",
+                "a secret has an empty id: give each one the id its `RUN --mount=type=secret,id=<id>` names",
+            ));
+        } else if !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            f.push(CheckFailure::new(
+                path.to_string(),
+                format!("{id:?} is not a secret id: use letters, digits, `.`, `_` and `-`"),
+            ));
+        }
+        if !news.unknowns.iter().any(|u| u.starts_with(&path)) && value.len() > MAX_SECRET_BYTES {
+            f.push(CheckFailure::new(
+                path.to_string(),
+                format!(
+                    "the value is {} bytes, more than BuildKit's limit of 500 KiB ({MAX_SECRET_BYTES} bytes) for a build secret",
+                    value.len()
+                ),
+            ));
+        }
+    }
+    f
+}
+
+/// The ids of `ssh`: none empty, none twice (an entry without one is `default`). Its paths
+/// need the file system: see [`check_ssh`].
+fn validate_ssh(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
+    let mut f = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, s) in news.args.ssh.iter().flatten().enumerate() {
+        let path = PropertyPath::keys(&["ssh"])
+            .child(Seg::Index(i))
+            .child(Seg::Key("id".into()));
+        if unknown_at(news, &path) {
+            continue;
+        }
+        let id = s.id.as_deref().unwrap_or(DEFAULT_SSH_ID);
+        if id.is_empty() {
+            f.push(CheckFailure::new(
+                path.to_string(),
+                format!("the id must not be empty: give the id `RUN --mount=type=ssh,id=<id>` names, or leave it out for {DEFAULT_SSH_ID:?}"),
+            ));
+        } else if seen.contains(&id) {
+            f.push(CheckFailure::new(
+                path.to_string(),
+                format!(
+                    "{id:?} is the id of an earlier entry{}: each id names one agent, so give each entry its own (several key files can share one entry's `paths`)",
+                    if s.id.is_none() {
+                        " (an entry without an id has the id \"default\")"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        } else {
+            seen.push(id);
+        }
+    }
+    f
+}
+
+/// Checks `host:ip` (as `docker build --add-host`): split at the first colon, as IPv6
+/// addresses have more; the ip may be `host-gateway`, which the daemon resolves.
+pub fn validate_add_host(entry: &str) -> std::result::Result<(), String> {
+    let ok = entry.split_once(':').is_some_and(|(host, ip)| {
+        !host.is_empty()
+            && !host.chars().any(char::is_whitespace)
+            && (ip == "host-gateway" || ip.parse::<std::net::IpAddr>().is_ok())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{entry:?} is not an extra host: use host:ip, e.g. db.internal:10.0.0.5 or v6host:2001:db8::1 (or host:host-gateway)"
+        ))
+    }
 }
 
 /// Checks `os/arch[/variant]`.
@@ -896,6 +1125,195 @@ mod tests {
             None,
             "a secret hash is never published"
         );
+    }
+
+    #[test]
+    fn the_plan_carries_secrets_ssh_hosts_and_pull() {
+        let ctx = Ctx {
+            urn: String::new(),
+            name: String::new(),
+            config: Default::default(),
+            program_dir: "/prog".into(),
+            cancel: Default::default(),
+            log: crate::rpc::engine::EngineLog::stderr_only(),
+            redactor: Default::default(),
+        };
+        let args = ImageArgs {
+            name: "reg.io/team/app".into(),
+            context: Some(".".into()),
+            secrets: Some([("npmrc".to_string(), "tok".to_string())].into()),
+            ssh: Some(vec![
+                SshInput::default(),
+                SshInput {
+                    id: Some("deploy".into()),
+                    paths: Some(vec!["keys/id_ed25519".into(), "/abs/agent.sock".into()]),
+                },
+            ]),
+            add_hosts: Some(vec!["db:10.0.0.2".into()]),
+            pull: true,
+            ..ImageArgs::default()
+        };
+        let plan = build_plan(&ctx, &args, false).unwrap();
+        assert_eq!(plan.secrets.0["npmrc"], "tok");
+        assert_eq!(
+            plan.ssh,
+            vec![
+                SshForward {
+                    id: "default".into(),
+                    paths: vec![],
+                },
+                SshForward {
+                    id: "deploy".into(),
+                    paths: vec![
+                        PathBuf::from("/prog/keys/id_ed25519"),
+                        PathBuf::from("/abs/agent.sock")
+                    ],
+                },
+            ]
+        );
+        assert_eq!(plan.add_hosts, vec!["db:10.0.0.2"]);
+        assert!(plan.pull);
+        let none = build_plan(
+            &ctx,
+            &ImageArgs {
+                name: "a/b".into(),
+                ..ImageArgs::default()
+            },
+            false,
+        )
+        .unwrap();
+        assert!(none.secrets.0.is_empty() && none.ssh.is_empty() && none.add_hosts.is_empty());
+        assert!(!none.pull);
+    }
+
+    #[test]
+    fn extra_hosts_are_host_colon_ip() {
+        for good in [
+            "db:10.0.0.2",
+            "db.internal:192.168.1.1",
+            "v6:2001:db8::1",
+            "v6:::1",
+            "gw:host-gateway",
+        ] {
+            validate_add_host(good).unwrap();
+        }
+        for bad in [
+            "db",
+            ":10.0.0.2",
+            "db:",
+            "db:10.0.0",
+            "db:[::1]",
+            "my host:10.0.0.2",
+            "db=10.0.0.2",
+            "db:example.com",
+        ] {
+            let e = validate_add_host(bad).expect_err(bad);
+            assert!(e.contains("host:ip"), "{e}");
+        }
+    }
+
+    fn props(i: &Inputs<ImageArgs>) -> Vec<String> {
+        validate(i).into_iter().map(|f| f.property).collect()
+    }
+
+    #[test]
+    fn secrets_are_checked_without_quoting_a_value() {
+        let big = "s".repeat(MAX_SECRET_BYTES + 1);
+        let args = ImageArgs {
+            name: "a/b".into(),
+            secrets: Some(
+                [
+                    ("".to_string(), "v".to_string()),
+                    ("ok.id_-1".to_string(), "s".repeat(MAX_SECRET_BYTES)),
+                    ("a b".to_string(), "v".to_string()),
+                    ("big".to_string(), big.clone()),
+                ]
+                .into(),
+            ),
+            ..ImageArgs::default()
+        };
+        let f = validate(&inputs(args.clone()));
+        let names: Vec<&str> = f.iter().map(|f| f.property.as_str()).collect();
+        assert_eq!(names, vec!["secrets", "secrets[\"a b\"]", "secrets.big"]);
+        assert!(f[2].reason.contains("500 KiB"), "{}", f[2].reason);
+        assert!(f.iter().all(|f| !f.reason.contains("sss")));
+        // A value not known yet is not judged; the ids still are.
+        let mut i = inputs(args.clone());
+        i.unknowns.insert(PropertyPath::keys(&["secrets", "big"]));
+        assert_eq!(props(&i), vec!["secrets", "secrets[\"a b\"]"]);
+        // The whole map unknown: nothing is.
+        let mut i = inputs(args);
+        i.unknowns.insert(PropertyPath::keys(&["secrets"]));
+        assert!(props(&i).is_empty());
+    }
+
+    #[test]
+    fn ssh_ids_are_unique_and_not_empty() {
+        let entry = |id: Option<&str>| SshInput {
+            id: id.map(str::to_string),
+            paths: None,
+        };
+        let args = ImageArgs {
+            name: "a/b".into(),
+            ssh: Some(vec![
+                entry(None),
+                entry(Some("git")),
+                entry(Some("default")),
+                entry(Some("")),
+                entry(Some("git")),
+            ]),
+            ..ImageArgs::default()
+        };
+        let i = inputs(args.clone());
+        assert_eq!(props(&i), vec!["ssh[2].id", "ssh[3].id", "ssh[4].id"]);
+        let mut i = inputs(args);
+        i.unknowns.insert(
+            PropertyPath::keys(&["ssh"])
+                .child(Seg::Index(3))
+                .child(Seg::Key("id".into())),
+        );
+        assert_eq!(props(&i), vec!["ssh[2].id", "ssh[4].id"]);
+    }
+
+    #[test]
+    fn ssh_paths_must_be_sockets_or_key_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("id_ed25519"), "key").expect("write");
+        std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        let _agent =
+            std::os::unix::net::UnixListener::bind(dir.path().join("agent.sock")).expect("socket");
+        let paths = |ps: &[&str]| SshInput {
+            id: None,
+            paths: Some(ps.iter().map(|p| p.to_string()).collect()),
+        };
+        let abs = dir.path().join("agent.sock").display().to_string();
+        let args = ImageArgs {
+            name: "a/b".into(),
+            ssh: Some(vec![
+                paths(&["id_ed25519", "missing"]),
+                SshInput {
+                    id: Some("a".into()),
+                    ..paths(&[&abs])
+                },
+                SshInput {
+                    id: Some("b".into()),
+                    ..paths(&["sub"])
+                },
+            ]),
+            ..ImageArgs::default()
+        };
+        let f = check_ssh(dir.path(), &inputs(args.clone()));
+        let names: Vec<&str> = f.iter().map(|f| f.property.as_str()).collect();
+        assert_eq!(names, vec!["ssh[0].paths[1]", "ssh[2].paths[0]"], "{f:?}");
+        assert!(f[0].reason.contains("missing"), "{}", f[0].reason);
+        // Unknown entries are not checked.
+        let mut i = inputs(args);
+        i.unknowns.insert(
+            PropertyPath::keys(&["ssh"])
+                .child(Seg::Index(2))
+                .child(Seg::Key("paths".into())),
+        );
+        assert_eq!(check_ssh(dir.path(), &i).len(), 1);
     }
 
     #[test]

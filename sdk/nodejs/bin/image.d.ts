@@ -81,9 +81,37 @@ export declare class Image extends pulumi.CustomResource {
      */
     readonly noCache: pulumi.Output<boolean | undefined>;
     /**
+     * Always try to pull newer versions of the base images (`FROM`), as `docker build
+     * --pull`, instead of using those the daemon already has. Does not rebuild by itself.
+     */
+    readonly pull: pulumi.Output<boolean | undefined>;
+    /**
      * The network mode of `RUN` steps: `default`, `host` or `none`.
      */
     readonly network: pulumi.Output<string | undefined>;
+    /**
+     * Build secrets by id, each read by `RUN --mount=type=secret,id=<id>` from the file
+     * `/run/secrets/<id>`: ids of letters, digits, `.`, `_` and `-`, values of at most 500 KiB.
+     * Every value is a secret: stored and sent as one, masked in all output, and never in the
+     * image, its history or `contextHash`. The ids are part of the image (adding or removing
+     * one rebuilds); a changed value alone neither rebuilds nor shows in the diff (change
+     * `triggers` to rebuild with it).
+     */
+    readonly secrets: pulumi.Output<{
+        [key: string]: string;
+    } | undefined>;
+    /**
+     * ssh agents (sockets or private key files) forwarded to `RUN --mount=type=ssh[,id=<id>]`
+     * steps, e.g. to clone private repositories, as `docker build --ssh`. Does not rebuild
+     * by itself.
+     */
+    readonly ssh: pulumi.Output<outputs.SshInput[] | undefined>;
+    /**
+     * More `/etc/hosts` entries for `RUN` steps, each `host:ip` (as `docker build
+     * --add-host`), e.g. `db.internal:10.0.0.5` or `v6host:2001:db8::1`; the ip may be
+     * `host-gateway` (the daemon's gateway address).
+     */
+    readonly addHosts: pulumi.Output<string[] | undefined>;
     /**
      * Push the image to the registry. When false, the image stays in the Docker daemon.
      */
@@ -112,7 +140,8 @@ export declare class Image extends pulumi.CustomResource {
     /**
      * A hash of everything that makes the image: the files of the context that
      * `.dockerignore` lets in (path, exec bit and content), the Dockerfile, build args,
-     * target, labels, platforms, network, index and triggers.
+     * target, labels, platforms, network, index, triggers, `addHosts` and the ids (never the
+     * values) of `secrets`.
      */
     readonly contextHash: pulumi.Output<string | undefined>;
     /**
@@ -208,9 +237,37 @@ export interface ImageArgs {
      */
     noCache?: pulumi.Input<boolean>;
     /**
+     * Always try to pull newer versions of the base images (`FROM`), as `docker build
+     * --pull`, instead of using those the daemon already has. Does not rebuild by itself.
+     */
+    pull?: pulumi.Input<boolean>;
+    /**
      * The network mode of `RUN` steps: `default`, `host` or `none`.
      */
     network?: pulumi.Input<string>;
+    /**
+     * Build secrets by id, each read by `RUN --mount=type=secret,id=<id>` from the file
+     * `/run/secrets/<id>`: ids of letters, digits, `.`, `_` and `-`, values of at most 500 KiB.
+     * Every value is a secret: stored and sent as one, masked in all output, and never in the
+     * image, its history or `contextHash`. The ids are part of the image (adding or removing
+     * one rebuilds); a changed value alone neither rebuilds nor shows in the diff (change
+     * `triggers` to rebuild with it).
+     */
+    secrets?: pulumi.Input<{
+        [key: string]: pulumi.Input<string>;
+    }>;
+    /**
+     * ssh agents (sockets or private key files) forwarded to `RUN --mount=type=ssh[,id=<id>]`
+     * steps, e.g. to clone private repositories, as `docker build --ssh`. Does not rebuild
+     * by itself.
+     */
+    ssh?: pulumi.Input<pulumi.Input<inputs.SshInputArgs>[]>;
+    /**
+     * More `/etc/hosts` entries for `RUN` steps, each `host:ip` (as `docker build
+     * --add-host`), e.g. `db.internal:10.0.0.5` or `v6host:2001:db8::1`; the ip may be
+     * `host-gateway` (the daemon's gateway address).
+     */
+    addHosts?: pulumi.Input<pulumi.Input<string>[]>;
     /**
      * Push the image to the registry. When false, the image stays in the Docker daemon.
      */

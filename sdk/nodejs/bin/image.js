@@ -55,7 +55,11 @@ class Image extends pulumi.CustomResource {
             resourceInputs["cacheFrom"] = args?.cacheFrom;
             resourceInputs["inlineCache"] = (args?.inlineCache) ?? true;
             resourceInputs["noCache"] = (args?.noCache) ?? false;
+            resourceInputs["pull"] = (args?.pull) ?? false;
             resourceInputs["network"] = args?.network;
+            resourceInputs["secrets"] = utilities.markSecrets(args?.secrets, true);
+            resourceInputs["ssh"] = args?.ssh;
+            resourceInputs["addHosts"] = args?.addHosts;
             resourceInputs["push"] = (args?.push) ?? true;
             resourceInputs["registry"] = utilities.markSecrets(args?.registry, { props: { "password": true } });
             resourceInputs["triggers"] = args?.triggers;
@@ -80,7 +84,11 @@ class Image extends pulumi.CustomResource {
             resourceInputs["cacheFrom"] = undefined /*out*/;
             resourceInputs["inlineCache"] = undefined /*out*/;
             resourceInputs["noCache"] = undefined /*out*/;
+            resourceInputs["pull"] = undefined /*out*/;
             resourceInputs["network"] = undefined /*out*/;
+            resourceInputs["secrets"] = undefined /*out*/;
+            resourceInputs["ssh"] = undefined /*out*/;
+            resourceInputs["addHosts"] = undefined /*out*/;
             resourceInputs["push"] = undefined /*out*/;
             resourceInputs["registry"] = undefined /*out*/;
             resourceInputs["triggers"] = undefined /*out*/;
@@ -93,6 +101,8 @@ class Image extends pulumi.CustomResource {
             resourceInputs["platformDigests"] = undefined /*out*/;
         }
         opts = pulumi.mergeOptions(utilities.resourceOptsDefaults(), opts);
+        const secretOpts = { additionalSecretOutputs: ["secrets"] };
+        opts = pulumi.mergeOptions(opts, secretOpts);
         super(Image.__pulumiType, name, resourceInputs, opts);
     }
 }

@@ -5,6 +5,25 @@ import * as inputs from "../types/input";
 import * as enums from "../types/enums";
 
 /**
+ * An ssh agent forwarded to the build, for `RUN --mount=type=ssh` steps (as
+ * `docker build --ssh`).
+ */
+export interface SshInputArgs {
+    /**
+     * The id `RUN --mount=type=ssh,id=<id>` names. Defaults to `default`, the id of a bare
+     * `RUN --mount=type=ssh`.
+     */
+    id?: pulumi.Input<string>;
+    /**
+     * The agent's socket, or private key files (without a passphrase) that are loaded into
+     * an ssh-agent of their own for the build; relative paths are resolved against the Pulumi
+     * program's directory (as `context`). Without paths, the agent of the provider's
+     * `SSH_AUTH_SOCK`.
+     */
+    paths?: pulumi.Input<pulumi.Input<string>[]>;
+}
+
+/**
  * Credentials for the registry the image is pushed to (and its inline cache pulled from).
  */
 export interface RegistryArgs {

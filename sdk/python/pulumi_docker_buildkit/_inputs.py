@@ -16,9 +16,80 @@ else:
     from typing_extensions import NotRequired, TypedDict
 
 __all__ = [
+    'SshInputArgs',
+    'SshInputArgsDict',
     'RegistryArgs',
     'RegistryArgsDict',
 ]
+
+
+class SshInputArgsDict(TypedDict):
+    """
+    An ssh agent forwarded to the build, for `RUN --mount=type=ssh` steps (as
+    `docker build --ssh`).
+    """
+    id: NotRequired[pulumi.Input[_builtins.str]]
+    """
+    The id `RUN --mount=type=ssh,id=<id>` names. Defaults to `default`, the id of a bare
+    `RUN --mount=type=ssh`.
+    """
+    paths: NotRequired[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]]
+    """
+    The agent's socket, or private key files (without a passphrase) that are loaded into
+    an ssh-agent of their own for the build; relative paths are resolved against the Pulumi
+    program's directory (as `context`). Without paths, the agent of the provider's
+    `SSH_AUTH_SOCK`.
+    """
+
+
+@pulumi.input_type
+class SshInputArgs:
+    def __init__(__self__, *,
+                 id: Optional[pulumi.Input[_builtins.str]] = None,
+                 paths: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None):
+        """
+        An ssh agent forwarded to the build, for `RUN --mount=type=ssh` steps (as
+        `docker build --ssh`).
+
+        :param pulumi.Input[_builtins.str] id: The id `RUN --mount=type=ssh,id=<id>` names. Defaults to `default`, the id of a bare
+               `RUN --mount=type=ssh`.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] paths: The agent's socket, or private key files (without a passphrase) that are loaded into
+               an ssh-agent of their own for the build; relative paths are resolved against the Pulumi
+               program's directory (as `context`). Without paths, the agent of the provider's
+               `SSH_AUTH_SOCK`.
+        """
+        if id is not None:
+            pulumi.set(__self__, "id", id)
+        if paths is not None:
+            pulumi.set(__self__, "paths", paths)
+
+    @_builtins.property
+    @pulumi.getter
+    def id(self) -> Optional[pulumi.Input[_builtins.str]]:
+        """
+        The id `RUN --mount=type=ssh,id=<id>` names. Defaults to `default`, the id of a bare
+        `RUN --mount=type=ssh`.
+        """
+        return pulumi.get(self, "id")
+
+    @id.setter
+    def id(self, value: Optional[pulumi.Input[_builtins.str]]):
+        pulumi.set(self, "id", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def paths(self) -> Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]]:
+        """
+        The agent's socket, or private key files (without a passphrase) that are loaded into
+        an ssh-agent of their own for the build; relative paths are resolved against the Pulumi
+        program's directory (as `context`). Without paths, the agent of the provider's
+        `SSH_AUTH_SOCK`.
+        """
+        return pulumi.get(self, "paths")
+
+    @paths.setter
+    def paths(self, value: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]]):
+        pulumi.set(self, "paths", value)
 
 
 class RegistryArgsDict(TypedDict):

@@ -30,7 +30,11 @@ class ImageArgs:
                  cache_from: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  inline_cache: Optional[pulumi.Input[_builtins.bool]] = None,
                  no_cache: Optional[pulumi.Input[_builtins.bool]] = None,
+                 pull: Optional[pulumi.Input[_builtins.bool]] = None,
                  network: Optional[pulumi.Input[_builtins.str]] = None,
+                 secrets: Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
+                 ssh: Optional[pulumi.Input[Sequence[pulumi.Input['SshInputArgs']]]] = None,
+                 add_hosts: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  push: Optional[pulumi.Input[_builtins.bool]] = None,
                  registry: Optional[pulumi.Input['RegistryArgs']] = None,
                  triggers: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
@@ -60,7 +64,21 @@ class ImageArgs:
         :param pulumi.Input[_builtins.bool] inline_cache: Embed BuildKit's inline cache in the pushed image, so the next build anywhere can
                reuse its layers.
         :param pulumi.Input[_builtins.bool] no_cache: Build without any cache.
+        :param pulumi.Input[_builtins.bool] pull: Always try to pull newer versions of the base images (`FROM`), as `docker build
+               --pull`, instead of using those the daemon already has. Does not rebuild by itself.
         :param pulumi.Input[_builtins.str] network: The network mode of `RUN` steps: `default`, `host` or `none`.
+        :param pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]] secrets: Build secrets by id, each read by `RUN --mount=type=secret,id=<id>` from the file
+               `/run/secrets/<id>`: ids of letters, digits, `.`, `_` and `-`, values of at most 500 KiB.
+               Every value is a secret: stored and sent as one, masked in all output, and never in the
+               image, its history or `contextHash`. The ids are part of the image (adding or removing
+               one rebuilds); a changed value alone neither rebuilds nor shows in the diff (change
+               `triggers` to rebuild with it).
+        :param pulumi.Input[Sequence[pulumi.Input[Union['SshInputArgs', 'SshInputArgsDict']]]] ssh: ssh agents (sockets or private key files) forwarded to `RUN --mount=type=ssh[,id=<id>]`
+               steps, e.g. to clone private repositories, as `docker build --ssh`. Does not rebuild
+               by itself.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] add_hosts: More `/etc/hosts` entries for `RUN` steps, each `host:ip` (as `docker build
+               --add-host`), e.g. `db.internal:10.0.0.5` or `v6host:2001:db8::1`; the ip may be
+               `host-gateway` (the daemon's gateway address).
         :param pulumi.Input[_builtins.bool] push: Push the image to the registry. When false, the image stays in the Docker daemon.
         :param pulumi.Input[Union['RegistryArgs', 'RegistryArgsDict']] registry: Credentials for the registry. Without them, those of the Docker CLI's config
                (`$DOCKER_CONFIG/config.json`, credential helpers included) are used.
@@ -97,8 +115,17 @@ class ImageArgs:
         if no_cache is None:
             no_cache = False
         pulumi.set(__self__, "no_cache", no_cache)
+        if pull is None:
+            pull = False
+        pulumi.set(__self__, "pull", pull)
         if network is not None:
             pulumi.set(__self__, "network", network)
+        if secrets is not None:
+            pulumi.set(__self__, "secrets", secrets)
+        if ssh is not None:
+            pulumi.set(__self__, "ssh", ssh)
+        if add_hosts is not None:
+            pulumi.set(__self__, "add_hosts", add_hosts)
         if push is None:
             push = True
         pulumi.set(__self__, "push", push)
@@ -268,6 +295,19 @@ class ImageArgs:
 
     @_builtins.property
     @pulumi.getter
+    def pull(self) -> Optional[pulumi.Input[_builtins.bool]]:
+        """
+        Always try to pull newer versions of the base images (`FROM`), as `docker build
+        --pull`, instead of using those the daemon already has. Does not rebuild by itself.
+        """
+        return pulumi.get(self, "pull")
+
+    @pull.setter
+    def pull(self, value: Optional[pulumi.Input[_builtins.bool]]):
+        pulumi.set(self, "pull", value)
+
+    @_builtins.property
+    @pulumi.getter
     def network(self) -> Optional[pulumi.Input[_builtins.str]]:
         """
         The network mode of `RUN` steps: `default`, `host` or `none`.
@@ -277,6 +317,51 @@ class ImageArgs:
     @network.setter
     def network(self, value: Optional[pulumi.Input[_builtins.str]]):
         pulumi.set(self, "network", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def secrets(self) -> Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]]:
+        """
+        Build secrets by id, each read by `RUN --mount=type=secret,id=<id>` from the file
+        `/run/secrets/<id>`: ids of letters, digits, `.`, `_` and `-`, values of at most 500 KiB.
+        Every value is a secret: stored and sent as one, masked in all output, and never in the
+        image, its history or `contextHash`. The ids are part of the image (adding or removing
+        one rebuilds); a changed value alone neither rebuilds nor shows in the diff (change
+        `triggers` to rebuild with it).
+        """
+        return pulumi.get(self, "secrets")
+
+    @secrets.setter
+    def secrets(self, value: Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]]):
+        pulumi.set(self, "secrets", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def ssh(self) -> Optional[pulumi.Input[Sequence[pulumi.Input['SshInputArgs']]]]:
+        """
+        ssh agents (sockets or private key files) forwarded to `RUN --mount=type=ssh[,id=<id>]`
+        steps, e.g. to clone private repositories, as `docker build --ssh`. Does not rebuild
+        by itself.
+        """
+        return pulumi.get(self, "ssh")
+
+    @ssh.setter
+    def ssh(self, value: Optional[pulumi.Input[Sequence[pulumi.Input['SshInputArgs']]]]):
+        pulumi.set(self, "ssh", value)
+
+    @_builtins.property
+    @pulumi.getter(name="addHosts")
+    def add_hosts(self) -> Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]]:
+        """
+        More `/etc/hosts` entries for `RUN` steps, each `host:ip` (as `docker build
+        --add-host`), e.g. `db.internal:10.0.0.5` or `v6host:2001:db8::1`; the ip may be
+        `host-gateway` (the daemon's gateway address).
+        """
+        return pulumi.get(self, "add_hosts")
+
+    @add_hosts.setter
+    def add_hosts(self, value: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]]):
+        pulumi.set(self, "add_hosts", value)
 
     @_builtins.property
     @pulumi.getter
@@ -366,7 +451,11 @@ class Image(pulumi.CustomResource):
                  cache_from: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  inline_cache: Optional[pulumi.Input[_builtins.bool]] = None,
                  no_cache: Optional[pulumi.Input[_builtins.bool]] = None,
+                 pull: Optional[pulumi.Input[_builtins.bool]] = None,
                  network: Optional[pulumi.Input[_builtins.str]] = None,
+                 secrets: Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
+                 ssh: Optional[pulumi.Input[Sequence[pulumi.Input[Union['SshInputArgs', 'SshInputArgsDict']]]]] = None,
+                 add_hosts: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  push: Optional[pulumi.Input[_builtins.bool]] = None,
                  registry: Optional[pulumi.Input[Union['RegistryArgs', 'RegistryArgsDict']]] = None,
                  triggers: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
@@ -400,7 +489,21 @@ class Image(pulumi.CustomResource):
         :param pulumi.Input[_builtins.bool] inline_cache: Embed BuildKit's inline cache in the pushed image, so the next build anywhere can
                reuse its layers.
         :param pulumi.Input[_builtins.bool] no_cache: Build without any cache.
+        :param pulumi.Input[_builtins.bool] pull: Always try to pull newer versions of the base images (`FROM`), as `docker build
+               --pull`, instead of using those the daemon already has. Does not rebuild by itself.
         :param pulumi.Input[_builtins.str] network: The network mode of `RUN` steps: `default`, `host` or `none`.
+        :param pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]] secrets: Build secrets by id, each read by `RUN --mount=type=secret,id=<id>` from the file
+               `/run/secrets/<id>`: ids of letters, digits, `.`, `_` and `-`, values of at most 500 KiB.
+               Every value is a secret: stored and sent as one, masked in all output, and never in the
+               image, its history or `contextHash`. The ids are part of the image (adding or removing
+               one rebuilds); a changed value alone neither rebuilds nor shows in the diff (change
+               `triggers` to rebuild with it).
+        :param pulumi.Input[Sequence[pulumi.Input[Union['SshInputArgs', 'SshInputArgsDict']]]] ssh: ssh agents (sockets or private key files) forwarded to `RUN --mount=type=ssh[,id=<id>]`
+               steps, e.g. to clone private repositories, as `docker build --ssh`. Does not rebuild
+               by itself.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] add_hosts: More `/etc/hosts` entries for `RUN` steps, each `host:ip` (as `docker build
+               --add-host`), e.g. `db.internal:10.0.0.5` or `v6host:2001:db8::1`; the ip may be
+               `host-gateway` (the daemon's gateway address).
         :param pulumi.Input[_builtins.bool] push: Push the image to the registry. When false, the image stays in the Docker daemon.
         :param pulumi.Input[Union['RegistryArgs', 'RegistryArgsDict']] registry: Credentials for the registry. Without them, those of the Docker CLI's config
                (`$DOCKER_CONFIG/config.json`, credential helpers included) are used.
@@ -451,7 +554,11 @@ class Image(pulumi.CustomResource):
                  cache_from: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  inline_cache: Optional[pulumi.Input[_builtins.bool]] = None,
                  no_cache: Optional[pulumi.Input[_builtins.bool]] = None,
+                 pull: Optional[pulumi.Input[_builtins.bool]] = None,
                  network: Optional[pulumi.Input[_builtins.str]] = None,
+                 secrets: Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
+                 ssh: Optional[pulumi.Input[Sequence[pulumi.Input[Union['SshInputArgs', 'SshInputArgsDict']]]]] = None,
+                 add_hosts: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  push: Optional[pulumi.Input[_builtins.bool]] = None,
                  registry: Optional[pulumi.Input[Union['RegistryArgs', 'RegistryArgsDict']]] = None,
                  triggers: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
@@ -484,7 +591,13 @@ class Image(pulumi.CustomResource):
             if no_cache is None:
                 no_cache = False
             __props__.__dict__["no_cache"] = no_cache
+            if pull is None:
+                pull = False
+            __props__.__dict__["pull"] = pull
             __props__.__dict__["network"] = network
+            __props__.__dict__["secrets"] = None if secrets is None else pulumi.Output.secret(secrets)
+            __props__.__dict__["ssh"] = ssh
+            __props__.__dict__["add_hosts"] = add_hosts
             if push is None:
                 push = True
             __props__.__dict__["push"] = push
@@ -501,6 +614,8 @@ class Image(pulumi.CustomResource):
             __props__.__dict__["ref"] = None
             __props__.__dict__["repo_digest"] = None
             __props__.__dict__["platform_digests"] = None
+        secret_opts = pulumi.ResourceOptions(additional_secret_outputs=["secrets"])
+        opts = pulumi.ResourceOptions.merge(opts, secret_opts)
         super(Image, __self__).__init__(
             "docker-buildkit:index:Image",
             resource_name,
@@ -534,7 +649,11 @@ class Image(pulumi.CustomResource):
         __props__.__dict__["cache_from"] = None
         __props__.__dict__["inline_cache"] = None
         __props__.__dict__["no_cache"] = None
+        __props__.__dict__["pull"] = None
         __props__.__dict__["network"] = None
+        __props__.__dict__["secrets"] = None
+        __props__.__dict__["ssh"] = None
+        __props__.__dict__["add_hosts"] = None
         __props__.__dict__["push"] = None
         __props__.__dict__["registry"] = None
         __props__.__dict__["triggers"] = None
@@ -654,11 +773,53 @@ class Image(pulumi.CustomResource):
 
     @_builtins.property
     @pulumi.getter
+    def pull(self) -> pulumi.Output[Optional[_builtins.bool]]:
+        """
+        Always try to pull newer versions of the base images (`FROM`), as `docker build
+        --pull`, instead of using those the daemon already has. Does not rebuild by itself.
+        """
+        return pulumi.get(self, "pull")
+
+    @_builtins.property
+    @pulumi.getter
     def network(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
         The network mode of `RUN` steps: `default`, `host` or `none`.
         """
         return pulumi.get(self, "network")
+
+    @_builtins.property
+    @pulumi.getter
+    def secrets(self) -> pulumi.Output[Optional[Mapping[str, _builtins.str]]]:
+        """
+        Build secrets by id, each read by `RUN --mount=type=secret,id=<id>` from the file
+        `/run/secrets/<id>`: ids of letters, digits, `.`, `_` and `-`, values of at most 500 KiB.
+        Every value is a secret: stored and sent as one, masked in all output, and never in the
+        image, its history or `contextHash`. The ids are part of the image (adding or removing
+        one rebuilds); a changed value alone neither rebuilds nor shows in the diff (change
+        `triggers` to rebuild with it).
+        """
+        return pulumi.get(self, "secrets")
+
+    @_builtins.property
+    @pulumi.getter
+    def ssh(self) -> pulumi.Output[Optional[Sequence['outputs.SshInput']]]:
+        """
+        ssh agents (sockets or private key files) forwarded to `RUN --mount=type=ssh[,id=<id>]`
+        steps, e.g. to clone private repositories, as `docker build --ssh`. Does not rebuild
+        by itself.
+        """
+        return pulumi.get(self, "ssh")
+
+    @_builtins.property
+    @pulumi.getter(name="addHosts")
+    def add_hosts(self) -> pulumi.Output[Optional[Sequence[_builtins.str]]]:
+        """
+        More `/etc/hosts` entries for `RUN` steps, each `host:ip` (as `docker build
+        --add-host`), e.g. `db.internal:10.0.0.5` or `v6host:2001:db8::1`; the ip may be
+        `host-gateway` (the daemon's gateway address).
+        """
+        return pulumi.get(self, "add_hosts")
 
     @_builtins.property
     @pulumi.getter
@@ -711,7 +872,8 @@ class Image(pulumi.CustomResource):
         """
         A hash of everything that makes the image: the files of the context that
         `.dockerignore` lets in (path, exec bit and content), the Dockerfile, build args,
-        target, labels, platforms, network, index and triggers.
+        target, labels, platforms, network, index, triggers, `addHosts` and the ids (never the
+        values) of `secrets`.
         """
         return pulumi.get(self, "context_hash")
 

@@ -10,8 +10,55 @@ from . import _utilities
 from ._enums import *
 
 __all__ = [
+    'SshInput',
     'Registry',
 ]
+
+
+@pulumi.output_type
+class SshInput(dict):
+    """
+    An ssh agent forwarded to the build, for `RUN --mount=type=ssh` steps (as
+    `docker build --ssh`).
+    """
+    def __init__(__self__, *,
+                 id: Optional[_builtins.str] = None,
+                 paths: Optional[Sequence[_builtins.str]] = None):
+        """
+        An ssh agent forwarded to the build, for `RUN --mount=type=ssh` steps (as
+        `docker build --ssh`).
+
+        :param Optional[_builtins.str] id: The id `RUN --mount=type=ssh,id=<id>` names. Defaults to `default`, the id of a bare
+               `RUN --mount=type=ssh`.
+        :param Optional[Sequence[_builtins.str]] paths: The agent's socket, or private key files (without a passphrase) that are loaded into
+               an ssh-agent of their own for the build; relative paths are resolved against the Pulumi
+               program's directory (as `context`). Without paths, the agent of the provider's
+               `SSH_AUTH_SOCK`.
+        """
+        if id is not None:
+            pulumi.set(__self__, "id", id)
+        if paths is not None:
+            pulumi.set(__self__, "paths", paths)
+
+    @_builtins.property
+    @pulumi.getter
+    def id(self) -> Optional[_builtins.str]:
+        """
+        The id `RUN --mount=type=ssh,id=<id>` names. Defaults to `default`, the id of a bare
+        `RUN --mount=type=ssh`.
+        """
+        return pulumi.get(self, "id")
+
+    @_builtins.property
+    @pulumi.getter
+    def paths(self) -> Optional[Sequence[_builtins.str]]:
+        """
+        The agent's socket, or private key files (without a passphrase) that are loaded into
+        an ssh-agent of their own for the build; relative paths are resolved against the Pulumi
+        program's directory (as `context`). Without paths, the agent of the provider's
+        `SSH_AUTH_SOCK`.
+        """
+        return pulumi.get(self, "paths")
 
 
 @pulumi.output_type
