@@ -302,9 +302,9 @@ fn export_ctx(s: &Services, c: &mut Cleanup, image: &str) -> Listing {
 /// Builds `dir` (the Pulumi program directory; the context is its default `.`) with the
 /// real provider, `push: false`, plus `extra` inputs; returns the local image's `/ctx/`.
 ///
-/// dockerd does no `.dockerignore` filtering of its own on a context sent as a tar body
-/// (measured: an unfiltered tar sent with BuildKit comes out whole), so this shows exactly
-/// the tar the provider wrote.
+/// The provider sends the context through its own build session, exactly the file set its
+/// walk yields (it ignores the exclude patterns the daemon passes back), so this shows
+/// exactly what the provider's `.dockerignore` rule let in.
 async fn provider_build(
     s: &Services,
     c: &mut Cleanup<'_>,
@@ -632,8 +632,7 @@ async fn dockerignore_matches_docker_legacy_builder_and_buildkit() {
 /// anchored at the root like every pattern).
 ///
 /// Checked: `entries()`, and the `/ctx/` of the image the provider builds with
-/// `dockerfile: sub/Dockerfile` (dockerd does not re-filter a tar body, so that is the
-/// provider's own tar). The legacy builder is asked too, but used as an oracle only if it
+/// `dockerfile: sub/Dockerfile` (the file set the provider's session sent). The legacy builder is asked too, but used as an oracle only if it
 /// agrees: measured here (CLI 28.2, daemon 20.10), it reads only the root
 /// `.dockerignore` and shows exactly the root file's semantics (`a.txt` out, `b.txt` and
 /// `c.md` in). The test accepts either of the two from it, so that a change is noticed,
@@ -709,6 +708,76 @@ async fn dockerfile_specific_ignore_file_takes_precedence() {
         eprintln!(
             "the legacy builder ignores sub/Dockerfile.dockerignore (uses the root \
              .dockerignore): not used as an oracle here"
+        );
+    }
+}
+
+/// A `.dockerignore` that excludes the Dockerfile and itself (and, in the second case, the
+/// directory the Dockerfile is in). Docker still builds with both, and `COPY .` copies
+/// neither: the legacy builder and the 20.10 BuildKit client are asked, must agree with
+/// each other, and the image the provider builds must have exactly their `/ctx/`. (The
+/// provider's build session serves the Dockerfile as a source of its own and the context
+/// exactly as the walk yields it, so nothing it excluded can reach `COPY .`.)
+#[tokio::test]
+async fn excluded_dockerfile_and_dockerignore_stay_out_of_copy_as_in_docker() {
+    let s = Services::get();
+    let mut c = Cleanup {
+        s: &s,
+        containers: Vec::new(),
+        images: Vec::new(),
+    };
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "Dockerfile",
+            "Dockerfile\n.dockerignore\n*.md\n",
+            &[".dockerignore", "Dockerfile"],
+        ),
+        (
+            "build/Dockerfile",
+            "build\n**/.dockerignore\n",
+            &[".dockerignore", "build/Dockerfile"],
+        ),
+    ];
+    for (dockerfile, ignore, left_out) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write_tree(
+            root,
+            &[
+                (dockerfile, DOCKERFILE),
+                (".dockerignore", ignore),
+                ("a.txt", "a"),
+                ("b.md", "b"),
+                ("sub/c.txt", "c"),
+                ("sub/.dockerignore", "not the ignore file"),
+            ],
+        );
+        let legacy = legacy_build(&s, &mut c, root, dockerfile);
+        let client = buildkit_client_build(&s, &mut c, root, dockerfile);
+        for p in *left_out {
+            assert!(
+                !client.files.contains(*p) && !legacy.files.contains(*p),
+                "case {dockerfile}: Docker copied {p}: legacy {legacy:#?} client {client:#?}"
+            );
+        }
+        assert!(
+            client.files.contains("a.txt"),
+            "case {dockerfile}: {client:#?}"
+        );
+        // Files only: the legacy CLI puts an excluded Dockerfile's directory into its tar
+        // (to carry the Dockerfile), and the daemon, removing the file, leaves it empty.
+        let problems = set_diff("file/symlink", &client.files, &legacy.files);
+        assert!(
+            problems.is_empty(),
+            "case {dockerfile}: the two Docker builders disagree, no oracle:\n{problems}"
+        );
+        let built = provider_build(&s, &mut c, root, json!({"dockerfile": dockerfile})).await;
+        let problems = compare_exactly(&client, &built);
+        assert!(
+            problems.is_empty(),
+            "case {dockerfile} (.dockerignore {ignore:?}): the image the provider built \
+             disagrees with `DOCKER_BUILDKIT=1 {CLASSIC_CLI} build` \
+             (missing = Docker copied it, we do not):\n{problems}built: {built:#?}"
         );
     }
 }

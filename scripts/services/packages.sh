@@ -1,11 +1,12 @@
 # shellcheck shell=bash
 # Packages: what the services need from Debian (dockerd 20.10 and its CLI,
-# docker-registry, htpasswd, busybox-static, curl, openssl), installed with
+# docker-registry, htpasswd, busybox-static, curl, openssl, and OpenSSH's client for the
+# ssh-agent of the build-session tests), installed with
 # apt-get when missing, without letting package scripts start system services.
 # (emulation.sh installs its own packages through apt_install, and never fails
 # `up` when it cannot.)
 
-PACKAGES=(docker.io docker-registry apache2-utils busybox-static curl openssl)
+PACKAGES=(docker.io docker-registry apache2-utils busybox-static curl openssl openssh-client)
 
 missing_packages() { # package... → prints those not installed
   local p
