@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # What every service file of scripts/services.sh uses: logging, curl without a
-# proxy, pidfiles, detached processes, shell quoting. Sourced by
-# scripts/services.sh; defines functions only.
+# proxy, pidfiles, detached processes, stopping processes found by their
+# arguments or parent, unmounting, shell and regex quoting, atomic files.
+# Sourced by scripts/services.sh; defines functions only.
 
 log() { echo "services: $*" >&2; }
 
@@ -74,3 +75,72 @@ stop_pidfile() { # pidfile name timeout_seconds [comm]
 
 # Single-quoted for sh.
 sq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+
+# The string as an extended regex matching itself literally.
+# shellcheck disable=SC2016 # $ is a character of the sed expression.
+re_escape() { printf '%s' "$1" | sed 's/[][\.|$(){}?+*^]/\\&/g'; }
+
+# Processes with an argument that starts with one of the given paths: the
+# argument itself must start with it, so "$DIR/docker/" never matches
+# "$DIR/docker2/..." nor "/elsewhere$DIR/docker/...". Never this shell.
+pids_with_arg_under() { # path...
+  local re="" p f
+  for p in "$@"; do re+="${re:+|}$(re_escape "$p")"; done
+  # -z: each NUL-separated argument is a "line", so ^ anchors at its start.
+  for f in $(grep -lzaE "^($re)" /proc/[0-9]*/cmdline 2>/dev/null || true); do
+    p="${f#/proc/}"; p="${p%/cmdline}"
+    [[ "$p" == "$$" || "$p" == "$BASHPID" ]] && continue
+    echo "$p"
+  done
+}
+
+# Stops the processes (already gone ones are fine): TERM, up to 5s, then KILL.
+stop_pids() { # what pid...
+  local what="$1" p i alive; shift
+  (( $# > 0 )) || return 0
+  log "stopping $what: $*"
+  for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
+  for ((i = 0; i < 100; i++)); do
+    alive=()
+    for p in "$@"; do pid_running "$p" && alive+=("$p"); done
+    (( ${#alive[@]} == 0 )) && return 0
+    (( i == 50 )) && for p in "${alive[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    sleep 0.1
+  done
+}
+
+# All descendants of a process (children, their children, ...).
+descendant_pids() { # pid
+  ps -e -o pid=,ppid= | awk -v root="$1" '
+    { kids[$2] = kids[$2] " " $1 }
+    END {
+      n = split(kids[root], q, " ")
+      for (i = 1; i <= n; i++) {
+        print q[i]
+        m = split(kids[q[i]], c, " ")
+        for (j = 1; j <= m; j++) q[++n] = c[j]
+      }
+    }'
+}
+
+# Lazily unmounts whatever is mounted under the given dirs, deepest first.
+umount_under() { # dir...
+  local re="" d m
+  for d in "$@"; do re+="${re:+|}$(re_escape "${d%/}")"; done
+  while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done < <(awk '{print $2}' /proc/self/mounts | grep -E "^($re)/" | sort -r || true)
+}
+
+# Writes content (and a newline) to file with the given mode, atomically, when
+# the file does not already hold exactly that. Succeeds when it wrote.
+put_file() { # file mode content
+  local f="$1" mode="$2" tmp
+  if [[ -f "$f" && "$(cat "$f")" == "$3" && "$(stat -c %a "$f")" == "$mode" ]]; then
+    return 1
+  fi
+  tmp="$(mktemp "$f.XXXXXX")"
+  printf '%s\n' "$3" >"$tmp"
+  chmod "$mode" "$tmp"
+  mv -f "$tmp" "$f"
+}

@@ -38,33 +38,18 @@ tls_mark() {
     "$TLS_DIR/server/key.pem" | sha256sum | cut -d' ' -f1)"
 }
 
-# Processes whose command line names one of our private paths (the managed
+# Processes with an argument under one of our private paths (the managed
 # containerd and its shims). Used only to clean up after a dockerd that had
-# to be killed; matches our state dir, never a program name.
+# to be killed; matches our state dir, never a program name, and never the
+# second daemon's (dockerd2.sh: $DIR/docker2/, its own exec root).
 our_leftover_pids() {
-  local f p
-  for f in $(grep -laF -e "$EXEC_ROOT/containerd/" -e "$DIR/docker/containerd" /proc/[0-9]*/cmdline 2>/dev/null || true); do
-    p="${f#/proc/}"; p="${p%/cmdline}"
-    [[ "$p" == "$$" || "$p" == "$BASHPID" ]] && continue
-    echo "$p"
-  done
+  pids_with_arg_under "$EXEC_ROOT/containerd/" "$DIR/docker/containerd/"
 }
 
 kill_leftovers() {
-  local left p i
-  left="$(our_leftover_pids)"
-  [[ -n "$left" ]] || return 0
-  log "stopping leftover containerd/shim processes: ${left//$'\n'/ }"
-  for p in $left; do kill -TERM "$p" 2>/dev/null || true; done
-  for ((i = 0; i < 50; i++)); do
-    [[ -z "$(our_leftover_pids)" ]] && return 0
-    sleep 0.1
-  done
-  for p in $(our_leftover_pids); do kill -KILL "$p" 2>/dev/null || true; done
-  for ((i = 0; i < 50; i++)); do
-    [[ -z "$(our_leftover_pids)" ]] && return 0
-    sleep 0.1
-  done
+  local left=()
+  mapfile -t left < <(our_leftover_pids)
+  stop_pids "leftover containerd/shim processes" "${left[@]}"
 }
 
 start_dockerd() {
@@ -156,11 +141,9 @@ stop_dockerd() {
   rm -f "$DOCKERD_TLS_MARK"
   # A dockerd that had to be killed leaves its containerd (and shims) behind.
   kill_leftovers
-  # Unmount anything a killed daemon left mounted under our dirs (deepest first).
-  local m
-  while read -r m; do
-    umount -l "$m" 2>/dev/null || true
-  done < <(awk '{print $2}' /proc/self/mounts | grep -E "^($DIR|$EXEC_ROOT)/" | sort -r || true)
+  # Unmount anything a killed daemon left mounted under its dirs (not the
+  # second daemon's).
+  umount_under "$DIR/docker" "$EXEC_ROOT"
   rm -f "$SOCK"
 }
 

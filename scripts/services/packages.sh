@@ -1,12 +1,15 @@
 # shellcheck shell=bash
 # Packages: what the services need from Debian (dockerd 20.10 and its CLI,
-# docker-registry, htpasswd, busybox-static, curl, openssl, and OpenSSH's client for the
-# ssh-agent of the build-session tests), installed with
-# apt-get when missing, without letting package scripts start system services.
+# docker-registry, htpasswd, busybox-static, curl, openssl, OpenSSH's client
+# (for the ssh-agent of the build-session tests and ssh:// Docker hosts) and
+# server (sshd.sh runs its own sshd; the package's system sshd is never
+# started), and ps and ss), installed with apt-get when missing, without letting
+# package scripts start system services.
 # (emulation.sh installs its own packages through apt_install, and never fails
 # `up` when it cannot.)
 
-PACKAGES=(docker.io docker-registry apache2-utils busybox-static curl openssl openssh-client)
+PACKAGES=(docker.io docker-registry apache2-utils busybox-static curl openssl openssh-client
+  openssh-server procps iproute2)
 
 missing_packages() { # package... → prints those not installed
   local p
@@ -21,7 +24,8 @@ missing_packages() { # package... → prints those not installed
 # to stderr and returns non-zero (the caller decides whether that is fatal).
 apt_install() {
   # Keep package scripts from starting a system dockerd (which would create
-  # the docker0 bridge), a system registry or binfmt-support's service.
+  # the docker0 bridge), a system registry, a system sshd (on port 22, all
+  # addresses) or binfmt-support's service.
   local made_policy=0 rc=0 aptlog="/tmp/dbk-apt.$$.log"
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
