@@ -89,6 +89,36 @@ fn masked_failures(r: &Redactor, failures: Vec<CheckFailure>) -> Vec<CheckFailur
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// `decoded` with every top-level value that is a string where the schema wants another type
+/// read as the JSON it holds: stack configuration (`pulumi config set --path
+/// docker-buildkit:builders[0].host …`) reaches the provider as strings, JSON-encoded for
+/// lists, maps, numbers and booleans. A string that is not such JSON stays, for the type
+/// check to name.
+fn unstringified(schema: &Value, decoded: &Decoded) -> Decoded {
+    let mut out = decoded.clone();
+    let props = schema.get("properties").and_then(Value::as_object);
+    for (key, value) in out.value.iter_mut() {
+        let Some(text) = value.as_str() else { continue };
+        let wants_string = props
+            .and_then(|p| p.get(key))
+            .and_then(|p| p.get("type"))
+            .is_some_and(|t| {
+                t == "string"
+                    || t.as_array()
+                        .is_some_and(|a| a.iter().any(|t| t == "string"))
+            });
+        if wants_string {
+            continue;
+        }
+        if let Ok(parsed) = serde_json::from_str::<Value>(text)
+            && !parsed.is_string()
+        {
+            *value = parsed;
+        }
+    }
+    out
+}
+
 /// The outcome of a `Check` on property maps.
 pub struct CheckOutcome {
     pub inputs: Struct,
@@ -778,6 +808,9 @@ where
     }
 
     /// The configuration in `Configure`'s `variables` map.
+    ///
+    /// (Stack configuration reaches a provider as strings, JSON for the other types, in
+    /// `variables` and in the `args` of CheckConfig/Configure alike: see [`unstringified`].)
     fn config_variables(&self, variables: &BTreeMap<String, String>) -> Map<String, Value> {
         let prefix = format!("{}:config:", self.name);
         variables
@@ -797,6 +830,7 @@ where
     /// [`validation`] against the configuration's schema. Does not run [`ValidateConfig`].
     pub fn config_from(&self, decoded: &Decoded) -> Result<C, Vec<CheckFailure>> {
         let schema = self.config_schema();
+        let decoded = &unstringified(&schema, decoded);
         let found = validation::check(&schema, decoded);
         if !found.failures.is_empty() {
             return Err(found.failures);

@@ -69,6 +69,19 @@ impl Dialer {
             hint: "the provider's `certPath` (or DOCKER_CERT_PATH) must hold ca.pem, cert.pem and key.pem",
         };
         #[cfg(unix)]
+        if host.starts_with("ssh://") {
+            let tunnel =
+                super::tunnel::tunnel(&host).map_err(|reason| DaemonError::InvalidHost {
+                    host: host.clone(),
+                    reason,
+                })?;
+            return Ok(Dialer {
+                target: Target::Unix(tunnel.socket.clone()),
+                host,
+                api: format!("/v{version}"),
+            });
+        }
+        #[cfg(unix)]
         if let Some(path) = host.strip_prefix("unix://") {
             return Ok(Dialer {
                 target: Target::Unix(PathBuf::from(path)),
@@ -78,7 +91,7 @@ impl Dialer {
         }
         let Some(addr) = HOST_SCHEMES
             .iter()
-            .filter(|scheme| **scheme != "unix://")
+            .filter(|scheme| !matches!(**scheme, "unix://" | "ssh://"))
             .find_map(|scheme| host.strip_prefix(scheme))
         else {
             return Err(DaemonError::Unsupported { host }.into());

@@ -80,6 +80,8 @@ pub enum DaemonError {
         "the Docker host {host} uses TLS: give the provider's `certPath` (a directory with ca.pem, cert.pem and key.pem), or set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH"
     )]
     TlsWithoutCerts { host: String },
+    #[error("the Docker host {host:?} cannot be used: {reason}")]
+    InvalidHost { host: String, reason: String },
     #[error("cannot reach the Docker daemon at {host}: {reason}. {hint}")]
     Unreachable {
         host: String,
@@ -149,6 +151,9 @@ pub enum BuildError {
     /// An `ssh` entry cannot be served (no agent, a key the agent refuses, …).
     #[error("ssh: {id:?}: {reason}")]
     Ssh { id: String, reason: String },
+    /// Every builder listing a platform is down.
+    #[error("no builder for {platform} can be reached: {tried}")]
+    NoBuilder { platform: String, tried: String },
     /// The build session could not be opened on the daemon.
     #[error("cannot open a build session on the Docker daemon at {host}: {reason}")]
     Session { host: String, reason: String },
@@ -224,6 +229,13 @@ pub enum EngineError {
     Reference(#[from] crate::reference::ReferenceError),
     #[error("cancelled: the {what} of {target} was stopped")]
     Cancelled { what: &'static str, target: String },
+    /// One platform of a multi-platform build failed on the builder it was given.
+    #[error("{platform} (built on {host}): {source}")]
+    OnBuilder {
+        platform: String,
+        host: String,
+        source: Box<EngineError>,
+    },
     /// A task of the engine's own died (a panic in a blocking thread).
     #[error("internal error: {0}")]
     Internal(String),
@@ -234,13 +246,17 @@ impl EngineError {
     pub fn kind(&self) -> Kind {
         match self {
             EngineError::Daemon(
-                DaemonError::Unsupported { .. } | DaemonError::TlsWithoutCerts { .. },
+                DaemonError::Unsupported { .. }
+                | DaemonError::TlsWithoutCerts { .. }
+                | DaemonError::InvalidHost { .. },
             ) => Kind::InvalidInput,
             EngineError::Daemon(_) => Kind::Unavailable,
             EngineError::Build(
                 BuildError::Context { .. } | BuildError::IndexNeedsPush | BuildError::Ssh { .. },
             ) => Kind::InvalidInput,
-            EngineError::Build(BuildError::Session { .. }) => Kind::Unavailable,
+            EngineError::Build(BuildError::Session { .. } | BuildError::NoBuilder { .. }) => {
+                Kind::Unavailable
+            }
             EngineError::Build(_) => Kind::Failed,
             EngineError::Push(PushError::Unauthorized { .. }) => Kind::InvalidInput,
             EngineError::Push(PushError::Unreachable { .. }) => Kind::Unavailable,
@@ -252,6 +268,7 @@ impl EngineError {
             EngineError::Registry(_) => Kind::Failed,
             EngineError::Credentials(_) | EngineError::Reference(..) => Kind::InvalidInput,
             EngineError::Cancelled { .. } => Kind::Cancelled,
+            EngineError::OnBuilder { source, .. } => source.kind(),
             EngineError::Internal(_) => Kind::Failed,
         }
     }

@@ -16,17 +16,22 @@ use tokio::sync::OnceCell;
 
 use super::auth::Credentials;
 use super::index::{self, Platform};
-use super::plan::{BuildPlan, Env, Level};
+use super::plan::{BuildPlan, BuilderSpec, DaemonAddress, Env, Events, Level, Pending};
 use super::{BuildError, Built, PushError, Result, build, push};
 use crate::reference::Reference;
 use crate::registry::{MEDIA_TYPE_DOCKER_MANIFEST_LIST, ManifestInfo, RegistryClient};
 
-/// The Docker daemon, as the flow needs it.
+/// A Docker daemon, as the flow needs it.
 pub trait Builder: Sync {
+    /// The daemon's address, for messages.
+    fn host(&self) -> String;
+    /// Connects (once) and checks the daemon answers.
+    fn reach(&self) -> impl Future<Output = Result<()>> + Send;
     /// Builds `plan` for `platform` (the daemon's own when `None`) tagged `local_tag`;
-    /// returns the image id.
+    /// returns the image id. Progress goes to `env`'s events.
     fn build(
         &self,
+        env: &Env<'_>,
         plan: &BuildPlan,
         platform: Option<&Platform>,
         local_tag: &str,
@@ -34,11 +39,114 @@ pub trait Builder: Sync {
     /// Pushes image `image_id` as `target`; returns the digest of the manifest of that image.
     fn push(
         &self,
+        env: &Env<'_>,
         image_id: &str,
         target: &Reference,
     ) -> impl Future<Output = Result<String>> + Send;
     /// Tags image `image_id` as `target` in the daemon.
     fn tag(&self, image_id: &str, target: &Reference) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// The daemons that build: the default one, and builders that each list some platforms.
+pub trait Fleet: Sync {
+    type Member: Builder;
+    /// Builds what no builder lists, and keeps unpushed images.
+    fn default_builder(&self) -> &Self::Member;
+    /// The builders that list `platform` (any order).
+    fn listing(&self, platform: &Platform) -> Vec<&Self::Member>;
+}
+
+/// One daemon is a fleet of one.
+impl<B: Builder> Fleet for B {
+    type Member = B;
+    fn default_builder(&self) -> &B {
+        self
+    }
+    fn listing(&self, _platform: &Platform) -> Vec<&B> {
+        Vec::new()
+    }
+}
+
+/// Rendezvous (highest random weight) order of `hosts` for image `name`: each image always
+/// prefers the same builder, so its cache stays warm there, and a builder added or removed
+/// moves only the images that prefer it.
+pub fn rendezvous<'h>(name: &str, hosts: &[&'h str]) -> Vec<&'h str> {
+    let mut scored: Vec<(u64, &str)> = hosts
+        .iter()
+        .map(|h| {
+            let key = format!("{name}\0{h}");
+            (xxhash_rust::xxh3::xxh3_64(key.as_bytes()), *h)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.cmp(a));
+    scored.into_iter().map(|(_, h)| h).collect()
+}
+
+/// The builder for `platform`: the first of the builders listing it, in rendezvous order on
+/// the image's name, that answers (each one that does not is skipped with a warning); the
+/// default daemon when none lists it.
+async fn choose<'f, F: Fleet>(
+    env: &Env<'_>,
+    fleet: &'f F,
+    plan: &BuildPlan,
+    platform: Option<&Platform>,
+) -> Result<&'f F::Member> {
+    let listing = platform.map(|p| fleet.listing(p)).unwrap_or_default();
+    if listing.is_empty() {
+        return Ok(fleet.default_builder());
+    }
+    let hosts: Vec<String> = listing.iter().map(|b| b.host()).collect();
+    let host_refs: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    let order = rendezvous(&plan.reference.repository(), &host_refs);
+    let platform = platform.map(Platform::name).unwrap_or_default();
+    let mut tried = Vec::new();
+    for host in order {
+        let Some(i) = hosts.iter().position(|h| h == host) else {
+            continue;
+        };
+        match listing[i].reach().await {
+            Ok(()) => return Ok(listing[i]),
+            Err(e) => {
+                env.log(
+                    Level::Warning,
+                    &format!(
+                        "builder {host} for {platform} cannot be reached, trying the next: {e}"
+                    ),
+                )
+                .await;
+                tried.push(format!("{host} ({e})"));
+            }
+        }
+    }
+    Err(BuildError::NoBuilder {
+        platform,
+        tried: tried.join("; "),
+    }
+    .into())
+}
+
+/// Events told with a prefix (the platform, when several build at once).
+struct Prefixed<'a> {
+    inner: &'a dyn Events,
+    prefix: String,
+}
+
+impl Events for Prefixed<'_> {
+    fn log<'a>(&'a self, level: Level, message: &'a str) -> Pending<'a> {
+        Box::pin(async move {
+            let text = format!("{}{message}", self.prefix);
+            self.inner.log(level, &text).await;
+        })
+    }
+    fn progress<'a>(&'a self, line: &'a str) -> Pending<'a> {
+        Box::pin(async move {
+            let text = format!("{}{line}", self.prefix);
+            self.inner.progress(&text).await;
+        })
+    }
+    fn secret(&self, value: &str) {
+        self.inner.secret(value);
+    }
 }
 
 /// Registry-side manifest calls, for the repository of a reference.
@@ -63,7 +171,7 @@ pub trait Registries: Sync {
 pub async fn up(
     env: &Env<'_>,
     plan: &BuildPlan,
-    builder: &impl Builder,
+    fleet: &impl Fleet,
     registries: &impl Registries,
 ) -> Result<Built> {
     if plan.push
@@ -75,9 +183,9 @@ pub async fn up(
     }
     let platforms = &plan.platforms;
     let built = if platforms.len() > 1 || (plan.index && !platforms.is_empty()) {
-        build_index(env, plan, builder, registries).await?
+        build_index(env, plan, fleet, registries).await?
     } else {
-        build_single(env, plan, builder, registries, platforms.first()).await?
+        build_single(env, plan, fleet, registries, platforms.first()).await?
     };
     if plan.push
         && let Some(tag) = &plan.context_tag
@@ -100,12 +208,12 @@ pub async fn retag(
     env: &Env<'_>,
     plan: &BuildPlan,
     digest: &str,
-    builder: &impl Builder,
+    fleet: &impl Fleet,
     registries: &impl Registries,
 ) -> Result<Option<()>> {
     if !plan.push {
         for r in &plan.push_tags {
-            if let Err(e) = builder.tag(digest, r).await {
+            if let Err(e) = fleet.default_builder().tag(digest, r).await {
                 env.log(
                     Level::Info,
                     &format!("the image {digest} cannot be tagged again ({e}): building it"),
@@ -210,7 +318,7 @@ async fn push_all(
     for r in tags {
         match pushed.iter().find(|(repo, _)| *repo == r.repository()) {
             None => {
-                let d = builder.push(image_id, r).await?;
+                let d = builder.push(env, image_id, r).await?;
                 pushed.push((r.repository(), d));
             }
             Some((_, digest)) => {
@@ -235,16 +343,18 @@ async fn push_all(
         .ok_or_else(|| PushError::Nothing.into())
 }
 
-/// One image (the daemon's platform, or the one given): build, tag, push.
+/// One image (the daemon's platform, or the one given): build, tag, push — on the builder
+/// that lists the platform, else the default daemon.
 async fn build_single(
     env: &Env<'_>,
     plan: &BuildPlan,
-    builder: &impl Builder,
+    fleet: &impl Fleet,
     registries: &impl Registries,
     platform: Option<&Platform>,
 ) -> Result<Built> {
     let local_tag = plan.local_tag();
-    let image_id = builder.build(plan, platform, &local_tag).await?;
+    let builder = choose(env, fleet, plan, platform).await?;
+    let image_id = builder.build(env, plan, platform, &local_tag).await?;
     if !plan.push {
         for r in &plan.push_tags {
             builder.tag(&image_id, r).await?;
@@ -267,12 +377,14 @@ async fn build_single(
     })
 }
 
-/// Several platforms: each built and pushed under `<tag>-<os>-<arch>[-<variant>]` in every
-/// repository the tags name, then one manifest list per repository under each tag.
+/// Several platforms, all at once, each on its builder: each built and pushed under
+/// `<tag>-<os>-<arch>[-<variant>]` in every repository the tags name, then one manifest list
+/// per repository under each tag. Each platform's lines are prefixed with it; a failure
+/// names the platform and its builder (and stops the others).
 async fn build_index(
     env: &Env<'_>,
     plan: &BuildPlan,
-    builder: &impl Builder,
+    fleet: &impl Fleet,
     registries: &impl Registries,
 ) -> Result<Built> {
     if !plan.push {
@@ -285,30 +397,58 @@ async fn build_index(
             repos.push(r.clone());
         }
     }
-    let mut entries: BTreeMap<String, Vec<(Platform, ManifestInfo)>> = BTreeMap::new();
-    for p in &plan.platforms {
-        let temp_tag = format!("{}-{}", main.tag_or_latest(), p.tag_suffix());
-        let local = Reference {
-            tag: Some(temp_tag.clone()),
-            ..main.clone()
-        };
-        let image_id = builder.build(plan, Some(p), &local.to_string()).await?;
-        for repo in &repos {
-            let target = Reference {
+    let one_platform = |p: &Platform| {
+        let repos = &repos;
+        let p = p.clone();
+        async move {
+            let prefixed = Prefixed {
+                inner: env.events,
+                prefix: format!("[{}] ", p.name()),
+            };
+            let penv = env.with(env.daemon.clone(), &prefixed);
+            let builder = choose(&penv, fleet, plan, Some(&p)).await?;
+            let on_builder =
+                |e: crate::docker::EngineError| crate::docker::EngineError::OnBuilder {
+                    platform: p.name(),
+                    host: builder.host(),
+                    source: Box::new(e),
+                };
+            let temp_tag = format!("{}-{}", main.tag_or_latest(), p.tag_suffix());
+            let local = Reference {
                 tag: Some(temp_tag.clone()),
-                ..repo.clone()
+                ..main.clone()
             };
-            let digest = builder.push(&image_id, &target).await?;
-            let Some((_, info)) = registries.get(&target, &digest).await? else {
-                return Err(PushError::Missing {
-                    reference: target.with_digest(&digest),
-                }
-                .into());
-            };
-            entries
-                .entry(repo.repository())
-                .or_default()
-                .push((p.clone(), info));
+            let image_id = builder
+                .build(&penv, plan, Some(&p), &local.to_string())
+                .await
+                .map_err(on_builder)?;
+            let mut pushed: Vec<(String, ManifestInfo)> = Vec::new();
+            for repo in repos {
+                let target = Reference {
+                    tag: Some(temp_tag.clone()),
+                    ..repo.clone()
+                };
+                let digest = builder
+                    .push(&penv, &image_id, &target)
+                    .await
+                    .map_err(on_builder)?;
+                let Some((_, info)) = registries.get(&target, &digest).await? else {
+                    return Err(PushError::Missing {
+                        reference: target.with_digest(&digest),
+                    }
+                    .into());
+                };
+                pushed.push((repo.repository(), info));
+            }
+            Ok::<_, crate::docker::EngineError>((p, pushed))
+        }
+    };
+    let results =
+        futures_util::future::try_join_all(plan.platforms.iter().map(one_platform)).await?;
+    let mut entries: BTreeMap<String, Vec<(Platform, ManifestInfo)>> = BTreeMap::new();
+    for (p, pushed) in results {
+        for (repo, info) in pushed {
+            entries.entry(repo).or_default().push((p.clone(), info));
         }
     }
     let mut index_digest = None;
@@ -343,17 +483,17 @@ async fn build_index(
     })
 }
 
-/// The real daemon: connected on first use (a reuse needs no daemon at all).
+/// A real daemon: connected on first use (a reuse needs no daemon at all).
 pub struct DaemonBuilder<'a> {
-    env: &'a Env<'a>,
+    address: DaemonAddress,
     creds: &'a BTreeMap<String, Credentials>,
     docker: OnceCell<Docker>,
 }
 
 impl<'a> DaemonBuilder<'a> {
-    pub fn new(env: &'a Env<'a>, creds: &'a BTreeMap<String, Credentials>) -> Self {
+    pub fn new(address: DaemonAddress, creds: &'a BTreeMap<String, Credentials>) -> Self {
         Self {
-            env,
+            address,
             creds,
             docker: OnceCell::new(),
         }
@@ -361,22 +501,32 @@ impl<'a> DaemonBuilder<'a> {
 
     async fn docker(&self) -> Result<&Docker> {
         self.docker
-            .get_or_try_init(|| super::connect(&self.env.daemon))
+            .get_or_try_init(|| super::connect(&self.address))
             .await
     }
 }
 
 impl Builder for DaemonBuilder<'_> {
+    fn host(&self) -> String {
+        super::daemon_host(&self.address)
+    }
+
+    async fn reach(&self) -> Result<()> {
+        self.docker().await.map(|_| ())
+    }
+
     async fn build(
         &self,
+        env: &Env<'_>,
         plan: &BuildPlan,
         platform: Option<&Platform>,
         local_tag: &str,
     ) -> Result<String> {
         let docker = self.docker().await?;
+        let env = env.with(self.address.clone(), env.events);
         let platform = platform.map(Platform::name);
         build::build(
-            self.env,
+            &env,
             docker,
             plan,
             platform.as_deref(),
@@ -386,14 +536,15 @@ impl Builder for DaemonBuilder<'_> {
         .await
     }
 
-    async fn push(&self, image_id: &str, target: &Reference) -> Result<String> {
+    async fn push(&self, env: &Env<'_>, image_id: &str, target: &Reference) -> Result<String> {
         let docker = self.docker().await?;
+        let env = env.with(self.address.clone(), env.events);
         let host = target.registry_host();
         let client = RegistryClient::new(host, self.creds.get(host).cloned())?;
         push::push_image(
-            self.env,
+            &env,
             docker,
-            &super::daemon_host(&self.env.daemon),
+            &self.host(),
             image_id,
             target,
             self.creds.get(host),
@@ -404,6 +555,49 @@ impl Builder for DaemonBuilder<'_> {
 
     async fn tag(&self, image_id: &str, target: &Reference) -> Result<()> {
         push::tag(self.docker().await?, image_id, target).await
+    }
+}
+
+/// The real daemons: the default one and the configured builders.
+pub struct DaemonFleet<'a> {
+    default: DaemonBuilder<'a>,
+    builders: Vec<(DaemonBuilder<'a>, Vec<Platform>)>,
+}
+
+impl<'a> DaemonFleet<'a> {
+    pub fn new(
+        default: DaemonAddress,
+        builders: &[BuilderSpec],
+        creds: &'a BTreeMap<String, Credentials>,
+    ) -> Self {
+        Self {
+            default: DaemonBuilder::new(default, creds),
+            builders: builders
+                .iter()
+                .map(|b| {
+                    (
+                        DaemonBuilder::new(b.address.clone(), creds),
+                        b.platforms.clone(),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+impl<'a> Fleet for DaemonFleet<'a> {
+    type Member = DaemonBuilder<'a>;
+
+    fn default_builder(&self) -> &DaemonBuilder<'a> {
+        &self.default
+    }
+
+    fn listing(&self, platform: &Platform) -> Vec<&DaemonBuilder<'a>> {
+        self.builders
+            .iter()
+            .filter(|(_, ps)| ps.iter().any(|p| p.name() == platform.name()))
+            .map(|(b, _)| b)
+            .collect()
     }
 }
 
@@ -538,13 +732,21 @@ mod tests {
     struct FakeDaemon<'a> {
         registry: &'a FakeRegistry,
         calls: Mutex<Vec<String>>,
+        name: String,
+        up: bool,
     }
 
     impl<'a> FakeDaemon<'a> {
         fn new(registry: &'a FakeRegistry) -> Self {
+            Self::named(registry, "default", true)
+        }
+
+        fn named(registry: &'a FakeRegistry, name: &str, up: bool) -> Self {
             Self {
                 registry,
                 calls: Mutex::default(),
+                name: name.to_string(),
+                up,
             }
         }
 
@@ -554,19 +756,52 @@ mod tests {
     }
 
     impl Builder for FakeDaemon<'_> {
+        fn host(&self) -> String {
+            self.name.clone()
+        }
+
+        async fn reach(&self) -> Result<()> {
+            if self.up {
+                Ok(())
+            } else {
+                Err(crate::docker::DaemonError::Unreachable {
+                    host: self.name.clone(),
+                    reason: "down".into(),
+                    hint: "",
+                }
+                .into())
+            }
+        }
+
         async fn build(
             &self,
+            env: &Env<'_>,
             _plan: &BuildPlan,
             platform: Option<&Platform>,
             local_tag: &str,
         ) -> Result<String> {
-            let mut calls = self.calls.lock().unwrap();
-            let platform = platform.map(Platform::name).unwrap_or_else(|| "-".into());
-            calls.push(format!("build {local_tag} {platform}"));
-            Ok(format!("img-{}", calls.len()))
+            env.progress("step").await;
+            let n = {
+                let mut calls = self.calls.lock().unwrap();
+                let platform = platform.map(Platform::name).unwrap_or_else(|| "-".into());
+                calls.push(format!("build {local_tag} {platform}"));
+                calls.len()
+            };
+            if self.name == "broken" {
+                return Err(BuildError::NoImage {
+                    host: self.name.clone(),
+                    tag: local_tag.to_string(),
+                }
+                .into());
+            }
+            Ok(if self.name == "default" {
+                format!("img-{n}")
+            } else {
+                format!("img-{}-{n}", self.name)
+            })
         }
 
-        async fn push(&self, image_id: &str, target: &Reference) -> Result<String> {
+        async fn push(&self, _env: &Env<'_>, image_id: &str, target: &Reference) -> Result<String> {
             self.calls
                 .lock()
                 .unwrap()
@@ -625,6 +860,7 @@ mod tests {
     fn test_env(events: &Recorder) -> Env<'_> {
         Env {
             daemon: DaemonAddress::default(),
+            builders: Vec::new(),
             events,
             cancel: Default::default(),
         }
@@ -837,5 +1073,160 @@ mod tests {
         let e = up(&env, &p, &daemon, &registry).await.unwrap_err();
         assert!(e.to_string().contains("need `push: true`"), "{e}");
         assert!(daemon.calls().is_empty());
+    }
+
+    /// A default daemon and builders that each list some platforms.
+    struct FakeFleet<'a> {
+        default: FakeDaemon<'a>,
+        members: Vec<(FakeDaemon<'a>, Vec<&'static str>)>,
+    }
+
+    impl<'a> Fleet for FakeFleet<'a> {
+        type Member = FakeDaemon<'a>;
+        fn default_builder(&self) -> &FakeDaemon<'a> {
+            &self.default
+        }
+        fn listing(&self, platform: &Platform) -> Vec<&FakeDaemon<'a>> {
+            self.members
+                .iter()
+                .filter(|(_, ps)| ps.contains(&platform.name().as_str()))
+                .map(|(b, _)| b)
+                .collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn each_platform_builds_on_the_builder_that_lists_it_with_prefixed_lines() {
+        let registry = FakeRegistry::default();
+        let fleet = FakeFleet {
+            default: FakeDaemon::new(&registry),
+            members: vec![(
+                FakeDaemon::named(&registry, "arm", true),
+                vec!["linux/arm64"],
+            )],
+        };
+        let events = Recorder::default();
+        let env = test_env(&events);
+        let p = plan(&["reg.io/app"], &["linux/amd64", "linux/arm64"]);
+        let built = up(&env, &p, &fleet, &registry).await.unwrap();
+        assert_eq!(
+            fleet.default.calls(),
+            [
+                "build reg.io/app:latest-linux-amd64 linux/amd64",
+                "push reg.io/app:latest-linux-amd64 img-1"
+            ]
+        );
+        assert_eq!(
+            fleet.members[0].0.calls(),
+            [
+                "build reg.io/app:latest-linux-arm64 linux/arm64",
+                "push reg.io/app:latest-linux-arm64 img-arm-1"
+            ]
+        );
+        assert_eq!(built.platform_digests.len(), 2);
+        let lines = events.0.lock().unwrap().clone();
+        assert!(
+            lines.contains(&"[linux/amd64] step".to_string()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"[linux/arm64] step".to_string()),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn an_image_always_prefers_the_same_builder_and_removing_another_moves_nothing() {
+        let hosts = ["ssh://a", "ssh://b", "ssh://c"];
+        let mut firsts = std::collections::BTreeSet::new();
+        for i in 0..64 {
+            let name = format!("reg.io/app{i}");
+            let order = rendezvous(&name, &hosts);
+            assert_eq!(order, rendezvous(&name, &hosts), "stable");
+            assert_eq!(order.len(), 3);
+            firsts.insert(order[0]);
+            // Without a builder this image did not prefer, it keeps its builder.
+            let other = hosts.iter().find(|h| **h != order[0]).unwrap();
+            let fewer: Vec<&str> = hosts.iter().copied().filter(|h| h != other).collect();
+            assert_eq!(rendezvous(&name, &fewer)[0], order[0]);
+        }
+        assert_eq!(firsts.len(), 3, "images spread over every builder");
+    }
+
+    #[tokio::test]
+    async fn a_builder_that_is_down_is_skipped_with_a_warning_and_none_left_is_an_error() {
+        let registry = FakeRegistry::default();
+        let p = plan(&["reg.io/app"], &["linux/arm64"]);
+        let preferred = rendezvous(&p.reference.repository(), &["x", "y"])[0];
+        let other = if preferred == "x" { "y" } else { "x" };
+        let fleet = FakeFleet {
+            default: FakeDaemon::new(&registry),
+            members: vec![
+                (
+                    FakeDaemon::named(&registry, preferred, false),
+                    vec!["linux/arm64"],
+                ),
+                (
+                    FakeDaemon::named(&registry, other, true),
+                    vec!["linux/arm64"],
+                ),
+            ],
+        };
+        let events = Recorder::default();
+        let env = test_env(&events);
+        up(&env, &p, &fleet, &registry).await.unwrap();
+        assert!(fleet.members[0].0.calls().is_empty());
+        assert_eq!(
+            fleet.members[1].0.calls().len(),
+            2,
+            "built and pushed there"
+        );
+        assert!(
+            fleet.default.calls().is_empty(),
+            "never on the default daemon"
+        );
+        let lines = events.0.lock().unwrap().join("\n");
+        assert!(
+            lines.contains(&format!(
+                "builder {preferred} for linux/arm64 cannot be reached, trying the next"
+            )),
+            "{lines}"
+        );
+
+        // A new registry: the first up marked its context there, and would be reused.
+        let registry = FakeRegistry::default();
+        let fleet = FakeFleet {
+            default: FakeDaemon::new(&registry),
+            members: vec![(
+                FakeDaemon::named(&registry, "x", false),
+                vec!["linux/arm64"],
+            )],
+        };
+        let e = up(&env, &p, &fleet, &registry).await.unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("no builder for linux/arm64 can be reached: x ("),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_names_the_platform_and_its_builder() {
+        let registry = FakeRegistry::default();
+        let fleet = FakeFleet {
+            default: FakeDaemon::new(&registry),
+            members: vec![(
+                FakeDaemon::named(&registry, "broken", true),
+                vec!["linux/arm64"],
+            )],
+        };
+        let events = Recorder::default();
+        let env = test_env(&events);
+        let p = plan(&["reg.io/app"], &["linux/amd64", "linux/arm64"]);
+        let e = up(&env, &p, &fleet, &registry).await.unwrap_err();
+        assert!(
+            e.to_string().starts_with("linux/arm64 (built on broken): "),
+            "{e}"
+        );
     }
 }

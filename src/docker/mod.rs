@@ -18,6 +18,7 @@ pub mod plan;
 pub mod progress;
 pub mod push;
 pub mod session;
+pub mod tunnel;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,7 +26,7 @@ use std::path::PathBuf;
 use bollard::Docker;
 
 pub use self::plan::{
-    BuildPlan, BuildSecrets, DaemonAddress, Env, Events, Level, Pending, SshForward,
+    BuildPlan, BuildSecrets, BuilderSpec, DaemonAddress, Env, Events, Level, Pending, SshForward,
 };
 use crate::docker::auth::{Credentials, normalize_server};
 use crate::reference::Reference;
@@ -37,7 +38,7 @@ pub use self::error::{BuildError, DaemonError, EngineError, Kind, PushError};
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
 /// The schemes of a Docker host that [`connect`] can reach.
-pub const HOST_SCHEMES: &[&str] = &["unix://", "tcp://", "http://", "https://"];
+pub const HOST_SCHEMES: &[&str] = &["unix://", "tcp://", "http://", "https://", "ssh://"];
 
 /// The default daemon socket.
 pub const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
@@ -94,6 +95,9 @@ fn cert_path(config: &DaemonAddress) -> Option<PathBuf> {
 pub async fn connect(config: &DaemonAddress) -> Result<Docker> {
     let host = daemon_host(config);
     let certs = cert_path(config);
+    if host.starts_with("ssh://") {
+        return connect_ssh(&host).await;
+    }
     let hint = if host.starts_with("unix://") {
         "Is dockerd running? Set DOCKER_HOST or the provider's `host` configuration to point at it"
     } else if certs.is_some() {
@@ -111,7 +115,7 @@ pub async fn connect(config: &DaemonAddress) -> Result<Docker> {
         Docker::connect_with_unix(path, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
     } else if let Some(addr) = HOST_SCHEMES
         .iter()
-        .filter(|scheme| **scheme != "unix://")
+        .filter(|scheme| !matches!(**scheme, "unix://" | "ssh://"))
         .find_map(|scheme| host.strip_prefix(scheme))
     {
         // bollard strips only some schemes: hand it `tcp://host:port` always.
@@ -134,21 +138,47 @@ pub async fn connect(config: &DaemonAddress) -> Result<Docker> {
         return Err(DaemonError::Unsupported { host }.into());
     }
     .map_err(|e| unreachable(e.to_string()))?;
-    // A daemon that accepts the connection but never answers must not hang the build.
+    answered(docker, DAEMON_ANSWER_TIMEOUT)
+        .await
+        .map_err(|reason| unreachable(reason).into())
+}
+
+/// `docker` once it has agreed on an API version and answered a ping within `limit`: a
+/// daemon that accepts the connection but never answers must not hang the build.
+async fn answered(
+    docker: Docker,
+    limit: std::time::Duration,
+) -> std::result::Result<Docker, String> {
     let answer = async {
         let docker = docker.negotiate_version().await?;
         docker.ping().await?;
         Ok::<_, bollard::errors::Error>(docker)
     };
-    match tokio::time::timeout(DAEMON_ANSWER_TIMEOUT, answer).await {
+    match tokio::time::timeout(limit, answer).await {
         Ok(Ok(docker)) => Ok(docker),
-        Ok(Err(e)) => Err(unreachable(e.to_string()).into()),
-        Err(_) => Err(unreachable(format!(
-            "no answer to a ping within {} s",
-            DAEMON_ANSWER_TIMEOUT.as_secs()
-        ))
-        .into()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer to a ping within {} s", limit.as_secs())),
     }
+}
+
+/// An `ssh://` daemon, through its [`tunnel::Tunnel`]; a failure says what ssh said.
+async fn connect_ssh(host: &str) -> Result<Docker> {
+    let tunnel = tunnel::tunnel(host).map_err(|reason| DaemonError::InvalidHost {
+        host: host.to_string(),
+        reason,
+    })?;
+    let unreachable = |reason: String| DaemonError::Unreachable {
+        host: host.to_string(),
+        reason,
+        hint: "The provider runs `ssh <host> docker system dial-stdio` with your ssh configuration and agent, never prompting",
+    };
+    let socket = tunnel.socket.display().to_string();
+    let docker = Docker::connect_with_unix(&socket, 3600, bollard::API_DEFAULT_VERSION)
+        .map_err(|e| unreachable(e.to_string()))?;
+    // Over ssh a handshake alone can take seconds.
+    answered(docker, 3 * DAEMON_ANSWER_TIMEOUT)
+        .await
+        .map_err(|reason| unreachable(tunnel.explain(&reason)).into())
 }
 
 /// Credentials for `host`: `login` when it is for that host, else the Docker CLI's
@@ -237,18 +267,18 @@ fn registry_client(host: &str, creds: Option<Credentials>) -> Result<RegistryCli
 /// built from the same context and reuses it without building (see [`flow`]).
 pub async fn build_and_push(env: &Env<'_>, plan: BuildPlan) -> Result<Built> {
     let creds = plan_credentials(env, &plan).await?;
-    let daemon = flow::DaemonBuilder::new(env, &creds);
+    let fleet = flow::DaemonFleet::new(env.daemon.clone(), &env.builders, &creds);
     let registries = flow::RegistryClients::new(&creds);
-    flow::up(env, &plan, &daemon, &registries).await
+    flow::up(env, &plan, &fleet, &registries).await
 }
 
 /// Puts the image built before (`digest`) under the plan's tags without building, when that
 /// can be done (see [`flow::retag`]); `false` when it must be built.
 pub async fn retag(env: &Env<'_>, plan: &BuildPlan, digest: &str) -> Result<bool> {
     let creds = plan_credentials(env, plan).await?;
-    let daemon = flow::DaemonBuilder::new(env, &creds);
+    let fleet = flow::DaemonFleet::new(env.daemon.clone(), &env.builders, &creds);
     let registries = flow::RegistryClients::new(&creds);
-    Ok(flow::retag(env, plan, digest, &daemon, &registries)
+    Ok(flow::retag(env, plan, digest, &fleet, &registries)
         .await?
         .is_some())
 }

@@ -90,6 +90,13 @@ pub struct DaemonAddress {
     pub cert_path: Option<String>,
 }
 
+/// A daemon that builds the platforms it lists (the provider's `builders`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuilderSpec {
+    pub address: DaemonAddress,
+    pub platforms: Vec<Platform>,
+}
+
 /// How much a message matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -115,13 +122,26 @@ pub trait Events: Send + Sync {
 
 /// What one run of the engine needs from its caller.
 pub struct Env<'a> {
+    /// The default daemon: it builds whatever no builder lists, and keeps unpushed images.
     pub daemon: DaemonAddress,
+    /// More daemons, each for the platforms it lists.
+    pub builders: Vec<BuilderSpec>,
     pub events: &'a dyn Events,
     /// Fires when the work must stop (the engine's Cancel).
     pub cancel: CancellationToken,
 }
 
 impl Env<'_> {
+    /// The same environment, telling `events` instead and building on `daemon`.
+    pub fn with<'b>(&self, daemon: DaemonAddress, events: &'b dyn Events) -> Env<'b> {
+        Env {
+            daemon,
+            builders: self.builders.clone(),
+            events,
+            cancel: self.cancel.clone(),
+        }
+    }
+
     pub async fn log(&self, level: Level, message: &str) {
         self.events.log(level, message).await;
     }

@@ -512,6 +512,7 @@ fn env(ctx: &Ctx<ProviderConfig>) -> Env<'_> {
             host: ctx.config.host.clone(),
             cert_path: ctx.config.cert_path.clone(),
         },
+        builders: ctx.config.builder_specs(),
         events: ctx,
         cancel: ctx.cancel.clone(),
     }

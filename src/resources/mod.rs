@@ -18,39 +18,119 @@ pub const PACKAGE: &str = "docker-buildkit";
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderConfig {
-    /// The Docker daemon to build with: `unix:///path/to/docker.sock` or `tcp://host:port`.
-    /// Defaults to `$DOCKER_HOST`, then the local socket `unix:///var/run/docker.sock`.
+    /// The Docker daemon to build with: `unix:///path/to/docker.sock`, `tcp://host:port` or
+    /// `ssh://[user@]host[:port]` (through your ssh configuration and agent, never prompting;
+    /// the remote runs `docker system dial-stdio`, as with the docker CLI). Defaults to
+    /// `$DOCKER_HOST`, then the local socket `unix:///var/run/docker.sock`.
     pub host: Option<String>,
     /// A directory holding `ca.pem`, `cert.pem` and `key.pem` for a `tcp://` daemon with TLS.
     /// Defaults to `$DOCKER_CERT_PATH` when `$DOCKER_TLS_VERIFY` is set.
     pub cert_path: Option<String>,
+    /// More Docker daemons, each building the platforms it lists (natively, e.g. an arm64
+    /// host for `linux/arm64`), as `docker buildx create --append --platform` sets up. The
+    /// platforms of an image build in parallel, each on a builder that lists it, else on
+    /// `host` (emulated, for a foreign platform). When several list a platform, an image always
+    /// goes to the same one (rendezvous hashing on its name, so its cache stays warm there);
+    /// one that cannot be reached is skipped, with a warning, for the next.
+    pub builders: Option<Vec<BuilderConfig>>,
+}
+
+/// A Docker daemon that builds some platforms.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuilderConfig {
+    /// The daemon: `unix:///path/to/docker.sock`, `tcp://host:port` or
+    /// `ssh://[user@]host[:port]` (through your ssh configuration and agent; the remote runs
+    /// `docker system dial-stdio`).
+    pub host: String,
+    /// A directory holding `ca.pem`, `cert.pem` and `key.pem`, for a `tcp://` daemon with TLS.
+    pub cert_path: Option<String>,
+    /// The platforms it builds, as `os/arch[/variant]` (e.g. `linux/arm64`).
+    pub platforms: Vec<String>,
+}
+
+/// What is wrong with `host` as a Docker host, if anything.
+fn host_problem(host: &str) -> Option<String> {
+    match crate::docker::HOST_SCHEMES
+        .iter()
+        .find_map(|s| host.strip_prefix(s).map(|rest| (s, rest)))
+    {
+        None => Some(format!(
+            "{host:?} is not a Docker host this provider can reach: use unix:///path/to/docker.sock, tcp://host:port, http://host:port, https://host:port or ssh://[user@]host[:port]"
+        )),
+        Some((scheme, "")) => Some(format!(
+            "{host:?} names no {} after {scheme}: write e.g. unix:///var/run/docker.sock, tcp://127.0.0.1:2375 or ssh://me@build-host",
+            if *scheme == "unix://" {
+                "socket path"
+            } else {
+                "address"
+            }
+        )),
+        Some((&"ssh://", _)) => crate::docker::tunnel::SshHost::parse(host).err(),
+        Some(_) => None,
+    }
 }
 
 impl ValidateConfig for ProviderConfig {
     fn validate(&self) -> Vec<CheckFailure> {
         let mut f = Vec::new();
-        if let Some(host) = self.host.as_deref().filter(|h| !h.is_empty()) {
-            match crate::docker::HOST_SCHEMES
-                .iter()
-                .find_map(|s| host.strip_prefix(s).map(|rest| (s, rest)))
-            {
-                None => f.push(CheckFailure::new(
-                    "host",
+        if let Some(host) = self.host.as_deref().filter(|h| !h.is_empty())
+            && let Some(problem) = host_problem(host)
+        {
+            f.push(CheckFailure::new("host", problem));
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for (i, b) in self.builders.iter().flatten().enumerate() {
+            if let Some(problem) = host_problem(&b.host) {
+                f.push(CheckFailure::new(format!("builders[{i}].host"), problem));
+            } else if seen.contains(&b.host.as_str()) {
+                f.push(CheckFailure::new(
+                    format!("builders[{i}].host"),
                     format!(
-                        "{host:?} is not a Docker host this provider can reach: use unix:///path/to/docker.sock, tcp://host:port, http://host:port or https://host:port"
+                        "{:?} is listed twice: list all its platforms in one entry",
+                        b.host
                     ),
-                )),
-                Some((scheme, "")) => f.push(CheckFailure::new(
-                    "host",
-                    format!(
-                        "{host:?} names no {} after {scheme}: write e.g. unix:///var/run/docker.sock or tcp://127.0.0.1:2375",
-                        if *scheme == "unix://" { "socket path" } else { "address" }
-                    ),
-                )),
-                Some(_) => {}
+                ));
+            }
+            seen.push(&b.host);
+            if b.platforms.is_empty() {
+                f.push(CheckFailure::new(
+                    format!("builders[{i}].platforms"),
+                    "a builder must list the platforms it builds, e.g. [\"linux/arm64\"]",
+                ));
+            }
+            for (j, p) in b.platforms.iter().enumerate() {
+                if crate::docker::index::Platform::parse(p).is_none() {
+                    f.push(CheckFailure::new(
+                        format!("builders[{i}].platforms[{j}]"),
+                        format!("{p:?} is not os/arch[/variant], e.g. linux/arm64"),
+                    ));
+                }
             }
         }
         f
+    }
+}
+
+impl ProviderConfig {
+    /// The builders as the engine takes them (platforms that do not parse were refused by
+    /// [`ValidateConfig::validate`]).
+    pub fn builder_specs(&self) -> Vec<crate::docker::BuilderSpec> {
+        self.builders
+            .iter()
+            .flatten()
+            .map(|b| crate::docker::BuilderSpec {
+                address: crate::docker::DaemonAddress {
+                    host: Some(b.host.clone()),
+                    cert_path: b.cert_path.clone(),
+                },
+                platforms: b
+                    .platforms
+                    .iter()
+                    .filter_map(|p| crate::docker::index::Platform::parse(p))
+                    .collect(),
+            })
+            .collect()
     }
 }
 
@@ -89,7 +169,7 @@ mod tests {
     fn host_failures(host: &str) -> Vec<CheckFailure> {
         ProviderConfig {
             host: Some(host.to_string()),
-            cert_path: None,
+            ..Default::default()
         }
         .validate()
     }
@@ -102,13 +182,16 @@ mod tests {
             "tcp://127.0.0.1:2375",
             "http://docker:2375",
             "https://docker:2376",
+            "ssh://user@host",
+            "ssh://host:2222",
         ] {
             assert_eq!(host_failures(good), vec![], "{good}");
         }
         assert!(ProviderConfig::default().validate().is_empty());
         for bad in [
             "ftp://x",
-            "ssh://user@host",
+            "ssh://",
+            "ssh://host/path",
             "/var/run/docker.sock",
             "unix://",
             "tcp://",

@@ -31,6 +31,7 @@ class Provider extends pulumi.ProviderResource {
         if (!opts.id) {
             resourceInputs["host"] = args?.host;
             resourceInputs["certPath"] = args?.certPath;
+            resourceInputs["builders"] = pulumi.output(args?.builders).apply(JSON.stringify);
         }
         opts = pulumi.mergeOptions(utilities.resourceOptsDefaults(), opts);
         super(Provider.__pulumiType, name, resourceInputs, opts);

@@ -7,8 +7,10 @@ import * as enums from "../types/enums";
 const __config = new pulumi.Config("docker-buildkit");
 
 /**
- * The Docker daemon to build with: `unix:///path/to/docker.sock` or `tcp://host:port`.
- * Defaults to `$DOCKER_HOST`, then the local socket `unix:///var/run/docker.sock`.
+ * The Docker daemon to build with: `unix:///path/to/docker.sock`, `tcp://host:port` or
+ * `ssh://[user@]host[:port]` (through your ssh configuration and agent, never prompting;
+ * the remote runs `docker system dial-stdio`, as with the docker CLI). Defaults to
+ * `$DOCKER_HOST`, then the local socket `unix:///var/run/docker.sock`.
  */
 export declare const host: string | undefined;
 Object.defineProperty(exports, "host", {
@@ -26,6 +28,22 @@ export declare const certPath: string | undefined;
 Object.defineProperty(exports, "certPath", {
     get() {
         return __config.get("certPath");
+    },
+    enumerable: true,
+});
+
+/**
+ * More Docker daemons, each building the platforms it lists (natively, e.g. an arm64
+ * host for `linux/arm64`), as `docker buildx create --append --platform` sets up. The
+ * platforms of an image build in parallel, each on a builder that lists it, else on
+ * `host` (emulated, for a foreign platform). When several list a platform, an image always
+ * goes to the same one (rendezvous hashing on its name, so its cache stays warm there);
+ * one that cannot be reached is skipped, with a warning, for the next.
+ */
+export declare const builders: outputs.BuilderConfig[] | undefined;
+Object.defineProperty(exports, "builders", {
+    get() {
+        return __config.getObject<outputs.BuilderConfig[]>("builders");
     },
     enumerable: true,
 });

@@ -40,3 +40,23 @@ export interface Registry {
      */
     password?: string;
 }
+
+/**
+ * A Docker daemon that builds some platforms.
+ */
+export interface BuilderConfig {
+    /**
+     * The daemon: `unix:///path/to/docker.sock`, `tcp://host:port` or
+     * `ssh://[user@]host[:port]` (through your ssh configuration and agent; the remote runs
+     * `docker system dial-stdio`).
+     */
+    host: string;
+    /**
+     * A directory holding `ca.pem`, `cert.pem` and `key.pem`, for a `tcp://` daemon with TLS.
+     */
+    certPath?: string;
+    /**
+     * The platforms it builds, as `os/arch[/variant]` (e.g. `linux/arm64`).
+     */
+    platforms: string[];
+}

@@ -20,6 +20,8 @@ __all__ = [
     'SshInputArgsDict',
     'RegistryArgs',
     'RegistryArgsDict',
+    'BuilderConfigArgs',
+    'BuilderConfigArgsDict',
 ]
 
 
@@ -167,3 +169,82 @@ class RegistryArgs:
     @password.setter
     def password(self, value: Optional[pulumi.Input[_builtins.str]]):
         pulumi.set(self, "password", value)
+
+
+class BuilderConfigArgsDict(TypedDict):
+    """
+    A Docker daemon that builds some platforms.
+    """
+    host: pulumi.Input[_builtins.str]
+    """
+    The daemon: `unix:///path/to/docker.sock`, `tcp://host:port` or
+    `ssh://[user@]host[:port]` (through your ssh configuration and agent; the remote runs
+    `docker system dial-stdio`).
+    """
+    platforms: pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]
+    """
+    The platforms it builds, as `os/arch[/variant]` (e.g. `linux/arm64`).
+    """
+    cert_path: NotRequired[pulumi.Input[_builtins.str]]
+    """
+    A directory holding `ca.pem`, `cert.pem` and `key.pem`, for a `tcp://` daemon with TLS.
+    """
+
+
+@pulumi.input_type
+class BuilderConfigArgs:
+    def __init__(__self__, *,
+                 host: pulumi.Input[_builtins.str],
+                 platforms: pulumi.Input[Sequence[pulumi.Input[_builtins.str]]],
+                 cert_path: Optional[pulumi.Input[_builtins.str]] = None):
+        """
+        A Docker daemon that builds some platforms.
+
+        :param pulumi.Input[_builtins.str] host: The daemon: `unix:///path/to/docker.sock`, `tcp://host:port` or
+               `ssh://[user@]host[:port]` (through your ssh configuration and agent; the remote runs
+               `docker system dial-stdio`).
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] platforms: The platforms it builds, as `os/arch[/variant]` (e.g. `linux/arm64`).
+        :param pulumi.Input[_builtins.str] cert_path: A directory holding `ca.pem`, `cert.pem` and `key.pem`, for a `tcp://` daemon with TLS.
+        """
+        pulumi.set(__self__, "host", host)
+        pulumi.set(__self__, "platforms", platforms)
+        if cert_path is not None:
+            pulumi.set(__self__, "cert_path", cert_path)
+
+    @_builtins.property
+    @pulumi.getter
+    def host(self) -> pulumi.Input[_builtins.str]:
+        """
+        The daemon: `unix:///path/to/docker.sock`, `tcp://host:port` or
+        `ssh://[user@]host[:port]` (through your ssh configuration and agent; the remote runs
+        `docker system dial-stdio`).
+        """
+        return pulumi.get(self, "host")
+
+    @host.setter
+    def host(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "host", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def platforms(self) -> pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]:
+        """
+        The platforms it builds, as `os/arch[/variant]` (e.g. `linux/arm64`).
+        """
+        return pulumi.get(self, "platforms")
+
+    @platforms.setter
+    def platforms(self, value: pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]):
+        pulumi.set(self, "platforms", value)
+
+    @_builtins.property
+    @pulumi.getter(name="certPath")
+    def cert_path(self) -> Optional[pulumi.Input[_builtins.str]]:
+        """
+        A directory holding `ca.pem`, `cert.pem` and `key.pem`, for a `tcp://` daemon with TLS.
+        """
+        return pulumi.get(self, "cert_path")
+
+    @cert_path.setter
+    def cert_path(self, value: Optional[pulumi.Input[_builtins.str]]):
+        pulumi.set(self, "cert_path", value)

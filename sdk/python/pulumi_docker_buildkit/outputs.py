@@ -12,6 +12,7 @@ from ._enums import *
 __all__ = [
     'SshInput',
     'Registry',
+    'BuilderConfig',
 ]
 
 
@@ -108,3 +109,53 @@ class Registry(dict):
         The password or token. Always stored as a secret; changing it never rebuilds.
         """
         return pulumi.get(self, "password")
+
+
+@pulumi.output_type
+class BuilderConfig(dict):
+    """
+    A Docker daemon that builds some platforms.
+    """
+    def __init__(__self__, *,
+                 host: _builtins.str,
+                 platforms: Sequence[_builtins.str],
+                 cert_path: Optional[_builtins.str] = None):
+        """
+        A Docker daemon that builds some platforms.
+
+        :param _builtins.str host: The daemon: `unix:///path/to/docker.sock`, `tcp://host:port` or
+               `ssh://[user@]host[:port]` (through your ssh configuration and agent; the remote runs
+               `docker system dial-stdio`).
+        :param Sequence[_builtins.str] platforms: The platforms it builds, as `os/arch[/variant]` (e.g. `linux/arm64`).
+        :param Optional[_builtins.str] cert_path: A directory holding `ca.pem`, `cert.pem` and `key.pem`, for a `tcp://` daemon with TLS.
+        """
+        pulumi.set(__self__, "host", host)
+        pulumi.set(__self__, "platforms", platforms)
+        if cert_path is not None:
+            pulumi.set(__self__, "cert_path", cert_path)
+
+    @_builtins.property
+    @pulumi.getter
+    def host(self) -> _builtins.str:
+        """
+        The daemon: `unix:///path/to/docker.sock`, `tcp://host:port` or
+        `ssh://[user@]host[:port]` (through your ssh configuration and agent; the remote runs
+        `docker system dial-stdio`).
+        """
+        return pulumi.get(self, "host")
+
+    @_builtins.property
+    @pulumi.getter
+    def platforms(self) -> Sequence[_builtins.str]:
+        """
+        The platforms it builds, as `os/arch[/variant]` (e.g. `linux/arm64`).
+        """
+        return pulumi.get(self, "platforms")
+
+    @_builtins.property
+    @pulumi.getter(name="certPath")
+    def cert_path(self) -> Optional[_builtins.str]:
+        """
+        A directory holding `ca.pem`, `cert.pem` and `key.pem`, for a `tcp://` daemon with TLS.
+        """
+        return pulumi.get(self, "cert_path")

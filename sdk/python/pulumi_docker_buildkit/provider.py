@@ -19,26 +19,39 @@ __all__ = ['ProviderArgs', 'Provider']
 class ProviderArgs:
     def __init__(__self__, *,
                  host: Optional[pulumi.Input[_builtins.str]] = None,
-                 cert_path: Optional[pulumi.Input[_builtins.str]] = None):
+                 cert_path: Optional[pulumi.Input[_builtins.str]] = None,
+                 builders: Optional[pulumi.Input[Sequence[pulumi.Input['BuilderConfigArgs']]]] = None):
         """
         The set of arguments for constructing a Provider resource.
 
-        :param pulumi.Input[_builtins.str] host: The Docker daemon to build with: `unix:///path/to/docker.sock` or `tcp://host:port`.
-               Defaults to `$DOCKER_HOST`, then the local socket `unix:///var/run/docker.sock`.
+        :param pulumi.Input[_builtins.str] host: The Docker daemon to build with: `unix:///path/to/docker.sock`, `tcp://host:port` or
+               `ssh://[user@]host[:port]` (through your ssh configuration and agent, never prompting;
+               the remote runs `docker system dial-stdio`, as with the docker CLI). Defaults to
+               `$DOCKER_HOST`, then the local socket `unix:///var/run/docker.sock`.
         :param pulumi.Input[_builtins.str] cert_path: A directory holding `ca.pem`, `cert.pem` and `key.pem` for a `tcp://` daemon with TLS.
                Defaults to `$DOCKER_CERT_PATH` when `$DOCKER_TLS_VERIFY` is set.
+        :param pulumi.Input[Sequence[pulumi.Input[Union['BuilderConfigArgs', 'BuilderConfigArgsDict']]]] builders: More Docker daemons, each building the platforms it lists (natively, e.g. an arm64
+               host for `linux/arm64`), as `docker buildx create --append --platform` sets up. The
+               platforms of an image build in parallel, each on a builder that lists it, else on
+               `host` (emulated, for a foreign platform). When several list a platform, an image always
+               goes to the same one (rendezvous hashing on its name, so its cache stays warm there);
+               one that cannot be reached is skipped, with a warning, for the next.
         """
         if host is not None:
             pulumi.set(__self__, "host", host)
         if cert_path is not None:
             pulumi.set(__self__, "cert_path", cert_path)
+        if builders is not None:
+            pulumi.set(__self__, "builders", builders)
 
     @_builtins.property
     @pulumi.getter
     def host(self) -> Optional[pulumi.Input[_builtins.str]]:
         """
-        The Docker daemon to build with: `unix:///path/to/docker.sock` or `tcp://host:port`.
-        Defaults to `$DOCKER_HOST`, then the local socket `unix:///var/run/docker.sock`.
+        The Docker daemon to build with: `unix:///path/to/docker.sock`, `tcp://host:port` or
+        `ssh://[user@]host[:port]` (through your ssh configuration and agent, never prompting;
+        the remote runs `docker system dial-stdio`, as with the docker CLI). Defaults to
+        `$DOCKER_HOST`, then the local socket `unix:///var/run/docker.sock`.
         """
         return pulumi.get(self, "host")
 
@@ -59,6 +72,23 @@ class ProviderArgs:
     def cert_path(self, value: Optional[pulumi.Input[_builtins.str]]):
         pulumi.set(self, "cert_path", value)
 
+    @_builtins.property
+    @pulumi.getter
+    def builders(self) -> Optional[pulumi.Input[Sequence[pulumi.Input['BuilderConfigArgs']]]]:
+        """
+        More Docker daemons, each building the platforms it lists (natively, e.g. an arm64
+        host for `linux/arm64`), as `docker buildx create --append --platform` sets up. The
+        platforms of an image build in parallel, each on a builder that lists it, else on
+        `host` (emulated, for a foreign platform). When several list a platform, an image always
+        goes to the same one (rendezvous hashing on its name, so its cache stays warm there);
+        one that cannot be reached is skipped, with a warning, for the next.
+        """
+        return pulumi.get(self, "builders")
+
+    @builders.setter
+    def builders(self, value: Optional[pulumi.Input[Sequence[pulumi.Input['BuilderConfigArgs']]]]):
+        pulumi.set(self, "builders", value)
+
 
 class Provider(pulumi.ProviderResource):
     """
@@ -71,16 +101,25 @@ class Provider(pulumi.ProviderResource):
                  opts: Optional[pulumi.ResourceOptions] = None,
                  host: Optional[pulumi.Input[_builtins.str]] = None,
                  cert_path: Optional[pulumi.Input[_builtins.str]] = None,
+                 builders: Optional[pulumi.Input[Sequence[pulumi.Input[Union['BuilderConfigArgs', 'BuilderConfigArgsDict']]]]] = None,
                  __props__=None):
         """
         The provider type for the docker-buildkit package.
 
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
-        :param pulumi.Input[_builtins.str] host: The Docker daemon to build with: `unix:///path/to/docker.sock` or `tcp://host:port`.
-               Defaults to `$DOCKER_HOST`, then the local socket `unix:///var/run/docker.sock`.
+        :param pulumi.Input[_builtins.str] host: The Docker daemon to build with: `unix:///path/to/docker.sock`, `tcp://host:port` or
+               `ssh://[user@]host[:port]` (through your ssh configuration and agent, never prompting;
+               the remote runs `docker system dial-stdio`, as with the docker CLI). Defaults to
+               `$DOCKER_HOST`, then the local socket `unix:///var/run/docker.sock`.
         :param pulumi.Input[_builtins.str] cert_path: A directory holding `ca.pem`, `cert.pem` and `key.pem` for a `tcp://` daemon with TLS.
                Defaults to `$DOCKER_CERT_PATH` when `$DOCKER_TLS_VERIFY` is set.
+        :param pulumi.Input[Sequence[pulumi.Input[Union['BuilderConfigArgs', 'BuilderConfigArgsDict']]]] builders: More Docker daemons, each building the platforms it lists (natively, e.g. an arm64
+               host for `linux/arm64`), as `docker buildx create --append --platform` sets up. The
+               platforms of an image build in parallel, each on a builder that lists it, else on
+               `host` (emulated, for a foreign platform). When several list a platform, an image always
+               goes to the same one (rendezvous hashing on its name, so its cache stays warm there);
+               one that cannot be reached is skipped, with a warning, for the next.
         """
         ...
 
@@ -110,6 +149,7 @@ class Provider(pulumi.ProviderResource):
                  opts: Optional[pulumi.ResourceOptions] = None,
                  host: Optional[pulumi.Input[_builtins.str]] = None,
                  cert_path: Optional[pulumi.Input[_builtins.str]] = None,
+                 builders: Optional[pulumi.Input[Sequence[pulumi.Input[Union['BuilderConfigArgs', 'BuilderConfigArgsDict']]]]] = None,
                  __props__=None):
         opts = pulumi.ResourceOptions.merge(_utilities.get_resource_opts_defaults(), opts)
         if not isinstance(opts, pulumi.ResourceOptions):
@@ -121,6 +161,7 @@ class Provider(pulumi.ProviderResource):
 
             __props__.__dict__["host"] = host
             __props__.__dict__["cert_path"] = cert_path
+            __props__.__dict__["builders"] = None if builders is None else pulumi.Output.from_input(builders).apply(pulumi.runtime.to_json)
         super(Provider, __self__).__init__(
             "docker-buildkit",
             resource_name,

@@ -15,3 +15,9 @@ Object.defineProperty(exports, "certPath", {
     },
     enumerable: true,
 });
+Object.defineProperty(exports, "builders", {
+    get() {
+        return __config.getObject("builders");
+    },
+    enumerable: true,
+});

@@ -35,3 +35,22 @@ export interface RegistryArgs {
      */
     password?: pulumi.Input<string>;
 }
+/**
+ * A Docker daemon that builds some platforms.
+ */
+export interface BuilderConfigArgs {
+    /**
+     * The daemon: `unix:///path/to/docker.sock`, `tcp://host:port` or
+     * `ssh://[user@]host[:port]` (through your ssh configuration and agent; the remote runs
+     * `docker system dial-stdio`).
+     */
+    host: pulumi.Input<string>;
+    /**
+     * A directory holding `ca.pem`, `cert.pem` and `key.pem`, for a `tcp://` daemon with TLS.
+     */
+    certPath?: pulumi.Input<string>;
+    /**
+     * The platforms it builds, as `os/arch[/variant]` (e.g. `linux/arm64`).
+     */
+    platforms: pulumi.Input<pulumi.Input<string>[]>;
+}

@@ -18,8 +18,10 @@ class _ExportableConfig(types.ModuleType):
     @_builtins.property
     def host(self) -> Optional[_builtins.str]:
         """
-        The Docker daemon to build with: `unix:///path/to/docker.sock` or `tcp://host:port`.
-        Defaults to `$DOCKER_HOST`, then the local socket `unix:///var/run/docker.sock`.
+        The Docker daemon to build with: `unix:///path/to/docker.sock`, `tcp://host:port` or
+        `ssh://[user@]host[:port]` (through your ssh configuration and agent, never prompting;
+        the remote runs `docker system dial-stdio`, as with the docker CLI). Defaults to
+        `$DOCKER_HOST`, then the local socket `unix:///var/run/docker.sock`.
         """
         return __config__.get('host')
 
@@ -30,3 +32,15 @@ class _ExportableConfig(types.ModuleType):
         Defaults to `$DOCKER_CERT_PATH` when `$DOCKER_TLS_VERIFY` is set.
         """
         return __config__.get('certPath')
+
+    @_builtins.property
+    def builders(self) -> Optional[Sequence['outputs.BuilderConfig']]:
+        """
+        More Docker daemons, each building the platforms it lists (natively, e.g. an arm64
+        host for `linux/arm64`), as `docker buildx create --append --platform` sets up. The
+        platforms of an image build in parallel, each on a builder that lists it, else on
+        `host` (emulated, for a foreign platform). When several list a platform, an image always
+        goes to the same one (rendezvous hashing on its name, so its cache stays warm there);
+        one that cannot be reached is skipped, with a warning, for the next.
+        """
+        return __config__.get_object('builders')
