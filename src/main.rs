@@ -24,7 +24,10 @@ async fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    match serve(provider, schema.to_string(), &args).await {
+    let served = serve(provider, schema.to_string(), &args).await;
+    // The private sockets in front of ssh:// hosts.
+    docker_buildkit::docker::tunnel::remove_all();
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pulumi-resource-docker-buildkit: {e}");

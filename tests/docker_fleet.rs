@@ -301,6 +301,22 @@ async fn an_ssh_host_builds_and_pushes() {
         "the context went through the build session, over ssh: {logs}"
     );
     remove_image(&s.docker_host, &format!("{repo}:latest"));
+
+    // DOCKER_HOST=ssh://… in the provider's environment, no `host` in its configuration.
+    let path = format!("{}:{}", var("DBK_SSH_BIN"), std::env::var("PATH").unwrap());
+    let mut h = Harness::start(&[("PATH", &path), ("DOCKER_HOST", "ssh://dbk-ssh-ok")]).await;
+    h.configure(dir.path(), json!({})).await;
+    let name = s.repo("over-ssh-env");
+    let checked = h
+        .check_ok("s", &json!({}), &json!({"name": name, "push": false}))
+        .await;
+    let created = h.create("s", &checked, false).await;
+    let logs = h.log_text();
+    created.unwrap_or_else(|e| panic!("{e}\n{logs}"));
+    let tag = format!("{name}:latest");
+    let there = has_image(&s.docker_host, &tag);
+    remove_image(&s.docker_host, &tag);
+    assert!(there, "built, through ssh, in the daemon behind it");
 }
 
 #[tokio::test]

@@ -170,6 +170,7 @@ pub fn tunnel(url: &str) -> Result<Arc<Tunnel>, String> {
         return Ok(t.clone());
     }
     let host = SshHost::parse(url)?;
+    remove_stale();
     let dir = std::env::temp_dir().join(format!(
         "docker-buildkit-ssh-{}-{:016x}",
         std::process::id(),
@@ -199,6 +200,45 @@ pub fn tunnel(url: &str) -> Result<Arc<Tunnel>, String> {
     });
     all.insert(url.to_string(), tunnel.clone());
     Ok(tunnel)
+}
+
+/// Removes the tunnel directories of provider processes that are gone (a provider the
+/// engine killed had no chance to remove its own).
+fn remove_stale() {
+    // Whether a process lives is read from /proc: elsewhere, leave them all.
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("docker-buildkit-ssh-"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if !alive && pid != std::process::id() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Removes the directories of every tunnel (their sockets); for the provider's exit.
+pub fn remove_all() {
+    if let Ok(all) = tunnels().lock() {
+        for t in all.values() {
+            if let Some(dir) = t.socket.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
 }
 
 /// One connection: `ssh … docker system dial-stdio`, bytes both ways, and ssh's complaint
