@@ -38,28 +38,11 @@ fn remove_image(host: &str, reference: &str) {
         .output();
 }
 
-/// A context whose image says which platform it is (no RUN step: no emulator needed).
-fn platform_context() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    write_tree(
-        dir.path(),
-        &[
-            (
-                "Dockerfile",
-                "FROM scratch\nARG TARGETARCH\nCOPY hello-${TARGETARCH}.txt /hello.txt\n",
-            ),
-            ("hello-amd64.txt", "amd64\n"),
-            ("hello-arm64.txt", "arm64\n"),
-        ],
-    );
-    dir
-}
-
 #[tokio::test]
 async fn each_platform_builds_on_its_builder_in_parallel_and_one_index_is_pushed() {
     let s = Services::get();
     let host2 = var("DBK_DOCKER_HOST2");
-    let dir = platform_context();
+    let dir = arch_context();
     let repo = s.repo("fleet");
     // `builders` as stack configuration reaches the provider: a JSON string.
     let builders = json!([{"host": host2, "platforms": ["linux/arm64"]}]).to_string();
@@ -179,7 +162,7 @@ async fn a_builder_that_is_down_is_skipped_with_a_warning_or_named_when_none_is_
     let s = Services::get();
     let host2 = var("DBK_DOCKER_HOST2");
     let down = "unix:///nonexistent/dbk-builder.sock";
-    let dir = platform_context();
+    let dir = arch_context();
     let name = name_preferring(&s, down, &[down, &host2]);
     let builders = json!([
         {"host": down, "platforms": ["linux/arm64"]},
@@ -279,7 +262,7 @@ async fn ssh_harness(dir: &std::path::Path, alias: &str) -> Harness {
 #[tokio::test]
 async fn an_ssh_host_builds_and_pushes() {
     let s = Services::get();
-    let dir = platform_context();
+    let dir = arch_context();
     let repo = s.repo("over-ssh");
     let mut h = ssh_harness(dir.path(), "dbk-ssh-ok").await;
     let inputs = json!({"name": repo, "registry": s.registry_input()});
@@ -322,7 +305,7 @@ async fn an_ssh_host_builds_and_pushes() {
 #[tokio::test]
 async fn ssh_failures_name_the_host_and_the_fix() {
     let s = Services::get();
-    let dir = platform_context();
+    let dir = arch_context();
     for (alias, expected) in [
         (
             "dbk-ssh-unknown-host",

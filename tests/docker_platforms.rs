@@ -10,18 +10,7 @@ use serde_json::json;
 #[tokio::test]
 async fn several_platforms_push_one_index() {
     let s = Services::get();
-    let dir = tempfile::tempdir().unwrap();
-    write_tree(
-        dir.path(),
-        &[
-            (
-                "Dockerfile",
-                "FROM scratch\nARG TARGETARCH\nCOPY hello-${TARGETARCH}.txt /hello.txt\n",
-            ),
-            ("hello-amd64.txt", "amd64\n"),
-            ("hello-arm64.txt", "arm64\n"),
-        ],
-    );
+    let dir = arch_context();
     let repo = s.repo("multi");
     let inputs = json!({"name": format!("{repo}:v1"), "platforms": ["linux/amd64", "linux/arm64"], "registry": s.registry_input()});
     let mut h = s.harness(dir.path()).await;

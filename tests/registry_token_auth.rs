@@ -428,18 +428,7 @@ async fn provider_pushes_an_index_to_a_token_auth_registry() {
     let (status, _) = t.get_manifest(&path, "v1", &token).await;
     assert_eq!(status, 404, "a valid token, nothing pushed yet");
 
-    let dir = tempfile::tempdir().unwrap();
-    write_tree(
-        dir.path(),
-        &[
-            (
-                "Dockerfile",
-                "FROM scratch\nARG TARGETARCH\nCOPY hello-${TARGETARCH}.txt /hello.txt\n",
-            ),
-            ("hello-amd64.txt", "amd64\n"),
-            ("hello-arm64.txt", "arm64\n"),
-        ],
-    );
+    let dir = arch_context();
     let inputs = json!({
         "name": format!("{repo}:v1"),
         "platforms": ["linux/amd64", "linux/arm64"],

@@ -1072,9 +1072,9 @@ pub fn validate_platform(p: &str) -> std::result::Result<(), String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_plan_resolves_tags_against_the_name() {
-        let ctx = Ctx {
+    /// A context for a program in `/prog`.
+    fn test_ctx() -> Ctx<ProviderConfig> {
+        Ctx {
             urn: String::new(),
             name: String::new(),
             config: Default::default(),
@@ -1082,7 +1082,12 @@ mod tests {
             cancel: Default::default(),
             log: crate::rpc::engine::EngineLog::stderr_only(),
             redactor: Default::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn the_plan_resolves_tags_against_the_name() {
+        let ctx = test_ctx();
         let args = ImageArgs {
             name: "reg.io/team/app:v1".into(),
             tags: Some(vec!["v2".into(), "reg.io/other:x".into(), "v1".into()]),
@@ -1130,15 +1135,7 @@ mod tests {
 
     #[test]
     fn the_plan_carries_secrets_ssh_hosts_and_pull() {
-        let ctx = Ctx {
-            urn: String::new(),
-            name: String::new(),
-            config: Default::default(),
-            program_dir: "/prog".into(),
-            cancel: Default::default(),
-            log: crate::rpc::engine::EngineLog::stderr_only(),
-            redactor: Default::default(),
-        };
+        let ctx = test_ctx();
         let args = ImageArgs {
             name: "reg.io/team/app".into(),
             context: Some(".".into()),

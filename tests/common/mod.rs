@@ -480,3 +480,21 @@ pub fn write_tree(dir: &Path, files: &[(&str, &str)]) {
         std::fs::write(path, c).unwrap();
     }
 }
+
+/// A context whose image says which architecture it is for (`/hello.txt`), with no `RUN`
+/// step, so that any platform builds without an emulator.
+pub fn arch_context() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nARG TARGETARCH\nCOPY hello-${TARGETARCH}.txt /hello.txt\n",
+            ),
+            ("hello-amd64.txt", "amd64\n"),
+            ("hello-arm64.txt", "arm64\n"),
+        ],
+    );
+    dir
+}
