@@ -548,6 +548,10 @@ async fn an_edit_resends_only_the_changed_file() {
         .set_modified(SystemTime::now() + Duration::from_secs(5))
         .unwrap();
 
+    // A new provider process (as the next `pulumi up` starts): BuildKit's copy of the
+    // context is found again under the same shared key.
+    let _ = h.stop().await;
+    let mut h = s.harness(dir.path()).await;
     let before = h.log_count();
     let checked = h.check_ok("inc", &json!({}), &inputs).await;
     let started = Instant::now();
