@@ -716,3 +716,87 @@ async fn cancel_during_the_file_transfer_stops_within_two_seconds() {
         h.log_text()
     );
 }
+
+// ---------------------------------------------------------------- modes, as Docker
+
+/// `path → mode` of everything under `ctx/` in `image` (exported through a created
+/// container).
+fn modes_in(s: &Services, image: &str) -> std::collections::BTreeMap<String, u32> {
+    let id = String::from_utf8(docker_ok(s, &["create", image, "/never-run"])).unwrap();
+    let id = id.trim().to_string();
+    let out = tempfile::tempdir().unwrap();
+    let tar_path = out.path().join("export.tar");
+    let exported = s.docker(&["export", &id, "-o", tar_path.to_str().unwrap()]);
+    let _ = s.docker(&["rm", "-f", &id]);
+    assert!(exported.status.success(), "docker export of {image}");
+    let mut archive = tar::Archive::new(std::fs::File::open(&tar_path).unwrap());
+    let mut modes = std::collections::BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path().unwrap().display().to_string();
+        if let Some(rel) = path.strip_prefix("ctx/").filter(|r| !r.is_empty()) {
+            let mode = entry.header().mode().unwrap() & 0o7777;
+            modes.insert(rel.trim_end_matches('/').to_string(), mode);
+        }
+    }
+    modes
+}
+
+/// Permission bits reach the image as with the docker CLI's BuildKit client: `0600`,
+/// `0700`, setgid directories and all (owners are root either way).
+#[tokio::test]
+#[serial_test::parallel(builder_cache)]
+async fn permission_bits_reach_the_image_as_with_docker() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Services::get();
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(
+        dir.path(),
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY . /ctx/\n"),
+            ("private.key", "k"),
+            ("run.sh", "#!/bin/sh\n"),
+            ("shared/readme.txt", "r"),
+            ("group.txt", "g"),
+        ],
+    );
+    let set = |p: &str, mode: u32| {
+        std::fs::set_permissions(dir.path().join(p), std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set("private.key", 0o600);
+    set("run.sh", 0o700);
+    set("group.txt", 0o664);
+    set("shared", 0o2775);
+
+    let cli_tag = format!("dbk-modes-cli-{}", uuid::Uuid::new_v4().simple());
+    let out = Command::new("/usr/bin/docker")
+        .args(["build", "-q", "-t", &cli_tag])
+        .arg(dir.path())
+        .env("DOCKER_HOST", &s.docker_host)
+        .env("DOCKER_BUILDKIT", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "DOCKER_BUILDKIT=1 docker build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docker = modes_in(&s, &cli_tag);
+    remove_image(&s, &cli_tag);
+
+    let name = s.repo("modes");
+    let mut h = s.harness(dir.path()).await;
+    let checked = h
+        .check_ok("m", &json!({}), &json!({"name": name, "push": false}))
+        .await;
+    if let Err(e) = h.create("m", &checked, false).await {
+        panic!("{e}\n{}", h.log_text());
+    }
+    let tag = format!("{name}:latest");
+    let ours = modes_in(&s, &tag);
+    remove_image(&s, &tag);
+
+    assert_eq!(docker.get("private.key"), Some(&0o600), "{docker:?}");
+    assert_eq!(docker.get("shared"), Some(&0o2775), "{docker:?}");
+    assert_eq!(ours, docker, "the provider's image against docker's");
+}

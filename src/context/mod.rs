@@ -75,6 +75,9 @@ pub struct Entry {
     pub kind: EntryKind,
     /// Owner exec bit (files only; always `false` for dirs and symlinks).
     pub executable: bool,
+    /// The permission bits as on disk (`0o7777`: rwx, setuid, setgid, sticky), which the
+    /// build session sends as Docker's clients do (never hashed: only `executable` is).
+    pub(crate) mode: u32,
     /// Size in bytes (files only; `0` otherwise).
     pub size: u64,
     /// Modification time in seconds since the Unix epoch (used for tar

@@ -257,6 +257,7 @@ pub(crate) fn entry_from_metadata(
         path,
         kind,
         executable,
+        mode: permission_bits(md),
         size,
         mtime,
         link_target,
@@ -294,6 +295,19 @@ fn stamp(md: &fs::Metadata) -> Stamp {
 #[cfg(not(unix))]
 fn stamp(_md: &fs::Metadata) -> Stamp {
     Stamp::default()
+}
+
+/// The permission bits of an `lstat` result (`0o7777`).
+#[cfg(unix)]
+fn permission_bits(md: &fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    md.permissions().mode() & 0o7777
+}
+
+/// Without unix modes: what a umask of 022 gives.
+#[cfg(not(unix))]
+fn permission_bits(md: &fs::Metadata) -> u32 {
+    if md.is_dir() { 0o755 } else { 0o644 }
 }
 
 /// The owner exec bit, as git tracks it (group/other bits vary with umask).

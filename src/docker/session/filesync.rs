@@ -95,9 +95,32 @@ pub fn compare_path(a: &str, b: &str) -> std::cmp::Ordering {
     a.bytes().map(key).cmp(b.bytes().map(key))
 }
 
+/// Go's `os.FileMode` bits for setuid, setgid and sticky.
+const GO_MODE_SETUID: u32 = 1 << 23;
+const GO_MODE_SETGID: u32 = 1 << 22;
+const GO_MODE_STICKY: u32 = 1 << 20;
+
+/// Unix permission bits (`0o7777`) as Go's `os.FileMode` writes them.
+fn go_permissions(mode: u32) -> u32 {
+    let mut m = mode & 0o777;
+    if mode & 0o4000 != 0 {
+        m |= GO_MODE_SETUID;
+    }
+    if mode & 0o2000 != 0 {
+        m |= GO_MODE_SETGID;
+    }
+    if mode & 0o1000 != 0 {
+        m |= GO_MODE_STICKY;
+    }
+    m
+}
+
+/// An entry's stat as the docker CLI's BuildKit client sends it: the permission bits as on
+/// disk, owners reset to root, the mtime in nanoseconds (what BuildKit compares, with the
+/// size, to its copy).
 fn stat_of(entry: &Entry) -> Stat {
     let (mode, size, linkname) = match entry.kind {
-        EntryKind::Dir => (GO_MODE_DIR | 0o755, 0, String::new()),
+        EntryKind::Dir => (GO_MODE_DIR | go_permissions(entry.mode), 0, String::new()),
         EntryKind::Symlink => (
             GO_MODE_SYMLINK | 0o777,
             0,
@@ -107,16 +130,11 @@ fn stat_of(entry: &Entry) -> Stat {
                 .map(|t| t.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         ),
-        EntryKind::File => (
-            if entry.executable { 0o755 } else { 0o644 },
-            entry.size as i64,
-            String::new(),
-        ),
+        EntryKind::File => (go_permissions(entry.mode), entry.size as i64, String::new()),
     };
     Stat {
         path: entry.path.clone(),
         mode,
-        // As the docker CLI: owners are not the build's business.
         uid: 0,
         gid: 0,
         size,
@@ -625,6 +643,16 @@ mod tests {
             ["a", "a/x.go", "z.go"]
         );
         assert_eq!(paths(s.select(&[], &["b".into()])), ["b", "b/c"]);
+    }
+
+    #[test]
+    fn permission_bits_go_as_go_writes_them() {
+        assert_eq!(go_permissions(0o644), 0o644);
+        assert_eq!(go_permissions(0o4755), GO_MODE_SETUID | 0o755);
+        assert_eq!(
+            go_permissions(0o3777),
+            GO_MODE_SETGID | GO_MODE_STICKY | 0o777
+        );
     }
 
     #[test]
