@@ -800,3 +800,33 @@ async fn permission_bits_reach_the_image_as_with_docker() {
     assert_eq!(docker.get("shared"), Some(&0o2775), "{docker:?}");
     assert_eq!(ours, docker, "the provider's image against docker's");
 }
+
+/// `pull: true` reaches the daemon: a base image that exists only locally (no registry has
+/// it) builds without it and fails with it, as `docker build --pull` does.
+#[tokio::test]
+#[serial_test::parallel(builder_cache)]
+async fn pull_asks_the_daemon_to_pull_the_base_image() {
+    let s = Services::get();
+    let (dir, _marker) = s.busybox_context("echo {marker}");
+    let name = s.repo("pull");
+    let mut h = s.harness(dir.path()).await;
+    let base = json!({"name": name, "push": false, "network": "none"});
+    let checked = h.check_ok("p", &json!({}), &base).await;
+    if let Err(e) = h.create("p", &checked, false).await {
+        panic!("without pull: {e}\n{}", h.log_text());
+    }
+    remove_image(&s, &format!("{name}:latest"));
+    let mut pulling = base.clone();
+    pulling["pull"] = json!(true);
+    pulling["noCache"] = json!(true);
+    let checked = h.check_ok("p", &json!({}), &pulling).await;
+    let e = h
+        .create("p", &checked, false)
+        .await
+        .expect_err("the local-only base image cannot be pulled");
+    assert!(
+        e.message().contains(&s.base_image.replace(":1", "")),
+        "the failure names the base image it tried to pull: {}",
+        e.message()
+    );
+}
