@@ -1095,16 +1095,21 @@ mod tests {
         }
     }
 
+    /// A fleet whose builders (`(name, up)`) all list linux/arm64.
+    fn arm64_fleet<'a>(registry: &'a FakeRegistry, builders: &[(&str, bool)]) -> FakeFleet<'a> {
+        FakeFleet {
+            default: FakeDaemon::new(registry),
+            members: builders
+                .iter()
+                .map(|(name, up)| (FakeDaemon::named(registry, name, *up), vec!["linux/arm64"]))
+                .collect(),
+        }
+    }
+
     #[tokio::test]
     async fn each_platform_builds_on_the_builder_that_lists_it_with_prefixed_lines() {
         let registry = FakeRegistry::default();
-        let fleet = FakeFleet {
-            default: FakeDaemon::new(&registry),
-            members: vec![(
-                FakeDaemon::named(&registry, "arm", true),
-                vec!["linux/arm64"],
-            )],
-        };
+        let fleet = arm64_fleet(&registry, &[("arm", true)]);
         let events = Recorder::default();
         let env = test_env(&events);
         let p = plan(&["reg.io/app"], &["linux/amd64", "linux/arm64"]);
@@ -1159,19 +1164,7 @@ mod tests {
         let p = plan(&["reg.io/app"], &["linux/arm64"]);
         let preferred = rendezvous(&p.reference.repository(), &["x", "y"])[0];
         let other = if preferred == "x" { "y" } else { "x" };
-        let fleet = FakeFleet {
-            default: FakeDaemon::new(&registry),
-            members: vec![
-                (
-                    FakeDaemon::named(&registry, preferred, false),
-                    vec!["linux/arm64"],
-                ),
-                (
-                    FakeDaemon::named(&registry, other, true),
-                    vec!["linux/arm64"],
-                ),
-            ],
-        };
+        let fleet = arm64_fleet(&registry, &[(preferred, false), (other, true)]);
         let events = Recorder::default();
         let env = test_env(&events);
         up(&env, &p, &fleet, &registry).await.unwrap();
@@ -1195,13 +1188,7 @@ mod tests {
 
         // A new registry: the first up marked its context there, and would be reused.
         let registry = FakeRegistry::default();
-        let fleet = FakeFleet {
-            default: FakeDaemon::new(&registry),
-            members: vec![(
-                FakeDaemon::named(&registry, "x", false),
-                vec!["linux/arm64"],
-            )],
-        };
+        let fleet = arm64_fleet(&registry, &[("x", false)]);
         let e = up(&env, &p, &fleet, &registry).await.unwrap_err();
         assert!(
             e.to_string()
@@ -1213,13 +1200,7 @@ mod tests {
     #[tokio::test]
     async fn a_failure_names_the_platform_and_its_builder() {
         let registry = FakeRegistry::default();
-        let fleet = FakeFleet {
-            default: FakeDaemon::new(&registry),
-            members: vec![(
-                FakeDaemon::named(&registry, "broken", true),
-                vec!["linux/arm64"],
-            )],
-        };
+        let fleet = arm64_fleet(&registry, &[("broken", true)]);
         let events = Recorder::default();
         let env = test_env(&events);
         let p = plan(&["reg.io/app"], &["linux/amd64", "linux/arm64"]);
