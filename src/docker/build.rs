@@ -191,7 +191,7 @@ async fn build_once(
         }
     }
     drop(body);
-    let (files_sent, bytes_sent, _) = session.transfer.snapshot();
+    let (files_sent, bytes_sent) = session.transfer.snapshot();
     drop(session);
     // What the user waits for on a rebuild; tests and the benchmark read it too.
     env.log(
@@ -253,7 +253,6 @@ fn build_query(plan: &BuildPlan, platform: Option<&str>, local_tag: &str, sessio
         }
     }
     cache_from.extend(plan.cache_from.iter().cloned());
-    let json = |v: &dyn erased_json::Json| v.to_json();
     let mut q: Vec<(&str, String)> = vec![
         ("t", local_tag.to_string()),
         ("dockerfile", session::filesync::DOCKERFILE_NAME.to_string()),
@@ -291,16 +290,9 @@ fn build_query(plan: &BuildPlan, platform: Option<&str>, local_tag: &str, sessio
         .join("&")
 }
 
-mod erased_json {
-    /// A value written as JSON (maps and lists of strings cannot fail).
-    pub trait Json {
-        fn to_json(&self) -> String;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> String {
-            serde_json::to_string(self).unwrap_or_default()
-        }
-    }
+/// A map or list of strings as JSON (which cannot fail).
+fn json(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_default()
 }
 
 /// A query value, percent-encoded (everything but unreserved characters).

@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::plan::DaemonAddress;
-use super::{DaemonError, HOST_SCHEMES, Result, cert_path, daemon_host};
+use super::{DaemonError, Endpoint, Result, endpoint};
 
 /// A byte stream to the daemon.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
@@ -29,7 +29,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
 #[derive(Clone)]
 enum Target {
-    #[cfg(unix)]
     Unix(PathBuf),
     Tcp(String),
     Tls {
@@ -62,47 +61,20 @@ impl Dialer {
     /// A dialer for the daemon at `config`, speaking API `version` (e.g. `1.41`, the one
     /// agreed with the daemon when bollard connected).
     pub fn new(config: &DaemonAddress, version: &str) -> Result<Dialer> {
-        let host = daemon_host(config);
+        let (host, endpoint) = endpoint(config)?;
         let unreachable = |reason: String| DaemonError::Unreachable {
             host: host.clone(),
             reason,
             hint: "the provider's `certPath` (or DOCKER_CERT_PATH) must hold ca.pem, cert.pem and key.pem",
         };
-        #[cfg(unix)]
-        if host.starts_with("ssh://") {
-            let tunnel =
-                super::tunnel::tunnel(&host).map_err(|reason| DaemonError::InvalidHost {
-                    host: host.clone(),
-                    reason,
-                })?;
-            return Ok(Dialer {
-                target: Target::Unix(tunnel.socket.clone()),
-                host,
-                api: format!("/v{version}"),
-            });
-        }
-        #[cfg(unix)]
-        if let Some(path) = host.strip_prefix("unix://") {
-            return Ok(Dialer {
-                target: Target::Unix(PathBuf::from(path)),
-                host,
-                api: format!("/v{version}"),
-            });
-        }
-        let Some(addr) = HOST_SCHEMES
-            .iter()
-            .filter(|scheme| !matches!(**scheme, "unix://" | "ssh://"))
-            .find_map(|scheme| host.strip_prefix(scheme))
-        else {
-            return Err(DaemonError::Unsupported { host }.into());
-        };
-        let addr = addr.trim_end_matches('/').to_string();
-        let target = match cert_path(config) {
-            None if host.starts_with("https://") => {
-                return Err(DaemonError::TlsWithoutCerts { host }.into());
-            }
-            None => Target::Tcp(addr),
-            Some(dir) => {
+        let target = match endpoint {
+            Endpoint::Unix(path) => Target::Unix(path),
+            Endpoint::Ssh(tunnel) => Target::Unix(tunnel.socket.clone()),
+            Endpoint::Tcp { addr, certs: None } => Target::Tcp(addr),
+            Endpoint::Tcp {
+                addr,
+                certs: Some(dir),
+            } => {
                 let connector = tls_connector(&dir).map_err(unreachable)?;
                 let server = addr
                     .rsplit_once(':')
@@ -139,7 +111,6 @@ impl Dialer {
     /// A new connection to the daemon.
     pub async fn dial(&self) -> io::Result<Box<dyn Io>> {
         Ok(match &self.target {
-            #[cfg(unix)]
             Target::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
             Target::Tcp(addr) => {
                 let s = TcpStream::connect(addr).await?;

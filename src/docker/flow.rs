@@ -558,46 +558,45 @@ impl Builder for DaemonBuilder<'_> {
     }
 }
 
-/// The real daemons: the default one and the configured builders.
-pub struct DaemonFleet<'a> {
-    default: DaemonBuilder<'a>,
-    builders: Vec<(DaemonBuilder<'a>, Vec<Platform>)>,
+/// A default daemon and builders that each list the platforms they build.
+pub struct Members<B> {
+    pub default: B,
+    pub builders: Vec<(B, Vec<Platform>)>,
 }
 
-impl<'a> DaemonFleet<'a> {
-    pub fn new(
-        default: DaemonAddress,
-        builders: &[BuilderSpec],
-        creds: &'a BTreeMap<String, Credentials>,
-    ) -> Self {
-        Self {
-            default: DaemonBuilder::new(default, creds),
-            builders: builders
-                .iter()
-                .map(|b| {
-                    (
-                        DaemonBuilder::new(b.address.clone(), creds),
-                        b.platforms.clone(),
-                    )
-                })
-                .collect(),
-        }
-    }
-}
+impl<B: Builder> Fleet for Members<B> {
+    type Member = B;
 
-impl<'a> Fleet for DaemonFleet<'a> {
-    type Member = DaemonBuilder<'a>;
-
-    fn default_builder(&self) -> &DaemonBuilder<'a> {
+    fn default_builder(&self) -> &B {
         &self.default
     }
 
-    fn listing(&self, platform: &Platform) -> Vec<&DaemonBuilder<'a>> {
+    fn listing(&self, platform: &Platform) -> Vec<&B> {
         self.builders
             .iter()
             .filter(|(_, ps)| ps.iter().any(|p| p.name() == platform.name()))
             .map(|(b, _)| b)
             .collect()
+    }
+}
+
+/// The real daemons: the default one and the configured builders.
+pub fn daemon_fleet<'a>(
+    default: DaemonAddress,
+    builders: &[BuilderSpec],
+    creds: &'a BTreeMap<String, Credentials>,
+) -> Members<DaemonBuilder<'a>> {
+    Members {
+        default: DaemonBuilder::new(default, creds),
+        builders: builders
+            .iter()
+            .map(|b| {
+                (
+                    DaemonBuilder::new(b.address.clone(), creds),
+                    b.platforms.clone(),
+                )
+            })
+            .collect(),
     }
 }
 
@@ -1075,33 +1074,21 @@ mod tests {
         assert!(daemon.calls().is_empty());
     }
 
-    /// A default daemon and builders that each list some platforms.
-    struct FakeFleet<'a> {
-        default: FakeDaemon<'a>,
-        members: Vec<(FakeDaemon<'a>, Vec<&'static str>)>,
-    }
-
-    impl<'a> Fleet for FakeFleet<'a> {
-        type Member = FakeDaemon<'a>;
-        fn default_builder(&self) -> &FakeDaemon<'a> {
-            &self.default
-        }
-        fn listing(&self, platform: &Platform) -> Vec<&FakeDaemon<'a>> {
-            self.members
-                .iter()
-                .filter(|(_, ps)| ps.contains(&platform.name().as_str()))
-                .map(|(b, _)| b)
-                .collect()
-        }
-    }
-
     /// A fleet whose builders (`(name, up)`) all list linux/arm64.
-    fn arm64_fleet<'a>(registry: &'a FakeRegistry, builders: &[(&str, bool)]) -> FakeFleet<'a> {
-        FakeFleet {
+    fn arm64_fleet<'a>(
+        registry: &'a FakeRegistry,
+        builders: &[(&str, bool)],
+    ) -> Members<FakeDaemon<'a>> {
+        Members {
             default: FakeDaemon::new(registry),
-            members: builders
+            builders: builders
                 .iter()
-                .map(|(name, up)| (FakeDaemon::named(registry, name, *up), vec!["linux/arm64"]))
+                .map(|(name, up)| {
+                    (
+                        FakeDaemon::named(registry, name, *up),
+                        vec![Platform::parse("linux/arm64").unwrap()],
+                    )
+                })
                 .collect(),
         }
     }
@@ -1122,7 +1109,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            fleet.members[0].0.calls(),
+            fleet.builders[0].0.calls(),
             [
                 "build reg.io/app:latest-linux-arm64 linux/arm64",
                 "push reg.io/app:latest-linux-arm64 img-arm-1"
@@ -1168,9 +1155,9 @@ mod tests {
         let events = Recorder::default();
         let env = test_env(&events);
         up(&env, &p, &fleet, &registry).await.unwrap();
-        assert!(fleet.members[0].0.calls().is_empty());
+        assert!(fleet.builders[0].0.calls().is_empty());
         assert_eq!(
-            fleet.members[1].0.calls().len(),
+            fleet.builders[1].0.calls().len(),
             2,
             "built and pushed there"
         );

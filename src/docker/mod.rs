@@ -90,20 +90,66 @@ fn cert_path(config: &DaemonAddress) -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
 }
 
+/// Where a daemon address leads: read once, for bollard ([`connect`]) and for our own
+/// connections ([`dial::Dialer`]).
+pub(crate) enum Endpoint {
+    Unix(PathBuf),
+    /// An `ssh://` host, through its local socket.
+    Ssh(std::sync::Arc<tunnel::Tunnel>),
+    /// `host:port`, with the TLS certificates directory when there is one.
+    Tcp {
+        addr: String,
+        certs: Option<PathBuf>,
+    },
+}
+
+/// The daemon's address (as [`daemon_host`] finds it) and where it leads; an address that
+/// cannot work is an input error.
+pub(crate) fn endpoint(config: &DaemonAddress) -> Result<(String, Endpoint)> {
+    let host = daemon_host(config);
+    if let Some(path) = host.strip_prefix("unix://") {
+        let path = PathBuf::from(path);
+        return Ok((host, Endpoint::Unix(path)));
+    }
+    if host.starts_with("ssh://") {
+        let t = tunnel::tunnel(&host).map_err(|reason| DaemonError::InvalidHost {
+            host: host.clone(),
+            reason,
+        })?;
+        return Ok((host, Endpoint::Ssh(t)));
+    }
+    let Some(addr) = HOST_SCHEMES
+        .iter()
+        .filter(|scheme| !matches!(**scheme, "unix://" | "ssh://"))
+        .find_map(|scheme| host.strip_prefix(scheme))
+    else {
+        return Err(DaemonError::Unsupported { host }.into());
+    };
+    let addr = addr.trim_end_matches('/').to_string();
+    let certs = cert_path(config);
+    if certs.is_none() && host.starts_with("https://") {
+        return Err(DaemonError::TlsWithoutCerts { host }.into());
+    }
+    Ok((host, Endpoint::Tcp { addr, certs }))
+}
+
 /// Connects to the daemon and checks that it answers, agreeing on an API version both
 /// sides speak.
 pub async fn connect(config: &DaemonAddress) -> Result<Docker> {
-    let host = daemon_host(config);
-    let certs = cert_path(config);
-    if host.starts_with("ssh://") {
-        return connect_ssh(&host).await;
-    }
-    let hint = if host.starts_with("unix://") {
-        "Is dockerd running? Set DOCKER_HOST or the provider's `host` configuration to point at it"
-    } else if certs.is_some() {
-        "Is dockerd listening there with TLS, and do ca.pem, cert.pem and key.pem (the provider's `certPath`, or DOCKER_CERT_PATH) belong to it?"
-    } else {
-        "Is dockerd listening there? A daemon with TLS needs the provider's `certPath` (or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)"
+    let (host, endpoint) = endpoint(config)?;
+    let hint = match &endpoint {
+        Endpoint::Unix(_) => {
+            "Is dockerd running? Set DOCKER_HOST or the provider's `host` configuration to point at it"
+        }
+        Endpoint::Ssh(_) => {
+            "The provider runs `ssh <host> docker system dial-stdio` with your ssh configuration and agent, never prompting"
+        }
+        Endpoint::Tcp { certs: Some(_), .. } => {
+            "Is dockerd listening there with TLS, and do ca.pem, cert.pem and key.pem (the provider's `certPath`, or DOCKER_CERT_PATH) belong to it?"
+        }
+        Endpoint::Tcp { certs: None, .. } => {
+            "Is dockerd listening there? A daemon with TLS needs the provider's `certPath` (or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)"
+        }
     };
     let unreachable = |reason: String| DaemonError::Unreachable {
         host: host.clone(),
@@ -111,36 +157,40 @@ pub async fn connect(config: &DaemonAddress) -> Result<Docker> {
         hint,
     };
     const TIMEOUT_SECS: u64 = 3600;
-    let docker = if let Some(path) = host.strip_prefix("unix://") {
-        Docker::connect_with_unix(path, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-    } else if let Some(addr) = HOST_SCHEMES
-        .iter()
-        .filter(|scheme| !matches!(**scheme, "unix://" | "ssh://"))
-        .find_map(|scheme| host.strip_prefix(scheme))
-    {
-        // bollard strips only some schemes: hand it `tcp://host:port` always.
-        let tcp = format!("tcp://{addr}");
-        match (&certs, host.starts_with("https://")) {
-            (Some(dir), _) => Docker::connect_with_ssl(
-                &tcp,
-                &dir.join("key.pem"),
-                &dir.join("cert.pem"),
-                &dir.join("ca.pem"),
-                TIMEOUT_SECS,
-                bollard::API_DEFAULT_VERSION,
-            ),
-            (None, true) => return Err(DaemonError::TlsWithoutCerts { host }.into()),
-            (None, false) => {
-                Docker::connect_with_http(&tcp, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-            }
+    let version = bollard::API_DEFAULT_VERSION;
+    let docker = match &endpoint {
+        Endpoint::Unix(path) => {
+            Docker::connect_with_unix(&path.display().to_string(), TIMEOUT_SECS, version)
         }
-    } else {
-        return Err(DaemonError::Unsupported { host }.into());
+        Endpoint::Ssh(t) => {
+            Docker::connect_with_unix(&t.socket.display().to_string(), TIMEOUT_SECS, version)
+        }
+        // bollard strips only some schemes: hand it `tcp://host:port` always.
+        Endpoint::Tcp {
+            addr,
+            certs: Some(dir),
+        } => Docker::connect_with_ssl(
+            &format!("tcp://{addr}"),
+            &dir.join("key.pem"),
+            &dir.join("cert.pem"),
+            &dir.join("ca.pem"),
+            TIMEOUT_SECS,
+            version,
+        ),
+        Endpoint::Tcp { addr, certs: None } => {
+            Docker::connect_with_http(&format!("tcp://{addr}"), TIMEOUT_SECS, version)
+        }
     }
     .map_err(|e| unreachable(e.to_string()))?;
-    answered(docker, DAEMON_ANSWER_TIMEOUT)
-        .await
-        .map_err(|reason| unreachable(reason).into())
+    match &endpoint {
+        // Over ssh a handshake alone can take seconds; a failure says what ssh said.
+        Endpoint::Ssh(t) => answered(docker, 3 * DAEMON_ANSWER_TIMEOUT)
+            .await
+            .map_err(|reason| unreachable(t.explain(&reason)).into()),
+        _ => answered(docker, DAEMON_ANSWER_TIMEOUT)
+            .await
+            .map_err(|reason| unreachable(reason).into()),
+    }
 }
 
 /// `docker` once it has agreed on an API version and answered a ping within `limit`: a
@@ -159,26 +209,6 @@ async fn answered(
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("no answer to a ping within {} s", limit.as_secs())),
     }
-}
-
-/// An `ssh://` daemon, through its [`tunnel::Tunnel`]; a failure says what ssh said.
-async fn connect_ssh(host: &str) -> Result<Docker> {
-    let tunnel = tunnel::tunnel(host).map_err(|reason| DaemonError::InvalidHost {
-        host: host.to_string(),
-        reason,
-    })?;
-    let unreachable = |reason: String| DaemonError::Unreachable {
-        host: host.to_string(),
-        reason,
-        hint: "The provider runs `ssh <host> docker system dial-stdio` with your ssh configuration and agent, never prompting",
-    };
-    let socket = tunnel.socket.display().to_string();
-    let docker = Docker::connect_with_unix(&socket, 3600, bollard::API_DEFAULT_VERSION)
-        .map_err(|e| unreachable(e.to_string()))?;
-    // Over ssh a handshake alone can take seconds.
-    answered(docker, 3 * DAEMON_ANSWER_TIMEOUT)
-        .await
-        .map_err(|reason| unreachable(tunnel.explain(&reason)).into())
 }
 
 /// Credentials for `host`: `login` when it is for that host, else the Docker CLI's
@@ -267,7 +297,7 @@ fn registry_client(host: &str, creds: Option<Credentials>) -> Result<RegistryCli
 /// built from the same context and reuses it without building (see [`flow`]).
 pub async fn build_and_push(env: &Env<'_>, plan: BuildPlan) -> Result<Built> {
     let creds = plan_credentials(env, &plan).await?;
-    let fleet = flow::DaemonFleet::new(env.daemon.clone(), &env.builders, &creds);
+    let fleet = flow::daemon_fleet(env.daemon.clone(), &env.builders, &creds);
     let registries = flow::RegistryClients::new(&creds);
     flow::up(env, &plan, &fleet, &registries).await
 }
@@ -276,7 +306,7 @@ pub async fn build_and_push(env: &Env<'_>, plan: BuildPlan) -> Result<Built> {
 /// can be done (see [`flow::retag`]); `false` when it must be built.
 pub async fn retag(env: &Env<'_>, plan: &BuildPlan, digest: &str) -> Result<bool> {
     let creds = plan_credentials(env, plan).await?;
-    let fleet = flow::DaemonFleet::new(env.daemon.clone(), &env.builders, &creds);
+    let fleet = flow::daemon_fleet(env.daemon.clone(), &env.builders, &creds);
     let registries = flow::RegistryClients::new(&creds);
     Ok(flow::retag(env, plan, digest, &fleet, &registries)
         .await?

@@ -41,21 +41,19 @@ const FILES_IN_FLIGHT: usize = 4;
 const GO_MODE_DIR: u32 = 1 << 31;
 const GO_MODE_SYMLINK: u32 = 1 << 27;
 
-/// What the daemon was sent: file data bytes and files, per source and in total.
+/// What the daemon fetched in one session: files, and bytes of file data.
 #[derive(Debug, Default)]
 pub struct Transfer {
     pub files: AtomicU64,
     pub bytes: AtomicU64,
-    /// Stats sent (every entry the daemon compared).
-    pub stats: AtomicU64,
 }
 
 impl Transfer {
-    pub fn snapshot(&self) -> (u64, u64, u64) {
+    /// (files, bytes).
+    pub fn snapshot(&self) -> (u64, u64) {
         (
             self.files.load(Ordering::Relaxed),
             self.bytes.load(Ordering::Relaxed),
-            self.stats.load(Ordering::Relaxed),
         )
     }
 }
@@ -407,7 +405,6 @@ async fn send(
     let stats = {
         let items = items.clone();
         let tx = tx.clone();
-        let transfer = transfer.clone();
         async move {
             for item in items.iter() {
                 let p = Packet {
@@ -417,7 +414,6 @@ async fn send(
                 if tx.send(Ok(p)).await.is_err() {
                     return;
                 }
-                transfer.stats.fetch_add(1, Ordering::Relaxed);
             }
             // The end of the stats: a stat packet without a stat.
             let _ = tx.send(Ok(packet(PacketType::PacketStat))).await;
