@@ -130,6 +130,36 @@ fn or_empty(s: Option<Struct>) -> Struct {
     s.unwrap_or_default()
 }
 
+/// The directory relative paths in inputs are read from: the program's. The Pulumi engine
+/// starts a provider in the program's directory (its cwd) and sends, as Handshake's
+/// `program_directory`/`root_directory`, the directory of the provider's own binary — the
+/// plugin directory, which holds none of the user's files. So a directory that is where our
+/// executable lives means "use the cwd"; any other (an engine or harness that attaches to us
+/// and names the program's directory) is taken as given.
+fn program_dir(sent: Option<String>) -> Option<PathBuf> {
+    let sent = PathBuf::from(sent.filter(|d| !d.is_empty())?);
+    let Some(exe) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.canonicalize().ok())
+    else {
+        return Some(sent);
+    };
+    // The directory holds our binary (under its own name or the plugin's, possibly as a
+    // link to it), or is the one it is in.
+    let names = [
+        exe.file_name().map(PathBuf::from),
+        Some(PathBuf::from("pulumi-resource-docker-buildkit")),
+    ];
+    let holds_us = names
+        .into_iter()
+        .flatten()
+        .any(|name| sent.join(name).canonicalize().is_ok_and(|p| p == exe));
+    if holds_us || exe.parent() == sent.canonicalize().ok().as_deref() {
+        return None;
+    }
+    Some(sent)
+}
+
 #[tonic::async_trait]
 impl<C> ResourceProvider for Service<C>
 where
@@ -144,11 +174,8 @@ where
             let log = EngineLog::connect(&req.engine_address).map_err(Status::invalid_argument)?;
             self.provider.set_engine_log(log);
         }
-        self.provider.set_program_dir(
-            req.program_directory
-                .or(req.root_directory)
-                .map(PathBuf::from),
-        );
+        self.provider
+            .set_program_dir(program_dir(req.program_directory.or(req.root_directory)));
         Ok(Response::new(ProviderHandshakeResponse {
             accept_secrets: true,
             accept_resources: true,
@@ -591,6 +618,25 @@ async fn wait_for_shutdown(engine: Option<String>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn program_dir_ignores_the_plugin_directory_the_engine_sends() {
+        use std::path::PathBuf;
+        let exe = std::env::current_exe().unwrap().canonicalize().unwrap();
+        let plugin_dir = exe.parent().unwrap().display().to_string();
+        assert_eq!(super::program_dir(Some(plugin_dir)), None);
+        let program = tempfile::tempdir().unwrap();
+        let given = program.path().display().to_string();
+        assert_eq!(
+            super::program_dir(Some(given.clone())),
+            Some(PathBuf::from(&given))
+        );
+        // A link to our binary in another directory marks that one as the plugin's too.
+        std::os::unix::fs::symlink(&exe, program.path().join(exe.file_name().unwrap())).unwrap();
+        assert_eq!(super::program_dir(Some(given)), None);
+        assert_eq!(super::program_dir(Some(String::new())), None);
+        assert_eq!(super::program_dir(None), None);
+    }
+
     use super::engine_address;
 
     fn s(v: &[&str]) -> Vec<String> {
