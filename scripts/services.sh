@@ -25,13 +25,30 @@
 #   scripts/services.sh env     print the path of the sourceable env file
 #   scripts/services.sh status  print what runs
 #
+# And the Go-built tools (tools.sh: the Pulumi CLI, Pulumi's YAML language
+# host, buildkitd/buildctl and buildx, built once per pinned version into
+# $DBK_TOOLS_DIR, default ~/.cache/docker-buildkit/tools), a standalone
+# buildkitd (buildkitd.sh: unix socket, and tcp://127.0.0.1:$DBK_BUILDKIT_TCP_PORT
+# (default 1235) with mutual TLS from the same CA as dockerd's), and buildx as a
+# docker CLI plugin in a private config dir with a `remote` builder on it.
+# DBK_TOOLS=0 skips the tools and buildkitd (the tests that need them skip);
+# DBK_TOOLS_BACKGROUND=1 builds the Pulumi CLI and YAML host in the background
+# (then `scripts/services.sh tools` waits for them).
+#
+#   scripts/services.sh tools         build (or reuse) the core tools; prints their bin dir
+#   scripts/services.sh tools peers   also the peer providers (for scripts/bench.sh peers)
+#
 # Usage from tests:  scripts/services.sh up && source "$(scripts/services.sh env)"
 # The env file exports DOCKER_HOST (the unix socket), DBK_DOCKER_TLS_HOST and
 # DBK_DOCKER_CERT_PATH (the TLS endpoint and its client certificates),
 # DBK_DOCKER_HOST2 (the second dockerd's unix socket), DBK_SSH_BIN (the dir of
 # the `ssh` wrapper: put it first in PATH), DBK_SSHD_PORT, and DBK_REGISTRY, DBK_REGISTRY_USER, DBK_REGISTRY_PASSWORD, DBK_BASE_IMAGE,
 # DBK_BASE_IMAGE_AMD64 (the same image under an arch-named tag), DBK_BASE_IMAGE_ARM64,
-# DBK_SERVICES_DIR, and DBK_EMULATION: 1 when this host (the one dockerd runs on)
+# DBK_SERVICES_DIR, DBK_TOOLS_BIN (the tools' bin dir: put it on PATH),
+# DBK_BUILDKIT_HOST (buildkitd's unix socket), DBK_BUILDKIT_TCP_HOST and
+# DBK_BUILDKIT_CERT_PATH (its mTLS endpoint and client certificates: ca.pem,
+# cert.pem, key.pem), DBK_DOCKER_CONFIG (a DOCKER_CONFIG whose docker has the
+# buildx plugin) and DBK_BUILDX_BUILDER (the remote builder's name), and DBK_EMULATION: 1 when this host (the one dockerd runs on)
 # runs linux/arm64 programs through qemu, else 0 with DBK_EMULATION_REASON saying
 # why. Emulation that cannot be set up never makes `up` fail.
 #
@@ -71,6 +88,12 @@ source "$SERVICES/base-image.sh"
 source "$SERVICES/emulation.sh"
 # shellcheck source=services/sshd.sh
 source "$SERVICES/sshd.sh"
+# shellcheck source=services/tools.sh
+source "$SERVICES/tools.sh"
+# shellcheck source=services/buildkitd.sh
+source "$SERVICES/buildkitd.sh"
+
+WITH_TOOLS="${DBK_TOOLS:-1}"
 
 if ! [[ "$TLS_PORT" =~ ^[0-9]{1,5}$ ]] || ! (( 10#$TLS_PORT > 0 && 10#$TLS_PORT < 65536 )); then
   die "DBK_DOCKER_TLS_PORT must be a port number, got '$TLS_PORT'"
@@ -105,6 +128,16 @@ export DBK_EMULATION=$EMULATION
 export DBK_EMULATION_REASON=$(sq "$EMULATION_REASON")
 export DBK_SERVICES_DIR=$DIR
 EOF
+  if [[ "$WITH_TOOLS" != 0 ]]; then
+    cat >>"$tmp" <<EOF
+export DBK_TOOLS_BIN=$TOOLS_BIN
+export DBK_BUILDKIT_HOST=unix://$BK_SOCK
+export DBK_BUILDKIT_TCP_HOST=tcp://127.0.0.1:$BK_TCP_PORT
+export DBK_BUILDKIT_CERT_PATH=$TLS_DIR/client
+export DBK_DOCKER_CONFIG=$DOCKER_CONFIG_DIR
+export DBK_BUILDX_BUILDER=$BUILDX_BUILDER
+EOF
+  fi
   chmod 600 "$tmp"
   mv -f "$tmp" "$ENV_FILE"
 }
@@ -120,6 +153,14 @@ with_lock() {
 cmd_up() {
   ensure_packages
   ensure_emulation_packages
+  if [[ "$WITH_TOOLS" != 0 ]]; then
+    ensure_build_tools
+    if [[ "${DBK_TOOLS_BACKGROUND:-0}" == 1 ]]; then
+      start_engine_tools_in_background
+    else
+      ensure_engine_tools
+    fi
+  fi
   with_lock
   chmod 700 "$DIR" 2>/dev/null || true
   ensure_tls_certs
@@ -131,6 +172,10 @@ cmd_up() {
   ensure_emulation
   ensure_dockerd2_images
   start_sshd
+  if [[ "$WITH_TOOLS" != 0 ]]; then
+    start_buildkitd
+    ensure_buildx_builder
+  fi
   write_env
   exec 9>&-
   log "ready; source \"$ENV_FILE\""
@@ -139,6 +184,7 @@ cmd_up() {
 cmd_down() {
   [[ -d "$DIR" ]] || { log "nothing to stop ($DIR absent)"; return 0; }
   with_lock
+  stop_buildkitd
   stop_sshd
   stop_registry
   stop_dockerd2
@@ -158,6 +204,10 @@ cmd_status() {
   fi
   emulation_status
   sshd_status || rc=1
+  if [[ "$WITH_TOOLS" != 0 ]]; then
+    buildkitd_status || rc=1
+    tools_status
+  fi
   [[ -f "$ENV_FILE" ]] && echo "env: $ENV_FILE" || echo "env: (not written)"
   return $rc
 }
@@ -167,10 +217,17 @@ cmd_env() {
   [[ -f "$ENV_FILE" ]] || { log "$ENV_FILE does not exist yet; run: $0 up"; return 1; }
 }
 
+cmd_tools() {
+  ensure_tools
+  [[ "${1:-}" != peers ]] || ensure_peer_tools
+  echo "$TOOLS_BIN"
+}
+
 case "${1:-}" in
   up) cmd_up ;;
+  tools) shift; cmd_tools "$@" ;;
   down) cmd_down ;;
   status) cmd_status ;;
   env) cmd_env ;;
-  *) echo "usage: $0 up|down|env|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|env|status|tools [peers]" >&2; exit 2 ;;
 esac

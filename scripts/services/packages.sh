@@ -9,7 +9,7 @@
 # `up` when it cannot.)
 
 PACKAGES=(docker.io docker-registry apache2-utils busybox-static curl openssl openssh-client
-  openssh-server procps iproute2)
+  openssh-server procps iproute2 runc)
 
 missing_packages() { # package... → prints those not installed
   local p
