@@ -3,11 +3,13 @@
 # tests need (a private dockerd and a registry, see scripts/services.sh), checks
 # formatting and lints, checks that generated files are current, then runs the Rust
 # tests (unit, engine harness, real Docker + registry), the Python wire tests
-# against Pulumi's own gRPC stubs, and the SDK tests (scripts/test-sdk.sh).
+# against Pulumi's own gRPC stubs, the SDK tests (scripts/test-sdk.sh), and the
+# user-level tests through the real Pulumi CLI (tests/engine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/services.sh up
+# The Pulumi CLI (minutes to build, once per version) builds in the background meanwhile.
+DBK_TOOLS_BACKGROUND=1 bash scripts/services.sh up
 # shellcheck disable=SC1090
 source "$(bash scripts/services.sh env)"
 
@@ -37,3 +39,9 @@ PROVIDER_BIN="$(pwd)/target/debug/pulumi-resource-docker-buildkit" "$PYTHON" -m 
 
 echo "== SDKs: installable, and right under Pulumi's mock runtimes"
 bash scripts/test-sdk.sh
+
+echo "== the real Pulumi CLI: examples/python, examples/nodejs and a YAML program (tests/engine)"
+# Waits for the background build of the CLI (scripts/services/tools.sh); here its
+# absence is a failure.
+bash scripts/services.sh tools >/dev/null
+DBK_REQUIRE_ENGINE=1 "$PYTHON" -m pytest -q -p no:cacheprovider tests/engine
