@@ -136,8 +136,10 @@ def docker(*args: str, check: bool = True) -> str:
     return proc.stdout
 
 
-def local_images() -> set[str]:
-    return set(docker("images", "-aq", "--no-trunc").split())
+def local_images(namespace: str) -> set[str]:
+    """The daemon's images tagged under `namespace` (other tests and tools share the daemon)."""
+    tags = docker("images", "--format", "{{.Repository}}:{{.Tag}}").split()
+    return {t for t in tags if f"/{namespace}/" in t}
 
 
 def processes_matching(needle: str) -> list[int]:
