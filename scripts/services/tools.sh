@@ -19,8 +19,8 @@
 # The Go language hosts for Python and Node.js cannot be built: the module
 # proxy answers "403 This module version is not available" for
 # github.com/pulumi/pulumi/sdk/{python,nodejs}/cmd/pulumi-language-*/v3 at every
-# version. scripts/langhost/ is a stand-in for them (see its README); `tools_path`
-# puts it after the real ones, so a real host on PATH always wins.
+# version. scripts/langhost/ is a stand-in for them (see its README); the tests and
+# the demo put it last on PATH, so a real host on PATH always wins.
 #
 # Sourced by scripts/services.sh; defines functions and settings only.
 
@@ -40,7 +40,7 @@ DOCKER_BUILD_VERSION=v0.0.22
 SEED_VERSION=v0.1.27
 
 tools_go() { # go with the settings every build here uses
-  env -u GOFLAGS GOTOOLCHAIN=local GOFLAGS=-buildvcs=false CGO_ENABLED=0 go "$@"
+  env GOTOOLCHAIN=local GOFLAGS=-buildvcs=false CGO_ENABLED=0 go "$@"
 }
 
 # Builds a tool from a wrapper module once: $1 name, $2 version, $3 the

@@ -19,7 +19,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -201,7 +200,6 @@ def workspace(tarball, tmp_path_factory) -> Workspace:
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
         "PULUMI_SKIP_CONFIRMATIONS": "true",
-        "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
         "PYTHONDONTWRITEBYTECODE": "1",
         "DBK_LANGHOST_PYTHON": str(Path(sys.executable)),
         "HOME": str(root / "home"),
@@ -249,9 +247,3 @@ def python_program(workspace: Workspace, venv: Path, name: str, code: str,
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def tmpdir_path():
-    with tempfile.TemporaryDirectory() as d:
-        yield Path(d)
