@@ -1,13 +1,22 @@
 //! Docker itself as the oracle for `.dockerignore`: a tricky context is built with the
 //! docker CLI 20.10's BuildKit client (`DOCKER_BUILDKIT=1 /usr/bin/docker build`, whose
-//! fsutil walk filters what it sends; the reference `src/context/dockerignore.rs`
-//! follows) and with the legacy builder of the newer CLI on PATH (`DOCKER_BUILDKIT=0
-//! docker build`, whose CLI filters the context tar with moby/patternmatcher); each
-//! image's `/ctx/` is exported, and its file set is compared with (a)
-//! `BuildContext::entries()` and (b) the `/ctx/` of the image the real provider builds
-//! with BuildKit from the same directory. A family of small cases pins how exception
-//! patterns reach (or do not reach) into excluded directories, the one place where the
-//! two builders are measured to disagree (see `exception_family`).
+//! fsutil walk filters what it sends), with buildx (`docker buildx build`, modern fsutil
+//! and moby/patternmatcher: what `docker build` runs from Docker 23 on) and with the
+//! legacy builder of the newer CLI on PATH (`DOCKER_BUILDKIT=0 docker build`, whose CLI
+//! filters the context tar with moby/patternmatcher); each image's `/ctx/` is listed and
+//! compared with (a) `BuildContext::entries()` in the matching dialect (the 20.10 client
+//! against `IgnoreDialect::Classic20_10`, buildx against `IgnoreDialect::Modern`) and
+//! (b) the `/ctx/` of the image the real provider builds with BuildKit from the same
+//! directory (on dockerd 20.10: Classic). A family of small cases pins how exception
+//! patterns reach (or do not reach) into excluded directories and the other places where
+//! the clients are measured to disagree (see `exception_family`).
+//!
+//! buildx runs with `--output type=local` (no image needed) on the `remote` builder
+//! `scripts/services.sh` sets up on its standalone buildkitd, and, for the family, also on
+//! buildx's `docker` driver against dockerd 20.10: the filter runs in the client's
+//! FileSync, so both must agree. Without the tools (`DBK_DOCKER_CONFIG`,
+//! `DBK_BUILDX_BUILDER`, the buildx plugin) the buildx checks skip with one line, unless
+//! `DBK_REQUIRE_ENGINE=1`, which makes that a failure.
 
 mod common;
 
@@ -17,7 +26,7 @@ use std::process::{Command, Output};
 
 use common::services::Services;
 use common::*;
-use docker_buildkit::context::{BuildContext, DockerfileSource, Entry, EntryKind};
+use docker_buildkit::context::{BuildContext, DockerfileSource, Entry, EntryKind, IgnoreDialect};
 use serde_json::json;
 
 const DOCKERFILE: &str = "FROM scratch\nCOPY . /ctx/\n";
@@ -191,6 +200,128 @@ impl Listing {
     }
 }
 
+impl Listing {
+    /// Reads the `ctx/` part of a `--output type=local` directory.
+    fn from_local_export(dest: &Path) -> Listing {
+        fn walk(base: &Path, dir: &Path, l: &mut Listing) {
+            for item in std::fs::read_dir(dir).unwrap() {
+                let path = item.unwrap().path();
+                let rel = path
+                    .strip_prefix(base)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_string();
+                let md = std::fs::symlink_metadata(&path).unwrap();
+                if md.file_type().is_symlink() {
+                    let target = std::fs::read_link(&path).unwrap();
+                    l.files
+                        .insert(format!("{rel} -> {}", target.to_str().unwrap()));
+                } else if md.is_dir() {
+                    l.dirs.insert(rel);
+                    walk(base, &path, l);
+                } else {
+                    l.files.insert(rel);
+                }
+            }
+        }
+        let mut l = Listing::default();
+        let base = dest.join("ctx");
+        if base.is_dir() {
+            walk(&base, &base, &mut l);
+        }
+        l
+    }
+
+    /// Every path, directories with a trailing `/`, for messages.
+    fn paths(&self) -> BTreeSet<String> {
+        self.files
+            .iter()
+            .cloned()
+            .chain(self.dirs.iter().map(|d| format!("{d}/")))
+            .collect()
+    }
+}
+
+/// The buildx plugin and the `remote` builder `scripts/services.sh up` makes.
+struct Buildx {
+    /// A `DOCKER_CONFIG` whose `cli-plugins/` has `docker-buildx`.
+    config: String,
+    /// The remote builder (a standalone buildkitd).
+    builder: String,
+}
+
+/// Which buildx builder to build with.
+#[derive(Debug, Clone, Copy)]
+enum BuildxOn {
+    /// The remote builder: a standalone buildkitd v0.34.
+    Buildkitd,
+    /// buildx's `docker` driver on `DOCKER_HOST` (dockerd 20.10, its BuildKit 0.8).
+    Dockerd,
+}
+
+impl Buildx {
+    /// The tools, or `None` after one line saying what is missing (a failure instead
+    /// with `DBK_REQUIRE_ENGINE=1`).
+    fn find(test: &str) -> Option<Buildx> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let missing = match (var("DBK_DOCKER_CONFIG"), var("DBK_BUILDX_BUILDER")) {
+            (Some(config), Some(builder)) => {
+                let plugin = Path::new(&config).join("cli-plugins/docker-buildx");
+                if plugin.is_file() {
+                    return Some(Buildx { config, builder });
+                }
+                format!("{} is missing", plugin.display())
+            }
+            _ => "DBK_DOCKER_CONFIG or DBK_BUILDX_BUILDER is not set".to_string(),
+        };
+        let reason = format!(
+            "{test}: the buildx checks skipped: {missing} (`bash scripts/services.sh up` builds \
+             the tools; source its env file)"
+        );
+        if std::env::var("DBK_REQUIRE_ENGINE").as_deref() == Ok("1") {
+            panic!("{reason}; DBK_REQUIRE_ENGINE=1 requires them");
+        }
+        eprintln!("{reason}");
+        None
+    }
+
+    /// `docker buildx build --output type=local -f <dockerfile> <dir>` on `on`; the
+    /// `/ctx/` it wrote.
+    fn build(&self, s: &Services, dir: &Path, dockerfile: &str, on: BuildxOn) -> Listing {
+        let builder = match on {
+            BuildxOn::Buildkitd => self.builder.as_str(),
+            BuildxOn::Dockerd => "default",
+        };
+        let out = tempfile::tempdir().unwrap();
+        let dest = out.path().join("out");
+        let result = Command::new(CLASSIC_CLI)
+            .args(["buildx", "build", "-q", "--no-cache", "--builder", builder])
+            .arg("--output")
+            .arg(format!("type=local,dest={}", dest.display()))
+            .arg("-f")
+            .arg(dir.join(dockerfile))
+            .arg(dir)
+            .env("DOCKER_CONFIG", &self.config)
+            .env("DOCKER_HOST", &s.docker_host)
+            .env_remove("DOCKER_BUILDKIT")
+            .output()
+            .unwrap_or_else(|e| panic!("run docker buildx build: {e}"));
+        check(&result, &format!("docker buildx build --builder {builder}"));
+        Listing::from_local_export(&dest)
+    }
+}
+
+/// "only in the 20.10 client / only in buildx" for two listings (a line each).
+fn disagreement(classic: &Listing, modern: &Listing) -> String {
+    let (c, m) = (classic.paths(), modern.paths());
+    format!(
+        "only the 20.10 client: {:?}; only buildx: {:?}",
+        c.difference(&m).collect::<Vec<_>>(),
+        m.difference(&c).collect::<Vec<_>>()
+    )
+}
+
 /// "missing / extra" lines for two sets, empty when they are equal.
 fn set_diff(what: &str, expected: &BTreeSet<String>, got: &BTreeSet<String>) -> String {
     let mut out = String::new();
@@ -333,8 +464,10 @@ async fn provider_build(
     listing
 }
 
-fn entries_listing(root: &Path, dockerfile: &str) -> Listing {
-    let ctx = BuildContext::open(root, DockerfileSource::Path(dockerfile.into())).unwrap();
+fn entries_listing(root: &Path, dockerfile: &str, dialect: IgnoreDialect) -> Listing {
+    let ctx = BuildContext::open(root, DockerfileSource::Path(dockerfile.into()))
+        .unwrap()
+        .with_dialect(dialect);
     Listing::from_entries(&ctx.entries().unwrap())
 }
 
@@ -383,16 +516,43 @@ enum Legacy {
     /// Same files, but it does not record a directory it walks into that ends up empty
     /// (the BuildKit client sends it, so it is one of our entries).
     DropsEmptyWalkedDirs,
+    /// Keeps fewer files than the 20.10 client: every ancestor is tried, or `**foo` is a
+    /// suffix match (patternmatcher).
+    KeepsFewer,
 }
 
-/// `(name, tree, .dockerignore, how the legacy builder does)`: exception patterns
-/// against excluded directories. Docker walks into an excluded directory only when the
-/// text of an exception pattern, plus `/`, begins with the directory's path plus `/`.
-/// The same cases, with the expectations measured here, are in `src/context/walk.rs`.
-fn exception_family() -> Vec<(&'static str, &'static [&'static str], &'static str, Legacy)> {
+/// How buildx's copy compares with the 20.10 client's on an [`exception_family`] case.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Buildx20_10 {
+    /// The same files and directories.
+    Same,
+    /// Different (the case's name says how); our Modern dialect follows buildx.
+    Differs,
+}
+
+/// One [`exception_family`] case: `(name, tree, .dockerignore, how the legacy builder
+/// does, how buildx compares with the 20.10 client)`.
+type FamilyCase = (
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+    Legacy,
+    Buildx20_10,
+);
+
+/// Exception patterns against excluded directories, and the other cases where the
+/// clients disagree. The 20.10 client walks into an excluded directory only when the
+/// text of an exception pattern, plus `/`, begins with the directory's path plus `/`,
+/// and tries a pattern on one ancestor only; buildx tries every ancestor (lazily: see
+/// `src/context/dockerignore.rs`), walks into every excluded directory once an exception
+/// has a wildcard, and sends an excluded directory only as the parent of something it
+/// sends. The same cases, with the expectations measured here, are in
+/// `src/context/walk.rs`.
+fn exception_family() -> Vec<FamilyCase> {
+    use Buildx20_10::{Differs, Same};
     vec![
         (
-            "issue: * then !**/node_modules",
+            "issue: * then !**/node_modules (buildx keeps every node_modules, all of it)",
             &[
                 "Dockerfile",
                 "top.txt",
@@ -403,12 +563,14 @@ fn exception_family() -> Vec<(&'static str, &'static [&'static str], &'static st
             ],
             "*\n!**/node_modules",
             Legacy::KeepsMore,
+            Differs,
         ),
         (
-            "issue: ** then !**/deep",
+            "issue: ** then !**/deep (buildx keeps every deep, all of it)",
             &["Dockerfile", "deep/h", "x/deep/f", "x/y/deep/g"],
             "**\n!**/deep",
             Legacy::KeepsMore,
+            Differs,
         ),
         (
             "nested exception: a then !a/b/c",
@@ -422,51 +584,59 @@ fn exception_family() -> Vec<(&'static str, &'static [&'static str], &'static st
             ],
             "a\n!a/b/c",
             Legacy::Agrees,
+            Same,
         ),
         (
             "a/* then !a/b/**",
             &["Dockerfile", "a/f", "a/b/f", "a/b/c/d/f", "a/x/keep"],
             "a/*\n!a/b/**",
             Legacy::Agrees,
+            Same,
         ),
         (
-            "*/x then !*/x/keep",
+            "*/x then !*/x/keep (buildx walks in: the exception has a wildcard)",
             &["Dockerfile", "a/x/keep", "a/x/other", "a/f", "b/x/keep"],
             "*/x\n!*/x/keep",
             Legacy::Agrees,
+            Differs,
         ),
         (
-            "wildcard inside the exception's dir part: a then !a/*/keep",
+            "wildcard inside the exception's dir part: a then !a/*/keep (buildx keeps a/x/keep)",
             &["Dockerfile", "a/x/keep", "a/keep", "b/f"],
             "a\n!a/*/keep",
             Legacy::DropsEmptyWalkedDirs,
+            Differs,
         ),
         (
-            "* then !a/**/keep",
+            "* then !a/**/keep (buildx keeps a/x/keep)",
             &["Dockerfile", "a/keep", "a/x/keep", "a/f"],
             "*\n!a/**/keep",
             Legacy::Agrees,
+            Differs,
         ),
         (
             "exceptions with leading / and ./ and a trailing /",
             &["Dockerfile", "a/b/f", "a/c/f", "a/d/f"],
             "a\n!/a/b\n!./a/c/",
             Legacy::Agrees,
+            Same,
         ),
         (
-            "x then !x/**/deep",
+            "x then !x/**/deep (buildx keeps what is under every deep)",
             &["Dockerfile", "x/deep/f", "x/f", "x/y/deep/g"],
             "x\n!x/**/deep",
             Legacy::KeepsMore,
+            Differs,
         ),
         (
             "the prefix is compared on whole components: a then !ab/c",
             &["Dockerfile", "a/c", "ab/c/f", "ab/d"],
             "a\n!ab/c",
             Legacy::Agrees,
+            Same,
         ),
         (
-            "**/node_modules then !**/node_modules/keep",
+            "**/node_modules then !**/node_modules/keep (buildx keeps every keep)",
             &[
                 "Dockerfile",
                 "node_modules/keep/k",
@@ -475,35 +645,160 @@ fn exception_family() -> Vec<(&'static str, &'static [&'static str], &'static st
             ],
             "**/node_modules\n!**/node_modules/keep",
             Legacy::Agrees,
+            Differs,
         ),
         (
-            "an exception naming nothing: a then !a/b/missing",
+            "an exception naming nothing: a then !a/b/missing (buildx sends no empty a/, a/b/)",
             &["Dockerfile", "a/f", "a/b/f", "a/c/f"],
             "a\n!a/b/missing",
             Legacy::DropsEmptyWalkedDirs,
+            Differs,
         ),
         (
-            "an exception for the dir itself, then the dir again",
+            "an exception for the dir itself, then the dir again (buildx sends no empty a/)",
             &["Dockerfile", "a/f", "a/b/f"],
             "!a\na",
             Legacy::DropsEmptyWalkedDirs,
+            Differs,
+        ),
+        (
+            "a, !a/x, a (buildx keeps a/x: the second a is not tried at a)",
+            &["Dockerfile", "a/x", "a/y", "a/z/f"],
+            "a\n!a/x\na",
+            Legacy::KeepsMore,
+            Differs,
+        ),
+        (
+            "**.log (buildx: any path ending in .log)",
+            &["Dockerfile", "x.log", "a/b/x.log", ".log", "a/.log", "xlog"],
+            "**.log",
+            Legacy::KeepsFewer,
+            Differs,
+        ),
+        (
+            "**foo/bar (buildx: any path ending in foo/bar)",
+            &[
+                "Dockerfile",
+                "foo/bar",
+                "xfoo/bar",
+                "a/foo/bar",
+                "a/xfoo/bar/c",
+            ],
+            "**foo/bar",
+            Legacy::KeepsFewer,
+            Differs,
+        ),
+        (
+            "the exception of a parent: a/b then !a (buildx drops a/b: !a is not tried at a)",
+            &["Dockerfile", "a/b/f", "a/c", "a/b/c/d"],
+            "a/b\n!a",
+            Legacy::KeepsFewer,
+            Differs,
+        ),
+        (
+            "**/*.txt then !a (buildx drops the .txt files under a)",
+            &["Dockerfile", "a/x.txt", "a/b/y.txt", "b/z.txt"],
+            "**/*.txt\n!a",
+            Legacy::KeepsFewer,
+            Differs,
+        ),
+        (
+            "a/b/* then !a/* (buildx drops what is in a/b)",
+            &["Dockerfile", "a/b/f", "a/b/c/d", "a/e"],
+            "a/b/*\n!a/*",
+            Legacy::KeepsFewer,
+            Differs,
+        ),
+        (
+            "*/ then !*/keep (buildx walks into every dir)",
+            &["Dockerfile", "a/keep", "a/f", "b/keep/x"],
+            "*/\n!*/keep",
+            Legacy::Agrees,
+            Differs,
+        ),
+        (
+            "!a/** then a (buildx sends no empty a/)",
+            &["Dockerfile", "a/f", "a/b/g"],
+            "!a/**\na",
+            Legacy::DropsEmptyWalkedDirs,
+            Differs,
+        ),
+        (
+            "**/build then !build/keep (the 20.10 client keeps build/x)",
+            &["Dockerfile", "build/keep", "build/x", "s/build/keep"],
+            "**/build\n!build/keep",
+            Legacy::KeepsFewer,
+            Differs,
+        ),
+        (
+            "a, !a/b, a/b (buildx sends no empty a/, a/b/)",
+            &["Dockerfile", "a/b/f", "a/c"],
+            "a\n!a/b\na/b",
+            Legacy::DropsEmptyWalkedDirs,
+            Differs,
+        ),
+        (
+            "!b then b* (buildx sends no empty b/)",
+            &["Dockerfile", "b/f", "bc"],
+            "!b\nb*",
+            Legacy::DropsEmptyWalkedDirs,
+            Differs,
+        ),
+        (
+            "a then !*.keep (buildx walks into a, finds nothing)",
+            &["Dockerfile", "a/x.keep", "x.keep", "a/b/y.keep"],
+            "a\n!*.keep",
+            Legacy::Agrees,
+            Same,
+        ),
+        (
+            "**/*.js then !lib/*.js",
+            &["Dockerfile", "lib/a.js", "lib/sub/b.js", "c.js"],
+            "**/*.js\n!lib/*.js",
+            Legacy::Agrees,
+            Same,
+        ),
+        (
+            "a then !a/b/*",
+            &["Dockerfile", "a/b/f", "a/b/c/g", "a/x"],
+            "a\n!a/b/*",
+            Legacy::Agrees,
+            Same,
+        ),
+        (
+            "a then !a/b with a/b empty: an included dir is sent empty",
+            &["Dockerfile", "a/b/", "a/c"],
+            "a\n!a/b",
+            Legacy::Agrees,
+            Same,
+        ),
+        (
+            "a, !a/b, a/b/c, !a/b/c/d",
+            &["Dockerfile", "a/b/c/d/f", "a/b/c/e", "a/b/x", "a/y"],
+            "a\n!a/b\na/b/c\n!a/b/c/d",
+            Legacy::Agrees,
+            Same,
         ),
     ]
 }
 
-/// Each [`exception_family`] case: `entries()` equals what the 20.10 BuildKit client put
-/// into the image, files and directories; the legacy builder agrees, or differs in the
-/// one way the case says (so that a change in either is noticed).
+/// Each [`exception_family`] case: `entries()` in Classic equals what the 20.10 BuildKit
+/// client put into the image, files and directories, and in Modern what buildx put there
+/// (on buildkitd, and the same on dockerd 20.10 through buildx's docker driver); buildx
+/// and the 20.10 client agree or not as the case says, and the legacy builder agrees or
+/// differs in the one way the case says (so that a change in any of them is noticed).
+/// Every disagreement between buildx and the 20.10 client is printed.
 #[tokio::test]
 async fn exceptions_reach_into_excluded_dirs_as_in_docker() {
     let s = Services::get();
+    let buildx = Buildx::find("exceptions_reach_into_excluded_dirs_as_in_docker");
     let mut c = Cleanup {
         s: &s,
         containers: Vec::new(),
         images: Vec::new(),
     };
     let mut failures = String::new();
-    for (name, tree, ignore, legacy_does) in exception_family() {
+    for (name, tree, ignore, legacy_does, buildx_does) in exception_family() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         write_tree(
@@ -516,14 +811,50 @@ async fn exceptions_reach_into_excluded_dirs_as_in_docker() {
             .filter(|p| *p != "Dockerfile")
             .collect();
         build_tree(root, &rest);
-        let ours = entries_listing(root, "Dockerfile");
+        let ours = entries_listing(root, "Dockerfile", IgnoreDialect::Classic20_10);
         let client = buildkit_client_build(&s, &mut c, root, "Dockerfile");
         let problems = compare_exactly(&client, &ours);
         if !problems.is_empty() {
             failures.push_str(&format!(
-                "{name} ({ignore:?}): entries() against `DOCKER_BUILDKIT=1 {CLASSIC_CLI} \
-                 build`:\n{problems}"
+                "{name} ({ignore:?}): Classic entries() against `DOCKER_BUILDKIT=1 \
+                 {CLASSIC_CLI} build`:\n{problems}"
             ));
+        }
+
+        if let Some(bx) = &buildx {
+            let modern = bx.build(&s, root, "Dockerfile", BuildxOn::Buildkitd);
+            let ours_modern = entries_listing(root, "Dockerfile", IgnoreDialect::Modern);
+            let problems = compare_exactly(&modern, &ours_modern);
+            if !problems.is_empty() {
+                failures.push_str(&format!(
+                    "{name} ({ignore:?}): Modern entries() against `docker buildx build` \
+                     (buildkitd):\n{problems}"
+                ));
+            }
+            let on_dockerd = bx.build(&s, root, "Dockerfile", BuildxOn::Dockerd);
+            if on_dockerd != modern {
+                failures.push_str(&format!(
+                    "{name} ({ignore:?}): buildx on dockerd 20.10 (docker driver) and on \
+                     buildkitd differ:\n{}",
+                    compare_exactly(&modern, &on_dockerd)
+                ));
+            }
+            let seen = if modern == client {
+                Buildx20_10::Same
+            } else {
+                eprintln!(
+                    "buildx differs from the 20.10 client: {name} ({ignore:?}): {}",
+                    disagreement(&client, &modern)
+                );
+                Buildx20_10::Differs
+            };
+            if seen != buildx_does {
+                failures.push_str(&format!(
+                    "{name} ({ignore:?}): buildx against the 20.10 client was expected to be \
+                     {buildx_does:?}, it is {seen:?}: {}\n",
+                    disagreement(&client, &modern)
+                ));
+            }
         }
 
         let legacy = legacy_build(&s, &mut c, root, "Dockerfile");
@@ -535,6 +866,8 @@ async fn exceptions_reach_into_excluded_dirs_as_in_docker() {
             Legacy::DropsEmptyWalkedDirs
         } else if legacy.files.is_superset(&ours.files) {
             Legacy::KeepsMore
+        } else if legacy.files.is_subset(&ours.files) {
+            Legacy::KeepsFewer
         } else {
             failures.push_str(&format!(
                 "{name} ({ignore:?}): the legacy builder differs unexpectedly:\n{dirs}"
@@ -554,9 +887,12 @@ async fn exceptions_reach_into_excluded_dirs_as_in_docker() {
     );
 }
 
+/// The big case: the legacy builder and the 20.10 client against Classic entries, buildx
+/// against Modern entries, and the image the provider builds on dockerd 20.10.
 #[tokio::test]
 async fn dockerignore_matches_docker_legacy_builder_and_buildkit() {
     let s = Services::get();
+    let buildx = Buildx::find("dockerignore_matches_docker_legacy_builder_and_buildkit");
     let mut c = Cleanup {
         s: &s,
         containers: Vec::new(),
@@ -595,7 +931,7 @@ async fn dockerignore_matches_docker_legacy_builder_and_buildkit() {
 
     // (a) The context module's entries, against both builders. The BuildKit client sends
     // every directory it walks, so its directories are compared exactly.
-    let ours = entries_listing(root, "Dockerfile");
+    let ours = entries_listing(root, "Dockerfile", IgnoreDialect::Classic20_10);
     let problems = compare_entries(&oracle, &ours);
     assert!(
         problems.is_empty(),
@@ -608,6 +944,22 @@ async fn dockerignore_matches_docker_legacy_builder_and_buildkit() {
         "BuildContext::entries() disagrees with `DOCKER_BUILDKIT=1 {CLASSIC_CLI} build`:\n\
          {problems}{legend}client: {client:#?}"
     );
+    if let Some(bx) = &buildx {
+        let modern = bx.build(&s, root, "Dockerfile", BuildxOn::Buildkitd);
+        let ours_modern = entries_listing(root, "Dockerfile", IgnoreDialect::Modern);
+        let problems = compare_exactly(&modern, &ours_modern);
+        assert!(
+            problems.is_empty(),
+            "Modern BuildContext::entries() disagrees with `docker buildx build`:\n\
+             {problems}{legend}buildx: {modern:#?}"
+        );
+        if modern != client {
+            eprintln!(
+                "the big case: buildx differs from the 20.10 client: {}",
+                disagreement(&client, &modern)
+            );
+        }
+    }
 
     // (b) The real provider, BuildKit, the same directory.
     let built = provider_build(&s, &mut c, root, json!({})).await;
@@ -631,15 +983,18 @@ async fn dockerignore_matches_docker_legacy_builder_and_buildkit() {
 /// `c.md` (excluded by the Dockerfile's file) go, and `sub/d.md` stays (`*.md` is
 /// anchored at the root like every pattern).
 ///
-/// Checked: `entries()`, and the `/ctx/` of the image the provider builds with
-/// `dockerfile: sub/Dockerfile` (the file set the provider's session sent). The legacy builder is asked too, but used as an oracle only if it
-/// agrees: measured here (CLI 28.2, daemon 20.10), it reads only the root
-/// `.dockerignore` and shows exactly the root file's semantics (`a.txt` out, `b.txt` and
-/// `c.md` in). The test accepts either of the two from it, so that a change is noticed,
-/// and says which it saw; the Dockerfile-specific expectations rest on the docs alone.
+/// Checked: `entries()` in both dialects, the `/ctx/` of the 20.10 client's and of buildx's
+/// copy (both read `sub/Dockerfile.dockerignore`: measured), and the `/ctx/` of the image
+/// the provider builds with `dockerfile: sub/Dockerfile` (the file set the provider's
+/// session sent). The legacy builder is asked too, but used as an oracle only if it
+/// agrees: measured here (CLI 28.2, daemon 20.10), it reads only the root `.dockerignore`
+/// and shows exactly the root file's semantics (`a.txt` out, `b.txt` and `c.md` in). The
+/// test accepts either of the two from it, so that a change is noticed, and says which it
+/// saw.
 #[tokio::test]
 async fn dockerfile_specific_ignore_file_takes_precedence() {
     let s = Services::get();
+    let buildx = Buildx::find("dockerfile_specific_ignore_file_takes_precedence");
     let mut c = Cleanup {
         s: &s,
         containers: Vec::new(),
@@ -679,15 +1034,35 @@ async fn dockerfile_specific_ignore_file_takes_precedence() {
         "sub/e.txt",
     ]);
 
-    let ctx = BuildContext::open(root, DockerfileSource::Path("sub/Dockerfile".into())).unwrap();
-    assert_eq!(ctx.ignore_file(), Some("sub/Dockerfile.dockerignore"));
-    let ours = Listing::from_entries(&ctx.entries().unwrap());
-    let problems = set_diff("file", &expected, &ours.files);
+    for dialect in [IgnoreDialect::Classic20_10, IgnoreDialect::Modern] {
+        let ctx = BuildContext::open(root, DockerfileSource::Path("sub/Dockerfile".into()))
+            .unwrap()
+            .with_dialect(dialect);
+        assert_eq!(ctx.ignore_file(), Some("sub/Dockerfile.dockerignore"));
+        let ours = Listing::from_entries(&ctx.entries().unwrap());
+        let problems = set_diff("file", &expected, &ours.files);
+        assert!(
+            problems.is_empty(),
+            "{dialect:?} entries() with sub/Dockerfile.dockerignore:\n{problems}"
+        );
+        assert_eq!(ours.dirs, set(&["sub"]));
+    }
+    // Both BuildKit clients read sub/Dockerfile.dockerignore (measured).
+    let client = buildkit_client_build(&s, &mut c, root, "sub/Dockerfile");
+    let problems = set_diff("file", &expected, &client.files);
     assert!(
         problems.is_empty(),
-        "entries() with sub/Dockerfile.dockerignore:\n{problems}"
+        "`DOCKER_BUILDKIT=1 {CLASSIC_CLI} build -f sub/Dockerfile`:\n{problems}"
     );
-    assert_eq!(ours.dirs, set(&["sub"]));
+    if let Some(bx) = &buildx {
+        let modern = bx.build(&s, root, "sub/Dockerfile", BuildxOn::Buildkitd);
+        let problems = set_diff("file", &expected, &modern.files);
+        assert!(
+            problems.is_empty(),
+            "`docker buildx build -f sub/Dockerfile`:\n{problems}"
+        );
+        assert_eq!(modern.dirs, set(&["sub"]));
+    }
 
     let built = provider_build(&s, &mut c, root, json!({"dockerfile": "sub/Dockerfile"})).await;
     let problems = set_diff("file", &expected, &built.files);
@@ -721,6 +1096,7 @@ async fn dockerfile_specific_ignore_file_takes_precedence() {
 #[tokio::test]
 async fn excluded_dockerfile_and_dockerignore_stay_out_of_copy_as_in_docker() {
     let s = Services::get();
+    let buildx = Buildx::find("excluded_dockerfile_and_dockerignore_stay_out_of_copy_as_in_docker");
     let mut c = Cleanup {
         s: &s,
         containers: Vec::new(),
@@ -771,6 +1147,22 @@ async fn excluded_dockerfile_and_dockerignore_stay_out_of_copy_as_in_docker() {
             problems.is_empty(),
             "case {dockerfile}: the two Docker builders disagree, no oracle:\n{problems}"
         );
+        if let Some(bx) = &buildx {
+            // buildx builds with both as well, and copies exactly what Modern entries()
+            // holds (the same files as the 20.10 client here).
+            let modern = bx.build(&s, root, dockerfile, BuildxOn::Buildkitd);
+            let ours = entries_listing(root, dockerfile, IgnoreDialect::Modern);
+            let problems = compare_exactly(&modern, &ours);
+            assert!(
+                problems.is_empty(),
+                "case {dockerfile}: Modern entries() against `docker buildx build`:\n{problems}"
+            );
+            let problems = set_diff("file/symlink", &client.files, &modern.files);
+            assert!(
+                problems.is_empty(),
+                "case {dockerfile}: buildx and the 20.10 client disagree:\n{problems}"
+            );
+        }
         let built = provider_build(&s, &mut c, root, json!({"dockerfile": dockerfile})).await;
         let problems = compare_exactly(&client, &built);
         assert!(

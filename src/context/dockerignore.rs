@@ -8,10 +8,15 @@
 //! file system: finding and reading the ignore file is `mod.rs`'s job,
 //! walking is `walk.rs`'s.
 //!
-//! The reference is the docker CLI 20.10's BuildKit client
-//! (`DOCKER_BUILDKIT=1 docker build`: fsutil's walk with docker 20.10's
-//! `fileutils.PatternMatcher`), measured against dockerd 20.10 by building
-//! contexts and listing the image. Its rule has two parts:
+//! There are two rules, [`IgnoreDialect`]s, because Docker changed its own:
+//! what `docker build` sends differs between the docker CLI 20.10's BuildKit
+//! client and buildx (every `docker build` of Docker 23 and later), both
+//! measured by building contexts and listing the image
+//! (`tests/dockerignore_oracle.rs`).
+//!
+//! **Classic (20.10)**: the docker CLI 20.10's BuildKit client
+//! (`DOCKER_BUILDKIT=1 docker build`: the old fsutil walk with docker 20.10's
+//! `fileutils.PatternMatcher`), against dockerd 20.10. Its rule has two parts:
 //! - A path is *matched* (moby's `Matches`) when the last pattern that
 //!   matches either the path itself or the one ancestor of the path that
 //!   has as many components as the pattern (`*` has one, `**/x` two) is not
@@ -25,35 +30,80 @@
 //!   is walked into is sent like any other (BuildKit creates it even if
 //!   nothing inside is included); a matched file is never sent.
 //!
-//! Where newer docker CLIs differ (measured with the 28.x CLI's legacy
-//! builder, `DOCKER_BUILDKIT=0 docker build`, which uses moby/patternmatcher's
-//! `MatchesOrParentMatches`): they try every ancestor, not only the one as
-//! deep as the pattern (so `*` then `!**/node_modules` keeps
-//! `node_modules/r.js`, `x` then `!x/**/deep` keeps `x/deep/f`, where the
-//! 20.10 client keeps neither); `**foo` is a plain suffix match there (any
-//! path ending in `foo`) where the 20.10 client reads it as `(.*/)?foo`; and
-//! the legacy tar does not record a walked-into excluded directory that ends
-//! up empty. We follow the 20.10 BuildKit client, which agrees with the 20.10
-//! CLI's own legacy builder on all of these. The walk-into rule itself is
-//! the same in both CLIs.
+//! The 20.10 CLI's own legacy builder agrees with this; the legacy builder
+//! of newer CLIs (`DOCKER_BUILDKIT=0` with the 28.x CLI) is a third rule we
+//! do not follow (moby/patternmatcher's `MatchesOrParentMatches` with the
+//! walk-into rule above).
 //!
-//! Known, deliberate differences from moby (which translates patterns to Go
-//! regular expressions): `\x` always means the literal character `x` (moby
-//! gives `\d`, `\w`, `\t`, ... their regex meaning), `^` outside a class is
-//! literal (moby emits a regex anchor), `*`/`?` inside `[...]` are literal
-//! (moby produces a garbled regex), and regex operators other than `.` and
-//! `$` (`+`, `(`, `{`, `|`) are literal, as in newer CLIs (the 20.10
-//! matcher passes them to the regex engine: measured, `a+b` excludes `ab`
-//! and `aab` there, not `a+b`). Everything else, including moby's quirks (`a**b` is
-//! `a(.*/)?b`; `[!a]` is the class `{'!', 'a'}`; `[^a]` can match `/`), is
-//! reproduced.
+//! **Modern**: buildx v0.38 (fsutil's `filterFS` with moby/patternmatcher
+//! 0.6's `MatchesUsingParentResults`), through a standalone buildkitd or
+//! dockerd's BuildKit alike (the filter runs in the client's FileSync).
+//! - Per pattern, a path matches when the pattern matches the path or the
+//!   pattern was recorded as matching its parent directory; the last
+//!   matching pattern decides, as above. The record is lazy, as in
+//!   patternmatcher: a pattern that could not change the result at a
+//!   directory (an exception while nothing matched yet, an inclusion while
+//!   already matched) is not tried there and is recorded as not matching.
+//!   So `*` then `!**/node_modules` keeps all of `node_modules/`, and
+//!   `build/node_modules/m.js`; but `a/b` then `!a` drops `a/b/f` (`!a` was
+//!   skipped at `a`), and `a`, `!a/x`, `a` keeps `a/x` (the second `a` was
+//!   skipped at `a`, and is only tried on `a/x` itself).
+//! - A pattern that starts with `**` and has no other wildcard is a suffix
+//!   match: `**.log` matches `a/b/x.log` (Classic: only `.log`, `a/.log`).
+//! - The walk skips a matched directory unless an exception, without a
+//!   trailing `/**` or `/*`, plus `/`, begins with the directory's path plus
+//!   `/`, as above; but as soon as any exception has a wildcard (`*?[]^\`)
+//!   left, every matched directory is walked into. A matched directory is
+//!   sent only as the parent of something sent (never empty); an unreadable
+//!   one (permission denied) is skipped.
+//!
+//! Known, deliberate differences from moby in both dialects (moby translates
+//! patterns to Go regular expressions): `\x` always means the literal
+//! character `x` (moby gives `\d`, `\w`, `\t`, ... their regex meaning), `^`
+//! outside a class is literal (moby emits a regex anchor when the pattern
+//! has a wildcard), and `*`/`?` inside `[...]` are literal (moby produces a
+//! garbled regex). Regex operators other than `.` and `$` (`+`, `(`, `{`,
+//! `|`) are literal, as in Modern (the 20.10 matcher passes them to the
+//! regex engine: measured, `a+b` excludes `ab` and `aab` there, not `a+b`).
+//! Everything else, including moby's quirks (`a**b` is `a(.*/)?b`; `[!a]`
+//! is the class `{'!', 'a'}`; `[^a]` can match `/`), is reproduced.
 
 use std::fmt;
 
-/// A parsed `.dockerignore` file.
+/// Whose `.dockerignore` rule to follow (see the module docs): the builds
+/// they make from the same context can hold different files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum IgnoreDialect {
+    /// The docker CLI 20.10's BuildKit client, for dockerd 20.10 (API 1.41)
+    /// and older. The default: the rule the provider always had.
+    #[default]
+    Classic20_10,
+    /// buildx (modern fsutil and moby/patternmatcher), which is what
+    /// `docker build` runs from Docker 23 (API 1.42) on, and what a
+    /// standalone buildkitd gets from its clients.
+    Modern,
+}
+
+impl IgnoreDialect {
+    /// A short name for messages and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            IgnoreDialect::Classic20_10 => "classic (docker 20.10)",
+            IgnoreDialect::Modern => "modern (buildx)",
+        }
+    }
+}
+
+/// A parsed `.dockerignore` file, with the [`IgnoreDialect`] it is applied
+/// in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DockerIgnore {
     patterns: Vec<Pattern>,
+    dialect: IgnoreDialect,
+    /// Modern only: some exception still has a wildcard once a trailing
+    /// `/**` or `/*` is cut off, so every matched directory is walked into
+    /// (fsutil's `onlyPrefixExcludeExceptions` is false).
+    walk_all: bool,
 }
 
 /// A line of an ignore file that Docker would reject.
@@ -100,6 +150,14 @@ struct Pattern {
     /// `len(pattern.dirs)`): the depth of the one ancestor of a path that
     /// the pattern is also tried on.
     depth: usize,
+    /// Modern only: for a pattern that starts with `**` and has no other
+    /// wildcard, the rest of its text, which patternmatcher matches as a
+    /// plain suffix (`**.log`: any path ending in `.log`).
+    suffix_match: Option<String>,
+    /// Modern only: `text` without a trailing `/**`, then without a
+    /// trailing `/*` (fsutil's `patternWithoutTrailingGlob`), for the
+    /// walk-into rule.
+    walk_prefix: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,7 +190,30 @@ impl DockerIgnore {
                 patterns.push(p);
             }
         }
-        DockerIgnore { patterns }
+        DockerIgnore::from_patterns(patterns)
+    }
+
+    fn from_patterns(patterns: Vec<Pattern>) -> DockerIgnore {
+        let walk_all = patterns
+            .iter()
+            .any(|p| p.exception && p.walk_prefix.contains(['*', '[', ']', '?', '^', '\\']));
+        DockerIgnore {
+            patterns,
+            dialect: IgnoreDialect::default(),
+            walk_all,
+        }
+    }
+
+    /// The same patterns, applied in `dialect` ([`IgnoreDialect::Classic20_10`]
+    /// after parsing).
+    pub fn with_dialect(mut self, dialect: IgnoreDialect) -> DockerIgnore {
+        self.dialect = dialect;
+        self
+    }
+
+    /// The dialect the patterns are applied in.
+    pub fn dialect(&self) -> IgnoreDialect {
+        self.dialect
     }
 
     /// Parses ignore-file text, failing on the first line Docker would
@@ -151,7 +232,7 @@ impl DockerIgnore {
                 }
             }
         }
-        Ok(DockerIgnore { patterns })
+        Ok(DockerIgnore::from_patterns(patterns))
     }
 
     /// `true` if there are no patterns (nothing is excluded).
@@ -172,26 +253,43 @@ impl DockerIgnore {
         !self.includes(rel_path, false)
     }
 
-    /// Whether Docker's walk of the context includes `rel_path` (relative to
-    /// the context root, `/`-separated), a directory when `is_dir`: every
-    /// directory on the way is walked into (not matched, or an exception
-    /// begins with its path), and the path itself is not matched (or, for a
-    /// directory, an exception begins with its path). See the module docs.
+    /// Whether Docker's walk of the context sends `rel_path` (relative to
+    /// the context root, `/`-separated), a directory when `is_dir`, on its
+    /// own account: every directory on the way is walked into (not matched,
+    /// or walked into although matched), and the path itself is not matched
+    /// (Classic also sends a matched directory it walks into). What the walk
+    /// sends is these paths plus their parent directories: in Modern a
+    /// matched directory is sent only as the parent of something sent. See
+    /// the module docs.
     pub fn includes(&self, rel_path: &str, is_dir: bool) -> bool {
         let path = rel_path.trim_end_matches('/');
         let path = path.strip_prefix("./").unwrap_or(path);
         if path.is_empty() || path == "." {
             return true;
         }
-        let walked = |path: &str, is_dir: bool| {
-            !self.is_matched(path) || (is_dir && self.walks_into_excluded(path))
-        };
-        parents(path).all(|dir| walked(dir, true)) && walked(path, is_dir)
+        let mut state = Vec::new();
+        for (i, dir) in parents(path).enumerate() {
+            let (matched, next) = self.match_dir(&state, dir, i + 1);
+            if matched && !self.walks_into_excluded(dir) {
+                return false;
+            }
+            state = next;
+        }
+        if is_dir {
+            let depth = path.split('/').count();
+            let (matched, _) = self.match_dir(&state, path, depth);
+            !matched
+                || (self.dialect == IgnoreDialect::Classic20_10 && self.walks_into_excluded(path))
+        } else {
+            !self.matched_in(&state, path)
+        }
     }
 
     /// moby's (20.10) `PatternMatcher.Matches`: the last pattern that
     /// matches the path, or the ancestor of the path with as many components
     /// as the pattern, decides; it excludes unless it is an exception.
+    /// (The walker gets the same answer from [`Self::matched_in`].)
+    #[cfg(test)]
     fn is_matched(&self, path: &str) -> bool {
         let depth = path.split('/').count();
         for p in self.patterns.iter().rev() {
@@ -202,26 +300,81 @@ impl DockerIgnore {
         false
     }
 
-    /// Whether Docker walks into directory `dir` although it is matched: some
-    /// exception pattern's text plus `/` begins with `dir` plus `/` (the
-    /// same plain text comparison in fsutil's walk and in the legacy CLI's
-    /// tar writer; wildcards in the exception are not expanded).
+    /// Whether the walk goes into directory `dir` although it is matched.
+    ///
+    /// Classic: some exception pattern's text plus `/` begins with `dir` plus
+    /// `/` (the same plain text comparison in fsutil's walk and in the
+    /// legacy CLI's tar writer; wildcards in the exception are not
+    /// expanded). Modern: the same with the exception's text less a trailing
+    /// `/**` or `/*`, unless some exception has a wildcard left: then always.
     pub(crate) fn walks_into_excluded(&self, dir: &str) -> bool {
-        self.patterns.iter().any(|p| {
-            p.exception
-                && p.text
-                    .strip_prefix(dir)
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
+        let begins = |text: &str| {
+            text.strip_prefix(dir)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        match self.dialect {
+            IgnoreDialect::Classic20_10 => {
+                self.patterns.iter().any(|p| p.exception && begins(&p.text))
+            }
+            IgnoreDialect::Modern => {
+                self.walk_all
+                    || self
+                        .patterns
+                        .iter()
+                        .any(|p| p.exception && begins(&p.walk_prefix))
+            }
+        }
     }
 
-    /// The state of directory `dir`, `depth` components deep, for matching
-    /// its children: per pattern, whether the pattern matches the ancestor
-    /// of a child that moby's parent check tries (the child's ancestor with
-    /// as many components as the pattern). `parent` is the state of the
-    /// directory holding `dir` (an empty slice for the root). Used by the
-    /// walker so each path is matched once, not once per parent.
-    pub(crate) fn dir_state(&self, parent: &[bool], dir: &str, depth: usize) -> Vec<bool> {
+    /// Whether a matched directory that the walk goes into is sent even when
+    /// nothing under it is (Classic), rather than only as the parent of
+    /// something sent (Modern).
+    pub(crate) fn sends_walked_excluded_dirs(&self) -> bool {
+        self.dialect == IgnoreDialect::Classic20_10
+    }
+
+    /// Whether a matched directory that the walk goes into but cannot list
+    /// for lack of permission is skipped (Modern: fsutil ignores the error)
+    /// rather than an error (Classic).
+    pub(crate) fn skips_unlistable_excluded_dirs(&self) -> bool {
+        self.dialect == IgnoreDialect::Modern
+    }
+
+    /// Whether directory `dir`, `depth` components deep, is matched, and the
+    /// state for matching its children. `parent` is the state of the
+    /// directory holding `dir` (an empty slice for the root). The walker
+    /// carries these states down so that each path is matched once, not
+    /// once per parent.
+    pub(crate) fn match_dir(&self, parent: &[bool], dir: &str, depth: usize) -> (bool, Vec<bool>) {
+        match self.dialect {
+            IgnoreDialect::Classic20_10 => (
+                self.matched_in(parent, dir),
+                self.classic_dir_state(parent, dir, depth),
+            ),
+            IgnoreDialect::Modern => self.modern_match(parent, dir),
+        }
+    }
+
+    /// Whether `path`, in the directory whose state is `parent` (see
+    /// [`Self::match_dir`]), is matched.
+    pub(crate) fn matched_in(&self, parent: &[bool], path: &str) -> bool {
+        match self.dialect {
+            IgnoreDialect::Classic20_10 => {
+                for (i, p) in self.patterns.iter().enumerate().rev() {
+                    if parent.get(i).copied().unwrap_or(false) || p.matches(path) {
+                        return !p.exception;
+                    }
+                }
+                false
+            }
+            IgnoreDialect::Modern => self.modern_match(parent, path).0,
+        }
+    }
+
+    /// Classic state of directory `dir`: per pattern, whether the pattern
+    /// matches the ancestor of a child that moby's parent check tries (the
+    /// child's ancestor with as many components as the pattern).
+    fn classic_dir_state(&self, parent: &[bool], dir: &str, depth: usize) -> Vec<bool> {
         self.patterns
             .iter()
             .enumerate()
@@ -233,19 +386,36 @@ impl DockerIgnore {
             .collect()
     }
 
-    /// moby's `Matches` (see [`Self::is_matched`]) for `path`, whose parent
-    /// directory has the state `parent` from [`Self::dir_state`].
-    pub(crate) fn matched_in(&self, parent: &[bool], path: &str) -> bool {
-        for (i, p) in self.patterns.iter().enumerate().rev() {
-            if parent.get(i).copied().unwrap_or(false) || p.matches(path) {
-                return !p.exception;
+    /// patternmatcher 0.6's `MatchesUsingParentResults`: whether `path` is
+    /// matched, and per pattern whether it counts as matching `path` for
+    /// the children (the state). A pattern matches when the parent's state
+    /// says so or it matches `path` itself; it is not tried (and recorded as
+    /// not matching) when it could not change the result. Without a parent
+    /// state (`parent` empty) every ancestor is tried instead, as
+    /// `MatchesOrParentMatches` does.
+    fn modern_match(&self, parent: &[bool], path: &str) -> (bool, Vec<bool>) {
+        let mut matched = false;
+        let mut state = vec![false; self.patterns.len()];
+        for (i, p) in self.patterns.iter().enumerate() {
+            let mut hit = parent.get(i).copied().unwrap_or(false);
+            if !hit {
+                if p.exception != matched {
+                    continue;
+                }
+                hit = p.modern_matches(path)
+                    || (parent.is_empty() && parents(path).any(|dir| p.modern_matches(dir)));
+            }
+            state[i] = hit;
+            if hit {
+                matched = !p.exception;
             }
         }
-        false
+        (matched, state)
     }
 }
 
 /// The first `depth` components of `path` (all of it if it has fewer).
+#[cfg(test)]
 fn ancestor(path: &str, depth: usize) -> &str {
     match depth
         .checked_sub(1)
@@ -320,8 +490,18 @@ fn parse_line(line: &str) -> LineResult {
                 .map(|run| run.iter().filter_map(as_literal).collect::<String>())
                 .max_by_key(String::len)
                 .unwrap_or_default();
+            let suffix_match = text.strip_prefix("**").and_then(|rest| {
+                (!rest.contains(['*', '?', '[', ']', '\\'])).then(|| rest.to_owned())
+            });
+            let walk_prefix = text.strip_suffix("/**").unwrap_or(&text);
+            let walk_prefix = walk_prefix
+                .strip_suffix("/*")
+                .unwrap_or(walk_prefix)
+                .to_owned();
             Ok(Pattern {
                 depth: text.split('/').count(),
+                suffix_match,
+                walk_prefix,
                 text,
                 exception,
                 tokens,
@@ -367,9 +547,9 @@ fn go_clean(path: &str) -> String {
 fn compile(pattern: &str) -> Result<Vec<Token>, String> {
     let chars: Vec<char> = pattern.chars().collect();
     let mut tokens = Vec::new();
-    // Newer moby matches a pattern that starts with `**` and has no other
-    // wildcard with `HasSuffix` (`**foo` matches any path ending in `foo`);
-    // the 20.10 matcher, which we follow, reads `**foo` as `(.*/)?foo`.
+    // The 20.10 matcher reads `**foo` as `(.*/)?foo`, and so do these
+    // tokens; patternmatcher 0.6 matches a pattern that starts with `**` and
+    // has no other wildcard with `HasSuffix` (see `Pattern::suffix_match`).
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
@@ -506,6 +686,18 @@ impl States {
 }
 
 impl Pattern {
+    /// Whether the pattern matches the whole of `path` in patternmatcher
+    /// 0.6 (Modern): as [`Self::matches`], except for a `**` suffix match.
+    fn modern_matches(&self, path: &str) -> bool {
+        match &self.suffix_match {
+            Some(suffix) => {
+                path.ends_with(suffix.as_str())
+                    || suffix.strip_prefix('/').is_some_and(|s| s == path)
+            }
+            None => self.matches(path),
+        }
+    }
+
     /// Whether the pattern matches the whole of `path`.
     fn matches(&self, path: &str) -> bool {
         if let Some(literal) = &self.literal {
@@ -719,6 +911,124 @@ mod tests {
         }
     }
 
+    /// The per-file rule where the dialects differ, each as measured
+    /// (tests/dockerignore_oracle.rs): `(patterns, path, excluded in
+    /// Classic, excluded in Modern)`.
+    #[test]
+    fn dialects_differ() {
+        let cases: &[(&str, &str, bool, bool)] = &[
+            // Every ancestor counts in Modern, not just the one as deep as
+            // the pattern.
+            ("*\n!**/node_modules", "node_modules/r.js", true, false),
+            (
+                "*\n!**/node_modules",
+                "build/node_modules/m.js",
+                true,
+                false,
+            ),
+            ("**\n!**/deep", "deep/h", true, false),
+            ("**\n!**/deep", "x/y/deep/g", true, false),
+            ("x\n!x/**/deep", "x/deep/f", true, false),
+            ("**/build\n!build/keep", "build/x", false, true),
+            // A wildcard exception makes Modern walk into every excluded dir.
+            ("*/x\n!*/x/keep", "b/x/keep", true, false),
+            ("a\n!a/*/keep", "a/x/keep", true, false),
+            ("*/\n!*/keep", "b/keep/x", true, false),
+            (
+                "**/node_modules\n!**/node_modules/keep",
+                "w/node_modules/keep/k",
+                true,
+                false,
+            ),
+            // Modern does not try a pattern where it could not change the
+            // result, and then never on the parent again.
+            ("a\n!a/x\na", "a/x", true, false),
+            ("a\n!a/x\na", "a/y", true, true),
+            ("a/b\n!a", "a/b/f", false, true),
+            ("a/b\n!a", "a/c", false, false),
+            ("**/*.txt\n!a", "a/x.txt", false, true),
+            ("a/b/*\n!a/*", "a/b/f", false, true),
+            ("a/b/*\n!a/*", "a/e", false, false),
+            // `**` then no other wildcard: a suffix in Modern.
+            ("**.log", "x.log", false, true),
+            ("**.log", "a/b/x.log", false, true),
+            ("**.log", "a/.log", true, true),
+            ("**.log", "xlog", false, false),
+            ("**foo/bar", "xfoo/bar", false, true),
+            ("**foo/bar", "a/foo/bar", true, true),
+            ("**foo/bar", "a/xfoo/bar/c", false, true),
+            ("**/deep", "a/deep", true, true),
+            ("**/deep", "deep", true, true),
+            ("**/deep", "adeep", false, false),
+            ("**", "a/b", true, true),
+            // The same in both.
+            ("a\n!a/b/c", "a/b/c/d/f", false, false),
+            ("a\n!a/b/c", "a/b/f", true, true),
+            ("a\n!a/b\na/b/c\n!a/b/c/d", "a/b/c/d/f", false, false),
+            ("a\n!a/b\na/b/c\n!a/b/c/d", "a/b/c/e", true, true),
+            ("a\n!*.keep", "a/x.keep", true, true),
+            ("a+b", "a+b", true, true),
+            ("a+b", "ab", false, false),
+        ];
+        for (patterns, path, classic, modern) in cases {
+            let ig = DockerIgnore::parse_strict(patterns).expect("parse");
+            assert_eq!(
+                ig.is_excluded(path),
+                *classic,
+                "Classic: {patterns:?} on {path}"
+            );
+            let ig = ig.with_dialect(IgnoreDialect::Modern);
+            assert_eq!(
+                ig.is_excluded(path),
+                *modern,
+                "Modern: {patterns:?} on {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn modern_walk_into_rule() {
+        let modern = |text: &str| DockerIgnore::parse(text).with_dialect(IgnoreDialect::Modern);
+        // Without a wildcard the exception's text, less a trailing `/**` or
+        // `/*`, must begin with the dir.
+        let ig = modern("a\n!a/b/**\nc\n!c/d/*\ne\n!/e/f/");
+        for (dir, walked) in [
+            ("a", true),
+            ("a/b", true),
+            ("a/x", false),
+            ("c", true),
+            ("c/d", true),
+            ("c/x", false),
+            ("e", true),
+            ("e/f", true),
+            ("x", false),
+        ] {
+            assert_eq!(ig.walks_into_excluded(dir), walked, "{dir}");
+        }
+        // Any wildcard left in any exception: every dir.
+        for text in [
+            "a\n!x*",
+            "a\n!**/k",
+            "a\n!x/[ab]",
+            "a\n!x?",
+            "a\n!a/*/k",
+            "a\n!\\k",
+        ] {
+            assert!(modern(text).walks_into_excluded("a"), "{text:?}");
+        }
+        // No exception at all: none.
+        assert!(!modern("a\nb/**").walks_into_excluded("a"));
+        // A matched dir walked into is not sent for itself in Modern.
+        let ig = modern("a\n!a/b/missing");
+        assert!(!ig.includes("a", true) && !ig.includes("a/b", true));
+        assert!(DockerIgnore::parse("a\n!a/b/missing").includes("a/b", true));
+        assert_eq!(ig.dialect(), IgnoreDialect::Modern);
+        assert_eq!(
+            DockerIgnore::parse("a").dialect(),
+            IgnoreDialect::Classic20_10
+        );
+    }
+
     #[test]
     fn parsing_rules() {
         let ig = DockerIgnore::parse(
@@ -848,7 +1158,7 @@ mod tests {
             for path in paths {
                 let mut state = Vec::new();
                 for (i, dir) in parents(path).enumerate() {
-                    state = ig.dir_state(&state, dir, i + 1);
+                    state = ig.match_dir(&state, dir, i + 1).1;
                 }
                 assert_eq!(
                     ig.matched_in(&state, path),

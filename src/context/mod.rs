@@ -24,10 +24,14 @@
 //!   at. Sockets are skipped silently (the docker CLI cannot archive them
 //!   either and skips them); FIFOs and device files that are not excluded
 //!   are an error asking the user to exclude them (they are never opened).
-//! - `.dockerignore` follows the docker CLI 20.10's BuildKit client (see
-//!   `dockerignore.rs`): an excluded directory is not opened unless an
-//!   exception (`!`) pattern begins with its path, as in Docker; then it is
-//!   an entry itself.
+//! - `.dockerignore` follows Docker in one of two dialects (see
+//!   `dockerignore.rs`), chosen with [`BuildContext::with_dialect`]: the
+//!   docker CLI 20.10's BuildKit client (the default), or buildx (Docker 23
+//!   and later). The dialect lives in the context's [`DockerIgnore`], so the
+//!   hash and the build session, which both take [`BuildContext::entries`],
+//!   cannot disagree; it is not hashed itself (the entries it selects are).
+//!   An excluded directory is not opened unless the dialect's walk-into
+//!   rule says so, as in Docker.
 
 mod dockerignore;
 mod hash;
@@ -40,7 +44,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-pub use dockerignore::{DockerIgnore, PatternError};
+pub use dockerignore::{DockerIgnore, IgnoreDialect, PatternError};
 pub use hash::changed_paths;
 pub(crate) use hash::open_regular;
 
@@ -315,6 +319,18 @@ impl BuildContext {
             ignore,
             ignore_file,
         })
+    }
+
+    /// The same context with its ignore file applied in `dialect` (a
+    /// context opens in [`IgnoreDialect::Classic20_10`]).
+    pub fn with_dialect(mut self, dialect: IgnoreDialect) -> BuildContext {
+        self.ignore = self.ignore.with_dialect(dialect);
+        self
+    }
+
+    /// The dialect the ignore file is applied in.
+    pub fn dialect(&self) -> IgnoreDialect {
+        self.ignore.dialect()
     }
 
     /// The context directory as given to [`BuildContext::open`].

@@ -27,7 +27,7 @@ struct PendingDir {
     /// Number of components of `rel` (0 for the root).
     depth: usize,
     /// The matcher's per-pattern state for the children (see
-    /// `DockerIgnore::dir_state`).
+    /// `DockerIgnore::match_dir`).
     state: Vec<bool>,
     /// Whether the directory itself is matched by the ignore file (listed
     /// only because an exception pattern begins with its path).
@@ -53,7 +53,7 @@ pub(crate) fn walk(
     threads: usize,
 ) -> Result<Vec<Entry>, ContextError> {
     let walker = Walker { ignore, reserved };
-    let mut entries = Vec::new();
+    let mut found = Found::default();
     let mut queue = vec![PendingDir {
         abs: root.to_path_buf(),
         rel: String::new(),
@@ -65,22 +65,71 @@ pub(crate) fn walk(
     let mut listed = 0;
     while listed < SEQUENTIAL_ENTRIES || threads <= 1 {
         let Some(dir) = queue.pop() else { break };
-        listed += walker.list(&dir, &mut entries, &mut queue)?;
+        listed += walker.list(&dir, &mut found, &mut queue)?;
     }
+    let Found {
+        mut entries,
+        mut excluded_dirs,
+    } = found;
     entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     if !queue.is_empty() {
         let listers = pool::run("context-walk", threads, queue, || Lister {
             walker: &walker,
-            found: Vec::new(),
+            found: Found::default(),
         })?;
         // Each thread sorted what it found; the stable sort then only
         // merges these runs.
         for lister in listers {
-            entries.extend(lister.found);
+            entries.extend(lister.found.entries);
+            excluded_dirs.extend(lister.found.excluded_dirs);
         }
         entries.sort_by(|a, b| a.path.cmp(&b.path));
     }
+    if !ignore.sends_walked_excluded_dirs() {
+        drop_excluded_dirs_without_content(&mut entries, excluded_dirs);
+    }
     Ok(entries)
+}
+
+/// What listing found: the included entries, and (when the dialect sends a
+/// matched directory only as the parent of something sent) the matched
+/// directories walked into, which are among the entries until
+/// [`drop_excluded_dirs_without_content`] runs.
+#[derive(Default)]
+struct Found {
+    entries: Vec<Entry>,
+    excluded_dirs: Vec<String>,
+}
+
+/// Removes from `entries` (sorted by path) each directory of
+/// `excluded_dirs` that has no entry under it once the same is done for the
+/// directories under it (Modern: fsutil sends a matched directory only
+/// before the first thing under it that it sends).
+fn drop_excluded_dirs_without_content(entries: &mut Vec<Entry>, mut excluded_dirs: Vec<String>) {
+    if excluded_dirs.is_empty() {
+        return;
+    }
+    // Deepest first: a directory sorts before everything under it.
+    excluded_dirs.sort_unstable_by(|a, b| b.cmp(a));
+    let mut keep = vec![true; entries.len()];
+    for dir in &excluded_dirs {
+        let Ok(at) = entries.binary_search_by(|e| e.path.as_str().cmp(dir)) else {
+            continue;
+        };
+        let prefix = format!("{dir}/");
+        // Everything under `dir` sorts together, right from `dir/`.
+        let from = entries.partition_point(|e| e.path.as_str() < prefix.as_str());
+        let has_content = entries[from..]
+            .iter()
+            .zip(&keep[from..])
+            .take_while(|(e, _)| e.path.starts_with(&prefix))
+            .any(|(_, kept)| *kept);
+        if !has_content {
+            keep[at] = false;
+        }
+    }
+    let mut kept = keep.into_iter();
+    entries.retain(|_| kept.next().unwrap_or(true));
 }
 
 /// The filter applied while listing.
@@ -92,7 +141,7 @@ struct Walker<'a> {
 /// One walking thread of the pool.
 struct Lister<'a> {
     walker: &'a Walker<'a>,
-    found: Vec<Entry>,
+    found: Found,
 }
 
 impl pool::Worker for Lister<'_> {
@@ -113,7 +162,9 @@ impl pool::Worker for Lister<'_> {
     }
 
     fn finish(&mut self) {
-        self.found.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        self.found
+            .entries
+            .sort_unstable_by(|a, b| a.path.cmp(&b.path));
     }
 }
 
@@ -123,11 +174,22 @@ impl Walker<'_> {
     fn list(
         &self,
         dir: &PendingDir,
-        entries: &mut Vec<Entry>,
+        found: &mut Found,
         subdirs: &mut Vec<PendingDir>,
     ) -> Result<usize, ContextError> {
         let (ignore, reserved) = (self.ignore, self.reserved);
-        let listing = fs::read_dir(&dir.abs).map_err(|source| read_dir_error(dir, source))?;
+        let entries = &mut found.entries;
+        let listing = match fs::read_dir(&dir.abs) {
+            Ok(listing) => listing,
+            Err(source)
+                if dir.excluded
+                    && source.kind() == std::io::ErrorKind::PermissionDenied
+                    && ignore.skips_unlistable_excluded_dirs() =>
+            {
+                return Ok(0);
+            }
+            Err(source) => return Err(read_dir_error(dir, source)),
+        };
         let mut listed = 0;
         for item in listing {
             let item = item.map_err(|source| read_dir_error(dir, source))?;
@@ -154,21 +216,26 @@ impl Walker<'_> {
             let file_type = item.file_type().map_err(stat_error)?;
 
             if file_type.is_dir() {
-                // Like Docker (the BuildKit client's fsutil walk): a matched
-                // directory is skipped whole unless an exception pattern
-                // begins with its path; then it is walked into and sent like
-                // any other, even if nothing inside ends up included.
-                let excluded = ignore.matched_in(&dir.state, &rel);
+                // Like Docker (fsutil's walk): a matched directory is skipped
+                // whole unless the dialect's walk-into rule says otherwise
+                // (an exception begins with its path); then it is walked into
+                // and sent (Classic: even if nothing inside ends up included;
+                // Modern: only as the parent of something included, see
+                // `drop_excluded_dirs_without_content`).
+                let depth = dir.depth + 1;
+                let (excluded, state) = ignore.match_dir(&dir.state, &rel, depth);
                 if excluded && !ignore.walks_into_excluded(&rel) {
                     continue;
                 }
                 check_included(&abs, &rel, utf8, reserved)?;
                 let md = item.metadata().map_err(stat_error)?;
                 entries.push(entry_from_metadata(rel.clone(), EntryKind::Dir, &md, None));
-                let depth = dir.depth + 1;
+                if excluded && !ignore.sends_walked_excluded_dirs() {
+                    found.excluded_dirs.push(rel.clone());
+                }
                 subdirs.push(PendingDir {
                     abs: abs(),
-                    state: ignore.dir_state(&dir.state, &rel, depth),
+                    state,
                     rel,
                     depth,
                     excluded,
@@ -336,7 +403,7 @@ fn is_socket(_ft: &fs::FileType) -> bool {
 #[cfg(all(test, unix))]
 mod tests {
     use super::super::test_support::{build_tree, write};
-    use super::super::{BuildContext, DockerfileSource};
+    use super::super::{BuildContext, DockerfileSource, IgnoreDialect};
     use super::*;
     use std::collections::BTreeSet;
     use std::time::Duration;
@@ -355,6 +422,8 @@ mod tests {
         /// gitignore excludes it)`, checked with the `ignore` crate to
         /// prove the difference is real.
         gitignore_differs: Option<(&'static str, bool)>,
+        /// The dialect the ignore file is applied in.
+        dialect: IgnoreDialect,
     }
 
     /// A case with only a root `.dockerignore` (none if `ignore` is empty).
@@ -375,6 +444,7 @@ mod tests {
             dockerfile: "Dockerfile",
             expect,
             gitignore_differs: None,
+            dialect: IgnoreDialect::Classic20_10,
         }
     }
 
@@ -435,17 +505,21 @@ mod tests {
         gi.matched(base.join(path), is_dir).is_ignore()
     }
 
-    /// `(name, tree, .dockerignore, expected entries)`.
+    /// `(name, tree, .dockerignore, expected entries in Classic, in Modern
+    /// when they differ)`.
     type FamilyCase = (
         &'static str,
         &'static [&'static str],
         &'static str,
         &'static [&'static str],
+        Option<&'static [&'static str]>,
     );
 
-    /// Exception patterns against excluded directories. Each expectation is
-    /// what `DOCKER_BUILDKIT=1` docker CLI 20.10 put into the image
-    /// (`FROM scratch`, `COPY . /ctx/`), directories included.
+    /// Exception patterns against excluded directories, and the other
+    /// cases where the dialects differ. Each expectation is what Docker put
+    /// into the image (`FROM scratch`, `COPY . /ctx/`), directories
+    /// included: Classic, `DOCKER_BUILDKIT=1` docker CLI 20.10; Modern,
+    /// buildx v0.38 (the same cases are in tests/dockerignore_oracle.rs).
     fn exception_family() -> Vec<FamilyCase> {
         vec![
             (
@@ -460,12 +534,34 @@ mod tests {
                 ],
                 "*\n!**/node_modules",
                 &["node_modules/"],
+                Some(&[
+                    "a/",
+                    "a/node_modules/",
+                    "a/node_modules/n.js",
+                    "build/",
+                    "build/node_modules/",
+                    "build/node_modules/m.js",
+                    "node_modules/",
+                    "node_modules/keep/",
+                    "node_modules/keep/k",
+                    "node_modules/r.js",
+                ]),
             ),
             (
                 "** then !**/deep: only the root dir, and not its content",
                 &["Dockerfile", "deep/h", "x/deep/f", "x/y/deep/g"],
                 "**\n!**/deep",
                 &["deep/"],
+                Some(&[
+                    "deep/",
+                    "deep/h",
+                    "x/",
+                    "x/deep/",
+                    "x/deep/f",
+                    "x/y/",
+                    "x/y/deep/",
+                    "x/y/deep/g",
+                ]),
             ),
             (
                 "a then !a/b/c: walks into a and a/b",
@@ -488,6 +584,7 @@ mod tests {
                     "a/b/c/d/f",
                     "a/b/c/f",
                 ],
+                None,
             ),
             (
                 "a/* then !a/b/**",
@@ -503,24 +600,46 @@ mod tests {
                     "a/b/c/d/f",
                     "a/b/f",
                 ],
+                None,
             ),
             (
                 "*/x then !*/x/keep: a wildcard dir part is not walked into",
                 &["Dockerfile", "a/x/keep", "a/x/other", "a/f", "b/x/keep"],
                 "*/x\n!*/x/keep",
                 &[".dockerignore", "Dockerfile", "a/", "a/f", "b/"],
+                Some(&[
+                    ".dockerignore",
+                    "Dockerfile",
+                    "a/",
+                    "a/f",
+                    "a/x/",
+                    "a/x/keep",
+                    "b/",
+                    "b/x/",
+                    "b/x/keep",
+                ]),
             ),
             (
                 "a then !a/*/keep: a is walked into, a/x is not",
                 &["Dockerfile", "a/x/keep", "a/keep", "b/f"],
                 "a\n!a/*/keep",
                 &[".dockerignore", "Dockerfile", "a/", "b/", "b/f"],
+                Some(&[
+                    ".dockerignore",
+                    "Dockerfile",
+                    "a/",
+                    "a/x/",
+                    "a/x/keep",
+                    "b/",
+                    "b/f",
+                ]),
             ),
             (
                 "* then !a/**/keep: only keep files directly in a",
                 &["Dockerfile", "a/keep", "a/x/keep", "a/f"],
                 "*\n!a/**/keep",
                 &["a/", "a/keep"],
+                Some(&["a/", "a/keep", "a/x/", "a/x/keep"]),
             ),
             (
                 "exceptions with leading / and ./ and a trailing /",
@@ -535,12 +654,23 @@ mod tests {
                     "a/c/",
                     "a/c/f",
                 ],
+                None,
             ),
             (
                 "x then !x/**/deep: only the ancestor as deep as the pattern counts",
                 &["Dockerfile", "x/deep/f", "x/f", "x/y/deep/g"],
                 "x\n!x/**/deep",
                 &[".dockerignore", "Dockerfile", "x/", "x/deep/"],
+                Some(&[
+                    ".dockerignore",
+                    "Dockerfile",
+                    "x/",
+                    "x/deep/",
+                    "x/deep/f",
+                    "x/y/",
+                    "x/y/deep/",
+                    "x/y/deep/g",
+                ]),
             ),
             (
                 "the prefix is compared on whole components",
@@ -554,6 +684,7 @@ mod tests {
                     "ab/c/f",
                     "ab/d",
                 ],
+                None,
             ),
             (
                 "**/node_modules then !**/node_modules/keep",
@@ -565,18 +696,233 @@ mod tests {
                 ],
                 "**/node_modules\n!**/node_modules/keep",
                 &[".dockerignore", "Dockerfile", "web/", "web/s.js"],
+                Some(&[
+                    ".dockerignore",
+                    "Dockerfile",
+                    "node_modules/",
+                    "node_modules/keep/",
+                    "node_modules/keep/k",
+                    "web/",
+                    "web/node_modules/",
+                    "web/node_modules/keep/",
+                    "web/node_modules/keep/k",
+                    "web/s.js",
+                ]),
             ),
             (
                 "walked-into dirs are sent even when nothing inside is",
                 &["Dockerfile", "a/f", "a/b/f", "a/c/f"],
                 "a\n!a/b/missing",
                 &[".dockerignore", "Dockerfile", "a/", "a/b/"],
+                Some(&[".dockerignore", "Dockerfile"]),
             ),
             (
                 "an exception for the dir itself, then the dir again",
                 &["Dockerfile", "a/f", "a/b/f"],
                 "!a\na",
                 &[".dockerignore", "Dockerfile", "a/"],
+                Some(&[".dockerignore", "Dockerfile"]),
+            ),
+            (
+                "a, !a/x, a: Modern skips the second a at a, so a/x stays",
+                &["Dockerfile", "a/x", "a/y", "a/z/f"],
+                "a\n!a/x\na",
+                &[".dockerignore", "Dockerfile", "a/"],
+                Some(&[".dockerignore", "Dockerfile", "a/", "a/x"]),
+            ),
+            (
+                "**.log: Modern matches a suffix",
+                &["Dockerfile", "x.log", "a/b/x.log", ".log", "a/.log", "xlog"],
+                "**.log",
+                &[
+                    ".dockerignore",
+                    "Dockerfile",
+                    "a/",
+                    "a/b/",
+                    "a/b/x.log",
+                    "x.log",
+                    "xlog",
+                ],
+                Some(&[".dockerignore", "Dockerfile", "a/", "a/b/", "xlog"]),
+            ),
+            (
+                "**foo/bar: Modern matches a suffix",
+                &[
+                    "Dockerfile",
+                    "foo/bar",
+                    "xfoo/bar",
+                    "a/foo/bar",
+                    "a/xfoo/bar/c",
+                ],
+                "**foo/bar",
+                &[
+                    ".dockerignore",
+                    "Dockerfile",
+                    "a/",
+                    "a/foo/",
+                    "a/xfoo/",
+                    "a/xfoo/bar/",
+                    "a/xfoo/bar/c",
+                    "foo/",
+                    "xfoo/",
+                    "xfoo/bar",
+                ],
+                Some(&[
+                    ".dockerignore",
+                    "Dockerfile",
+                    "a/",
+                    "a/foo/",
+                    "a/xfoo/",
+                    "foo/",
+                    "xfoo/",
+                ]),
+            ),
+            (
+                "a/b then !a: the exception of a parent (Modern: not tried at a)",
+                &["Dockerfile", "a/b/f", "a/c", "a/b/c/d"],
+                "a/b\n!a",
+                &[
+                    ".dockerignore",
+                    "Dockerfile",
+                    "a/",
+                    "a/b/",
+                    "a/b/c/",
+                    "a/b/c/d",
+                    "a/b/f",
+                    "a/c",
+                ],
+                Some(&[".dockerignore", "Dockerfile", "a/", "a/c"]),
+            ),
+            (
+                "**/*.txt then !a",
+                &["Dockerfile", "a/x.txt", "a/b/y.txt", "b/z.txt"],
+                "**/*.txt\n!a",
+                &[
+                    ".dockerignore",
+                    "Dockerfile",
+                    "a/",
+                    "a/b/",
+                    "a/b/y.txt",
+                    "a/x.txt",
+                    "b/",
+                ],
+                Some(&[".dockerignore", "Dockerfile", "a/", "a/b/", "b/"]),
+            ),
+            (
+                "a/b/* then !a/*",
+                &["Dockerfile", "a/b/f", "a/b/c/d", "a/e"],
+                "a/b/*\n!a/*",
+                &[
+                    ".dockerignore",
+                    "Dockerfile",
+                    "a/",
+                    "a/b/",
+                    "a/b/c/",
+                    "a/b/c/d",
+                    "a/b/f",
+                    "a/e",
+                ],
+                Some(&[".dockerignore", "Dockerfile", "a/", "a/b/", "a/e"]),
+            ),
+            (
+                "*/ then !*/keep: Modern walks everything for a wildcard exception",
+                &["Dockerfile", "a/keep", "a/f", "b/keep/x"],
+                "*/\n!*/keep",
+                &[],
+                Some(&["a/", "a/keep", "b/", "b/keep/", "b/keep/x"]),
+            ),
+            (
+                "!a/** then a",
+                &["Dockerfile", "a/f", "a/b/g"],
+                "!a/**\na",
+                &[".dockerignore", "Dockerfile", "a/"],
+                Some(&[".dockerignore", "Dockerfile"]),
+            ),
+            (
+                "**/build then !build/keep: Classic keeps build/x (depth-2 ancestor)",
+                &["Dockerfile", "build/keep", "build/x", "s/build/keep"],
+                "**/build\n!build/keep",
+                &[
+                    ".dockerignore",
+                    "Dockerfile",
+                    "build/",
+                    "build/keep",
+                    "build/x",
+                    "s/",
+                ],
+                Some(&[".dockerignore", "Dockerfile", "build/", "build/keep", "s/"]),
+            ),
+            (
+                "a, !a/b, a/b",
+                &["Dockerfile", "a/b/f", "a/c"],
+                "a\n!a/b\na/b",
+                &[".dockerignore", "Dockerfile", "a/", "a/b/"],
+                Some(&[".dockerignore", "Dockerfile"]),
+            ),
+            (
+                "!b then b*",
+                &["Dockerfile", "b/f", "bc"],
+                "!b\nb*",
+                &[".dockerignore", "Dockerfile", "b/"],
+                Some(&[".dockerignore", "Dockerfile"]),
+            ),
+            (
+                "a then !*.keep: Modern walks into a, finds nothing",
+                &["Dockerfile", "a/x.keep", "x.keep", "a/b/y.keep"],
+                "a\n!*.keep",
+                &[".dockerignore", "Dockerfile", "x.keep"],
+                None,
+            ),
+            (
+                "**/*.js then !lib/*.js",
+                &["Dockerfile", "lib/a.js", "lib/sub/b.js", "c.js"],
+                "**/*.js\n!lib/*.js",
+                &[
+                    ".dockerignore",
+                    "Dockerfile",
+                    "lib/",
+                    "lib/a.js",
+                    "lib/sub/",
+                ],
+                None,
+            ),
+            (
+                "a then !a/b/*",
+                &["Dockerfile", "a/b/f", "a/b/c/g", "a/x"],
+                "a\n!a/b/*",
+                &[
+                    ".dockerignore",
+                    "Dockerfile",
+                    "a/",
+                    "a/b/",
+                    "a/b/c/",
+                    "a/b/c/g",
+                    "a/b/f",
+                ],
+                None,
+            ),
+            (
+                "a then !a/b, a/b empty: an included dir is sent empty",
+                &["Dockerfile", "a/b/", "a/c"],
+                "a\n!a/b",
+                &[".dockerignore", "Dockerfile", "a/", "a/b/"],
+                None,
+            ),
+            (
+                "a, !a/b, a/b/c, !a/b/c/d",
+                &["Dockerfile", "a/b/c/d/f", "a/b/c/e", "a/b/x", "a/y"],
+                "a\n!a/b\na/b/c\n!a/b/c/d",
+                &[
+                    ".dockerignore",
+                    "Dockerfile",
+                    "a/",
+                    "a/b/",
+                    "a/b/c/",
+                    "a/b/c/d/",
+                    "a/b/c/d/f",
+                    "a/b/x",
+                ],
+                None,
             ),
         ]
     }
@@ -828,8 +1174,11 @@ mod tests {
         // Exceptions and excluded directories, as measured against the
         // docker CLI 20.10's BuildKit client (see `dockerignore.rs`; the
         // same cases are in tests/dockerignore_oracle.rs).
-        for (name, tree, ignore, expect) in exception_family() {
-            add(name, tree, ignore, expect);
+        for (name, tree, ignore, classic, modern) in exception_family() {
+            v.push(case(name, tree, ignore, classic));
+            let mut c = case(name, tree, ignore, modern.unwrap_or(classic));
+            c.dialect = IgnoreDialect::Modern;
+            v.push(c);
         }
 
         // Cases where gitignore semantics differ from Docker's.
@@ -888,6 +1237,7 @@ mod tests {
                 "a.txt",
             ],
             gitignore_differs: None,
+            dialect: IgnoreDialect::Classic20_10,
         });
         v.push(Case {
             name: "nested Dockerfile uses its own ignore file",
@@ -902,6 +1252,7 @@ mod tests {
             dockerfile: "sub/Dockerfile",
             expect: &[".dockerignore", "d.txt", "sub/", "sub/Dockerfile"],
             gitignore_differs: None,
+            dialect: IgnoreDialect::Classic20_10,
         });
         v.push(Case {
             name: "nested Dockerfile falls back to the root ignore file",
@@ -921,6 +1272,7 @@ mod tests {
                 "sub/other.Dockerfile.dockerignore",
             ],
             gitignore_differs: None,
+            dialect: IgnoreDialect::Classic20_10,
         });
         v.push(Case {
             name: "Dockerfile in an excluded dir",
@@ -929,6 +1281,7 @@ mod tests {
             dockerfile: "docker/app.Dockerfile",
             expect: &[".dockerignore", "src/", "src/main.rs"],
             gitignore_differs: None,
+            dialect: IgnoreDialect::Classic20_10,
         });
         v
     }
@@ -945,11 +1298,18 @@ mod tests {
                 write(root, path, content);
             }
             let ctx = BuildContext::open(root, DockerfileSource::Path(case.dockerfile.into()))
-                .unwrap_or_else(|e| panic!("{}: open: {e}", case.name));
+                .unwrap_or_else(|e| panic!("{}: open: {e}", case.name))
+                .with_dialect(case.dialect);
             let entries = ctx
                 .entries()
                 .unwrap_or_else(|e| panic!("{}: entries: {e}", case.name));
-            assert_eq!(render(&entries), case.expect, "case {:?}", case.name);
+            assert_eq!(
+                render(&entries),
+                case.expect,
+                "case {:?} ({:?})",
+                case.name,
+                case.dialect
+            );
 
             // Sorted by byte order, no duplicates, never the root.
             let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
@@ -958,20 +1318,25 @@ mod tests {
             sorted.dedup();
             assert_eq!(paths, sorted, "case {:?}", case.name);
 
-            // The walk (with its directory pruning and per-directory
-            // state) agrees with the plain per-path rule for every path on
-            // disk.
+            // The walk (with its directory pruning, per-directory state and,
+            // in Modern, the dropping of excluded dirs with nothing sent
+            // under them) agrees with the plain per-path rule for every path
+            // on disk: it is what `includes` says, plus the parents.
             let included: BTreeSet<&str> = paths.iter().copied().collect();
             let mut on_disk = Vec::new();
             all_paths(root, "", &mut on_disk);
+            let mut expected: BTreeSet<&str> = BTreeSet::new();
             for (path, is_dir) in &on_disk {
-                assert_eq!(
-                    included.contains(path.as_str()),
-                    ctx.dockerignore().includes(path, *is_dir),
-                    "case {:?}: path {path}",
-                    case.name
-                );
+                if ctx.dockerignore().includes(path, *is_dir) {
+                    expected.insert(path);
+                    expected.extend(path.match_indices('/').map(|(i, _)| &path[..i]));
+                }
             }
+            assert_eq!(
+                included, expected,
+                "case {:?} ({:?}): the walk against the per-path rule",
+                case.name, case.dialect
+            );
 
             if let Some((path, git_says)) = case.gitignore_differs {
                 let text = case.ignore_files[0].1;
@@ -1155,26 +1520,41 @@ mod tests {
         write(
             root,
             ".dockerignore",
-            "*.log\n**/*.md\n!d2/**/*.md\nd5/s2\nnode_modules\n!node_modules/keep\n",
+            "*.log\n**/*.md\n!d2/**/*.md\nd5/s2\nnode_modules\n!node_modules/keep\n\
+             d6\n!d6/s1/t0/nothing\n",
         );
-        let ctx =
-            BuildContext::open(root, DockerfileSource::Path("Dockerfile".into())).expect("open");
-        let sequential = walk(root, ctx.dockerignore(), None, 1).expect("walk");
-        assert!(
-            sequential.len() > SEQUENTIAL_ENTRIES * 2,
-            "{}",
-            sequential.len()
-        );
-        assert!(
-            sequential
+        for dialect in [IgnoreDialect::Classic20_10, IgnoreDialect::Modern] {
+            let ctx = BuildContext::open(root, DockerfileSource::Path("Dockerfile".into()))
+                .expect("open")
+                .with_dialect(dialect);
+            let sequential = walk(root, ctx.dockerignore(), None, 1).expect("walk");
+            assert!(
+                sequential.len() > SEQUENTIAL_ENTRIES * 2,
+                "{}",
+                sequential.len()
+            );
+            assert!(
+                sequential
+                    .iter()
+                    .any(|e| e.path == "node_modules/keep/a.js")
+            );
+            assert!(sequential.iter().any(|e| e.path.ends_with(".md")));
+            assert!(!sequential.iter().any(|e| e.path.starts_with("d5/s2")));
+            // `d6` is walked into down to `d6/s1/t0`, where nothing is
+            // included: Classic sends those dirs, Modern none of them.
+            let d6: Vec<&str> = sequential
                 .iter()
-                .any(|e| e.path == "node_modules/keep/a.js")
-        );
-        assert!(sequential.iter().any(|e| e.path.ends_with(".md")));
-        assert!(!sequential.iter().any(|e| e.path.starts_with("d5/s2")));
-        for threads in [0, 2, 3, 8] {
-            let parallel = walk(root, ctx.dockerignore(), None, threads).expect("walk");
-            assert_eq!(parallel, sequential, "{threads} threads");
+                .map(|e| e.path.as_str())
+                .filter(|p| p.starts_with("d6"))
+                .collect();
+            match dialect {
+                IgnoreDialect::Classic20_10 => assert_eq!(d6, ["d6", "d6/s1", "d6/s1/t0"]),
+                IgnoreDialect::Modern => assert!(d6.is_empty(), "{d6:?}"),
+            }
+            for threads in [0, 2, 3, 8] {
+                let parallel = walk(root, ctx.dockerignore(), None, threads).expect("walk");
+                assert_eq!(parallel, sequential, "{dialect:?}, {threads} threads");
+            }
         }
     }
 

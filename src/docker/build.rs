@@ -64,8 +64,11 @@ async fn build_once(
         dir: plan.context_dir.display().to_string(),
         source,
     };
-    let context =
-        BuildContext::open(&plan.context_dir, plan.dockerfile.clone()).map_err(context_error)?;
+    // The `.dockerignore` rule of this daemon's own `docker build` (as Check's hash assumed,
+    // see `dialect::probe`).
+    let context = BuildContext::open(&plan.context_dir, plan.dockerfile.clone())
+        .map_err(context_error)?
+        .with_dialect(super::dialect::for_client_version(&docker.client_version()));
     // The walk (and the Dockerfile read) on a blocking thread: a large context takes a while.
     let (files, dockerfile) = tokio::task::spawn_blocking(move || {
         Ok::<_, crate::context::ContextError>((

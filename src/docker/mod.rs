@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod build;
 pub mod dial;
+pub mod dialect;
 pub mod error;
 pub mod flow;
 pub mod index;

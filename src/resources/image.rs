@@ -685,16 +685,43 @@ fn context_failure(dir: &Path, args: &ImageArgs, e: context::ContextError) -> Ch
 
 /// The context hash: the context's own digest combined with every other input that
 /// changes the image.
+///
+/// `dialects` are the `.dockerignore` dialects of the daemons that may build it, the
+/// default daemon's first (an empty list: Classic). The dialect itself is not hashed, only
+/// the context it selects: when every dialect selects the same files (always, with one
+/// dialect), the hash is the one this context always had; otherwise the other dialects'
+/// digests are hashed too, so that a change any builder would see changes the hash.
 pub fn compute_hash(
     dir: &Path,
     args: &ImageArgs,
+    dialects: &[context::IgnoreDialect],
 ) -> std::result::Result<context::ContextDigest, CheckFailure> {
     let ctx = open_context(dir, args)?;
-    let digest = ctx.hash().map_err(|e| context_failure(dir, args, e))?;
+    let (first, others) = dialects
+        .split_first()
+        .unwrap_or((&context::IgnoreDialect::Classic20_10, &[]));
+    let hash_in = |dialect: context::IgnoreDialect| {
+        ctx.clone()
+            .with_dialect(dialect)
+            .hash()
+            .map_err(|e| context_failure(dir, args, e))
+    };
+    let digest = hash_in(*first)?;
+    let mut also = Vec::new();
+    for dialect in others.iter().filter(|d| *d != first) {
+        let other = hash_in(*dialect)?;
+        if other.hash != digest.hash && !also.contains(&other.hash) {
+            also.push(other.hash);
+        }
+    }
     let extra = super::inputs::hashed_json(args);
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(b"docker-buildkit context v1\0");
     h.update(digest.hash.as_bytes());
+    for other in &also {
+        h.update(b"\0+");
+        h.update(other.as_bytes());
+    }
     h.update(b"\0");
     h.update(extra.as_bytes());
     Ok(context::ContextDigest {
@@ -712,13 +739,30 @@ async fn hash_off_runtime(
 ) -> std::result::Result<String, CheckFailure> {
     let dir = context_path(&ctx.program_dir, args).map_err(|e| CheckFailure::new("context", e))?;
     let args = args.clone();
+    let dialects = ignore_dialects(ctx).await;
     tokio::task::spawn_blocking(move || {
-        let h = compute_hash(&dir, &args)?;
+        let h = compute_hash(&dir, &args, &dialects)?;
         crate::cache::store_manifest(&h.hash, &h.files);
         Ok(h.hash)
     })
     .await
     .map_err(|e| CheckFailure::new("context", format!("hashing the context failed: {e}")))?
+}
+
+/// The `.dockerignore` dialects of the daemons that may build: the default daemon's first,
+/// then the configured builders' (each asked once per process, never for longer than
+/// [`docker::dialect::PROBE_TIMEOUT`]; one that does not answer counts as Classic).
+async fn ignore_dialects(ctx: &Ctx<ProviderConfig>) -> Vec<context::IgnoreDialect> {
+    let env = env(ctx);
+    let addresses = std::iter::once(&env.daemon).chain(env.builders.iter().map(|b| &b.address));
+    let found = futures_util::future::join_all(addresses.map(docker::dialect::probe)).await;
+    let mut dialects = Vec::new();
+    for d in found {
+        if !dialects.contains(&d) {
+            dialects.push(d);
+        }
+    }
+    dialects
 }
 
 /// Docker keeps build-arg values in the image's history, where anyone who can pull the image
@@ -1083,6 +1127,55 @@ mod tests {
             log: crate::rpc::engine::EngineLog::stderr_only(),
             redactor: Default::default(),
         }
+    }
+
+    /// The context hash before dialects existed, for a context and `args`.
+    fn hash_before_dialects(dir: &Path, args: &ImageArgs) -> String {
+        let digest = open_context(dir, args).unwrap().hash().unwrap();
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(b"docker-buildkit context v1\0");
+        h.update(digest.hash.as_bytes());
+        h.update(b"\0");
+        h.update(super::super::inputs::hashed_json(args).as_bytes());
+        format!("{:032x}", h.digest128())
+    }
+
+    #[test]
+    fn the_dialect_changes_the_hash_only_through_the_files() {
+        use context::IgnoreDialect::{Classic20_10, Modern};
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for (path, text) in [
+            ("Dockerfile", "FROM scratch\nCOPY . /ctx/\n"),
+            (".dockerignore", "*\n!Dockerfile\n!**/node_modules\n"),
+            ("node_modules/r.js", "r"),
+        ] {
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let args = ImageArgs {
+            name: "reg.io/app".into(),
+            ..ImageArgs::default()
+        };
+        let hash =
+            |dialects: &[context::IgnoreDialect]| compute_hash(root, &args, dialects).unwrap().hash;
+        // Classic (dockerd 20.10, or no answer): the hash every existing stack has.
+        let before = hash_before_dialects(root, &args);
+        assert_eq!(hash(&[Classic20_10]), before);
+        assert_eq!(hash(&[]), before);
+        // Modern keeps node_modules/r.js, which Classic drops: another hash, and a fleet
+        // with both dialects sees changes either would.
+        let modern = hash(&[Modern]);
+        assert_ne!(modern, before);
+        let both = hash(&[Classic20_10, Modern]);
+        assert!(both != before && both != modern);
+        assert_eq!(hash(&[Classic20_10, Modern, Classic20_10]), both);
+        // Where the dialects select the same files, the dialect leaves no trace.
+        std::fs::write(root.join(".dockerignore"), "*.log\n").unwrap();
+        let before = hash_before_dialects(root, &args);
+        assert_eq!(hash(&[Modern]), before);
+        assert_eq!(hash(&[Classic20_10, Modern]), before);
     }
 
     #[test]
