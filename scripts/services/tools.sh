@@ -155,11 +155,58 @@ require github.com/docker/buildx $v" \
     "github.com/docker/buildx/cmd/buildx=docker-buildx"
 }
 
+# docker-build's provider/internal imports two modules the Go module proxy refuses at
+# every version ("403 This module version is not available", as for Pulumi's Python
+# and Node.js language hosts): pulumi-dotnet's pulumi-language-dotnet/v3 (for
+# codegen.CSharpPackageInfo) and pulumi-java (for pkg/codegen/java.PackageInfo). It
+# uses them only as values of its schema's `language` map (what SDK generators read;
+# GetSchema marshals them to JSON), never to build or push. So the wrapper replaces
+# both modules with local stubs that declare just those two structs with the fields
+# docker-build sets (same names and JSON keys); nothing else of docker-build changes.
+docker_build_stubs() { # $1: the directory to write the two stub modules into
+  local d="$1"
+  rm -rf "$d"
+  mkdir -p "$d/dotnet/codegen" "$d/java/pkg/codegen/java"
+  printf 'module github.com/pulumi/pulumi-dotnet/pulumi-language-dotnet/v3\n\ngo 1.21\n' \
+    >"$d/dotnet/go.mod"
+  cat >"$d/dotnet/codegen/stub.go" <<'GO'
+// Package codegen is a stand-in (scripts/services/tools.sh): the module proxy does not
+// serve pulumi-language-dotnet, and docker-build needs only this type, for its schema.
+package codegen
+
+// CSharpPackageInfo is the C# entry of a schema's language map (the fields docker-build sets).
+type CSharpPackageInfo struct {
+	PackageReferences    map[string]string `json:"packageReferences,omitempty"`
+	RespectSchemaVersion bool              `json:"respectSchemaVersion,omitempty"`
+}
+GO
+  printf 'module github.com/pulumi/pulumi-java\n\ngo 1.21\n' >"$d/java/go.mod"
+  cat >"$d/java/pkg/codegen/java/stub.go" <<'GO'
+// Package java is a stand-in (scripts/services/tools.sh): the module proxy does not
+// serve pulumi-java, and docker-build needs only this type, for its schema.
+package java
+
+// PackageInfo is the Java entry of a schema's language map (the fields docker-build sets).
+type PackageInfo struct {
+	BuildFiles                      string            `json:"buildFiles"`
+	Dependencies                    map[string]string `json:"dependencies,omitempty"`
+	GradleNexusPublishPluginVersion string            `json:"gradleNexusPublishPluginVersion"`
+}
+GO
+}
+
 build_docker_build() {
-  local v="$DOCKER_BUILD_VERSION"
+  local v="$DOCKER_BUILD_VERSION" stubs="$TOOLS_DIR/src/docker-build-stubs-$DOCKER_BUILD_VERSION"
+  [[ -f "$TOOLS_DIR/docker-build-$v/.built-$TOOLS_RECIPE" ]] || docker_build_stubs "$stubs"
   tools_build docker-build "$v" "go 1.26
 
-require github.com/pulumi/pulumi-docker-build $v" \
+require github.com/pulumi/pulumi-docker-build $v
+
+// Not served by the module proxy: see docker_build_stubs.
+replace (
+	github.com/pulumi/pulumi-dotnet/pulumi-language-dotnet/v3 => $stubs/dotnet
+	github.com/pulumi/pulumi-java => $stubs/java
+)" \
     "osusergo" \
     "-s -w -X github.com/pulumi/pulumi-docker-build/provider.Version=${v#v}" \
     "github.com/pulumi/pulumi-docker-build/provider/cmd/pulumi-resource-docker-build=pulumi-resource-docker-build"
