@@ -7,7 +7,7 @@
 mod common;
 
 use common::services::registry::{Auth, TestRegistry, gzip_stored, sha256_digest};
-use docker_buildkit::docker::auth::Credentials;
+use docker_buildkit::credentials::Credentials;
 use docker_buildkit::registry::{
     MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_OCI_INDEX, ManifestInfo, RegistryClient, RegistryError,
 };

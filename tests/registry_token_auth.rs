@@ -22,7 +22,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use common::services::Services;
 use common::services::registry::{Auth, MANIFEST_ACCEPT, TestRegistry, http, sha256_digest};
 use common::*;
-use docker_buildkit::docker::auth::Credentials;
+use docker_buildkit::credentials::Credentials;
 use docker_buildkit::registry::{MEDIA_TYPE_DOCKER_MANIFEST_LIST, RegistryClient};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -14,13 +14,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::context::{self, BuildContext, DockerfileSource};
-use crate::docker::auth::Credentials;
-use crate::docker::auth::normalize_server;
-use crate::docker::index::Platform;
+use crate::credentials::Credentials;
+use crate::credentials::normalize_server;
 use crate::docker::session::ssh::{PathKind, path_kind, paths_of};
 use crate::docker::{
     self, BuildPlan, BuildSecrets, DaemonAddress, Env, Events, Level, Pending, SshForward,
 };
+use crate::platform::Platform;
 use crate::reference::{Reference, validate_registry};
 use crate::resource::{
     CheckFailure, Created, Ctx, DiffResult, Inputs, ReadResult, Resource, ResourceError, Result,
@@ -297,7 +297,10 @@ impl Resource for Image {
                 return Ok(state);
             }
             let plan = build_plan(ctx, &news.args, hashes_a_secret(&news))?;
-            if docker::retag(&env(ctx), &plan, digest).await? {
+            if docker::retag(&env(ctx, &CtxEvents(ctx)), &plan, digest)
+                .await
+                .map_err(resource_error)?
+            {
                 ctx.log(
                     Severity::Info,
                     &format!(
@@ -323,7 +326,7 @@ impl Resource for Image {
             && let Some(reference) = &state.reference
         {
             let exists = match docker::registry_has(
-                &env(ctx),
+                &env(ctx, &CtxEvents(ctx)),
                 reference,
                 login(state.args.registry.as_ref()).as_ref(),
             )
@@ -403,7 +406,9 @@ async fn build_or_preview(
         state.args.context_hash = Some(hash);
     }
     let plan = build_plan(ctx, &state.args, secret_hash)?;
-    let built = docker::build_and_push(&env(ctx), plan).await?;
+    let built = docker::build_and_push(&env(ctx, &CtxEvents(ctx)), plan)
+        .await
+        .map_err(resource_error)?;
     state.digest = Some(built.digest);
     state.reference = built.reference.clone();
     state.repo_digest = built.reference;
@@ -489,36 +494,37 @@ fn login(registry: Option<&Registry>) -> Option<Credentials> {
 
 /// The one mapping of the engine's errors to the resource's, and so to a gRPC code: whose
 /// problem it is decides the code; the message is the error's own.
-impl From<docker::EngineError> for ResourceError {
-    fn from(e: docker::EngineError) -> Self {
-        if let docker::EngineError::Cancelled { what, target } = &e {
-            return ResourceError::Cancelled(format!("the {what} of {target} was stopped"));
-        }
-        let message = e.to_string();
-        match e.kind() {
-            docker::Kind::InvalidInput => ResourceError::InvalidInput(message),
-            docker::Kind::Unavailable => ResourceError::Unavailable(message),
-            docker::Kind::Cancelled => ResourceError::Cancelled(message),
-            docker::Kind::Failed => ResourceError::Failed(message),
-        }
+fn resource_error(e: docker::EngineError) -> ResourceError {
+    if let docker::EngineError::Cancelled { what, target } = &e {
+        return ResourceError::Cancelled(format!("the {what} of {target} was stopped"));
+    }
+    let message = e.to_string();
+    match e.kind() {
+        docker::Kind::InvalidInput => ResourceError::InvalidInput(message),
+        docker::Kind::Unavailable => ResourceError::Unavailable(message),
+        docker::Kind::Cancelled => ResourceError::Cancelled(message),
+        docker::Kind::Failed => ResourceError::Failed(message),
     }
 }
 
 /// The engine's environment for a call: the daemon from the provider configuration, its
 /// messages into the engine's log (masked there), the call's cancellation.
-fn env(ctx: &Ctx<ProviderConfig>) -> Env<'_> {
+fn env<'a>(ctx: &'a Ctx<ProviderConfig>, events: &'a CtxEvents<'a>) -> Env<'a> {
     Env {
         daemon: DaemonAddress {
             host: ctx.config.host.clone(),
             cert_path: ctx.config.cert_path.clone(),
         },
         builders: ctx.config.builder_specs(),
-        events: ctx,
+        events,
         cancel: ctx.cancel.clone(),
     }
 }
 
-impl Events for Ctx<ProviderConfig> {
+/// A call's [`Ctx`] as the engine's [`Events`] sink.
+struct CtxEvents<'a>(&'a Ctx<ProviderConfig>);
+
+impl Events for CtxEvents<'_> {
     fn log<'a>(&'a self, level: Level, message: &'a str) -> Pending<'a> {
         let severity = match level {
             Level::Debug => Severity::Debug,
@@ -526,15 +532,15 @@ impl Events for Ctx<ProviderConfig> {
             Level::Warning => Severity::Warning,
             Level::Error => Severity::Error,
         };
-        Box::pin(Ctx::log(self, severity, message))
+        Box::pin(Ctx::log(self.0, severity, message))
     }
 
     fn progress<'a>(&'a self, line: &'a str) -> Pending<'a> {
-        Box::pin(Ctx::progress(self, line))
+        Box::pin(Ctx::progress(self.0, line))
     }
 
     fn secret(&self, value: &str) {
-        self.add_secret(value);
+        self.0.add_secret(value);
     }
 }
 
@@ -753,7 +759,8 @@ async fn hash_off_runtime(
 /// then the configured builders' (each asked once per process, never for longer than
 /// [`docker::dialect::PROBE_TIMEOUT`]; one that does not answer counts as Classic).
 async fn ignore_dialects(ctx: &Ctx<ProviderConfig>) -> Vec<context::IgnoreDialect> {
-    let env = env(ctx);
+    let events = CtxEvents(ctx);
+    let env = env(ctx, &events);
     let addresses = std::iter::once(&env.daemon).chain(env.builders.iter().map(|b| &b.address));
     let found = futures_util::future::join_all(addresses.map(docker::dialect::probe)).await;
     let mut dialects = Vec::new();
@@ -1118,15 +1125,7 @@ mod tests {
 
     /// A context for a program in `/prog`.
     fn test_ctx() -> Ctx<ProviderConfig> {
-        Ctx {
-            urn: String::new(),
-            name: String::new(),
-            config: Default::default(),
-            program_dir: "/prog".into(),
-            cancel: Default::default(),
-            log: crate::rpc::engine::EngineLog::stderr_only(),
-            redactor: Default::default(),
-        }
+        Ctx::detached(ProviderConfig::default(), "/prog")
     }
 
     /// The context hash before dialects existed, for a context and `args`.

@@ -100,7 +100,7 @@ impl ValidateConfig for ProviderConfig {
                 ));
             }
             for (j, p) in b.platforms.iter().enumerate() {
-                if crate::docker::index::Platform::parse(p).is_none() {
+                if crate::platform::Platform::parse(p).is_none() {
                     f.push(CheckFailure::new(
                         format!("builders[{i}].platforms[{j}]"),
                         format!("{p:?} is not os/arch[/variant], e.g. linux/arm64"),
@@ -127,7 +127,7 @@ impl ProviderConfig {
                 platforms: b
                     .platforms
                     .iter()
-                    .filter_map(|p| crate::docker::index::Platform::parse(p))
+                    .filter_map(|p| crate::platform::Platform::parse(p))
                     .collect(),
             })
             .collect()

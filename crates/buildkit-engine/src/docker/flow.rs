@@ -14,10 +14,11 @@ use std::future::Future;
 use bollard::Docker;
 use tokio::sync::OnceCell;
 
-use super::auth::Credentials;
-use super::index::{self, Platform};
+use super::index;
 use super::plan::{BuildPlan, BuilderSpec, DaemonAddress, Env, Events, Level, Pending};
 use super::{BuildError, Built, PushError, Result, build, push};
+use crate::credentials::Credentials;
+use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::registry::{MEDIA_TYPE_DOCKER_MANIFEST_LIST, ManifestInfo, RegistryClient};
 

@@ -12,9 +12,9 @@ use std::pin::Pin;
 
 use tokio_util::sync::CancellationToken;
 
-use super::auth::Credentials;
-use super::index::Platform;
 use crate::context::DockerfileSource;
+use crate::credentials::Credentials;
+use crate::platform::Platform;
 use crate::reference::Reference;
 
 /// One image to build and push, every input resolved.

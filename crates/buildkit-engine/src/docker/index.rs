@@ -11,57 +11,18 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::Result;
+use crate::platform::Platform;
 use crate::registry::{
     MEDIA_TYPE_DOCKER_MANIFEST_LIST, MEDIA_TYPE_OCI_INDEX, ManifestInfo, RegistryClient,
 };
 
-/// A platform as `os/arch[/variant]`, split.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    pub fn parse(p: &str) -> Option<Platform> {
-        let mut parts = p.split('/');
-        let os = parts.next()?.to_string();
-        let architecture = parts.next()?.to_string();
-        let variant = parts.next().map(str::to_string);
-        if parts.next().is_some() || os.is_empty() || architecture.is_empty() {
-            return None;
-        }
-        Some(Platform {
-            os,
-            architecture,
-            variant,
-        })
+/// A platform's JSON in an index entry.
+fn platform_json(p: &Platform) -> Value {
+    let mut json = json!({"architecture": p.architecture, "os": p.os});
+    if let Some(v) = &p.variant {
+        json["variant"] = json!(v);
     }
-
-    /// `os-arch[-variant]`, for tags.
-    pub fn tag_suffix(&self) -> String {
-        match &self.variant {
-            Some(v) => format!("{}-{}-{v}", self.os, self.architecture),
-            None => format!("{}-{}", self.os, self.architecture),
-        }
-    }
-
-    /// `os/arch[/variant]`.
-    pub fn name(&self) -> String {
-        match &self.variant {
-            Some(v) => format!("{}/{}/{v}", self.os, self.architecture),
-            None => format!("{}/{}", self.os, self.architecture),
-        }
-    }
-
-    fn json(&self) -> Value {
-        let mut p = json!({"architecture": self.architecture, "os": self.os});
-        if let Some(v) = &self.variant {
-            p["variant"] = json!(v);
-        }
-        p
-    }
+    json
 }
 
 /// The bytes of a Docker manifest list over `(platform, manifest)` entries.
@@ -73,7 +34,7 @@ pub fn manifest_list(entries: &[(Platform, ManifestInfo)]) -> Vec<u8> {
                 "mediaType": m.media_type,
                 "size": m.size,
                 "digest": m.digest,
-                "platform": p.json(),
+                "platform": platform_json(p),
             })
         })
         .collect();

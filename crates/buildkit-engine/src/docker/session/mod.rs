@@ -31,9 +31,9 @@ use tokio::task::JoinHandle;
 
 use self::filesync::{FileSource, FileSyncService, Transfer};
 use self::services::{AuthService, HealthService, SecretsService, SshService};
-use super::auth::Credentials;
 use super::dial::Dialer;
 use super::{BuildError, Result};
+use crate::credentials::Credentials;
 
 /// Every method we serve; the daemon calls only what it was told is there.
 const METHODS: &[&str] = &[

@@ -16,12 +16,12 @@ use http_body_util::{BodyExt, Empty};
 use super::dial::Dialer;
 use super::session::{self, SessionSpec, filesync::FileSource};
 
-use super::auth::Credentials;
 use super::error::{DaemonText, classify};
 use super::plan::{BuildPlan, Env, Level};
 use super::progress::ProgressPrinter;
 use super::{BuildError, DaemonError, EngineError, Result};
 use crate::context::BuildContext;
+use crate::credentials::Credentials;
 
 /// Builds the image for `platform` (the daemon's own when `None`), tagged `local_tag`
 /// (which is also its inline-cache source), and returns its id.

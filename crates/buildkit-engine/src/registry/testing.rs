@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, Buf
 
 use super::manifest::sha256_digest;
 use super::{MEDIA_TYPE_OCI_INDEX, RegistryError};
-use crate::docker::auth::Credentials;
+use crate::credentials::Credentials;
 
 pub(super) const USER: &str = "user";
 pub(super) const PASSWORD: &str = "pa55-Word-xyz";

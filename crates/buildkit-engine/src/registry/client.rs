@@ -20,7 +20,7 @@ use super::manifest::{
     DOCKER_CONTENT_DIGEST, MANIFEST_ACCEPT, ManifestInfo, is_digest, is_repository, is_tag,
     media_type_of, sha256_digest,
 };
-use crate::docker::auth::Credentials;
+use crate::credentials::Credentials;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -69,7 +69,7 @@ impl RegistryClient {
         host: &str,
         credentials: Option<Credentials>,
     ) -> Result<RegistryClient, RegistryError> {
-        let server = crate::docker::auth::normalize_server(host);
+        let server = crate::credentials::normalize_server(host);
         let invalid = |reason: &str| RegistryError::InvalidHost {
             // `user:password@host` must not be echoed back.
             host: match host.rsplit_once('@') {
@@ -86,7 +86,7 @@ impl RegistryClient {
                 "expected host[:port], e.g. ghcr.io or localhost:5000",
             ));
         }
-        let api_host = if server == crate::docker::auth::DOCKER_HUB_HOST {
+        let api_host = if server == crate::credentials::DOCKER_HUB_HOST {
             DOCKER_HUB_API_HOST
         } else {
             server.as_str()
@@ -341,7 +341,7 @@ impl RegistryClient {
                 "{repo:?} is not a valid repository name (lowercase letters, digits, `.`, `_`, `-`, separated by `/`)"
             )));
         }
-        if self.auth.server() == crate::docker::auth::DOCKER_HUB_HOST && !repo.contains('/') {
+        if self.auth.server() == crate::credentials::DOCKER_HUB_HOST && !repo.contains('/') {
             return Ok(format!("library/{repo}"));
         }
         Ok(repo.to_string())

@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::docker::auth::{Credentials, normalize_server};
+use crate::credentials::{Credentials, normalize_server};
 
 pub struct HealthService;
 

@@ -18,9 +18,9 @@ use bollard::Docker;
 use bollard::query_parameters::{PushImageOptionsBuilder, TagImageOptionsBuilder};
 use futures_util::StreamExt;
 
-use super::auth::Credentials;
 use super::plan::{Env, Level};
 use super::{DaemonError, EngineError, PushError, Result};
+use crate::credentials::Credentials;
 use crate::reference::Reference;
 use crate::registry::RegistryClient;
 

@@ -55,6 +55,20 @@ impl<C> Clone for Ctx<C> {
 }
 
 impl<C> Ctx<C> {
+    /// A context outside any engine call (for a resource's own tests and tools): no URN,
+    /// log lines to stderr only, nothing to mask yet, never cancelled.
+    pub fn detached(config: C, program_dir: impl Into<PathBuf>) -> Self {
+        Ctx {
+            urn: String::new(),
+            name: String::new(),
+            config: Arc::new(config),
+            program_dir: program_dir.into(),
+            cancel: CancellationToken::default(),
+            log: EngineLog::stderr_only(),
+            redactor: Redactor::default(),
+        }
+    }
+
     /// Logs a line against this resource in the engine's output (secrets masked).
     pub async fn log(&self, severity: Severity, message: &str) {
         let message = self.redactor.mask(message);

@@ -10,7 +10,7 @@
 use crate::context::ContextError;
 use crate::registry::RegistryError;
 
-use super::auth::AuthError;
+use crate::credentials::AuthError;
 
 /// Whose problem an error is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! authentication handled transparently.
 //!
 //! Not for: pushing layers (the Docker engine pushes images), listing tags or catalogs,
-//! deleting, or finding credentials (see [`crate::docker::auth`]). Passwords and tokens never
+//! deleting, or finding credentials (see [`crate::credentials`]). Passwords and tokens never
 //! appear in errors or `Debug` output.
 //!
 //! One job a file, the arrows one way (client → auth → http, client → http, client →

@@ -5,7 +5,7 @@
 //! an identity token; a plain-HTTP realm only on loopback), and keeping every secret it
 //! holds out of the text it passes on ([`Authenticator::scrub`]).
 //!
-//! Not for: finding credentials (`crate::docker::auth`), or HTTP beyond the token request:
+//! Not for: finding credentials (`crate::credentials`), or HTTP beyond the token request:
 //! the caller sends its own requests and hands over the 401's headers. Knows nothing of
 //! `client.rs`; imports only `http.rs` (capped bodies, errors, loopback).
 
@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::RegistryError;
 use super::http::{ErrorContext, MAX_SMALL_BODY_BYTES, error_detail, is_loopback_host, read_body};
-use crate::docker::auth::Credentials;
+use crate::credentials::Credentials;
 
 /// What the registry has asked for so far.
 #[derive(Default)]
