@@ -10,5 +10,7 @@
 
 pub mod resources;
 
-pub use buildkit_engine::{cache, context, credentials, docker, platform, reference, registry};
+pub use buildkit_engine::{
+    cache, context, credentials, docker, grammar, platform, reference, registry,
+};
 pub use pulumi_kit::{generated, provider, redact, resource, rpc, schema, validation};

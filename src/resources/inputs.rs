@@ -239,7 +239,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::resources::image::ImageArgs;
+    use crate::resources::image::args::ImageArgs;
 
     /// Every input property of the schema (and of the object types it refers to, directly or
     /// as the items of a list), as `parent.child` paths.
@@ -326,7 +326,7 @@ mod tests {
         // Behaviour, destination and credential inputs are not in it.
         args.no_cache = true;
         args.name = "x".into();
-        args.registry = Some(super::super::image::Registry {
+        args.registry = Some(super::super::image::args::Registry {
             server: "s".into(),
             username: Some("u".into()),
             password: Some("p".into()),
@@ -337,7 +337,7 @@ mod tests {
 
     #[test]
     fn inputs_added_later_change_no_hash_until_used() {
-        use super::super::image::SshInput;
+        use super::super::image::args::SshInput;
         let plain = ImageArgs {
             target: Some("t".into()),
             ..ImageArgs::default()
@@ -444,7 +444,7 @@ mod tests {
     fn credentials_are_taken_out_for_the_diff() {
         let args = ImageArgs {
             name: "n".into(),
-            registry: Some(super::super::image::Registry {
+            registry: Some(super::super::image::args::Registry {
                 server: "s".into(),
                 username: Some("u".into()),
                 password: Some("p".into()),

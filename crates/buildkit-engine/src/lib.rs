@@ -9,6 +9,7 @@ pub mod cache;
 pub mod context;
 pub mod credentials;
 pub mod docker;
+pub mod grammar;
 pub mod platform;
 pub mod reference;
 pub mod registry;
