@@ -99,11 +99,13 @@ impl ValidateConfig for ProviderConfig {
                     "a builder must list the platforms it builds, e.g. [\"linux/arm64\"]",
                 ));
             }
+            // The Image's grammar: an entry no Image platform could ever equal is refused
+            // here, not left to build nothing while its platforms go to the default daemon.
             for (j, p) in b.platforms.iter().enumerate() {
-                if crate::platform::Platform::parse(p).is_none() {
+                if let Err(e) = p.parse::<crate::platform::Platform>() {
                     f.push(CheckFailure::new(
                         format!("builders[{i}].platforms[{j}]"),
-                        format!("{p:?} is not os/arch[/variant], e.g. linux/arm64"),
+                        e.to_string(),
                     ));
                 }
             }
@@ -201,5 +203,35 @@ mod tests {
             assert_eq!(f.len(), 1, "{bad}");
             assert_eq!(f[0].property, "host");
         }
+    }
+
+    /// A builder's platforms follow the Image's grammar: `Linux/arm64` used to pass here and
+    /// then never match the Image's `linux/arm64`, which silently built emulated on the
+    /// default daemon.
+    #[test]
+    fn builder_platforms_use_the_image_grammar() {
+        let config = |platforms: &[&str]| ProviderConfig {
+            builders: Some(vec![BuilderConfig {
+                host: "tcp://127.0.0.1:2375".into(),
+                cert_path: None,
+                platforms: platforms.iter().map(|p| p.to_string()).collect(),
+            }]),
+            ..Default::default()
+        };
+        assert_eq!(config(&["linux/arm64", "linux/arm/v7"]).validate(), vec![]);
+        for bad in ["Linux/arm64", "linux/ARM64", "linux/arm64/", "linux"] {
+            let f = config(&["linux/amd64", bad]).validate();
+            assert_eq!(f.len(), 1, "{bad}: {f:?}");
+            assert_eq!(f[0].property, "builders[0].platforms[1]", "{bad}");
+            // The Image's own message for the same string.
+            assert_eq!(
+                Err(f[0].reason.clone()),
+                image::validate_platform(bad),
+                "{bad}"
+            );
+        }
+        // Whatever passes here is a platform the engine gets, unchanged.
+        let specs = config(&["linux/arm64"]).builder_specs();
+        assert_eq!(specs[0].platforms[0].to_string(), "linux/arm64");
     }
 }
