@@ -4,6 +4,7 @@
 pub mod image;
 pub mod inputs;
 
+use buildkit_engine::settings::SettingNames;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -136,8 +137,22 @@ impl ProviderConfig {
     }
 }
 
+/// What the provider's settings are called, for the engine's messages ("give the
+/// provider's `certPath`").
+const SETTING_NAMES: SettingNames = SettingNames {
+    runner: "the provider",
+    daemon_host: "the provider's `host` configuration",
+    daemon_certs: "the provider's `certPath`",
+    registry_login: "`registry` on the Image",
+    build_secrets: "the image's `secrets`",
+    ssh_agents: "the image's `ssh`",
+    ssh_agent_paths: "`paths`",
+    agent_socket_env: "the provider's SSH_AUTH_SOCK",
+};
+
 /// The provider with all its resources.
 pub fn provider() -> Provider<ProviderConfig> {
+    buildkit_engine::settings::name_settings(SETTING_NAMES);
     Provider::new(
         PACKAGE,
         env!("CARGO_PKG_VERSION"),
@@ -203,6 +218,35 @@ mod tests {
             assert_eq!(f.len(), 1, "{bad}");
             assert_eq!(f[0].property, "host");
         }
+    }
+
+    /// The engine's messages name the provider's settings once the provider exists.
+    #[tokio::test]
+    async fn engine_messages_name_the_provider_settings() {
+        let _ = provider();
+        let address = |host: &str| crate::docker::DaemonAddress {
+            host: Some(host.into()),
+            cert_path: None,
+        };
+        let e = crate::docker::connect(&address("https://127.0.0.1:1"))
+            .await
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("the provider's `certPath`"), "{e}");
+        let e = crate::docker::connect(&address("http://127.0.0.1:1"))
+            .await
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("the provider's `certPath`"), "{e}");
+        let e = crate::docker::connect(&address("unix:///nonexistent/docker.sock"))
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string()
+                .contains("Set DOCKER_HOST or the provider's `host` configuration"),
+            "{e}"
+        );
     }
 
     /// A builder's platforms follow the Image's grammar: `Linux/arm64` used to pass here and

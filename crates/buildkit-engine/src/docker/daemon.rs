@@ -2,6 +2,7 @@
 //! socket), where that leads ([`Endpoint`]: unix, ssh tunnel, tcp with or without TLS), and a
 //! connection that has agreed on an API version and answered a ping.
 
+use crate::settings::{Setting, capitalized};
 use std::path::PathBuf;
 
 use bollard::Docker;
@@ -93,22 +94,34 @@ pub async fn connect(config: &DaemonAddress) -> Result<Docker> {
     let (host, endpoint) = endpoint(config)?;
     let hint = match &endpoint {
         Endpoint::Unix(_) => {
-            "Is dockerd running? Set DOCKER_HOST or the provider's `host` configuration to point at it"
+            format!(
+                "Is dockerd running? Set DOCKER_HOST or {} to point at it",
+                Setting::DaemonHost
+            )
         }
         Endpoint::Ssh(_) => {
-            "The provider runs `ssh <host> docker system dial-stdio` with your ssh configuration and agent, never prompting"
+            format!(
+                "{} runs `ssh <host> docker system dial-stdio` with your ssh configuration and agent, never prompting",
+                capitalized(Setting::Runner.name())
+            )
         }
         Endpoint::Tcp { certs: Some(_), .. } => {
-            "Is dockerd listening there with TLS, and do ca.pem, cert.pem and key.pem (the provider's `certPath`, or DOCKER_CERT_PATH) belong to it?"
+            format!(
+                "Is dockerd listening there with TLS, and do ca.pem, cert.pem and key.pem ({}, or DOCKER_CERT_PATH) belong to it?",
+                Setting::DaemonCerts
+            )
         }
         Endpoint::Tcp { certs: None, .. } => {
-            "Is dockerd listening there? A daemon with TLS needs the provider's `certPath` (or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)"
+            format!(
+                "Is dockerd listening there? A daemon with TLS needs {} (or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)",
+                Setting::DaemonCerts
+            )
         }
     };
     let unreachable = |reason: String| DaemonError::Unreachable {
         host: host.clone(),
         reason,
-        hint,
+        hint: hint.clone(),
     };
     const TIMEOUT_SECS: u64 = 3600;
     let version = bollard::API_DEFAULT_VERSION;
@@ -181,7 +194,7 @@ mod tests {
         let e = connect(&config("ftp://x")).await.err().unwrap();
         assert!(e.to_string().contains("not supported"), "{e}");
         let e = connect(&config("https://127.0.0.1:1")).await.err().unwrap();
-        assert!(e.to_string().contains("certPath"), "{e}");
+        assert!(e.to_string().contains(Setting::DaemonCerts.name()), "{e}");
         // http:// is plain tcp:// (bollard would otherwise mangle it): nothing listens on
         // port 1, so the error is about reaching it.
         let e = connect(&config("http://127.0.0.1:1")).await.err().unwrap();
@@ -191,7 +204,7 @@ mod tests {
             "{e}"
         );
         assert!(
-            e.to_string().contains("certPath"),
+            e.to_string().contains(Setting::DaemonCerts.name()),
             "the hint names the TLS settings: {e}"
         );
     }

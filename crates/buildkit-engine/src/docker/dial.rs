@@ -6,6 +6,7 @@
 //!
 //! Not for: anything bollard does (pings, images, pushes), nor reading the answers.
 
+use crate::settings::Setting;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,7 +66,10 @@ impl Dialer {
         let unreachable = |reason: String| DaemonError::Unreachable {
             host: host.clone(),
             reason,
-            hint: "the provider's `certPath` (or DOCKER_CERT_PATH) must hold ca.pem, cert.pem and key.pem",
+            hint: format!(
+                "{} (or DOCKER_CERT_PATH) must hold ca.pem, cert.pem and key.pem",
+                Setting::DaemonCerts
+            ),
         };
         let target = match endpoint {
             Endpoint::Unix(path) => Target::Unix(path),

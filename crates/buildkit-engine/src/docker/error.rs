@@ -9,6 +9,7 @@
 
 use crate::context::ContextError;
 use crate::registry::RegistryError;
+use crate::settings::Setting;
 
 use crate::credentials::AuthError;
 
@@ -77,7 +78,8 @@ pub enum DaemonError {
     )]
     Unsupported { host: String },
     #[error(
-        "the Docker host {host} uses TLS: give the provider's `certPath` (a directory with ca.pem, cert.pem and key.pem), or set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH"
+        "the Docker host {host} uses TLS: give {} (a directory with ca.pem, cert.pem and key.pem), or set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH",
+        Setting::DaemonCerts
     )]
     TlsWithoutCerts { host: String },
     #[error("the Docker host {host:?} cannot be used: {reason}")]
@@ -86,7 +88,7 @@ pub enum DaemonError {
     Unreachable {
         host: String,
         reason: String,
-        hint: &'static str,
+        hint: String,
     },
     #[error(
         "the Docker daemon at {host} closed the connection during the {what} (did it stop or restart?): {reason}"
@@ -168,7 +170,7 @@ pub enum PushError {
         #[source]
         source: bollard::errors::Error,
     },
-    #[error("authentication failed for {server}: {} ({detail})", if *had_credentials { "check the registry username and password" } else { "no credentials were found for it: set `registry` on the Image or log in with `docker login`" })]
+    #[error("authentication failed for {server}: {} ({detail})", if *had_credentials { "check the registry username and password".to_string() } else { format!("no credentials were found for it: set {} or log in with `docker login`", Setting::RegistryLogin) })]
     Unauthorized {
         server: String,
         detail: String,

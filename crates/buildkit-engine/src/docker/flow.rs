@@ -767,7 +767,7 @@ mod tests {
                 Err(crate::docker::DaemonError::Unreachable {
                     host: self.name.clone(),
                     reason: "down".into(),
-                    hint: "",
+                    hint: String::new(),
                 }
                 .into())
             }

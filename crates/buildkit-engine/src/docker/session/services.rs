@@ -4,6 +4,7 @@
 //!
 //! Not for: FileSync (`filesync.rs`), starting agents or reading key files (`ssh.rs`).
 
+use crate::settings::Setting;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -133,7 +134,8 @@ impl Secrets for SecretsService {
             })),
             // BuildKit turns NotFound into "secret X not found" (or skips an optional mount).
             None => Err(Status::not_found(format!(
-                "secret {id} not found: add it to the image's `secrets`"
+                "secret {id} not found: add it to {}",
+                Setting::BuildSecrets
             ))),
         }
     }
@@ -160,7 +162,8 @@ impl Ssh for SshService {
             Ok(Response::new(CheckAgentResponse {}))
         } else {
             Err(Status::not_found(format!(
-                "no ssh agent {id:?}: add it to the image's `ssh`"
+                "no ssh agent {id:?}: add it to {}",
+                Setting::SshAgents
             )))
         }
     }

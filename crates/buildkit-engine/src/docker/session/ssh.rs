@@ -4,6 +4,7 @@
 //!
 //! Not for: relaying the agent's bytes (`services.rs`).
 
+use crate::settings::Setting;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -73,7 +74,11 @@ pub fn paths_of(forward: &SshForward) -> std::result::Result<Vec<PathBuf>, Strin
     }
     match std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) {
         Some(sock) => Ok(vec![PathBuf::from(sock)]),
-        None => Err("no ssh agent: `paths` is empty and the provider's SSH_AUTH_SOCK is not set (start one with `eval $(ssh-agent)` and `ssh-add`, or list key files in `paths`)".to_string()),
+        None => Err(format!(
+            "no ssh agent: {paths} is empty and {env} is not set (start one with `eval $(ssh-agent)` and `ssh-add`, or list key files in {paths})",
+            paths = Setting::SshAgentPaths,
+            env = Setting::AgentSocketEnv,
+        )),
     }
 }
 
@@ -171,12 +176,13 @@ impl PrivateAgent {
             return Err(error(
                 id,
                 format!(
-                    "the key files cannot be loaded into an ssh agent ({}): {} (a key with a passphrase must be added to your own agent, with no `paths`)",
+                    "the key files cannot be loaded into an ssh agent ({}): {} (a key with a passphrase must be added to your own agent, with no {})",
                     keys.iter()
                         .map(|k| k.display().to_string())
                         .collect::<Vec<_>>()
                         .join(", "),
-                    stderr.trim()
+                    stderr.trim(),
+                    Setting::SshAgentPaths,
                 ),
             ));
         }
