@@ -1,20 +1,21 @@
-//! The Docker build context: which files are sent to BuildKit, their content
-//! hash, and the tar stream that carries them.
+//! The Docker build context: which files are sent to BuildKit and their
+//! content hash.
 //!
 //! This is for turning a context directory plus a Dockerfile into
-//! walk → `.dockerignore` filter → (hash | tar). Both the hasher and the tar
-//! writer take their file list from [`BuildContext::entries`], so the hash
-//! changes exactly when the tar's contents change (mtimes, owners and
-//! permission bits other than the exec bit are deliberately ignored by
-//! both). Hashing reads files on all cores and skips files whose stat is
-//! unchanged since the last hash of the same context (`statcache.rs`, under
-//! the user's cache directory), so a repeated hash costs about a stat walk.
-//! It is not for talking to BuildKit or for building anything other than a
-//! local directory context.
+//! walk → `.dockerignore` filter → (hash | build session). Both the hasher
+//! and the build session's FileSync (`docker/session/filesync.rs`) take their
+//! file list from [`BuildContext::entries`], so the hash changes exactly when
+//! what BuildKit receives changes (mtimes, owners and permission bits other
+//! than the exec bit are deliberately ignored by the hash). No tar is made:
+//! BuildKit asks for the files it does not have. Hashing reads files on all
+//! cores and skips files whose stat is unchanged since the last hash of the
+//! same context (`statcache.rs`, under the user's cache directory), so a
+//! repeated hash costs about a stat walk. It is not for talking to BuildKit
+//! or for building anything other than a local directory context.
 //!
 //! Decisions worth knowing:
 //! - The Dockerfile (when given as a path) and the ignore file that was
-//!   used are always written to the tar, like the docker CLI does, because
+//!   used are always sent, like the docker CLI does, because
 //!   the builder needs them even if the ignore file excludes them. They
 //!   appear in [`BuildContext::entries`] and [`ContextDigest::files`] only
 //!   when not excluded, but their content always feeds the hash (see
@@ -37,7 +38,6 @@ mod dockerignore;
 mod hash;
 mod pool;
 mod statcache;
-mod tar;
 mod walk;
 
 use std::io;
@@ -48,7 +48,7 @@ pub use dockerignore::{DockerIgnore, IgnoreDialect, PatternError};
 pub use hash::changed_paths;
 pub(crate) use hash::open_regular;
 
-/// Name under which an inline Dockerfile is placed in the tar.
+/// Name under which an inline Dockerfile is sent to the builder.
 pub const INLINE_DOCKERFILE_NAME: &str = ".dockerbuildkit.Dockerfile";
 
 /// Suffix appended to the Dockerfile path to find its own ignore file.
@@ -164,7 +164,7 @@ pub struct ContextDigest {
     /// `(path, digest)` for every entry of [`BuildContext::entries`],
     /// sorted by path.
     pub files: Vec<(String, String)>,
-    /// `(name in tar, digest)` for the Dockerfile and the ignore file, which
+    /// `(name in the context, digest)` for the Dockerfile and the ignore file, which
     /// are always hashed even when excluded from `files`.
     pub build_files: Vec<(String, String)>,
 }
@@ -225,8 +225,6 @@ pub enum ContextError {
          `{INLINE_DOCKERFILE_NAME}` to .dockerignore"
     )]
     ReservedName { path: PathBuf },
-    #[error("failed writing the build context tar stream at `{entry}`: {source}")]
-    WriteTar { entry: String, source: io::Error },
 }
 
 /// A context directory, its Dockerfile and its ignore rules.
@@ -239,7 +237,7 @@ pub struct BuildContext {
     ignore_file: Option<String>,
 }
 
-/// A file that must be in the tar whether or not it is excluded.
+/// A file that must be sent whether or not it is excluded.
 #[derive(Debug, Clone)]
 pub(crate) enum BuildFile<'a> {
     /// A file in the context (its entry, as it would appear in `entries`).
@@ -437,21 +435,9 @@ impl BuildContext {
         Ok((hashed.into_digest(entries), stats))
     }
 
-    /// Streams the context as an uncompressed tar into `w` (bounded memory:
-    /// file contents are copied in chunks, never whole files in memory).
-    ///
-    /// Entries come in [`BuildContext::entries`] order, followed by the
-    /// Dockerfile and the ignore file if they were excluded (or the inline
-    /// Dockerfile).
-    pub fn write_tar<W: io::Write>(&self, w: W) -> Result<(), ContextError> {
-        let entries = self.entries()?;
-        let build_files = self.build_files()?;
-        tar::write_tar(&self.root, &entries, &build_files, w)
-    }
-
-    /// Name of the Dockerfile inside the tar (the path for `Path`;
-    /// [`INLINE_DOCKERFILE_NAME`] for `Inline`).
-    pub fn dockerfile_in_tar(&self) -> String {
+    /// The Dockerfile's name as the builder sees it, relative to the context (the normalized
+    /// path for `Path`; [`INLINE_DOCKERFILE_NAME`] for `Inline`).
+    pub fn dockerfile_name(&self) -> String {
         match &self.dockerfile {
             DockerfileSource::Path(rel) => rel.clone(),
             DockerfileSource::Inline(_) => INLINE_DOCKERFILE_NAME.to_owned(),
@@ -469,7 +455,7 @@ impl BuildContext {
         }
     }
 
-    /// The Dockerfile and the ignore file in use, as they go into the tar.
+    /// The Dockerfile and the ignore file in use, as they are sent.
     pub(crate) fn build_files(&self) -> Result<Vec<BuildFile<'_>>, ContextError> {
         let mut files = Vec::with_capacity(2);
         match &self.dockerfile {
@@ -778,7 +764,7 @@ mod tests {
         }
 
         let ctx = open(root, ".//real/./Dockerfile").expect("normalized path");
-        assert_eq!(ctx.dockerfile_in_tar(), "real/Dockerfile");
+        assert_eq!(ctx.dockerfile_name(), "real/Dockerfile");
         assert_eq!(ctx.ignore_file(), None);
     }
 
@@ -818,7 +804,7 @@ mod tests {
         let ctx = BuildContext::open(root, DockerfileSource::Inline("FROM scratch".into()))
             .expect("open");
         assert_eq!(ctx.ignore_file(), Some(".dockerignore"));
-        assert_eq!(ctx.dockerfile_in_tar(), INLINE_DOCKERFILE_NAME);
+        assert_eq!(ctx.dockerfile_name(), INLINE_DOCKERFILE_NAME);
         let names: Vec<String> = ctx
             .entries()
             .expect("entries")
