@@ -218,6 +218,10 @@ pub struct ReadResult<A, S> {
 pub trait Resource: Send + Sync + 'static {
     /// The type token, e.g. `docker-buildkit:index:Image`.
     const TOKEN: &'static str;
+    /// Whether [`Resource::update`] is implemented. The kit's defaults follow it: without an
+    /// update, the default `diff` asks for a replacement on every change (so the engine never
+    /// calls the default `update`, which refuses).
+    const UPDATES_IN_PLACE: bool = false;
     /// The provider configuration type this resource reads.
     type Config: Send + Sync + 'static;
     type Args: DeserializeOwned + Serialize + JsonSchema + Clone + Send + Sync + 'static;
@@ -252,7 +256,12 @@ pub trait Resource: Send + Sync + 'static {
         olds: &Self::State,
         news: &Inputs<Self::Args>,
     ) -> impl Future<Output = Result<DiffResult>> + Send {
-        let changes = default_diff::<Self::Args, Self::State>(olds, news);
+        let changes = default_diff::<Self::Args, Self::State>(olds, news).map(|mut changes| {
+            for c in &mut changes {
+                c.replace = !Self::UPDATES_IN_PLACE;
+            }
+            changes
+        });
         async move {
             Ok(DiffResult {
                 changes: changes?,
@@ -283,8 +292,9 @@ pub trait Resource: Send + Sync + 'static {
         async move { Ok(Some(ReadResult { id, state, inputs })) }
     }
 
-    /// Updates in place. The default refuses, which is right only for resources whose
-    /// `diff` asks for replacement on every change.
+    /// Updates in place (set [`Resource::UPDATES_IN_PLACE`] when implementing it). The
+    /// default refuses: the default `diff` of a resource without an update asks for a
+    /// replacement on every change, so the engine does not call it.
     fn update(
         &self,
         _ctx: &Ctx<Self::Config>,
@@ -352,4 +362,100 @@ pub fn default_diff<A: Serialize, S: Serialize>(
         }
     }
     Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
+    struct Args {
+        size: Option<u32>,
+    }
+
+    /// A resource with the kit's defaults only: no `update`.
+    struct Fixed;
+    impl Resource for Fixed {
+        const TOKEN: &'static str = "test:index:Fixed";
+        type Config = ();
+        type Args = Args;
+        type State = Args;
+        async fn create(
+            &self,
+            _ctx: &Ctx<()>,
+            inputs: Inputs<Args>,
+            _preview: bool,
+        ) -> Result<Created<Args>> {
+            Ok(Created {
+                id: "id".into(),
+                state: inputs.args,
+            })
+        }
+    }
+
+    /// The same with an update of its own.
+    struct Mutable;
+    impl Resource for Mutable {
+        const TOKEN: &'static str = "test:index:Mutable";
+        const UPDATES_IN_PLACE: bool = true;
+        type Config = ();
+        type Args = Args;
+        type State = Args;
+        async fn create(
+            &self,
+            _ctx: &Ctx<()>,
+            inputs: Inputs<Args>,
+            _preview: bool,
+        ) -> Result<Created<Args>> {
+            Ok(Created {
+                id: "id".into(),
+                state: inputs.args,
+            })
+        }
+        async fn update(
+            &self,
+            _ctx: &Ctx<()>,
+            _id: &str,
+            _olds: Args,
+            news: Inputs<Args>,
+            _preview: bool,
+        ) -> Result<Args> {
+            Ok(news.args)
+        }
+    }
+
+    fn inputs(size: u32) -> Inputs<Args> {
+        Inputs {
+            args: Args { size: Some(size) },
+            unknowns: Default::default(),
+            secrets: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn without_an_update_the_default_diff_replaces() {
+        let ctx = Ctx::detached((), "/");
+        let old = Args { size: Some(1) };
+        let diff = Fixed.diff(&ctx, "id", &old, &inputs(2)).await.unwrap();
+        assert_eq!(diff.changes.len(), 1);
+        assert!(diff.changes[0].replace, "{diff:?}");
+        let diff = Mutable.diff(&ctx, "id", &old, &inputs(2)).await.unwrap();
+        assert!(!diff.changes[0].replace, "{diff:?}");
+        assert_eq!(
+            Mutable
+                .update(&ctx, "id", old.clone(), inputs(2), false)
+                .await
+                .unwrap(),
+            Args { size: Some(2) }
+        );
+        // No change, nothing to replace.
+        assert!(
+            Fixed
+                .diff(&ctx, "id", &old, &inputs(1))
+                .await
+                .unwrap()
+                .changes
+                .is_empty()
+        );
+    }
 }

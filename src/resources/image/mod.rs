@@ -42,6 +42,8 @@ pub struct Image;
 
 impl Resource for Image {
     const TOKEN: &'static str = "docker-buildkit:index:Image";
+    // Tags, credentials and build settings change in place (a rebuild is an update too).
+    const UPDATES_IN_PLACE: bool = true;
     type Config = ProviderConfig;
     type Args = ImageArgs;
     type State = ImageState;
