@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use std::collections::BTreeSet;
 
-use crate::resource::Inputs;
+use crate::resource::{Inputs, Unknown};
 use crate::rpc::codec::PropertyPath;
 
 /// The kind of an input.
@@ -165,10 +165,8 @@ fn is_unset(v: &Value) -> bool {
 /// whatever its values.
 pub fn hash_inputs_known<A>(news: &Inputs<A>) -> bool {
     top_level(&[Class::Image, Class::ImageFiles]).all(|p| !news.is_unknown(p))
-        && top_level(&[Class::SecretIds]).all(|p| {
-            let map = PropertyPath::keys(&[p]);
-            !news.unknowns.iter().any(|u| map.starts_with(u))
-        })
+        && top_level(&[Class::SecretIds])
+            .all(|p| news.unknown(&PropertyPath::keys(&[p])) != Unknown::Whole)
 }
 
 /// True when a secret value is part of the hash. Then `contextHash` is a secret (an unsalted

@@ -106,10 +106,40 @@ pub struct Inputs<A> {
     pub secrets: BTreeSet<PropertyPath>,
 }
 
+/// How much of a value is unknown in preview ([`Inputs::unknown`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Unknown {
+    /// All of it is known.
+    No,
+    /// It is there, but something inside it is unknown (a map's value, a list's element).
+    Within,
+    /// The value itself is unknown, or what holds it is.
+    Whole,
+}
+
+impl Unknown {
+    /// Anything of it is unknown.
+    pub fn any(self) -> bool {
+        self != Unknown::No
+    }
+}
+
 impl<A> Inputs<A> {
-    /// True when the top-level property `name`, or anything inside it, is unknown.
+    /// The one question about unknowns: how much of the value at `path` is unknown.
+    pub fn unknown(&self, path: &PropertyPath) -> Unknown {
+        if self.unknowns.iter().any(|u| path.starts_with(u)) {
+            Unknown::Whole
+        } else if self.unknowns.iter().any(|u| u.starts_with(path)) {
+            Unknown::Within
+        } else {
+            Unknown::No
+        }
+    }
+
+    /// True when the top-level property `name`, or anything inside it, is unknown
+    /// (`unknown` of that property, [`Unknown::any`]).
     pub fn is_unknown(&self, name: &str) -> bool {
-        self.unknowns.iter().any(|p| p.top() == Some(name))
+        self.unknown(&PropertyPath::keys(&[name])).any()
     }
 
     pub fn has_unknowns(&self) -> bool {
@@ -166,32 +196,54 @@ impl DiffResult {
     }
 }
 
-/// An error from a resource method, with a message a user can act on.
-#[derive(Debug, thiserror::Error)]
-pub enum ResourceError {
+/// Whose problem an error is, which decides its gRPC code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
     /// The inputs cannot work (bad value that only shows when acting on it).
-    #[error("{0}")]
-    InvalidInput(String),
+    InvalidInput,
     /// Something outside could not be reached (daemon, registry).
-    #[error("{0}")]
-    Unavailable(String),
+    Unavailable,
     /// The engine cancelled the operation.
-    #[error("cancelled: {0}")]
-    Cancelled(String),
+    Cancelled,
     /// Anything else.
-    #[error("{0}")]
-    Failed(String),
+    Failed,
+}
+
+/// An error from a resource method: a kind and a message a user can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", if *kind == ErrorKind::Cancelled { "cancelled: " } else { "" })]
+pub struct ResourceError {
+    pub kind: ErrorKind,
+    pub message: String,
 }
 
 impl ResourceError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ResourceError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidInput, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+    }
+
+    pub fn cancelled(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Cancelled, message)
+    }
+
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Failed, message)
+    }
+
     /// The same error with every secret of `r` masked in its message.
     pub fn masked(self, r: &Redactor) -> Self {
-        match self {
-            ResourceError::InvalidInput(m) => ResourceError::InvalidInput(r.mask(&m)),
-            ResourceError::Unavailable(m) => ResourceError::Unavailable(r.mask(&m)),
-            ResourceError::Cancelled(m) => ResourceError::Cancelled(r.mask(&m)),
-            ResourceError::Failed(m) => ResourceError::Failed(r.mask(&m)),
-        }
+        Self::new(self.kind, r.mask(&self.message))
     }
 }
 
@@ -304,7 +356,7 @@ pub trait Resource: Send + Sync + 'static {
         _preview: bool,
     ) -> impl Future<Output = Result<Self::State>> + Send {
         async move {
-            Err(ResourceError::Failed(format!(
+            Err(ResourceError::failed(format!(
                 "{} cannot be updated in place",
                 Self::TOKEN
             )))
@@ -330,14 +382,14 @@ pub fn default_diff<A: Serialize, S: Serialize>(
 ) -> Result<Vec<PropertyChange>> {
     let as_object = |v: serde_json::Result<serde_json::Value>, what: &str| match v {
         Ok(serde_json::Value::Object(m)) => Ok(m),
-        Ok(other) => Err(ResourceError::Failed(format!(
+        Ok(other) => Err(ResourceError::failed(format!(
             "cannot compare the {what}: expected an object, got {}",
             match other {
                 serde_json::Value::Array(_) => "a list",
                 _ => "a plain value",
             }
         ))),
-        Err(e) => Err(ResourceError::Failed(format!(
+        Err(e) => Err(ResourceError::failed(format!(
             "cannot compare the {what}: {e}"
         ))),
     };
@@ -456,6 +508,24 @@ mod tests {
                 .unwrap()
                 .changes
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn one_question_about_unknowns() {
+        use crate::rpc::codec::Seg;
+        let mut i = inputs(1);
+        let secrets = PropertyPath::keys(&["secrets"]);
+        let token = secrets.child(Seg::Key("token".into()));
+        i.unknowns.insert(token.clone());
+        assert_eq!(i.unknown(&token), Unknown::Whole);
+        assert_eq!(i.unknown(&token.child(Seg::Index(0))), Unknown::Whole);
+        assert_eq!(i.unknown(&secrets), Unknown::Within);
+        assert_eq!(i.unknown(&PropertyPath::keys(&["size"])), Unknown::No);
+        assert!(i.is_unknown("secrets") && !i.is_unknown("size"));
+        assert!(
+            !i.is_unknown("secret"),
+            "a prefix of the name is another property"
         );
     }
 }

@@ -13,14 +13,14 @@ use super::super::ProviderConfig;
 /// problem it is decides the code; the message is the error's own.
 pub(super) fn resource_error(e: docker::EngineError) -> ResourceError {
     if let docker::EngineError::Cancelled { what, target } = &e {
-        return ResourceError::Cancelled(format!("the {what} of {target} was stopped"));
+        return ResourceError::cancelled(format!("the {what} of {target} was stopped"));
     }
     let message = e.to_string();
     match e.kind() {
-        docker::Kind::InvalidInput => ResourceError::InvalidInput(message),
-        docker::Kind::Unavailable => ResourceError::Unavailable(message),
-        docker::Kind::Cancelled => ResourceError::Cancelled(message),
-        docker::Kind::Failed => ResourceError::Failed(message),
+        docker::Kind::InvalidInput => ResourceError::invalid_input(message),
+        docker::Kind::Unavailable => ResourceError::unavailable(message),
+        docker::Kind::Cancelled => ResourceError::cancelled(message),
+        docker::Kind::Failed => ResourceError::failed(message),
     }
 }
 

@@ -245,7 +245,7 @@ async fn build_or_preview(
     };
     if preview || !inputs.unknowns.is_empty() {
         if !preview {
-            return Err(ResourceError::InvalidInput(format!(
+            return Err(ResourceError::invalid_input(format!(
                 "cannot build with unknown inputs: {}",
                 inputs
                     .unknowns
@@ -261,7 +261,7 @@ async fn build_or_preview(
         // Inputs that did not come through Check: hash here, as Check would.
         let hash = hash_off_runtime(ctx, &state.args)
             .await
-            .map_err(|f| ResourceError::InvalidInput(format!("{}: {}", f.property, f.reason)))?;
+            .map_err(|f| ResourceError::invalid_input(format!("{}: {}", f.property, f.reason)))?;
         state.args.context_hash = Some(hash);
     }
     let plan = build_plan(ctx, &state.args, secret_hash)?;

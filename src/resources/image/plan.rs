@@ -51,10 +51,10 @@ pub(super) fn build_plan(
     } = a;
     // `context`, `dockerfile` and `dockerfileInline` become the context directory and the
     // Dockerfile's source together:
-    let context_dir = context_path(&ctx.program_dir, a).map_err(ResourceError::InvalidInput)?;
+    let context_dir = context_path(&ctx.program_dir, a).map_err(ResourceError::invalid_input)?;
     let dockerfile = dockerfile_source(a);
     let invalid =
-        |property: &str, e: String| ResourceError::InvalidInput(format!("{property}: {e}"));
+        |property: &str, e: String| ResourceError::invalid_input(format!("{property}: {e}"));
     let reference = Reference::parse(name).map_err(|e| invalid("name", e.to_string()))?;
     let mut push_tags = vec![reference.tagged()];
     for (i, t) in tags.iter().flatten().enumerate() {

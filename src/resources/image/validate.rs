@@ -10,7 +10,7 @@ use crate::docker::session::ssh::{PathKind, path_kind, paths_of};
 use crate::grammar::{AddHost, SecretId};
 use crate::platform::Platform;
 use crate::reference::{Reference, validate_registry};
-use crate::resource::{CheckFailure, Inputs};
+use crate::resource::{CheckFailure, Inputs, Unknown};
 use crate::rpc::codec::{PropertyPath, Seg};
 
 use super::args::{DEFAULT_SSH_ID, ImageArgs, MAX_SECRET_BYTES, Registry};
@@ -311,7 +311,7 @@ fn validate_context(context: Option<&str>) -> Vec<CheckFailure> {
 fn validate_secrets(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
     let mut f = Vec::new();
     let map = PropertyPath::keys(&["secrets"]);
-    if news.unknowns.iter().any(|u| map.starts_with(u)) {
+    if news.unknown(&map) == Unknown::Whole {
         return f;
     }
     for (id, value) in news.args.secrets.iter().flatten() {
@@ -321,7 +321,7 @@ fn validate_secrets(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
             Err(e) if id.is_empty() => f.push(CheckFailure::new("secrets", e.to_string())),
             Err(e) => f.push(CheckFailure::new(path.to_string(), e.to_string())),
         }
-        if !news.unknowns.iter().any(|u| u.starts_with(&path)) && value.len() > MAX_SECRET_BYTES {
+        if !news.unknown(&path).any() && value.len() > MAX_SECRET_BYTES {
             f.push(CheckFailure::new(
                 path.to_string(),
                 format!(
@@ -386,9 +386,7 @@ pub fn validate_platform(p: &str) -> std::result::Result<(), String> {
 
 /// True when the value at `path`, anything inside it or what holds it is unknown (preview).
 pub(super) fn unknown_at(news: &Inputs<ImageArgs>, path: &PropertyPath) -> bool {
-    news.unknowns
-        .iter()
-        .any(|u| path.starts_with(u) || u.starts_with(path))
+    news.unknown(path).any()
 }
 
 /// The checks of `ssh` that need the file system or the provider's environment (so not in

@@ -68,9 +68,8 @@ impl TestRegistry {
     /// [`TestRegistry::start`], or `None` after one line saying the test is skipped when
     /// `docker-registry` or `htpasswd` is not installed and the run does not require them.
     pub async fn start_or_skip(auth: Auth<'_>) -> Option<TestRegistry> {
-        if !super::services_required()
-            && !(super::on_path("docker-registry") && super::on_path("htpasswd"))
-        {
+        let installed = super::on_path("docker-registry") && super::on_path("htpasswd");
+        if !installed && !super::services_required() {
             super::skip(
                 "docker-registry and htpasswd (apt-get install -y docker-registry apache2-utils)",
             );
