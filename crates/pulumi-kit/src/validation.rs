@@ -3,7 +3,9 @@
 //! resource sees a value: JSON types (an object where an object is expected, a list where a
 //! list is, a string, a boolean, a number), strings holding a NUL character, and properties
 //! the schema does not know (a typo such as `buildArg`: reported as a warning naming the
-//! closest known property, never a failure). Also [`hide_secret_value`]: a failure on a
+//! closest known property, never a failure), and lists and objects nested deeper than the
+//! codec reads ([`Decoded::too_deep`]: a failure of the top-level property they are in,
+//! unless they are inside a property the schema does not know, which is ignored). Also [`hide_secret_value`]: a failure on a
 //! secret names the expected type, never the value.
 //!
 //! No message here quotes a value: each names the path and what was expected. Nothing here
@@ -15,7 +17,7 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value};
 
 use crate::resource::CheckFailure;
-use crate::rpc::codec::{Decoded, PropertyPath, Seg, alternatives, resolve};
+use crate::rpc::codec::{Decoded, MAX_NESTING, PropertyPath, Seg, alternatives, resolve};
 
 /// What [`check`] found.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -51,7 +53,25 @@ impl Walker<'_> {
             .push(CheckFailure::new(path.to_string(), reason));
     }
 
+    /// A list or object the codec did not read, being too deep: fails the top-level property
+    /// it is in, once.
+    fn too_deep(&mut self, path: &PropertyPath) {
+        let property = match path.0.first() {
+            Some(top) => PropertyPath(vec![top.clone()]),
+            None => path.clone(),
+        };
+        let property = property.to_string();
+        if !self.out.failures.iter().any(|f| f.property == property) {
+            self.out
+                .failures
+                .push(CheckFailure::new(property, too_deep_reason()));
+        }
+    }
+
     fn value(&mut self, schema: &Value, v: &Value, path: &PropertyPath) {
+        if self.decoded.too_deep.contains(path) {
+            return self.too_deep(path);
+        }
         if v.is_null() || self.decoded.is_unknown(path) {
             return;
         }
@@ -117,6 +137,9 @@ impl Walker<'_> {
 
     /// A value the schema says nothing about: only NUL characters are looked for.
     fn only_nuls(&mut self, v: &Value, path: &PropertyPath) {
+        if self.decoded.too_deep.contains(path) {
+            return self.too_deep(path);
+        }
         if self.decoded.is_unknown(path) {
             return;
         }
@@ -138,6 +161,13 @@ impl Walker<'_> {
             _ => {}
         }
     }
+}
+
+/// Why a value nested deeper than the codec reads fails.
+fn too_deep_reason() -> String {
+    format!(
+        "is nested too deeply: it holds lists or objects more than {MAX_NESTING} levels one inside the other (a secret counts as one): flatten it"
+    )
 }
 
 const NUL_REASON: &str = "holds a NUL character (\\0), which no input may contain (nothing downstream can pass it on): remove it";

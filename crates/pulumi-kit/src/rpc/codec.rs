@@ -5,7 +5,9 @@
 //! values (a magic string, sent during preview for outputs not yet known) and *secrets* (an
 //! object carrying a signature key). On the way in, [`decode`] strips both and records where
 //! they were ([`Decoded::unknowns`], [`Decoded::secrets`]); on the way out, [`encode`] puts
-//! them back, adding every path the schema marks `secret`. Nothing here knows any resource:
+//! them back, adding every path the schema marks `secret`. Lists and objects nested deeper
+//! than [`MAX_NESTING`] are not read ([`Decoded::too_deep`]), so no map, however deep, makes
+//! this or anything after it recurse deeper than that. Nothing here knows any resource:
 //! what is secret comes from the JSON schema of the struct being encoded.
 //!
 //! Not for: validation of values ([`crate::validation`] and the resource's `validate` and
@@ -25,6 +27,14 @@ pub const SIG_KEY: &str = "4dabf18193072939515e22adb298388d";
 pub const SECRET_SIG: &str = "1b47061264138c4ac30d75fd1eb44270";
 /// Signature of an output value: `{SIG_KEY: OUTPUT_SIG, "value"?: …, "secret"?: bool, …}`.
 pub const OUTPUT_SIG: &str = "d0e6a833031e9bbcd3f4e8bde6ca49a4";
+
+/// How many lists and objects may lie one inside the other in one property value, counted
+/// as sent (the object wrapping a secret or an output value is one of them). A list or
+/// object deeper than that is not read: [`decode`] records its path in
+/// [`Decoded::too_deep`], and validation fails the property it is in. 32 is as deep as
+/// prost decodes a request (see [`crate::rpc::nesting`], which cuts deeper values out of the
+/// wire bytes before prost sees them), and far deeper than any resource's inputs need.
+pub const MAX_NESTING: usize = 32;
 
 /// One step in a property path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -165,6 +175,9 @@ pub struct Decoded {
     pub secrets: BTreeSet<PropertyPath>,
     /// Paths whose value arrived unknown.
     pub unknowns: BTreeSet<PropertyPath>,
+    /// Paths where a list or object lies deeper than [`MAX_NESTING`] in its property value:
+    /// it was not read (`null` here).
+    pub too_deep: BTreeSet<PropertyPath>,
 }
 
 impl Decoded {
@@ -188,19 +201,31 @@ impl Decoded {
     }
 }
 
-/// Decodes a property map.
+/// Decodes a property map. Lists and objects deeper than [`MAX_NESTING`] are not read (see
+/// [`Decoded::too_deep`]): however deep the map, this recurses no deeper than that.
 pub fn decode(s: &prost_types::Struct) -> Decoded {
     let mut d = Decoded::default();
     let root = PropertyPath::root();
     for (k, v) in &s.fields {
         let path = root.child(Seg::Key(k.clone()));
-        let value = decode_value(v, &path, &mut d);
+        let value = decode_value(v, &path, 0, &mut d);
         d.value.insert(k.clone(), value);
     }
     d
 }
 
-fn decode_value(v: &prost_types::Value, path: &PropertyPath, d: &mut Decoded) -> Value {
+/// `v`, lying `depth` lists and objects deep in its property value.
+fn decode_value(
+    v: &prost_types::Value,
+    path: &PropertyPath,
+    depth: usize,
+    d: &mut Decoded,
+) -> Value {
+    if matches!(v.kind, Some(Kind::ListValue(_) | Kind::StructValue(_))) && depth >= MAX_NESTING {
+        d.too_deep.insert(path.clone());
+        return Value::Null;
+    }
+    let depth = depth + 1;
     match &v.kind {
         None | Some(Kind::NullValue(_)) => Value::Null,
         Some(Kind::BoolValue(b)) => Value::Bool(*b),
@@ -214,14 +239,14 @@ fn decode_value(v: &prost_types::Value, path: &PropertyPath, d: &mut Decoded) ->
             l.values
                 .iter()
                 .enumerate()
-                .map(|(i, v)| decode_value(v, &path.child(Seg::Index(i)), d))
+                .map(|(i, v)| decode_value(v, &path.child(Seg::Index(i)), depth, d))
                 .collect(),
         ),
         Some(Kind::StructValue(s)) => match signature(s) {
             Some(SECRET_SIG) => {
                 d.secrets.insert(path.clone());
                 match s.fields.get("value") {
-                    Some(inner) => decode_value(inner, path, d),
+                    Some(inner) => decode_value(inner, path, depth, d),
                     None => Value::Null,
                 }
             }
@@ -233,7 +258,7 @@ fn decode_value(v: &prost_types::Value, path: &PropertyPath, d: &mut Decoded) ->
                     d.secrets.insert(path.clone());
                 }
                 match s.fields.get("value") {
-                    Some(inner) => decode_value(inner, path, d),
+                    Some(inner) => decode_value(inner, path, depth, d),
                     None => {
                         d.unknowns.insert(path.clone());
                         Value::Null
@@ -247,7 +272,7 @@ fn decode_value(v: &prost_types::Value, path: &PropertyPath, d: &mut Decoded) ->
                     .map(|(k, v)| {
                         (
                             k.clone(),
-                            decode_value(v, &path.child(Seg::Key(k.clone())), d),
+                            decode_value(v, &path.child(Seg::Key(k.clone())), depth, d),
                         )
                     })
                     .collect(),
@@ -756,6 +781,50 @@ mod tests {
         assert_eq!(d.value["optional"], Value::Null);
         // On the way out the unknowns come back, whatever the zero value was.
         assert_eq!(encode(&d.value, &BTreeSet::new(), &d.unknowns), input);
+    }
+
+    #[test]
+    fn lists_and_objects_past_the_bound_are_not_read() {
+        // 10,000 levels, built and taken apart here without recursion (prost's own drop
+        // would recurse as deep); decode reads 32 of them.
+        let mut v = s("leaf");
+        for i in 0..10_000 {
+            v = if i % 2 == 0 {
+                obj(vec![("a", v)])
+            } else {
+                list(vec![v])
+            };
+        }
+        let input = st(vec![
+            ("deep", v),
+            ("shallow", obj(vec![("b", list(vec![]))])),
+        ]);
+        let d = decode(&input);
+        assert_eq!(d.value["shallow"], json!({"b": []}));
+        let [path] = d.too_deep.iter().collect::<Vec<_>>()[..] else {
+            panic!("{:?}", d.too_deep)
+        };
+        assert_eq!(path.top(), Some("deep"));
+        assert_eq!(path.0.len(), 1 + MAX_NESTING);
+        assert_eq!(get_path(&d.value, path), Some(&Value::Null));
+        // A secret's wrapper is one level, as sent.
+        let mut w = s("x");
+        for _ in 0..MAX_NESTING {
+            w = obj(vec![("a", w)]);
+        }
+        let d = decode(&st(vec![("fits", w.clone()), ("over", secret(w))]));
+        let tops: Vec<_> = d.too_deep.iter().filter_map(PropertyPath::top).collect();
+        assert_eq!(tops, vec!["over"]);
+        // Take the 10,000 levels apart from the top down.
+        let mut input = input;
+        let mut next = input.fields.remove("deep");
+        while let Some(prost_types::Value { kind: Some(kind) }) = next.take() {
+            next = match kind {
+                Kind::StructValue(mut s) => s.fields.remove("a"),
+                Kind::ListValue(mut l) => l.values.pop(),
+                _ => None,
+            };
+        }
     }
 
     #[test]

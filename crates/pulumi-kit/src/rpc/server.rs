@@ -5,10 +5,13 @@
 //! Each RPC here only translates: request fields in, [`Provider`] call, response fields out.
 //! Property maps are handed to the dispatcher untouched. RPCs this provider does not serve
 //! answer `UNIMPLEMENTED` (tonic's default stubs); a request the protobuf decoder rejects
-//! answers `INVALID_ARGUMENT` in one sentence ([`ShortDecodeErrors`]). Not for: typed values
-//! or resource logic.
+//! answers `INVALID_ARGUMENT` in one sentence ([`ShortDecodeErrors`]). The RPCs that carry
+//! property values decode with [`CutCodec`] ([`Routes`]), so that a value nested too deeply
+//! for prost is a check failure of its property, not an undecodable request. Not for: typed
+//! values or resource logic.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,24 +22,28 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::codegen::{Context, Future, Pin, Poll, Service as HttpService, http};
+use tonic::codegen::{
+    Body, BoxFuture, Context, Future, Pin, Poll, Service as HttpService, StdError, http,
+};
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
 use crate::generated::pulumirpc::resource_provider_server::{
-    ResourceProvider, ResourceProviderServer,
+    ResourceProvider, ResourceProviderServer, SERVICE_NAME,
 };
 use crate::generated::pulumirpc::{
-    CheckRequest, CheckResponse, ConfigureRequest, ConfigureResponse, CreateRequest,
-    CreateResponse, DeleteRequest, DiffRequest, DiffResponse, GetSchemaRequest, GetSchemaResponse,
-    PluginInfo, PropertyDiff, ProviderHandshakeRequest, ProviderHandshakeResponse, ReadRequest,
-    ReadResponse, UpdateRequest, UpdateResponse, diff_response::DiffChanges,
+    CallRequest, CheckRequest, CheckResponse, ConfigureRequest, ConfigureResponse,
+    ConstructRequest, CreateRequest, CreateResponse, DeleteRequest, DiffRequest, DiffResponse,
+    GetSchemaRequest, GetSchemaResponse, InvokeRequest, PluginInfo, PropertyDiff,
+    ProviderHandshakeRequest, ProviderHandshakeResponse, ReadRequest, ReadResponse, UpdateRequest,
+    UpdateResponse, diff_response::DiffChanges,
 };
 use crate::provider::{
     DispatchError, Provider, ValidateConfig, diff_keys, diff_kind_wire, urn_type,
 };
-use crate::resource::{CheckFailure, ResourceError};
+use crate::resource::{CheckFailure, ErrorKind};
 use crate::rpc::engine::EngineLog;
+use crate::rpc::nesting::{CutCodec, PropertyMaps};
 
 /// The largest message accepted or sent (schemas and states can pass tonic's 4 MiB default).
 pub const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
@@ -58,11 +65,11 @@ fn status(e: DispatchError) -> Status {
         DispatchError::UnknownType(..) | DispatchError::BadProperties(_) => {
             Status::invalid_argument(e.to_string())
         }
-        DispatchError::Resource(r) => match r {
-            ResourceError::InvalidInput(m) => Status::invalid_argument(m),
-            ResourceError::Unavailable(m) => Status::unavailable(m),
-            ResourceError::Cancelled(_) => Status::cancelled(r.to_string()),
-            ResourceError::Failed(m) => Status::unknown(m),
+        DispatchError::Resource(r) => match r.kind {
+            ErrorKind::InvalidInput => Status::invalid_argument(r.message),
+            ErrorKind::Unavailable => Status::unavailable(r.message),
+            ErrorKind::Cancelled => Status::cancelled(r.to_string()),
+            ErrorKind::Failed => Status::unknown(r.message),
         },
     }
 }
@@ -451,9 +458,10 @@ where
     }
 }
 
-/// The gRPC service `S`, except that a request the protobuf decoder rejects (e.g. a `Struct`
-/// nested deeper than prost's recursion limit of 100) is answered INVALID_ARGUMENT with one
-/// short sentence, instead of tonic's INTERNAL carrying the decoder's whole field stack.
+/// The gRPC service `S`, except that a request the protobuf decoder rejects is answered
+/// INVALID_ARGUMENT with one short sentence, instead of tonic's INTERNAL carrying the
+/// decoder's whole field stack. (A property value nested deeper than prost decodes is no
+/// longer one of them in the RPCs [`Routes`] serves: it becomes a check failure there.)
 #[derive(Clone)]
 pub struct ShortDecodeErrors<S>(pub S);
 
@@ -506,7 +514,7 @@ fn short_decode_error(headers: &http::HeaderMap) -> Option<Status> {
         return None;
     }
     let why = if status.message().contains("recursion limit reached") {
-        "a value in it is nested more than 100 levels deep (objects and lists in objects and lists): flatten it"
+        "a value in it is nested too deeply (lists and objects inside one another): flatten it"
     } else {
         "it is not a valid protobuf message of the expected type"
     };
@@ -533,6 +541,158 @@ pub fn engine_address(args: &[String]) -> Option<String> {
     None
 }
 
+/// The gRPC service [`serve`] runs for `provider` (also for tests that serve it on a listener
+/// of their own).
+pub type GrpcService<C> = ShortDecodeErrors<Routes<C>>;
+
+/// [`GrpcService`] for `provider`, whose `GetSchema` answers `schema`.
+pub fn grpc_service<C: ProviderConfigType>(
+    provider: Arc<Provider<C>>,
+    schema: String,
+) -> GrpcService<C> {
+    ShortDecodeErrors(Routes::new(Service::new(provider, schema)))
+}
+
+/// The generated `ResourceProviderServer`, except that the RPCs whose requests carry
+/// property values ([`ROUTED`]) decode them with [`CutCodec`]: a value nested deeper than
+/// the codec reads is cut out of the bytes first, so that the request decodes and the value
+/// reaches validation, which fails its property, instead of failing the whole RPC in prost.
+/// Each of those RPCs is served as the generated code serves it, codec aside.
+pub struct Routes<C> {
+    service: Arc<Service<C>>,
+    generated: ResourceProviderServer<Service<C>>,
+}
+
+impl<C> Routes<C> {
+    pub fn new(service: Service<C>) -> Self {
+        let service = Arc::new(service);
+        Self {
+            generated: ResourceProviderServer::from_arc(service.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            service,
+        }
+    }
+}
+
+impl<C> Clone for Routes<C> {
+    fn clone(&self) -> Self {
+        Self {
+            service: self.service.clone(),
+            generated: self.generated.clone(),
+        }
+    }
+}
+
+impl<C> NamedService for Routes<C> {
+    const NAME: &'static str = SERVICE_NAME;
+}
+
+/// One unary RPC of [`Service`]: `call` on the service, for [`tonic::server::Grpc::unary`].
+struct Unary<C, F>(Arc<Service<C>>, F);
+
+impl<C, Req, Resp, F> tonic::server::UnaryService<Req> for Unary<C, F>
+where
+    F: Fn(Arc<Service<C>>, Request<Req>) -> BoxFuture<Response<Resp>, Status>,
+{
+    type Response = Resp;
+    type Future = BoxFuture<Response<Resp>, Status>;
+
+    fn call(&mut self, request: Request<Req>) -> Self::Future {
+        (self.1)(self.0.clone(), request)
+    }
+}
+
+type HttpFuture = BoxFuture<http::Response<tonic::body::Body>, Infallible>;
+
+impl<C: ProviderConfigType> Routes<C> {
+    /// Serves `req` as the generated code does for a unary RPC, with [`CutCodec`].
+    fn unary<Req, Resp, B, F>(&self, req: http::Request<B>, call: F) -> HttpFuture
+    where
+        Req: PropertyMaps + Send + 'static,
+        Resp: prost::Message + Send + 'static,
+        B: Body + Send + 'static,
+        B::Error: Into<StdError> + Send + 'static,
+        F: Fn(Arc<Service<C>>, Request<Req>) -> BoxFuture<Response<Resp>, Status> + Send + 'static,
+    {
+        let method = Unary(self.service.clone(), call);
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(CutCodec::<Resp, Req>::default())
+                .apply_max_message_size_config(Some(MAX_MESSAGE_BYTES), Some(MAX_MESSAGE_BYTES));
+            Ok(grpc.unary(method, req).await)
+        })
+    }
+}
+
+/// The RPCs [`Routes`] serves with [`CutCodec`]: the unary ones whose request carries
+/// property values (as [`PropertyMaps`] says where), each to its [`ResourceProvider`] method.
+macro_rules! routed {
+    ($($name:literal => $method:ident($request:ty)),* $(,)?) => {
+        /// The RPCs [`Routes`] decodes with [`CutCodec`].
+        pub const ROUTED: &[&str] = &[$($name),*];
+
+        impl<C: ProviderConfigType> Routes<C> {
+            /// `req` served with [`CutCodec`] when it is one of [`ROUTED`], else by the
+            /// generated code.
+            fn route<B>(&mut self, req: http::Request<B>) -> HttpFuture
+            where
+                B: Body + Send + 'static,
+                B::Error: Into<StdError> + Send + 'static,
+            {
+                let name = req
+                    .uri()
+                    .path()
+                    .strip_prefix('/')
+                    .and_then(|p| p.split_once('/'))
+                    .filter(|(service, _)| *service == SERVICE_NAME)
+                    .map(|(_, name)| name);
+                match name {
+                    $(Some($name) => self.unary(req, |s, r: Request<$request>| {
+                        Box::pin(async move {
+                            <Service<C> as ResourceProvider>::$method(&s, r).await
+                        })
+                    }),)*
+                    _ => self.generated.call(req),
+                }
+            }
+        }
+    };
+}
+
+routed! {
+    "CheckConfig" => check_config(CheckRequest),
+    "DiffConfig" => diff_config(DiffRequest),
+    "Configure" => configure(ConfigureRequest),
+    "Invoke" => invoke(InvokeRequest),
+    "Call" => call(CallRequest),
+    "Check" => check(CheckRequest),
+    "Diff" => diff(DiffRequest),
+    "Create" => create(CreateRequest),
+    "Read" => read(ReadRequest),
+    "Update" => update(UpdateRequest),
+    "Delete" => delete(DeleteRequest),
+    "Construct" => construct(ConstructRequest),
+}
+
+impl<C, B> HttpService<http::Request<B>> for Routes<C>
+where
+    C: ProviderConfigType,
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = HttpFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        self.route(req)
+    }
+}
+
 /// Serves `provider` the way the engine expects, until the engine goes away or a signal
 /// arrives. Prints the port on stdout, then never writes to stdout again.
 pub async fn serve<C>(provider: Provider<C>, schema: String, args: &[String]) -> Result<(), String>
@@ -553,11 +713,7 @@ where
         writeln!(out, "{port}").map_err(|e| e.to_string())?;
         out.flush().map_err(|e| e.to_string())?;
     }
-    let service = ShortDecodeErrors(
-        ResourceProviderServer::new(Service::new(provider.clone(), schema))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES),
-    );
+    let service = grpc_service(provider.clone(), schema);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
         .add_service(service)
@@ -664,6 +820,18 @@ mod tests {
         ] {
             assert!(short_decode_error(other.into_http::<()>().headers()).is_none());
         }
+    }
+
+    #[test]
+    fn every_rpc_carrying_property_values_is_routed_through_the_cut() {
+        let mut theirs: Vec<String> = crate::rpc::nesting::tests::methods_carrying_values()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        theirs.sort();
+        let mut ours: Vec<String> = super::ROUTED.iter().map(|s| s.to_string()).collect();
+        ours.sort();
+        assert_eq!(ours, theirs);
     }
 
     #[test]
