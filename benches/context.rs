@@ -7,7 +7,7 @@
 //! `BuildContext::hash_with` with a cold stat cache, with a warm one and on
 //! one thread, against `cat` of the same files (`xargs -0 cat`), a bare stat
 //! walk (`find -printf`) and the peers' sha256-per-file walk (`find |
-//! xargs sha256sum`). Peak RSS of hashing and of streaming the tar of the
+//! xargs sha256sum`). Peak RSS of hashing the
 //! big tree is measured in child processes (this binary re-executed with a
 //! sub-command, reading `VmHWM` from `/proc/self/status`). Prints a table
 //! and PASS/MISS against the targets.
@@ -45,7 +45,7 @@ fn main() {
         .filter(|a| a != "--bench")
         .collect();
     let result = match args.first().map(String::as_str) {
-        Some("rss-hash" | "rss-tar" | "rss-idle") => child(&args),
+        Some("rss-hash" | "rss-idle") => child(&args),
         Some("phases") => phases(&args),
         Some("loop") => hash_loop(&args),
         Some("versus") => versus(&args[1..]),
@@ -59,7 +59,7 @@ fn main() {
 
 // ---------------------------------------------------------------- children
 
-/// `rss-hash DIR` / `rss-tar DIR` / `rss-idle`: do the work, then print
+/// `rss-hash DIR` / `rss-idle`: do the work, then print
 /// `VmHWM` (kB) and the elapsed time (ns).
 fn child(args: &[String]) -> Result<()> {
     let started = Instant::now();
@@ -72,13 +72,8 @@ fn child(args: &[String]) -> Result<()> {
             };
             ctx.hash_with(&options)?;
         }
-        ("rss-tar", Some(dir)) => {
-            let ctx = open(Path::new(dir))?;
-            let out = std::io::BufWriter::with_capacity(256 * 1024, fs::File::create("/dev/null")?);
-            ctx.write_tar(out)?;
-        }
         ("rss-idle", _) => {}
-        _ => return Err("usage: rss-hash DIR | rss-tar DIR | rss-idle".into()),
+        _ => return Err("usage: rss-hash DIR | rss-idle".into()),
     }
     let elapsed = started.elapsed();
     let status = fs::read_to_string("/proc/self/status")?;
@@ -538,26 +533,15 @@ fn run(args: &[String]) -> Result<()> {
     let (idle, _) = measure_child(&["rss-idle"])?;
     let big_dir = big.dir.to_string_lossy().into_owned();
     let (hash_rss, hash_s) = measure_child(&["rss-hash", &big_dir])?;
-    let (tar_rss, tar_s) = measure_child(&["rss-tar", &big_dir])?;
     let largest_small = &trees[trees.len() - 2];
     let small_dir = largest_small.dir.to_string_lossy().into_owned();
     let (small_hash_rss, _) = measure_child(&["rss-hash", &small_dir])?;
-    let (small_tar_rss, _) = measure_child(&["rss-tar", &small_dir])?;
     println!();
     println!("| peak RSS (VmHWM) | MiB | time |");
     println!("|---|---:|---:|");
     println!("| idle process (baseline) | {idle:.1} | |");
     println!("| hash {} | {hash_rss:.1} | {} |", big.name, ms(hash_s));
-    println!(
-        "| tar {} to /dev/null | {tar_rss:.1} | {} |",
-        big.name,
-        ms(tar_s)
-    );
     println!("| hash {} | {small_hash_rss:.1} | |", largest_small.name);
-    println!(
-        "| tar {} to /dev/null | {small_tar_rss:.1} | |",
-        largest_small.name
-    );
 
     // Growth from the second largest to the largest small tree.
     let (a, b) = (&rows[rows.len() - 3], &rows[rows.len() - 2]);
@@ -605,11 +589,6 @@ fn run(args: &[String]) -> Result<()> {
     println!(
         "  {} peak RSS ≤ 64 MiB hashing {}: {hash_rss:.1} MiB",
         verdict(hash_rss <= 64.0),
-        big.name
-    );
-    println!(
-        "  {} peak RSS ≤ 64 MiB streaming the tar of {}: {tar_rss:.1} MiB",
-        verdict(tar_rss <= 64.0),
         big.name
     );
     let linear = |x: f64| x <= files_ratio * 1.3;

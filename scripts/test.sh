@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 
 # The Pulumi CLI (minutes to build, once per version) builds in the background meanwhile.
 DBK_TOOLS_BACKGROUND=1 bash scripts/services.sh up
+# Every test that needs a service runs here: a missing one fails instead of skipping.
+export DBK_REQUIRE_SERVICES=1
 # shellcheck disable=SC1090
 source "$(bash scripts/services.sh env)"
 

@@ -1,21 +1,16 @@
 //! docker-buildkit: a Pulumi resource provider whose one resource, `Image`, builds a Docker
 //! image with BuildKit through the Docker Engine API and pushes it to a registry.
 //!
-//! The flow, in one direction: gRPC request ([`rpc::server`]) → property codec
-//! ([`rpc::codec`]) → generic dispatcher ([`provider`]) → a [`resource::Resource`]
-//! implementation ([`resources`]) → typed state → codec → response. The schema
-//! ([`schema`]) is derived from the same Rust structs.
+//! Three layers, three crates (ARCHITECTURE.md): [`pulumi_kit`] serves resources to the
+//! Pulumi engine and knows nothing of Docker; [`buildkit_engine`] builds and pushes images
+//! and knows nothing of Pulumi; this crate's [`resources`] (the `Image`) maps one onto the
+//! other. The engine's and the kit's modules are re-exported under their old names, so
+//! `docker_buildkit::docker::…` and `docker_buildkit::rpc::…` keep working for the tests,
+//! the benches and codegen.
 
-pub mod cache;
-pub mod context;
-pub mod docker;
-pub mod generated;
-pub mod provider;
-pub mod redact;
-pub mod reference;
-pub mod registry;
-pub mod resource;
 pub mod resources;
-pub mod rpc;
-pub mod schema;
-pub mod validation;
+
+pub use buildkit_engine::{
+    cache, context, credentials, docker, grammar, platform, reference, registry,
+};
+pub use pulumi_kit::{generated, provider, redact, resource, rpc, schema, validation};

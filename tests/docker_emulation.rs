@@ -159,9 +159,11 @@ impl Cli {
 #[tokio::test]
 #[serial(emulation)]
 async fn arm64_run_steps_run_under_emulation_in_a_pushed_index() {
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     require_emulation();
     check_base_images();
-    let s = Services::get();
     let dir = context_with_run();
     let repo = s.repo("emulated");
     let inputs = json!({
@@ -216,9 +218,11 @@ async fn arm64_run_steps_run_under_emulation_in_a_pushed_index() {
 #[tokio::test]
 #[serial(emulation)]
 async fn without_emulation_an_arm64_run_step_fails_with_the_fix() {
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     require_emulation();
     check_base_images();
-    let s = Services::get();
     let dir = context_with_run();
     let repo = s.repo("noemu");
     let inputs = json!({

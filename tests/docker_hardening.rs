@@ -28,7 +28,9 @@ async fn label_of(s: &Services, reference: &str) -> Option<String> {
 #[tokio::test]
 #[serial_test::parallel(builder_cache)]
 async fn parallel_builds_of_one_tag_each_report_their_own_digest() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     write_tree(
         dir.path(),
@@ -83,7 +85,9 @@ async fn parallel_builds_of_one_tag_each_report_their_own_digest() {
 #[tokio::test]
 #[serial_test::parallel(builder_cache)]
 async fn no_cache_builds_even_when_the_context_was_pushed() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     write_tree(
         dir.path(),
@@ -121,7 +125,9 @@ async fn no_cache_builds_even_when_the_context_was_pushed() {
 #[tokio::test]
 #[serial_test::parallel(builder_cache)]
 async fn secret_build_args_are_masked_everywhere() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let token = format!("tok{}", uuid::Uuid::new_v4().simple());
     write_tree(
@@ -188,7 +194,9 @@ async fn secret_build_args_are_masked_everywhere() {
 #[tokio::test]
 #[serial_test::parallel(builder_cache)]
 async fn the_engines_timeout_stops_the_build() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     let (dir, _marker) = s.busybox_context("echo started-{marker} && sleep 30");
     let mut h = s.harness(dir.path()).await;
     let name = s.repo("timeout");
@@ -268,7 +276,9 @@ async fn a_cheap_call_is_answered_while_a_context_hashes() {
 #[tokio::test]
 #[serial_test::parallel(builder_cache)]
 async fn refresh_keeps_the_resource_when_the_registry_refuses() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     write_tree(
         dir.path(),
@@ -334,7 +344,9 @@ async fn cutting_proxy(
 #[tokio::test]
 #[serial_test::parallel(builder_cache)]
 async fn a_daemon_that_goes_away_mid_build_is_named() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     let (dir, marker) = s.busybox_context("echo started-{marker} && sleep 20");
     let (host, cut) = cutting_proxy(&s.docker_host, dir.path()).await;
     let mut h = Harness::configured(dir.path(), json!({"host": host})).await;
@@ -361,7 +373,9 @@ async fn a_daemon_that_goes_away_mid_build_is_named() {
 #[tokio::test]
 #[serial_test::parallel(builder_cache)]
 async fn a_chatty_failing_build_keeps_memory_bounded() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     // 200 MB of output, in lines and in one line without a newline, then a failure. (The
     // daemon's BuildKit clips a step's log itself, to a few hundred kB here; the printer's own
     // bound is proven by its unit test on 80 MB.)

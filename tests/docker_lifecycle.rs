@@ -27,7 +27,9 @@ fn assert_no_password(s: &Services, h: &Harness, extra: &str) {
 #[tokio::test]
 #[serial_test::parallel(builder_cache)]
 async fn lifecycle_preview_up_noop_edit_update_refresh_destroy() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     write_tree(
         dir.path(),
@@ -190,7 +192,9 @@ async fn lifecycle_preview_up_noop_edit_update_refresh_destroy() {
 #[tokio::test]
 #[serial_test::serial(builder_cache)]
 async fn inline_cache_is_reused_from_a_clean_daemon() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let marker = uuid::Uuid::new_v4().to_string();
     write_tree(
@@ -259,7 +263,9 @@ async fn inline_cache_is_reused_from_a_clean_daemon() {
 #[tokio::test]
 #[serial_test::parallel(builder_cache)]
 async fn cross_build_linux_arm64() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     write_tree(
         dir.path(),
@@ -296,7 +302,9 @@ async fn cross_build_linux_arm64() {
 #[tokio::test]
 #[serial_test::parallel(builder_cache)]
 async fn tags_push_false_and_docker_config_credentials() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     write_tree(
         dir.path(),
@@ -375,7 +383,9 @@ async fn create_error(h: &mut Harness, inputs: &Value) -> tonic::Status {
 #[tokio::test]
 #[serial_test::parallel(builder_cache)]
 async fn failures_are_clear_and_never_show_the_password() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     write_tree(
         dir.path(),
@@ -503,7 +513,9 @@ async fn failures_are_clear_and_never_show_the_password() {
 #[tokio::test]
 #[serial_test::parallel(builder_cache)]
 async fn cancel_stops_a_running_build() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     let (dir, marker) = s.busybox_context("echo started-{marker} && sleep 60");
     let mut h = s.harness(dir.path()).await;
     let checked = h
@@ -531,7 +543,9 @@ async fn cancel_stops_a_running_build() {
 #[tokio::test]
 #[serial_test::parallel(builder_cache)]
 async fn refused_cache_import_is_a_warning() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     write_tree(
         dir.path(),

@@ -84,7 +84,9 @@ async fn build_ok(h: &mut Harness, s: &Services, inputs: &Value) -> String {
 
 #[tokio::test]
 async fn tls_through_provider_config() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     let (host, certs) = tls();
     let (dir, inputs) = program(&s);
     let mut h = Harness::start(&NO_DOCKER_TLS_ENV).await;
@@ -95,7 +97,9 @@ async fn tls_through_provider_config() {
 
 #[tokio::test]
 async fn tls_through_docker_environment_variables() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     let (host, certs) = tls();
     let (dir, inputs) = program(&s);
     let mut h = Harness::start(&[
@@ -110,7 +114,9 @@ async fn tls_through_docker_environment_variables() {
 
 #[tokio::test]
 async fn tls_host_without_certificates_fails_clearly() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     let (host, _) = tls();
     let (dir, inputs) = program(&s);
     let mut h = Harness::start(&NO_DOCKER_TLS_ENV).await;
@@ -131,7 +137,9 @@ async fn tls_host_without_certificates_fails_clearly() {
 
 #[tokio::test]
 async fn tls_cert_path_without_certificates_fails_clearly() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     let (host, _) = tls();
     let (dir, inputs) = program(&s);
     let empty = tempfile::tempdir().unwrap();

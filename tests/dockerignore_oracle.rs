@@ -790,7 +790,9 @@ fn exception_family() -> Vec<FamilyCase> {
 /// Every disagreement between buildx and the 20.10 client is printed.
 #[tokio::test]
 async fn exceptions_reach_into_excluded_dirs_as_in_docker() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     let buildx = Buildx::find("exceptions_reach_into_excluded_dirs_as_in_docker");
     let mut c = Cleanup {
         s: &s,
@@ -891,7 +893,9 @@ async fn exceptions_reach_into_excluded_dirs_as_in_docker() {
 /// against Modern entries, and the image the provider builds on dockerd 20.10.
 #[tokio::test]
 async fn dockerignore_matches_docker_legacy_builder_and_buildkit() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     let buildx = Buildx::find("dockerignore_matches_docker_legacy_builder_and_buildkit");
     let mut c = Cleanup {
         s: &s,
@@ -993,7 +997,9 @@ async fn dockerignore_matches_docker_legacy_builder_and_buildkit() {
 /// saw.
 #[tokio::test]
 async fn dockerfile_specific_ignore_file_takes_precedence() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     let buildx = Buildx::find("dockerfile_specific_ignore_file_takes_precedence");
     let mut c = Cleanup {
         s: &s,
@@ -1095,7 +1101,9 @@ async fn dockerfile_specific_ignore_file_takes_precedence() {
 /// exactly as the walk yields it, so nothing it excluded can reach `COPY .`.)
 #[tokio::test]
 async fn excluded_dockerfile_and_dockerignore_stay_out_of_copy_as_in_docker() {
-    let s = Services::get();
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
     let buildx = Buildx::find("excluded_dockerfile_and_dockerignore_stay_out_of_copy_as_in_docker");
     let mut c = Cleanup {
         s: &s,

@@ -60,3 +60,47 @@ fn schema_validates_against_pulumi_metaschema() {
         "the metaschema rejects an unknown type"
     );
 }
+
+/// The README's list of inputs names every input of the Image, and its hash composition every
+/// input that makes the image (`index` was missing from both).
+#[test]
+fn the_readme_names_every_input_and_what_is_hashed() {
+    use docker_buildkit::resources::inputs::hashed;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let paragraph = |start: &str| -> String {
+        let i = readme
+            .find(start)
+            .unwrap_or_else(|| panic!("README has {start:?}"));
+        let rest = &readme[i..];
+        rest[..rest.find("\n\n").unwrap_or(rest.len())].to_string()
+    };
+    let inputs = paragraph("Inputs: `name`");
+    let schema = derived();
+    let props = schema["resources"]["docker-buildkit:index:Image"]["inputProperties"]
+        .as_object()
+        .unwrap();
+    let missing: Vec<&String> = props
+        .keys()
+        .filter(|k| *k != "contextHash" && !inputs.contains(&format!("`{k}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the README's input list lacks {missing:?}"
+    );
+    let hash = paragraph("- Nothing builds when nothing in the context changed");
+    // The README says these in words: "build args", "the ids of `secrets`", the context's
+    // files and the Dockerfile.
+    let words = |input: &str| match input {
+        "buildArgs" => "build args".to_string(),
+        "context" => "file's path".to_string(),
+        "dockerfile" | "dockerfileInline" => "the Dockerfile".to_string(),
+        "addHosts" | "index" | "secrets" | "triggers" => format!("`{input}`"),
+        other => other.to_string(),
+    };
+    let unsaid: Vec<&str> = hashed().filter(|i| !hash.contains(&words(i))).collect();
+    assert!(
+        unsaid.is_empty(),
+        "the README's hash composition lacks {unsaid:?}"
+    );
+}

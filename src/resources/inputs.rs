@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use std::collections::BTreeSet;
 
-use crate::resource::Inputs;
+use crate::resource::{Inputs, Unknown};
 use crate::rpc::codec::PropertyPath;
 
 /// The kind of an input.
@@ -165,10 +165,8 @@ fn is_unset(v: &Value) -> bool {
 /// whatever its values.
 pub fn hash_inputs_known<A>(news: &Inputs<A>) -> bool {
     top_level(&[Class::Image, Class::ImageFiles]).all(|p| !news.is_unknown(p))
-        && top_level(&[Class::SecretIds]).all(|p| {
-            let map = PropertyPath::keys(&[p]);
-            !news.unknowns.iter().any(|u| map.starts_with(u))
-        })
+        && top_level(&[Class::SecretIds])
+            .all(|p| news.unknown(&PropertyPath::keys(&[p])) != Unknown::Whole)
 }
 
 /// True when a secret value is part of the hash. Then `contextHash` is a secret (an unsalted
@@ -239,7 +237,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::resources::image::ImageArgs;
+    use crate::resources::image::args::ImageArgs;
 
     /// Every input property of the schema (and of the object types it refers to, directly or
     /// as the items of a list), as `parent.child` paths.
@@ -326,7 +324,7 @@ mod tests {
         // Behaviour, destination and credential inputs are not in it.
         args.no_cache = true;
         args.name = "x".into();
-        args.registry = Some(super::super::image::Registry {
+        args.registry = Some(super::super::image::args::Registry {
             server: "s".into(),
             username: Some("u".into()),
             password: Some("p".into()),
@@ -337,7 +335,7 @@ mod tests {
 
     #[test]
     fn inputs_added_later_change_no_hash_until_used() {
-        use super::super::image::SshInput;
+        use super::super::image::args::SshInput;
         let plain = ImageArgs {
             target: Some("t".into()),
             ..ImageArgs::default()
@@ -444,7 +442,7 @@ mod tests {
     fn credentials_are_taken_out_for_the_diff() {
         let args = ImageArgs {
             name: "n".into(),
-            registry: Some(super::super::image::Registry {
+            registry: Some(super::super::image::args::Registry {
                 server: "s".into(),
                 username: Some("u".into()),
                 password: Some("p".into()),

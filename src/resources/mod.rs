@@ -4,6 +4,7 @@
 pub mod image;
 pub mod inputs;
 
+use buildkit_engine::settings::SettingNames;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -99,11 +100,13 @@ impl ValidateConfig for ProviderConfig {
                     "a builder must list the platforms it builds, e.g. [\"linux/arm64\"]",
                 ));
             }
+            // The Image's grammar: an entry no Image platform could ever equal is refused
+            // here, not left to build nothing while its platforms go to the default daemon.
             for (j, p) in b.platforms.iter().enumerate() {
-                if crate::docker::index::Platform::parse(p).is_none() {
+                if let Err(e) = p.parse::<crate::platform::Platform>() {
                     f.push(CheckFailure::new(
                         format!("builders[{i}].platforms[{j}]"),
-                        format!("{p:?} is not os/arch[/variant], e.g. linux/arm64"),
+                        e.to_string(),
                     ));
                 }
             }
@@ -127,15 +130,29 @@ impl ProviderConfig {
                 platforms: b
                     .platforms
                     .iter()
-                    .filter_map(|p| crate::docker::index::Platform::parse(p))
+                    .filter_map(|p| crate::platform::Platform::parse(p))
                     .collect(),
             })
             .collect()
     }
 }
 
+/// What the provider's settings are called, for the engine's messages ("give the
+/// provider's `certPath`").
+const SETTING_NAMES: SettingNames = SettingNames {
+    runner: "the provider",
+    daemon_host: "the provider's `host` configuration",
+    daemon_certs: "the provider's `certPath`",
+    registry_login: "`registry` on the Image",
+    build_secrets: "the image's `secrets`",
+    ssh_agents: "the image's `ssh`",
+    ssh_agent_paths: "`paths`",
+    agent_socket_env: "the provider's SSH_AUTH_SOCK",
+};
+
 /// The provider with all its resources.
 pub fn provider() -> Provider<ProviderConfig> {
+    buildkit_engine::settings::name_settings(SETTING_NAMES);
     Provider::new(
         PACKAGE,
         env!("CARGO_PKG_VERSION"),
@@ -201,5 +218,64 @@ mod tests {
             assert_eq!(f.len(), 1, "{bad}");
             assert_eq!(f[0].property, "host");
         }
+    }
+
+    /// The engine's messages name the provider's settings once the provider exists.
+    #[tokio::test]
+    async fn engine_messages_name_the_provider_settings() {
+        let _ = provider();
+        let address = |host: &str| crate::docker::DaemonAddress {
+            host: Some(host.into()),
+            cert_path: None,
+        };
+        let e = crate::docker::connect(&address("https://127.0.0.1:1"))
+            .await
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("the provider's `certPath`"), "{e}");
+        let e = crate::docker::connect(&address("http://127.0.0.1:1"))
+            .await
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("the provider's `certPath`"), "{e}");
+        let e = crate::docker::connect(&address("unix:///nonexistent/docker.sock"))
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string()
+                .contains("Set DOCKER_HOST or the provider's `host` configuration"),
+            "{e}"
+        );
+    }
+
+    /// A builder's platforms follow the Image's grammar: `Linux/arm64` used to pass here and
+    /// then never match the Image's `linux/arm64`, which silently built emulated on the
+    /// default daemon.
+    #[test]
+    fn builder_platforms_use_the_image_grammar() {
+        let config = |platforms: &[&str]| ProviderConfig {
+            builders: Some(vec![BuilderConfig {
+                host: "tcp://127.0.0.1:2375".into(),
+                cert_path: None,
+                platforms: platforms.iter().map(|p| p.to_string()).collect(),
+            }]),
+            ..Default::default()
+        };
+        assert_eq!(config(&["linux/arm64", "linux/arm/v7"]).validate(), vec![]);
+        for bad in ["Linux/arm64", "linux/ARM64", "linux/arm64/", "linux"] {
+            let f = config(&["linux/amd64", bad]).validate();
+            assert_eq!(f.len(), 1, "{bad}: {f:?}");
+            assert_eq!(f[0].property, "builders[0].platforms[1]", "{bad}");
+            // The Image's own message for the same string.
+            assert_eq!(
+                Err(f[0].reason.clone()),
+                image::validate_platform(bad),
+                "{bad}"
+            );
+        }
+        // Whatever passes here is a platform the engine gets, unchanged.
+        let specs = config(&["linux/arm64"]).builder_specs();
+        assert_eq!(specs[0].platforms[0].to_string(), "linux/arm64");
     }
 }

@@ -25,7 +25,40 @@ fn var(name: &str) -> String {
     })
 }
 
+/// Whether this run must have the services: `DBK_REQUIRE_SERVICES=1` (scripts/test.sh and CI
+/// set it), so that a missing service fails there instead of skipping.
+pub fn services_required() -> bool {
+    std::env::var("DBK_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// Says, in one line, that the running test is skipped for want of `what`.
+pub fn skip(what: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_string();
+    eprintln!(
+        "skipped {test}: needs {what}; run `bash scripts/services.sh up && source \"$(bash scripts/services.sh env)\"` (or `bash scripts/test.sh`, which requires them)"
+    );
+}
+
+/// Whether `program` runs from PATH.
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
 impl Services {
+    /// The services, or `None` after one line saying the test is skipped when they are not
+    /// running (the env file was not sourced) and the run does not require them.
+    pub fn get_or_skip() -> Option<Services> {
+        if std::env::var_os("DBK_REGISTRY").is_none() && !services_required() {
+            skip("the private dockerd and registry");
+            return None;
+        }
+        Some(Services::get())
+    }
+
     pub fn get() -> Services {
         Services {
             docker_host: var("DOCKER_HOST"),

@@ -65,6 +65,19 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 }
 
 impl TestRegistry {
+    /// [`TestRegistry::start`], or `None` after one line saying the test is skipped when
+    /// `docker-registry` or `htpasswd` is not installed and the run does not require them.
+    pub async fn start_or_skip(auth: Auth<'_>) -> Option<TestRegistry> {
+        let installed = super::on_path("docker-registry") && super::on_path("htpasswd");
+        if !installed && !super::services_required() {
+            super::skip(
+                "docker-registry and htpasswd (apt-get install -y docker-registry apache2-utils)",
+            );
+            return None;
+        }
+        Some(TestRegistry::start(auth).await)
+    }
+
     /// Starts a registry and waits until it answers `/v2/` with a 401 (three tries, each on
     /// a fresh port, in case another process took the port first).
     pub async fn start(auth: Auth<'_>) -> TestRegistry {

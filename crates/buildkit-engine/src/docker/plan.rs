@@ -1,0 +1,156 @@
+//! What the build engine is given: a [`BuildPlan`] (plain, fully resolved data: what to build,
+//! from where, under which names, with which options) and an [`Env`] (where the daemon is,
+//! where progress goes, when to stop). The `Image` resource makes both; the engine carries
+//! them out and knows nothing of Pulumi inputs, the provider's configuration or the wire.
+//!
+//! Not for: deciding anything (the resource resolves every default before the plan is made).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::context::DockerfileSource;
+use crate::credentials::Credentials;
+use crate::platform::Platform;
+use crate::reference::Reference;
+
+/// One image to build and push, every input resolved.
+#[derive(Debug, Clone)]
+pub struct BuildPlan {
+    /// The build context directory (absolute).
+    pub context_dir: PathBuf,
+    /// The Dockerfile: a path relative to the context, or its text.
+    pub dockerfile: DockerfileSource,
+    /// The image's name as given (repository, maybe a tag): the `ref` output is this
+    /// repository pinned by digest.
+    pub reference: Reference,
+    /// Every `repository:tag` to push: the name (tag `latest` by default) first.
+    pub push_tags: Vec<Reference>,
+    /// The platforms to build; empty means the daemon's own.
+    pub platforms: Vec<Platform>,
+    /// Push an image index even for a single platform.
+    pub index: bool,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// More images to take build cache from.
+    pub cache_from: Vec<String>,
+    /// Embed the inline cache and use the pushed image as a cache source.
+    pub inline_cache: bool,
+    /// Build without any cache.
+    pub no_cache: bool,
+    /// The network mode of `RUN` steps; `None` is the daemon's default.
+    pub network: Option<String>,
+    /// Build secrets by id (`RUN --mount=type=secret,id=…`).
+    pub secrets: BuildSecrets,
+    /// SSH agents forwarded to `RUN --mount=type=ssh` steps.
+    pub ssh: Vec<SshForward>,
+    /// `host:ip` lines added to `/etc/hosts` of `RUN` steps.
+    pub add_hosts: Vec<String>,
+    /// Always look for newer versions of the base images.
+    pub pull: bool,
+    /// Push (else the image stays in the daemon, tagged).
+    pub push: bool,
+    /// The `ctx-<hash>` tag that marks an image built from this context, when build-once
+    /// applies: pushed after a build, and looked for before one when `skip_if_pushed`.
+    pub context_tag: Option<String>,
+    pub skip_if_pushed: bool,
+    /// The credentials given with the image (used for their server; others come from the
+    /// Docker CLI's configuration).
+    pub login: Option<Credentials>,
+}
+
+/// Build secrets by id; their values never show in `Debug`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct BuildSecrets(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for BuildSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// One ssh agent to forward: `id` as `RUN --mount=type=ssh,id=…` names it, and agent sockets
+/// or key files (none: the provider's `SSH_AUTH_SOCK`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshForward {
+    pub id: String,
+    pub paths: Vec<PathBuf>,
+}
+
+/// Where the Docker daemon is: a host (`unix://…`, `tcp://…`) and, for TLS, a directory with
+/// `ca.pem`, `cert.pem` and `key.pem`. Unset fields fall back to the environment as the docker
+/// CLI does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DaemonAddress {
+    pub host: Option<String>,
+    pub cert_path: Option<String>,
+}
+
+/// A daemon that builds the platforms it lists (the provider's `builders`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuilderSpec {
+    pub address: DaemonAddress,
+    pub platforms: Vec<Platform>,
+}
+
+/// How much a message matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Debug,
+    Info,
+    Warning,
+    Error,
+}
+
+/// A boxed future, for the object-safe [`Events`].
+pub type Pending<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Where the engine's messages go. The caller masks secrets on the way out; the engine
+/// declares the secrets it learns (e.g. a password from the Docker CLI's configuration).
+pub trait Events: Send + Sync {
+    /// A message kept in the output.
+    fn log<'a>(&'a self, level: Level, message: &'a str) -> Pending<'a>;
+    /// A progress line shown while the work runs.
+    fn progress<'a>(&'a self, line: &'a str) -> Pending<'a>;
+    /// A secret to mask from now on.
+    fn secret(&self, value: &str);
+}
+
+/// What one run of the engine needs from its caller.
+pub struct Env<'a> {
+    /// The default daemon: it builds whatever no builder lists, and keeps unpushed images.
+    pub daemon: DaemonAddress,
+    /// More daemons, each for the platforms it lists.
+    pub builders: Vec<BuilderSpec>,
+    pub events: &'a dyn Events,
+    /// Fires when the work must stop (the engine's Cancel).
+    pub cancel: CancellationToken,
+}
+
+impl Env<'_> {
+    /// The same environment, telling `events` instead and building on `daemon`.
+    pub fn with<'b>(&self, daemon: DaemonAddress, events: &'b dyn Events) -> Env<'b> {
+        Env {
+            daemon,
+            builders: self.builders.clone(),
+            events,
+            cancel: self.cancel.clone(),
+        }
+    }
+
+    pub async fn log(&self, level: Level, message: &str) {
+        self.events.log(level, message).await;
+    }
+
+    pub async fn progress(&self, line: &str) {
+        self.events.progress(line).await;
+    }
+
+    pub fn add_secret(&self, value: &str) {
+        self.events.secret(value);
+    }
+}

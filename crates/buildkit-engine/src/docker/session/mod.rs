@@ -1,0 +1,168 @@
+//! The build session, our end: the connection the daemon's BuildKit calls back over while it
+//! builds. We ask the daemon to upgrade a `POST /session` to a bare HTTP/2 connection and
+//! serve gRPC on it: FileSync (the context and the Dockerfile, see [`filesync`]), Auth
+//! (registry credentials), Secrets, SSH and Health ([`services`]). The `/build` that follows
+//! names the session instead of uploading a tar, so BuildKit fetches only the files its
+//! cached copy of this context lacks.
+//!
+//! A [`Session`] is closed when it is dropped: on success, failure and cancel alike.
+//!
+//! Not for: the `/build` request and its progress (`build.rs`).
+
+pub mod filesync;
+pub mod services;
+pub mod ssh;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard_buildkit_proto::health::health_server::HealthServer;
+use bollard_buildkit_proto::moby::buildkit::secrets::v1::secrets_server::SecretsServer;
+use bollard_buildkit_proto::moby::filesync::v1::auth_server::AuthServer;
+use bollard_buildkit_proto::moby::filesync::v1::file_sync_server::FileSyncServer;
+use bollard_buildkit_proto::moby::sshforward::v1::ssh_server::SshServer;
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper_util::rt::TokioExecutor;
+use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
+
+use self::filesync::{FileSource, FileSyncService, Transfer};
+use self::services::{AuthService, HealthService, SecretsService, SshService};
+use super::dial::Dialer;
+use super::{BuildError, Result};
+use crate::credentials::Credentials;
+
+/// Every method we serve; the daemon calls only what it was told is there.
+const METHODS: &[&str] = &[
+    "/grpc.health.v1.Health/Check",
+    "/moby.filesync.v1.FileSync/DiffCopy",
+    "/moby.filesync.v1.Auth/Credentials",
+    "/moby.buildkit.secrets.v1.Secrets/GetSecret",
+    "/moby.sshforward.v1.SSH/CheckAgent",
+    "/moby.sshforward.v1.SSH/ForwardAgent",
+];
+
+/// How long the daemon may take to accept the session.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What one session serves.
+pub struct SessionSpec {
+    /// The context directory (it names the session and keys BuildKit's cached copy).
+    pub context_dir: std::path::PathBuf,
+    pub context: FileSource,
+    pub dockerfile: FileSource,
+    pub credentials: BTreeMap<String, Credentials>,
+    pub secrets: BTreeMap<String, String>,
+    pub agents: ssh::Agents,
+}
+
+/// An open session; closed on drop.
+pub struct Session {
+    pub id: String,
+    /// What the daemon fetched through FileSync.
+    pub transfer: Arc<Transfer>,
+    task: JoinHandle<()>,
+    _agents: ssh::Agents,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The key under which BuildKit keeps its copy of a context between builds: the same for
+/// every build of one directory, from any provider process on this machine.
+pub fn shared_key(context_dir: &Path) -> String {
+    let dir = std::fs::canonicalize(context_dir).unwrap_or_else(|_| context_dir.to_path_buf());
+    let mut h = Sha256::new();
+    h.update(b"docker-buildkit context:");
+    h.update(dir.to_string_lossy().as_bytes());
+    format!("{:x}", h.finalize())
+}
+
+/// Opens a session on the daemon and serves `spec` on it until the [`Session`] is dropped.
+pub async fn open(dialer: &Dialer, spec: SessionSpec) -> Result<Session> {
+    let failed = |reason: String| BuildError::Session {
+        host: dialer.host().to_string(),
+        reason,
+    };
+    let id = format!("dbk{}", uuid::Uuid::new_v4().simple());
+    let name = spec
+        .context_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "context".to_string());
+    let mut request = hyper::Request::post(dialer.path("/session"))
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "h2c")
+        .header("X-Docker-Expose-Session-Uuid", &id)
+        .header(
+            "X-Docker-Expose-Session-Sharedkey",
+            shared_key(&spec.context_dir),
+        );
+    // A header value must be visible ASCII: a directory name that is not goes unnamed.
+    if name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        request = request.header("X-Docker-Expose-Session-Name", &name);
+    }
+    for m in METHODS {
+        request = request.header("X-Docker-Expose-Session-Grpc-Method", *m);
+    }
+    let request = request
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| failed(e.to_string()))?;
+    let upgrade = async {
+        let response = dialer.send(request).await.map_err(|e| e.to_string())?;
+        if response.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
+            use http_body_util::BodyExt;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map(|b| String::from_utf8_lossy(&b.to_bytes()).trim().to_string())
+                .unwrap_or_default();
+            return Err(format!("the daemon answered {status}: {body}"));
+        }
+        hyper::upgrade::on(response)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let upgraded = tokio::time::timeout(OPEN_TIMEOUT, upgrade)
+        .await
+        .map_err(|_| failed(format!("no answer within {} s", OPEN_TIMEOUT.as_secs())))?
+        .map_err(failed)?;
+
+    let transfer = Arc::new(Transfer::default());
+    let routes = tonic::service::Routes::new(HealthServer::new(HealthService))
+        .add_service(FileSyncServer::new(FileSyncService {
+            context: Arc::new(spec.context),
+            dockerfile: Arc::new(spec.dockerfile),
+            transfer: transfer.clone(),
+        }))
+        .add_service(AuthServer::new(AuthService {
+            credentials: Arc::new(spec.credentials),
+        }))
+        .add_service(SecretsServer::new(SecretsService {
+            secrets: Arc::new(spec.secrets),
+        }))
+        .add_service(SshServer::new(SshService {
+            agents: Arc::new(spec.agents.sockets.clone()),
+        }));
+    let service = hyper_util::service::TowerToHyperService::new(routes);
+    let task = tokio::spawn(async move {
+        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(upgraded, service)
+            .await;
+    });
+    Ok(Session {
+        id,
+        transfer,
+        task,
+        _agents: spec.agents,
+    })
+}

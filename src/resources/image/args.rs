@@ -1,0 +1,155 @@
+//! What a user writes and what the provider keeps: the `Image`'s inputs ([`ImageArgs`]) and
+//! its state ([`ImageState`]). The schema, the SDKs and the docs are derived from these
+//! structs (`cargo run -p codegen -- all`); adding an input starts here.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Credentials for the registry the image is pushed to (and its inline cache pulled from).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Registry {
+    /// The registry host, e.g. `ghcr.io` or `127.0.0.1:5000` (a URL such as
+    /// `https://123.dkr.ecr.us-east-1.amazonaws.com` is accepted too).
+    pub server: String,
+    /// The user name.
+    pub username: Option<String>,
+    /// The password or token. Always stored as a secret; changing it never rebuilds.
+    #[schemars(extend("secret" = true))]
+    pub password: Option<String>,
+}
+
+/// An ssh agent forwarded to the build, for `RUN --mount=type=ssh` steps (as
+/// `docker build --ssh`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SshInput {
+    /// The id `RUN --mount=type=ssh,id=<id>` names. Defaults to `default`, the id of a bare
+    /// `RUN --mount=type=ssh`.
+    pub id: Option<String>,
+    /// The agent's socket, or private key files (without a passphrase) that are loaded into
+    /// an ssh-agent of their own for the build; relative paths are resolved against the Pulumi
+    /// program's directory (as `context`). Without paths, the agent of the provider's
+    /// `SSH_AUTH_SOCK`.
+    pub paths: Option<Vec<String>>,
+}
+
+/// The id of an [`SshInput`] that names none.
+pub const DEFAULT_SSH_ID: &str = "default";
+
+/// BuildKit's own limit on the size of a build secret's value.
+pub const MAX_SECRET_BYTES: usize = 500 * 1024;
+
+/// The inputs of an `Image`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageArgs {
+    /// The image repository to push to, e.g. `registry.example.com/team/app`, optionally
+    /// with a tag (`:v1`; `latest` when none is given).
+    pub name: String,
+    /// More tags to push the same image under: a bare tag (`v1.2`) applies to `name`'s
+    /// repository; a full reference (`registry/other:tag`) names another one.
+    pub tags: Option<Vec<String>>,
+    /// The build context directory, relative to the Pulumi program's directory. Defaults to
+    /// the program's directory (`.`); with `dockerfileInline` and no `context`, the context is
+    /// empty (as `docker build - < Dockerfile`), so edits to the program's directory never
+    /// rebuild the image.
+    pub context: Option<String>,
+    /// The Dockerfile, relative to the context directory. Defaults to `Dockerfile`.
+    pub dockerfile: Option<String>,
+    /// The Dockerfile's text, instead of a file (not together with `dockerfile`).
+    pub dockerfile_inline: Option<String>,
+    /// The platforms to build for, as `os/arch[/variant]` (e.g. `linux/arm64`). Defaults to
+    /// the Docker daemon's own platform. With several, each is built and pushed on its own
+    /// (under the temporary tag `<tag>-<os>-<arch>[-<variant>]`, which stays in the registry)
+    /// and one image index naming them all is pushed under `name` and `tags`.
+    pub platforms: Option<Vec<String>>,
+    /// Build arguments (`ARG` values).
+    pub build_args: Option<BTreeMap<String, String>>,
+    /// The stage of a multi-stage Dockerfile to build.
+    pub target: Option<String>,
+    /// Labels to set on the image.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// More images to take build cache from (the image's own `name` always is one).
+    pub cache_from: Option<Vec<String>>,
+    /// Embed BuildKit's inline cache in the pushed image, so the next build anywhere can
+    /// reuse its layers.
+    #[serde(default = "yes")]
+    pub inline_cache: bool,
+    /// Build without any cache.
+    #[serde(default)]
+    pub no_cache: bool,
+    /// Always try to pull newer versions of the base images (`FROM`), as `docker build
+    /// --pull`, instead of using those the daemon already has. Does not rebuild by itself.
+    #[serde(default)]
+    pub pull: bool,
+    /// The network mode of `RUN` steps: `default`, `host` or `none`.
+    pub network: Option<String>,
+    /// Build secrets by id, each read by `RUN --mount=type=secret,id=<id>` from the file
+    /// `/run/secrets/<id>`: ids of letters, digits, `.`, `_` and `-`, values of at most 500 KiB.
+    /// Every value is a secret: stored and sent as one, masked in all output, and never in the
+    /// image, its history or `contextHash`. The ids are part of the image (adding or removing
+    /// one rebuilds); a changed value alone neither rebuilds nor shows in the diff (change
+    /// `triggers` to rebuild with it).
+    #[schemars(extend("secret" = true))]
+    pub secrets: Option<BTreeMap<String, String>>,
+    /// ssh agents (sockets or private key files) forwarded to `RUN --mount=type=ssh[,id=<id>]`
+    /// steps, e.g. to clone private repositories, as `docker build --ssh`. Does not rebuild
+    /// by itself.
+    pub ssh: Option<Vec<SshInput>>,
+    /// More `/etc/hosts` entries for `RUN` steps, each `host:ip` (as `docker build
+    /// --add-host`), e.g. `db.internal:10.0.0.5` or `v6host:2001:db8::1`; the ip may be
+    /// `host-gateway` (the daemon's gateway address).
+    pub add_hosts: Option<Vec<String>>,
+    /// Push the image to the registry. When false, the image stays in the Docker daemon.
+    #[serde(default = "yes")]
+    pub push: bool,
+    /// Credentials for the registry. Without them, those of the Docker CLI's config
+    /// (`$DOCKER_CONFIG/config.json`, credential helpers included) are used.
+    pub registry: Option<Registry>,
+    /// Any change to these values rebuilds the image, even with an unchanged context.
+    pub triggers: Option<Vec<String>>,
+    /// Push an image index even for a single platform (several platforms always get one).
+    /// Needs `platforms` and `push`.
+    #[serde(default)]
+    pub index: bool,
+    /// Build once per context, across machines: every push also tags the image
+    /// `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked
+    /// for that tag. When it is there, nothing is built or pushed: the existing image is
+    /// tagged as asked, registry-side, and its digest returned.
+    #[serde(default = "yes")]
+    pub skip_if_pushed: bool,
+    /// A hash of everything that makes the image: the files of the context that
+    /// `.dockerignore` lets in (path, exec bit and content), the Dockerfile, build args,
+    /// target, labels, platforms, network, index, triggers, `addHosts` and the ids (never the
+    /// values) of `secrets`.
+    #[schemars(extend("x-computed" = true))]
+    pub context_hash: Option<String>,
+}
+
+pub(super) fn yes() -> bool {
+    true
+}
+
+/// A Docker image built with BuildKit and pushed to a registry. Preview never builds;
+/// nothing is built when nothing in the context changed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageState {
+    #[serde(flatten)]
+    pub args: ImageArgs,
+    /// The digest of the pushed manifest (`sha256:…`); with `push: false`, the image id.
+    #[schemars(required)]
+    pub digest: Option<String>,
+    /// The pushed image pinned by digest, `repository@sha256:…`: deploy this.
+    #[serde(rename = "ref")]
+    #[schemars(required)]
+    pub reference: Option<String>,
+    /// The same as `ref` (the name the original provider used).
+    #[schemars(required)]
+    pub repo_digest: Option<String>,
+    /// For each platform built, the digest of its own manifest (the index's entries).
+    pub platform_digests: Option<BTreeMap<String, String>>,
+}

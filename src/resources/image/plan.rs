@@ -1,0 +1,196 @@
+//! Checked inputs → the engine's [`BuildPlan`]: every default resolved, every name parsed,
+//! every path made absolute, nothing left for the engine to decide. [`build_plan`] takes
+//! [`ImageArgs`] apart field by field, so an input added to the struct does not compile until
+//! it is mapped here (or said to be the resource's own business).
+
+use std::path::{Path, PathBuf};
+
+use crate::context::DockerfileSource;
+use crate::credentials::Credentials;
+use crate::docker::{self, BuildPlan, BuildSecrets, SshForward};
+use crate::platform::Platform;
+use crate::reference::Reference;
+use crate::resource::{Ctx, ResourceError, Result};
+
+use super::super::ProviderConfig;
+use super::args::{DEFAULT_SSH_ID, ImageArgs, Registry, SshInput};
+
+/// The build plan of checked inputs. `secret_hash`: the context hash covers a secret, so
+/// build-once (a public `ctx-<hash>` tag) is off.
+pub(super) fn build_plan(
+    ctx: &Ctx<ProviderConfig>,
+    a: &ImageArgs,
+    secret_hash: bool,
+) -> Result<BuildPlan> {
+    // Every field, by name: a new input is a compile error here until it is mapped.
+    let ImageArgs {
+        name,
+        tags,
+        context: _,
+        dockerfile: _,
+        dockerfile_inline: _,
+        platforms,
+        build_args,
+        target,
+        labels,
+        cache_from,
+        inline_cache,
+        no_cache,
+        pull,
+        network,
+        secrets,
+        ssh,
+        add_hosts,
+        push,
+        registry,
+        // Only rebuild: they are in the context hash, which decides whether to build.
+        triggers: _,
+        index,
+        skip_if_pushed,
+        context_hash,
+    } = a;
+    // `context`, `dockerfile` and `dockerfileInline` become the context directory and the
+    // Dockerfile's source together:
+    let context_dir = context_path(&ctx.program_dir, a).map_err(ResourceError::invalid_input)?;
+    let dockerfile = dockerfile_source(a);
+    let invalid =
+        |property: &str, e: String| ResourceError::invalid_input(format!("{property}: {e}"));
+    let reference = Reference::parse(name).map_err(|e| invalid("name", e.to_string()))?;
+    let mut push_tags = vec![reference.tagged()];
+    for (i, t) in tags.iter().flatten().enumerate() {
+        let r = reference
+            .resolve_tag(t)
+            .map_err(|e| invalid(&format!("tags[{i}]"), e))?;
+        if !push_tags.contains(&r) {
+            push_tags.push(r);
+        }
+    }
+    let platforms = platforms
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, p)| {
+            p.parse::<Platform>()
+                .map_err(|e| invalid(&format!("platforms[{i}]"), e.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let build_once = !no_cache && !secret_hash;
+    Ok(BuildPlan {
+        context_dir,
+        dockerfile,
+        reference,
+        push_tags,
+        platforms,
+        index: *index,
+        build_args: build_args.clone().unwrap_or_default(),
+        target: target.clone(),
+        labels: labels.clone().unwrap_or_default(),
+        cache_from: cache_from.clone().unwrap_or_default(),
+        inline_cache: *inline_cache,
+        no_cache: *no_cache,
+        network: network.clone().filter(|n| n != "default"),
+        secrets: BuildSecrets(secrets.clone().unwrap_or_default()),
+        ssh: ssh
+            .iter()
+            .flatten()
+            .map(|s| ssh_forward(&ctx.program_dir, s))
+            .collect(),
+        add_hosts: add_hosts.clone().unwrap_or_default(),
+        pull: *pull,
+        push: *push,
+        context_tag: context_hash
+            .as_deref()
+            .filter(|_| build_once)
+            .map(docker::index::context_tag),
+        skip_if_pushed: *skip_if_pushed,
+        login: login(registry.as_ref()),
+    })
+}
+
+/// The credentials of `registry`, when it has a username and a password.
+pub(super) fn login(registry: Option<&Registry>) -> Option<Credentials> {
+    let r = registry?;
+    Some(Credentials {
+        server: r.server.clone(),
+        username: r.username.clone()?,
+        password: r.password.clone()?,
+        identity_token: None,
+    })
+}
+
+/// The build context of `args`: `context` resolved against the program directory; without
+/// one, the program directory, or an empty directory for an inline Dockerfile.
+pub(super) fn context_path(
+    program_dir: &Path,
+    args: &ImageArgs,
+) -> std::result::Result<PathBuf, String> {
+    match (&args.context, &args.dockerfile_inline) {
+        (Some(c), _) => Ok(context_dir(program_dir, c)),
+        (None, Some(_)) => empty_context(),
+        (None, None) => Ok(program_dir.to_path_buf()),
+    }
+}
+
+/// An empty directory of the provider's own (under its cache directory, else the temporary
+/// one), for builds with no context: made again if anything was put into it.
+fn empty_context() -> std::result::Result<PathBuf, String> {
+    let base = crate::cache::cache_dir().unwrap_or_else(std::env::temp_dir);
+    let dir = base.join("empty-context");
+    let fail = |e: std::io::Error| {
+        format!(
+            "cannot make an empty build context at {}: {e}",
+            dir.display()
+        )
+    };
+    match std::fs::symlink_metadata(&dir) {
+        Ok(md) if md.is_dir() => {
+            if std::fs::read_dir(&dir).map_err(fail)?.next().is_none() {
+                return Ok(dir);
+            }
+            std::fs::remove_dir_all(&dir).map_err(fail)?;
+        }
+        // A file or a link where the directory should be: not ours to follow.
+        Ok(_) => std::fs::remove_file(&dir).map_err(fail)?,
+        Err(_) => {}
+    }
+    std::fs::create_dir_all(&dir).map_err(fail)?;
+    Ok(dir)
+}
+
+/// The context directory: relative paths resolve against the program directory.
+pub fn context_dir(program_dir: &Path, context: &str) -> PathBuf {
+    program_path(program_dir, context)
+}
+
+/// A path of the inputs: relative paths resolve against the program directory.
+fn program_path(program_dir: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        program_dir.join(p)
+    }
+}
+
+/// The agent to forward for one entry of `ssh`: its id (`default` when it names none) and its
+/// paths resolved against the program directory.
+pub(super) fn ssh_forward(program_dir: &Path, s: &SshInput) -> SshForward {
+    SshForward {
+        id: s.id.clone().unwrap_or_else(|| DEFAULT_SSH_ID.to_string()),
+        paths: s
+            .paths
+            .iter()
+            .flatten()
+            .map(|p| program_path(program_dir, p))
+            .collect(),
+    }
+}
+
+/// Where the Dockerfile comes from: `dockerfileInline`, else `dockerfile`, else `Dockerfile`.
+pub(super) fn dockerfile_source(args: &ImageArgs) -> DockerfileSource {
+    match (&args.dockerfile_inline, &args.dockerfile) {
+        (Some(text), _) => DockerfileSource::Inline(text.clone()),
+        (None, Some(path)) => DockerfileSource::Path(path.clone()),
+        (None, None) => DockerfileSource::Path("Dockerfile".to_string()),
+    }
+}

@@ -1,0 +1,434 @@
+//! Every check of the inputs that needs no Docker and no file system, one function per input
+//! ([`validate`] takes [`ImageArgs`] apart field by field, so a new input must be listed here
+//! too, with its check or as having none); and `check_ssh`, the one that needs the file
+//! system, which Check runs. Unknown values (preview) are not checked.
+
+use std::path::Path;
+
+use crate::credentials::normalize_server;
+use crate::docker::session::ssh::{PathKind, path_kind, paths_of};
+use crate::grammar::{AddHost, SecretId};
+use crate::platform::Platform;
+use crate::reference::{Reference, validate_registry};
+use crate::resource::{CheckFailure, Inputs, Unknown};
+use crate::rpc::codec::{PropertyPath, Seg};
+
+use super::args::{DEFAULT_SSH_ID, ImageArgs, MAX_SECRET_BYTES, Registry};
+use super::plan::ssh_forward;
+
+/// Every check that needs no Docker, input by input.
+pub(super) fn validate(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
+    let ImageArgs {
+        name,
+        tags,
+        context,
+        dockerfile,
+        dockerfile_inline,
+        platforms,
+        build_args,
+        // Any string, any stage name: BuildKit says which stages there are.
+        target: _,
+        // Any strings (the kit checks the types).
+        labels: _,
+        cache_from,
+        // Booleans: nothing to check on their own (`push` and `index` with `platforms`).
+        inline_cache: _,
+        no_cache: _,
+        pull: _,
+        network,
+        secrets: _,
+        ssh: _,
+        add_hosts,
+        push: _,
+        registry,
+        triggers: _,
+        index: _,
+        skip_if_pushed: _,
+        // Computed by Check, whatever the user sends.
+        context_hash: _,
+    } = &news.args;
+    let known = |p: &str| !news.is_unknown(p);
+    let mut f = Vec::new();
+    if known("name") {
+        f.extend(validate_name(name));
+    }
+    if known("tags") {
+        f.extend(validate_tags(name, tags.as_deref().unwrap_or_default()));
+    }
+    f.extend(validate_dockerfile(
+        news,
+        dockerfile.as_deref(),
+        dockerfile_inline.as_deref(),
+    ));
+    if known("platforms") {
+        f.extend(validate_platforms(
+            news,
+            platforms.as_deref().unwrap_or_default(),
+        ));
+    }
+    if let Some(n) = network
+        && known("network")
+    {
+        f.extend(validate_network(n));
+    }
+    f.extend(validate_secrets(news));
+    f.extend(validate_ssh(news));
+    f.extend(validate_add_hosts(
+        news,
+        add_hosts.as_deref().unwrap_or_default(),
+    ));
+    if known("buildArgs") {
+        f.extend(validate_build_args(
+            build_args.iter().flat_map(|m| m.keys()),
+        ));
+    }
+    if known("cacheFrom") {
+        f.extend(validate_cache_from(
+            cache_from.as_deref().unwrap_or_default(),
+        ));
+    }
+    if let Some(r) = registry
+        && known("registry")
+    {
+        f.extend(validate_registry_input(r));
+    }
+    if known("context") {
+        f.extend(validate_context(context.as_deref()));
+    }
+    f
+}
+
+/// `name`: a repository to push to (a tag may be given), never a digest.
+fn validate_name(name: &str) -> Vec<CheckFailure> {
+    match Reference::parse(name) {
+        Ok(r) if r.digest.is_some() => vec![CheckFailure::new(
+            "name",
+            format!(
+                "{name:?} has a digest: name the repository (and tag) to push to, e.g. {}",
+                r.repository()
+            ),
+        )],
+        Ok(_) => vec![],
+        Err(e) => vec![CheckFailure::new("name", e.to_string())],
+    }
+}
+
+/// `tags`: each a bare tag or a full reference. Bare tags are checked against any valid name
+/// (the name's own failure is [`validate_name`]'s).
+fn validate_tags(name: &str, tags: &[String]) -> Vec<CheckFailure> {
+    let name = Reference::parse(name).unwrap_or_else(|_| Reference {
+        registry: None,
+        path: "x".into(),
+        tag: None,
+        digest: None,
+    });
+    tags.iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            name.resolve_tag(t)
+                .err()
+                .map(|e| CheckFailure::new(format!("tags[{i}]"), e))
+        })
+        .collect()
+}
+
+/// `dockerfile` and `dockerfileInline`: one or the other; a path relative to the context; a
+/// text that is not empty.
+fn validate_dockerfile(
+    news: &Inputs<ImageArgs>,
+    dockerfile: Option<&str>,
+    inline: Option<&str>,
+) -> Vec<CheckFailure> {
+    let known = |p: &str| !news.is_unknown(p);
+    let mut f = Vec::new();
+    if dockerfile.is_some() && inline.is_some() {
+        f.push(CheckFailure::new(
+            "dockerfileInline",
+            "set either `dockerfile` or `dockerfileInline`, not both",
+        ));
+    }
+    if let Some(text) = inline
+        && known("dockerfileInline")
+        && text.trim().is_empty()
+    {
+        f.push(CheckFailure::new(
+            "dockerfileInline",
+            "the inline Dockerfile is empty: give its text (e.g. \"FROM alpine\"), or leave dockerfileInline out to build from a Dockerfile in the context",
+        ));
+    }
+    if let Some(d) = dockerfile
+        && known("dockerfile")
+        && (d.is_empty() || Path::new(d).is_absolute())
+    {
+        f.push(CheckFailure::new(
+            "dockerfile",
+            format!("{d:?} must be a path relative to the context directory"),
+        ));
+    }
+    f
+}
+
+/// `platforms`: each a [`Platform`], none twice; with `index` or several platforms, what
+/// they need (`platforms` given, `push`).
+fn validate_platforms(news: &Inputs<ImageArgs>, platforms: &[String]) -> Vec<CheckFailure> {
+    let a = &news.args;
+    let mut f = Vec::new();
+    for (i, p) in platforms.iter().enumerate() {
+        if let Err(e) = validate_platform(p) {
+            f.push(CheckFailure::new(format!("platforms[{i}]"), e));
+        }
+    }
+    if a.index && platforms.is_empty() {
+        f.push(CheckFailure::new(
+            "index",
+            "an index needs `platforms`: name the platform(s) it lists, e.g. [\"linux/amd64\"]",
+        ));
+    }
+    if (platforms.len() > 1 || a.index) && !a.push && !news.is_unknown("push") {
+        f.push(CheckFailure::new(
+            "push",
+            "several platforms need `push: true`: the Docker daemon cannot keep a multi-platform image locally",
+        ));
+    }
+    for (i, p) in platforms.iter().enumerate() {
+        if platforms[..i].contains(p) {
+            f.push(CheckFailure::new(
+                format!("platforms[{i}]"),
+                format!("{p:?} is listed twice"),
+            ));
+        }
+    }
+    f
+}
+
+/// `network`: one of BuildKit's modes for `RUN` steps.
+fn validate_network(n: &str) -> Vec<CheckFailure> {
+    if matches!(n, "default" | "host" | "none") {
+        return vec![];
+    }
+    vec![CheckFailure::new(
+        "network",
+        format!("{n:?} is not a network mode: use \"default\", \"host\" or \"none\""),
+    )]
+}
+
+/// `addHosts`: each an [`AddHost`]; unknown entries are not checked.
+fn validate_add_hosts(news: &Inputs<ImageArgs>, hosts: &[String]) -> Vec<CheckFailure> {
+    let mut f = Vec::new();
+    for (i, h) in hosts.iter().enumerate() {
+        let path = PropertyPath::keys(&["addHosts"]).child(Seg::Index(i));
+        if !unknown_at(news, &path)
+            && let Err(e) = validate_add_host(h)
+        {
+            f.push(CheckFailure::new(path.to_string(), e));
+        }
+    }
+    f
+}
+
+/// `buildArgs`: names Docker accepts for `--build-arg NAME=value`.
+fn validate_build_args<'a>(names: impl Iterator<Item = &'a String>) -> Vec<CheckFailure> {
+    names
+        .filter(|k| k.is_empty() || k.contains('=') || k.chars().any(char::is_whitespace))
+        .map(|k| {
+            CheckFailure::new(
+                "buildArgs",
+                format!("{k:?} is not a valid build argument name"),
+            )
+        })
+        .collect()
+}
+
+/// `cacheFrom`: each an image reference.
+fn validate_cache_from(cache_from: &[String]) -> Vec<CheckFailure> {
+    cache_from
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            Reference::parse(c)
+                .err()
+                .map(|e| CheckFailure::new(format!("cacheFrom[{i}]"), e.to_string()))
+        })
+        .collect()
+}
+
+/// `registry`: a server that names a registry host, and a username with a password or
+/// neither.
+fn validate_registry_input(r: &Registry) -> Vec<CheckFailure> {
+    let mut f = Vec::new();
+    // Credentials are used for the host `normalize_server` makes of `server`: a server that
+    // makes none (e.g. "https://") or an invalid one would never match, leaving them
+    // silently unused.
+    let host = normalize_server(&r.server);
+    if r.server.trim().is_empty() {
+        f.push(CheckFailure::new(
+            "registry.server",
+            "the registry server must not be empty",
+        ));
+    } else if host.is_empty() {
+        f.push(CheckFailure::new(
+            "registry.server",
+            format!(
+                "{:?} names no registry host: give the host the credentials are for, e.g. ghcr.io or 127.0.0.1:5000",
+                r.server
+            ),
+        ));
+    } else if let Err(e) = validate_registry(&host) {
+        f.push(CheckFailure::new(
+            "registry.server",
+            format!(
+                "{:?} is not a registry host ({e}): give e.g. ghcr.io or 127.0.0.1:5000",
+                r.server
+            ),
+        ));
+    }
+    if r.username.is_some() != r.password.is_some() {
+        f.push(CheckFailure::new(
+            if r.password.is_none() {
+                "registry.password"
+            } else {
+                "registry.username"
+            },
+            "give both `username` and `password`, or neither",
+        ));
+    }
+    f
+}
+
+/// `context`: not empty (the file system's checks are the hash's).
+fn validate_context(context: Option<&str>) -> Vec<CheckFailure> {
+    if context == Some("") {
+        return vec![CheckFailure::new(
+            "context",
+            "the context directory must not be empty (use \".\")",
+        )];
+    }
+    vec![]
+}
+
+/// The ids and sizes of `secrets`. No reason quotes a value. The ids are checked when the map
+/// is known, each value when it is.
+fn validate_secrets(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
+    let mut f = Vec::new();
+    let map = PropertyPath::keys(&["secrets"]);
+    if news.unknown(&map) == Unknown::Whole {
+        return f;
+    }
+    for (id, value) in news.args.secrets.iter().flatten() {
+        let path = map.child(Seg::Key(id.clone()));
+        match id.parse::<SecretId>() {
+            Ok(_) => {}
+            Err(e) if id.is_empty() => f.push(CheckFailure::new("secrets", e.to_string())),
+            Err(e) => f.push(CheckFailure::new(path.to_string(), e.to_string())),
+        }
+        if !news.unknown(&path).any() && value.len() > MAX_SECRET_BYTES {
+            f.push(CheckFailure::new(
+                path.to_string(),
+                format!(
+                    "the value is {} bytes, more than BuildKit's limit of 500 KiB ({MAX_SECRET_BYTES} bytes) for a build secret",
+                    value.len()
+                ),
+            ));
+        }
+    }
+    f
+}
+
+/// The ids of `ssh`: none empty, none twice (an entry without one is `default`). Its paths
+/// need the file system: see [`check_ssh`].
+fn validate_ssh(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
+    let mut f = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, s) in news.args.ssh.iter().flatten().enumerate() {
+        let path = PropertyPath::keys(&["ssh"])
+            .child(Seg::Index(i))
+            .child(Seg::Key("id".into()));
+        if unknown_at(news, &path) {
+            continue;
+        }
+        let id = s.id.as_deref().unwrap_or(DEFAULT_SSH_ID);
+        if id.is_empty() {
+            f.push(CheckFailure::new(
+                path.to_string(),
+                format!("the id must not be empty: give the id `RUN --mount=type=ssh,id=<id>` names, or leave it out for {DEFAULT_SSH_ID:?}"),
+            ));
+        } else if seen.contains(&id) {
+            f.push(CheckFailure::new(
+                path.to_string(),
+                format!(
+                    "{id:?} is the id of an earlier entry{}: each id names one agent, so give each entry its own (several key files can share one entry's `paths`)",
+                    if s.id.is_none() {
+                        " (an entry without an id has the id \"default\")"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        } else {
+            seen.push(id);
+        }
+    }
+    f
+}
+
+/// Checks `host:ip` (as `docker build --add-host`, see [`AddHost`]).
+pub fn validate_add_host(entry: &str) -> std::result::Result<(), String> {
+    entry
+        .parse::<AddHost>()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Checks `os/arch[/variant]` (see [`Platform`]).
+pub fn validate_platform(p: &str) -> std::result::Result<(), String> {
+    p.parse::<Platform>().map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// True when the value at `path`, anything inside it or what holds it is unknown (preview).
+pub(super) fn unknown_at(news: &Inputs<ImageArgs>, path: &PropertyPath) -> bool {
+    news.unknown(path).any()
+}
+
+/// The checks of `ssh` that need the file system or the provider's environment (so not in
+/// [`validate`](super::validate::validate)): each path is an agent socket or a key file; an entry without paths needs
+/// the provider's `SSH_AUTH_SOCK` to be an agent. Entries with unknown values are not checked.
+pub(super) fn check_ssh(program_dir: &Path, news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
+    let mut f = Vec::new();
+    for (i, s) in news.args.ssh.iter().flatten().enumerate() {
+        let entry = PropertyPath::keys(&["ssh"]).child(Seg::Index(i));
+        if unknown_at(news, &entry) {
+            continue;
+        }
+        let forward = ssh_forward(program_dir, s);
+        if forward.paths.is_empty() {
+            let problem = match paths_of(&forward) {
+                // It says how to fix it.
+                Err(e) => Some(e),
+                Ok(agents) => agents
+                    .iter()
+                    .find_map(|p| match path_kind(p) {
+                        Ok(PathKind::Socket) => None,
+                        Ok(PathKind::KeyFile) => Some(format!("{} is not a socket", p.display())),
+                        Err(e) => Some(e),
+                    })
+                    .map(|e| format!("the provider's SSH_AUTH_SOCK names no running ssh agent ({e}): start one with `eval $(ssh-agent)` and `ssh-add` before running pulumi, or list key files in `paths`")),
+            };
+            if let Some(reason) = problem {
+                f.push(CheckFailure::new(entry.to_string(), reason));
+            }
+            continue;
+        }
+        for (j, p) in forward.paths.iter().enumerate() {
+            if let Err(e) = path_kind(p) {
+                f.push(CheckFailure::new(
+                    entry
+                        .child(Seg::Key("paths".into()))
+                        .child(Seg::Index(j))
+                        .to_string(),
+                    format!("{e}: give an ssh agent's socket or a private key file"),
+                ));
+            }
+        }
+    }
+    f
+}
