@@ -47,12 +47,13 @@ esac
 cd "$(dirname "$0")/.."
 out="${out:-dist}"
 
-# The [package] version of Cargo.toml: the one version of binary, schema and SDKs.
+# The version of Cargo.toml: the one version of binary, schema and SDKs (the workspace's
+# [workspace.package] version, which every crate inherits; or a [package] version).
 version="$(awk '
-  /^\[/ { in_package = ($0 == "[package]") }
+  /^\[/ { in_package = ($0 == "[package]" || $0 == "[workspace.package]") }
   in_package && /^version *= *"/ { sub(/^version *= *"/, ""); sub(/".*/, ""); print; exit }
 ' Cargo.toml)"
-[ -n "$version" ] || die "no [package] version in Cargo.toml"
+[ -n "$version" ] || die "no [workspace.package] or [package] version in Cargo.toml"
 
 case "$(uname -s)" in
   Linux) os=linux ;;
