@@ -13,4 +13,4 @@ pub mod resources;
 pub use buildkit_engine::{
     cache, context, credentials, docker, grammar, platform, reference, registry,
 };
-pub use pulumi_kit::{generated, provider, redact, resource, rpc, schema, validation};
+pub use pulumi_kit::{generated, path, provider, redact, resource, rpc, schema, validation};

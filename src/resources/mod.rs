@@ -8,6 +8,7 @@ use buildkit_engine::settings::SettingNames;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::path::PropertyPath;
 use crate::provider::{Provider, ValidateConfig};
 use crate::resource::CheckFailure;
 use crate::schema::PackageInfo;
@@ -83,10 +84,13 @@ impl ValidateConfig for ProviderConfig {
         let mut seen: Vec<&str> = Vec::new();
         for (i, b) in self.builders.iter().flatten().enumerate() {
             if let Some(problem) = host_problem(&b.host) {
-                f.push(CheckFailure::new(format!("builders[{i}].host"), problem));
+                f.push(CheckFailure::new(
+                    PropertyPath::key("builders").at(i).field("host"),
+                    problem,
+                ));
             } else if seen.contains(&b.host.as_str()) {
                 f.push(CheckFailure::new(
-                    format!("builders[{i}].host"),
+                    PropertyPath::key("builders").at(i).field("host"),
                     format!(
                         "{:?} is listed twice: list all its platforms in one entry",
                         b.host
@@ -96,7 +100,7 @@ impl ValidateConfig for ProviderConfig {
             seen.push(&b.host);
             if b.platforms.is_empty() {
                 f.push(CheckFailure::new(
-                    format!("builders[{i}].platforms"),
+                    PropertyPath::key("builders").at(i).field("platforms"),
                     "a builder must list the platforms it builds, e.g. [\"linux/arm64\"]",
                 ));
             }
@@ -105,7 +109,7 @@ impl ValidateConfig for ProviderConfig {
             for (j, p) in b.platforms.iter().enumerate() {
                 if let Err(e) = p.parse::<crate::platform::Platform>() {
                     f.push(CheckFailure::new(
-                        format!("builders[{i}].platforms[{j}]"),
+                        PropertyPath::key("builders").at(i).field("platforms").at(j),
                         e.to_string(),
                     ));
                 }

@@ -11,6 +11,7 @@
 /// workspace root) by `cargo run -p codegen -- protocol`.
 #[path = "../../../src/generated/mod.rs"]
 pub mod generated;
+pub mod path;
 pub mod provider;
 pub mod redact;
 pub mod resource;

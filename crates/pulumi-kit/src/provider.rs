@@ -217,22 +217,12 @@ impl<R: Resource> Typed<R> {
     }
 
     fn decode_args(&self, s: &Struct) -> Result<Inputs<R::Args>, Vec<CheckFailure>> {
-        let mut d = codec::decode(s);
-        codec::fill_unknowns(&self.args_schema, &mut d);
-        let mut value = d.value.clone();
-        drop_nulls(&mut value);
-        let args = typed_from(&value).map_err(|f| {
-            let secrets = d.secret_paths(&self.args_schema);
-            vec![validation::hide_secret_value(
-                &self.args_schema,
-                &secrets,
-                f,
-            )]
-        })?;
+        let t = typed_decode::<R::Args>(&self.args_schema, codec::decode(s), Checks::TypesOnly);
+        let args = t.value.map_err(|f| vec![f])?;
         Ok(Inputs {
             args,
-            unknowns: d.unknowns,
-            secrets: d.secrets,
+            unknowns: t.decoded.unknowns,
+            secrets: t.decoded.secrets,
         })
     }
 
@@ -242,40 +232,35 @@ impl<R: Resource> Typed<R> {
     /// Create and Update refuse what Check would. A failure on a secret names the expected
     /// type, never the value.
     fn validated_args(&self, s: &Struct) -> Validated<R::Args> {
-        let mut d = codec::decode(s);
-        codec::fill_unknowns(&self.args_schema, &mut d);
-        let found = validation::check(&self.args_schema, &d);
-        let secrets = d.secret_paths(&self.args_schema);
-        // The generic failures never quote a value; the others may, so they are hidden.
-        let mut failures = found.failures;
-        let mut value = d.value.clone();
-        drop_nulls(&mut value);
-        let (inputs, more) = match typed_from::<R::Args>(&value) {
+        let t = typed_decode::<R::Args>(&self.args_schema, codec::decode(s), Checks::Generic);
+        let mut failures = t.failures;
+        let inputs = match t.value {
             Ok(args) => {
                 let inputs = Inputs {
                     args,
-                    unknowns: d.unknowns,
-                    secrets: d.secrets,
+                    unknowns: t.decoded.unknowns,
+                    secrets: t.decoded.secrets,
                 };
-                let own = self.resource.validate(&inputs);
-                (Some(inputs), own)
+                // The resource's own failures may quote a value, so they are hidden.
+                let own = self.hide_secrets(&t.secrets, self.resource.validate(&inputs));
+                // A second failure on a property the generic checks failed adds nothing.
+                let own: Vec<CheckFailure> = own
+                    .into_iter()
+                    .filter(|f| !failures.iter().any(|g| same_property(f, g)))
+                    .collect();
+                failures.extend(own);
+                Some(inputs)
             }
-            Err(f) => (None, vec![f]),
+            // `typed_decode` has added serde's failure to the others.
+            Err(_) => None,
         };
-        // A second failure on a property the generic checks already failed adds nothing.
-        let more: Vec<CheckFailure> = more
-            .into_iter()
-            .filter(|f| !failures.iter().any(|g| same_property(f, g)))
-            .map(|f| validation::hide_secret_value(&self.args_schema, &secrets, f))
-            .collect();
-        failures.extend(more);
         Validated {
             inputs: match inputs {
                 Some(i) if failures.is_empty() => Ok(i),
                 _ => Err(failures),
             },
-            warnings: found.unknown_properties,
-            secrets,
+            warnings: t.warnings,
+            secrets: t.secrets,
         }
     }
 
@@ -292,13 +277,8 @@ impl<R: Resource> Typed<R> {
     }
 
     fn decode_state(&self, s: &Struct) -> Result<(R::State, Decoded), DispatchError> {
-        let mut d = codec::decode(s);
-        codec::fill_unknowns(&self.state_schema, &mut d);
-        let mut value = d.value.clone();
-        drop_nulls(&mut value);
-        let state = typed_from(&value).map_err(|f| {
-            let secrets = d.secret_paths(&self.state_schema);
-            let f = validation::hide_secret_value(&self.state_schema, &secrets, f);
+        let t = typed_decode::<R::State>(&self.state_schema, codec::decode(s), Checks::TypesOnly);
+        let state = t.value.map_err(|f| {
             DispatchError::BadProperties(format!(
                 "the stored state of this {} cannot be read: {}: {}",
                 R::TOKEN,
@@ -306,7 +286,7 @@ impl<R: Resource> Typed<R> {
                 f.reason
             ))
         })?;
-        Ok((state, d))
+        Ok((state, t.decoded))
     }
 
     fn encode<T: Serialize>(
@@ -352,15 +332,69 @@ struct Validated<A> {
     secrets: BTreeSet<PropertyPath>,
 }
 
-/// True when two failures are about the same property, or one lies inside the other.
-fn same_property(a: &CheckFailure, b: &CheckFailure) -> bool {
-    match (
-        PropertyPath::parse(&a.property),
-        PropertyPath::parse(&b.property),
-    ) {
-        (Some(x), Some(y)) if !x.0.is_empty() && !y.0.is_empty() => {
-            x.starts_with(&y) || y.starts_with(&x)
+/// Which checks [`typed_decode`] runs before serde.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Checks {
+    /// The generic checks of [`validation`] (JSON types, NUL characters, unknown and too
+    /// deep properties): for values about to be acted on.
+    Generic,
+    /// Only serde's: for values this provider wrote itself (state, old inputs).
+    TypesOnly,
+}
+
+/// What [`typed_decode`] made of a property map.
+struct TypedDecode<T> {
+    /// The typed value, or serde's failure (its reason hidden on a secret path).
+    value: Result<T, CheckFailure>,
+    /// The generic checks' failures ([`Checks::Generic`]); a serde failure on a property
+    /// they already failed is not repeated.
+    failures: Vec<CheckFailure>,
+    /// One sentence per property the schema does not know ([`Checks::Generic`]).
+    warnings: Vec<String>,
+    /// The map as decoded (unknowns filled with typed zero values).
+    decoded: Decoded,
+    /// Every secret path: arrived as a secret, or marked so by the schema.
+    secrets: BTreeSet<PropertyPath>,
+}
+
+/// The one way a wire property map becomes a typed `T` (args, state, configuration): fill
+/// unknowns with typed zero values, run `checks`, drop `null`s so that serde defaults
+/// apply, deserialize naming the failing property, and never quote a secret in a failure.
+fn typed_decode<T: DeserializeOwned>(
+    schema: &Value,
+    mut decoded: Decoded,
+    checks: Checks,
+) -> TypedDecode<T> {
+    codec::fill_unknowns(schema, &mut decoded);
+    let found = match checks {
+        Checks::Generic => validation::check(schema, &decoded),
+        Checks::TypesOnly => validation::Findings::default(),
+    };
+    let secrets = decoded.secret_paths(schema);
+    let mut value = decoded.value.clone();
+    drop_nulls(&mut value);
+    let mut failures = found.failures;
+    let value = typed_from::<T>(&value).map_err(|f| {
+        let f = validation::hide_secret_value(schema, &secrets, f);
+        if !failures.iter().any(|g| same_property(&f, g)) {
+            failures.push(f.clone());
         }
+        f
+    });
+    TypedDecode {
+        value,
+        failures,
+        warnings: found.unknown_properties,
+        decoded,
+        secrets,
+    }
+}
+
+/// True when two failures are about the same property, or one lies inside the other (a
+/// failure of the whole map is about no one property).
+fn same_property(a: &CheckFailure, b: &CheckFailure) -> bool {
+    match (a.property.is_root(), b.property.is_root()) {
+        (false, false) => a.property.overlaps(&b.property),
         _ => a.property == b.property,
     }
 }
@@ -406,17 +440,14 @@ pub fn typed_from<T: DeserializeOwned>(value: &Map<String, Value>) -> Result<T, 
                 })
                 .collect(),
         );
-        let property = path.to_string();
         let reason = e.into_inner().to_string();
         // serde names a missing field in its message; lift it into the property.
-        let property = if property.is_empty() {
-            reason
-                .strip_prefix("missing field `")
-                .and_then(|r| r.split('`').next())
-                .map(str::to_string)
-                .unwrap_or_default()
-        } else {
-            property
+        let missing = reason
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split('`').next());
+        let property = match missing {
+            Some(field) if path.is_root() => PropertyPath::key(field),
+            _ => path,
         };
         CheckFailure::new(property, reason)
     })
@@ -830,15 +861,11 @@ where
     /// [`validation`] against the configuration's schema. Does not run [`ValidateConfig`].
     pub fn config_from(&self, decoded: &Decoded) -> Result<C, Vec<CheckFailure>> {
         let schema = self.config_schema();
-        let decoded = &unstringified(&schema, decoded);
-        let found = validation::check(&schema, decoded);
-        if !found.failures.is_empty() {
-            return Err(found.failures);
+        let t = typed_decode::<C>(&schema, unstringified(&schema, decoded), Checks::Generic);
+        match t.value {
+            Ok(config) if t.failures.is_empty() => Ok(config),
+            _ => Err(t.failures),
         }
-        let secrets = decoded.secret_paths(&schema);
-        let mut value = decoded.value.clone();
-        drop_nulls(&mut value);
-        typed_from(&value).map_err(|f| vec![validation::hide_secret_value(&schema, &secrets, f)])
     }
 
     pub fn set_config(&self, config: C) {

@@ -18,8 +18,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
+use crate::path::PropertyPath;
 use crate::redact::Redactor;
-use crate::rpc::codec::PropertyPath;
 use crate::rpc::engine::{EngineLog, Severity};
 
 /// What a resource method may know about the call it serves.
@@ -150,12 +150,15 @@ impl<A> Inputs<A> {
 /// A problem with one input, reported by `check` (Pulumi shows it next to the property).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckFailure {
-    pub property: String,
+    /// The property at fault; the wire carries it as [`PropertyPath`]'s `Display`.
+    pub property: PropertyPath,
     pub reason: String,
 }
 
 impl CheckFailure {
-    pub fn new(property: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// A failure of `property`: a top-level name (`"context"`) or a built path
+    /// (`PropertyPath::key("tags").at(1)`).
+    pub fn new(property: impl Into<PropertyPath>, reason: impl Into<String>) -> Self {
         Self {
             property: property.into(),
             reason: reason.into(),

@@ -48,19 +48,13 @@ struct Walker<'a> {
 
 impl Walker<'_> {
     fn fail(&mut self, path: &PropertyPath, reason: String) {
-        self.out
-            .failures
-            .push(CheckFailure::new(path.to_string(), reason));
+        self.out.failures.push(CheckFailure::new(path, reason));
     }
 
     /// A list or object the codec did not read, being too deep: fails the top-level property
     /// it is in, once.
     fn too_deep(&mut self, path: &PropertyPath) {
-        let property = match path.0.first() {
-            Some(top) => PropertyPath(vec![top.clone()]),
-            None => path.clone(),
-        };
-        let property = property.to_string();
+        let property = path.top_level();
         if !self.out.failures.iter().any(|f| f.property == property) {
             self.out
                 .failures
@@ -353,14 +347,11 @@ pub fn hide_secret_value(
     secrets: &BTreeSet<PropertyPath>,
     f: CheckFailure,
 ) -> CheckFailure {
-    let Some(path) = PropertyPath::parse(&f.property) else {
-        return f;
-    };
-    if !secrets.iter().any(|s| path.starts_with(s)) {
+    if !secrets.iter().any(|s| f.property.starts_with(s)) {
         return f;
     }
     let defs = schema.get("$defs").cloned().unwrap_or(Value::Null);
-    let (expected, doc) = expected_at(schema, &defs, &path);
+    let (expected, doc) = expected_at(schema, &defs, &f.property);
     let doc = doc.map(|d| format!(" ({d})")).unwrap_or_default();
     CheckFailure::new(
         f.property,
@@ -448,7 +439,7 @@ mod tests {
         check(&schema(), &decoded(v))
             .failures
             .into_iter()
-            .map(|f| (f.property, f.reason))
+            .map(|f| (f.property.to_string(), f.reason))
             .collect()
     }
 
@@ -570,8 +561,10 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let hide =
-            |p: &str, r: &str| hide_secret_value(&schema(), &secrets, CheckFailure::new(p, r));
+        let hide = |p: &str, r: &str| {
+            let p = PropertyPath::parse(p).unwrap();
+            hide_secret_value(&schema(), &secrets, CheckFailure::new(p, r))
+        };
         let f = hide(
             "registry.password",
             "invalid type: integer `918273645`, expected a string",

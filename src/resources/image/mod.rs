@@ -74,13 +74,13 @@ impl Resource for Image {
                 if hashes_a_secret(&news) {
                     // The hash of a secret is a secret: stored as one, never published.
                     news.secrets
-                        .insert(crate::rpc::codec::PropertyPath::keys(&["contextHash"]));
+                        .insert(crate::path::PropertyPath::keys(&["contextHash"]));
                 }
                 warn_of_secret_build_args(ctx, &news).await;
             } else {
                 // Not knowable yet (preview with unknown inputs): the hash is unknown too.
                 news.unknowns
-                    .insert(crate::rpc::codec::PropertyPath::keys(&["contextHash"]));
+                    .insert(crate::path::PropertyPath::keys(&["contextHash"]));
             }
         }
         if failures.is_empty() {

@@ -190,7 +190,10 @@ fn extra_hosts_are_host_colon_ip() {
 }
 
 fn props(i: &Inputs<ImageArgs>) -> Vec<String> {
-    validate(i).into_iter().map(|f| f.property).collect()
+    validate(i)
+        .into_iter()
+        .map(|f| f.property.to_string())
+        .collect()
 }
 
 #[test]
@@ -210,7 +213,7 @@ fn secrets_are_checked_without_quoting_a_value() {
         ..ImageArgs::default()
     };
     let f = validate(&inputs(args.clone()));
-    let names: Vec<&str> = f.iter().map(|f| f.property.as_str()).collect();
+    let names: Vec<String> = f.iter().map(|f| f.property.to_string()).collect();
     assert_eq!(names, vec!["secrets", "secrets[\"a b\"]", "secrets.big"]);
     assert!(f[2].reason.contains("500 KiB"), "{}", f[2].reason);
     assert!(f.iter().all(|f| !f.reason.contains("sss")));
@@ -280,7 +283,7 @@ fn ssh_paths_must_be_sockets_or_key_files() {
         ..ImageArgs::default()
     };
     let f = check_ssh(dir.path(), &inputs(args.clone()));
-    let names: Vec<&str> = f.iter().map(|f| f.property.as_str()).collect();
+    let names: Vec<String> = f.iter().map(|f| f.property.to_string()).collect();
     assert_eq!(names, vec!["ssh[0].paths[1]", "ssh[2].paths[0]"], "{f:?}");
     assert!(f[0].reason.contains("missing"), "{}", f[0].reason);
     // Unknown entries are not checked.
@@ -341,7 +344,7 @@ fn validation_names_each_property() {
         ..ImageArgs::default()
     };
     let f = validate(&inputs(args));
-    let props: Vec<&str> = f.iter().map(|f| f.property.as_str()).collect();
+    let props: Vec<String> = f.iter().map(|f| f.property.to_string()).collect();
     assert_eq!(
         props,
         vec![
@@ -367,7 +370,7 @@ fn validation_catches_what_only_up_would_trip_on() {
     let props = |args: ImageArgs| -> Vec<String> {
         validate(&inputs(args))
             .into_iter()
-            .map(|f| f.property)
+            .map(|f| f.property.to_string())
             .collect()
     };
     assert_eq!(props(base.clone()), Vec::<String>::new());
@@ -441,6 +444,6 @@ fn unknown_values_are_not_validated() {
         ..ImageArgs::default()
     });
     i.unknowns
-        .insert(crate::rpc::codec::PropertyPath::keys(&["name"]));
+        .insert(crate::path::PropertyPath::keys(&["name"]));
     assert!(validate(&i).is_empty());
 }

@@ -8,10 +8,10 @@ use std::path::Path;
 use crate::credentials::normalize_server;
 use crate::docker::session::ssh::{PathKind, path_kind, paths_of};
 use crate::grammar::{AddHost, SecretId};
+use crate::path::PropertyPath;
 use crate::platform::Platform;
 use crate::reference::{Reference, validate_registry};
 use crate::resource::{CheckFailure, Inputs, Unknown};
-use crate::rpc::codec::{PropertyPath, Seg};
 
 use super::args::{DEFAULT_SSH_ID, ImageArgs, MAX_SECRET_BYTES, Registry};
 use super::plan::ssh_forward;
@@ -127,7 +127,7 @@ fn validate_tags(name: &str, tags: &[String]) -> Vec<CheckFailure> {
         .filter_map(|(i, t)| {
             name.resolve_tag(t)
                 .err()
-                .map(|e| CheckFailure::new(format!("tags[{i}]"), e))
+                .map(|e| CheckFailure::new(PropertyPath::key("tags").at(i), e))
         })
         .collect()
 }
@@ -175,7 +175,7 @@ fn validate_platforms(news: &Inputs<ImageArgs>, platforms: &[String]) -> Vec<Che
     let mut f = Vec::new();
     for (i, p) in platforms.iter().enumerate() {
         if let Err(e) = validate_platform(p) {
-            f.push(CheckFailure::new(format!("platforms[{i}]"), e));
+            f.push(CheckFailure::new(PropertyPath::key("platforms").at(i), e));
         }
     }
     if a.index && platforms.is_empty() {
@@ -193,7 +193,7 @@ fn validate_platforms(news: &Inputs<ImageArgs>, platforms: &[String]) -> Vec<Che
     for (i, p) in platforms.iter().enumerate() {
         if platforms[..i].contains(p) {
             f.push(CheckFailure::new(
-                format!("platforms[{i}]"),
+                PropertyPath::key("platforms").at(i),
                 format!("{p:?} is listed twice"),
             ));
         }
@@ -216,11 +216,11 @@ fn validate_network(n: &str) -> Vec<CheckFailure> {
 fn validate_add_hosts(news: &Inputs<ImageArgs>, hosts: &[String]) -> Vec<CheckFailure> {
     let mut f = Vec::new();
     for (i, h) in hosts.iter().enumerate() {
-        let path = PropertyPath::keys(&["addHosts"]).child(Seg::Index(i));
+        let path = PropertyPath::key("addHosts").at(i);
         if !unknown_at(news, &path)
             && let Err(e) = validate_add_host(h)
         {
-            f.push(CheckFailure::new(path.to_string(), e));
+            f.push(CheckFailure::new(path, e));
         }
     }
     f
@@ -247,7 +247,7 @@ fn validate_cache_from(cache_from: &[String]) -> Vec<CheckFailure> {
         .filter_map(|(i, c)| {
             Reference::parse(c)
                 .err()
-                .map(|e| CheckFailure::new(format!("cacheFrom[{i}]"), e.to_string()))
+                .map(|e| CheckFailure::new(PropertyPath::key("cacheFrom").at(i), e.to_string()))
         })
         .collect()
 }
@@ -262,12 +262,12 @@ fn validate_registry_input(r: &Registry) -> Vec<CheckFailure> {
     let host = normalize_server(&r.server);
     if r.server.trim().is_empty() {
         f.push(CheckFailure::new(
-            "registry.server",
+            PropertyPath::key("registry").field("server"),
             "the registry server must not be empty",
         ));
     } else if host.is_empty() {
         f.push(CheckFailure::new(
-            "registry.server",
+            PropertyPath::key("registry").field("server"),
             format!(
                 "{:?} names no registry host: give the host the credentials are for, e.g. ghcr.io or 127.0.0.1:5000",
                 r.server
@@ -275,7 +275,7 @@ fn validate_registry_input(r: &Registry) -> Vec<CheckFailure> {
         ));
     } else if let Err(e) = validate_registry(&host) {
         f.push(CheckFailure::new(
-            "registry.server",
+            PropertyPath::key("registry").field("server"),
             format!(
                 "{:?} is not a registry host ({e}): give e.g. ghcr.io or 127.0.0.1:5000",
                 r.server
@@ -284,11 +284,11 @@ fn validate_registry_input(r: &Registry) -> Vec<CheckFailure> {
     }
     if r.username.is_some() != r.password.is_some() {
         f.push(CheckFailure::new(
-            if r.password.is_none() {
-                "registry.password"
+            PropertyPath::key("registry").field(if r.password.is_none() {
+                "password"
             } else {
-                "registry.username"
-            },
+                "username"
+            }),
             "give both `username` and `password`, or neither",
         ));
     }
@@ -310,20 +310,20 @@ fn validate_context(context: Option<&str>) -> Vec<CheckFailure> {
 /// is known, each value when it is.
 fn validate_secrets(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
     let mut f = Vec::new();
-    let map = PropertyPath::keys(&["secrets"]);
+    let map = PropertyPath::key("secrets");
     if news.unknown(&map) == Unknown::Whole {
         return f;
     }
     for (id, value) in news.args.secrets.iter().flatten() {
-        let path = map.child(Seg::Key(id.clone()));
+        let path = map.clone().field(id);
         match id.parse::<SecretId>() {
             Ok(_) => {}
             Err(e) if id.is_empty() => f.push(CheckFailure::new("secrets", e.to_string())),
-            Err(e) => f.push(CheckFailure::new(path.to_string(), e.to_string())),
+            Err(e) => f.push(CheckFailure::new(&path, e.to_string())),
         }
         if !news.unknown(&path).any() && value.len() > MAX_SECRET_BYTES {
             f.push(CheckFailure::new(
-                path.to_string(),
+                &path,
                 format!(
                     "the value is {} bytes, more than BuildKit's limit of 500 KiB ({MAX_SECRET_BYTES} bytes) for a build secret",
                     value.len()
@@ -340,21 +340,19 @@ fn validate_ssh(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
     let mut f = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
     for (i, s) in news.args.ssh.iter().flatten().enumerate() {
-        let path = PropertyPath::keys(&["ssh"])
-            .child(Seg::Index(i))
-            .child(Seg::Key("id".into()));
+        let path = PropertyPath::key("ssh").at(i).field("id");
         if unknown_at(news, &path) {
             continue;
         }
         let id = s.id.as_deref().unwrap_or(DEFAULT_SSH_ID);
         if id.is_empty() {
             f.push(CheckFailure::new(
-                path.to_string(),
+                &path,
                 format!("the id must not be empty: give the id `RUN --mount=type=ssh,id=<id>` names, or leave it out for {DEFAULT_SSH_ID:?}"),
             ));
         } else if seen.contains(&id) {
             f.push(CheckFailure::new(
-                path.to_string(),
+                &path,
                 format!(
                     "{id:?} is the id of an earlier entry{}: each id names one agent, so give each entry its own (several key files can share one entry's `paths`)",
                     if s.id.is_none() {
@@ -395,7 +393,7 @@ pub(super) fn unknown_at(news: &Inputs<ImageArgs>, path: &PropertyPath) -> bool 
 pub(super) fn check_ssh(program_dir: &Path, news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
     let mut f = Vec::new();
     for (i, s) in news.args.ssh.iter().flatten().enumerate() {
-        let entry = PropertyPath::keys(&["ssh"]).child(Seg::Index(i));
+        let entry = PropertyPath::key("ssh").at(i);
         if unknown_at(news, &entry) {
             continue;
         }
@@ -414,17 +412,14 @@ pub(super) fn check_ssh(program_dir: &Path, news: &Inputs<ImageArgs>) -> Vec<Che
                     .map(|e| format!("the provider's SSH_AUTH_SOCK names no running ssh agent ({e}): start one with `eval $(ssh-agent)` and `ssh-add` before running pulumi, or list key files in `paths`")),
             };
             if let Some(reason) = problem {
-                f.push(CheckFailure::new(entry.to_string(), reason));
+                f.push(CheckFailure::new(&entry, reason));
             }
             continue;
         }
         for (j, p) in forward.paths.iter().enumerate() {
             if let Err(e) = path_kind(p) {
                 f.push(CheckFailure::new(
-                    entry
-                        .child(Seg::Key("paths".into()))
-                        .child(Seg::Index(j))
-                        .to_string(),
+                    entry.clone().field("paths").at(j),
                     format!("{e}: give an ssh agent's socket or a private key file"),
                 ));
             }

@@ -14,7 +14,6 @@
 //! `check` do that) or schema generation.
 
 use std::collections::BTreeSet;
-use std::fmt;
 
 use prost_types::value::Kind;
 use serde_json::{Map, Number, Value};
@@ -36,135 +35,7 @@ pub const OUTPUT_SIG: &str = "d0e6a833031e9bbcd3f4e8bde6ca49a4";
 /// wire bytes before prost sees them), and far deeper than any resource's inputs need.
 pub const MAX_NESTING: usize = 32;
 
-/// One step in a property path.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-/// A path to a value inside a property map, e.g. `registry.password` or `tags[1]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PropertyPath(pub Vec<Seg>);
-
-impl PropertyPath {
-    pub fn root() -> Self {
-        Self::default()
-    }
-
-    /// A path from dotted keys, e.g. `PropertyPath::keys(&["registry", "password"])`.
-    pub fn keys(keys: &[&str]) -> Self {
-        Self(keys.iter().map(|k| Seg::Key((*k).to_string())).collect())
-    }
-
-    pub fn child(&self, seg: Seg) -> Self {
-        let mut v = self.0.clone();
-        v.push(seg);
-        Self(v)
-    }
-
-    /// The top-level property this path starts with, if any.
-    pub fn top(&self) -> Option<&str> {
-        match self.0.first() {
-            Some(Seg::Key(k)) => Some(k),
-            _ => None,
-        }
-    }
-
-    /// True when `self` is `other` or lies beneath it.
-    pub fn starts_with(&self, other: &PropertyPath) -> bool {
-        self.0.starts_with(&other.0)
-    }
-
-    /// Parses a path as [`fmt::Display`] writes it (`registry.password`, `tags[0]`,
-    /// `buildArgs["A-B"]`); `None` when `s` is not one. The empty string is the root.
-    pub fn parse(s: &str) -> Option<Self> {
-        let mut segs = Vec::new();
-        let mut chars = s.chars().peekable();
-        let key = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| {
-            let mut k = String::new();
-            while let Some(&c) = chars.peek() {
-                if c == '.' || c == '[' {
-                    break;
-                }
-                k.push(c);
-                chars.next();
-            }
-            k
-        };
-        if !s.is_empty() && !s.starts_with('[') {
-            segs.push(Seg::Key(key(&mut chars)));
-        }
-        while let Some(c) = chars.next() {
-            match c {
-                '.' => match key(&mut chars) {
-                    k if k.is_empty() => return None,
-                    k => segs.push(Seg::Key(k)),
-                },
-                '[' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    segs.push(Seg::Key(unquote(&mut chars)?));
-                    if chars.next() != Some(']') {
-                        return None;
-                    }
-                }
-                '[' => {
-                    let mut n = String::new();
-                    loop {
-                        match chars.next()? {
-                            ']' => break,
-                            d => n.push(d),
-                        }
-                    }
-                    segs.push(Seg::Index(n.parse().ok()?));
-                }
-                _ => return None,
-            }
-        }
-        Some(Self(segs))
-    }
-}
-
-/// Reads the rest of a string quoted by Rust's `{:?}`, up to and including its closing `"`.
-fn unquote(chars: &mut impl Iterator<Item = char>) -> Option<String> {
-    let mut out = String::new();
-    loop {
-        match chars.next()? {
-            '"' => return Some(out),
-            '\\' => match chars.next()? {
-                'n' => out.push('\n'),
-                't' => out.push('\t'),
-                'r' => out.push('\r'),
-                '0' => out.push('\0'),
-                'u' => {
-                    if chars.next()? != '{' {
-                        return None;
-                    }
-                    let hex: String = chars.by_ref().take_while(|c| *c != '}').collect();
-                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
-                }
-                c => out.push(c),
-            },
-            c => out.push(c),
-        }
-    }
-}
-
-impl fmt::Display for PropertyPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, seg) in self.0.iter().enumerate() {
-            match seg {
-                Seg::Key(k) if i == 0 => write!(f, "{k}")?,
-                Seg::Key(k) if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
-                    write!(f, ".{k}")?
-                }
-                Seg::Key(k) => write!(f, "[{k:?}]")?,
-                Seg::Index(n) => write!(f, "[{n}]")?,
-            }
-        }
-        Ok(())
-    }
-}
+pub use crate::path::{PropertyPath, Seg};
 
 /// A property map decoded to JSON, with the places of secrets and unknowns.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -77,7 +77,7 @@ fn status(e: DispatchError) -> Status {
 fn failures(f: Vec<CheckFailure>) -> Vec<crate::generated::pulumirpc::CheckFailure> {
     f.into_iter()
         .map(|f| crate::generated::pulumirpc::CheckFailure {
-            property: f.property,
+            property: f.property.to_string(),
             reason: f.reason,
         })
         .collect()
