@@ -397,3 +397,69 @@ fn no_module_imports_its_caller() {
         );
     }
 }
+
+/// Every `.rs` file under `dir`, `generated/` aside.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                if !p.ends_with("generated") {
+                    stack.push(p);
+                }
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                files.push(p);
+            }
+        }
+    }
+    files
+}
+
+/// Errors are types: a `Result` whose error is a bare `String` (a sentence nobody can
+/// match on, and that says nothing of its kind) appears nowhere in the three crates.
+#[test]
+fn no_result_has_a_string_for_its_error() {
+    let mut found = Vec::new();
+    for src in ["src", "crates/pulumi-kit/src", "crates/buildkit-engine/src"] {
+        for f in rust_files(&workspace().join(src)) {
+            let code = code_only(&std::fs::read_to_string(&f).unwrap());
+            let flat: String = code.split_whitespace().collect::<Vec<_>>().join(" ");
+            let mut rest = flat.as_str();
+            while let Some(i) = rest.find("Result<") {
+                // The generic arguments, to the matching `>`.
+                let args = &rest[i + "Result<".len()..];
+                let mut depth = 1;
+                let end = args
+                    .char_indices()
+                    .find_map(|(j, c)| {
+                        match c {
+                            '<' => depth += 1,
+                            '>' => depth -= 1,
+                            _ => {}
+                        }
+                        (depth == 0).then_some(j)
+                    })
+                    .unwrap_or(args.len());
+                let inner = &args[..end];
+                // The last top-level argument is the error.
+                let mut depth = 0;
+                let mut last = 0;
+                for (j, c) in inner.char_indices() {
+                    match c {
+                        '<' | '(' => depth += 1,
+                        '>' | ')' => depth -= 1,
+                        ',' if depth == 0 => last = j + 1,
+                        _ => {}
+                    }
+                }
+                if last > 0 && inner[last..].trim() == "String" {
+                    found.push(format!("{}: Result<{inner}>", f.display()));
+                }
+                rest = &args[end.min(args.len())..];
+            }
+        }
+    }
+    assert!(found.is_empty(), "errors that are strings:\n{}", found.join("\n"));
+}

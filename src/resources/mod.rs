@@ -68,7 +68,9 @@ fn host_problem(host: &str) -> Option<String> {
                 "address"
             }
         )),
-        Some((&"ssh://", _)) => crate::docker::tunnel::SshHost::parse(host).err(),
+        Some((&"ssh://", _)) => crate::docker::tunnel::SshHost::parse(host)
+            .err()
+            .map(|e| e.to_string()),
         Some(_) => None,
     }
 }
@@ -274,7 +276,7 @@ mod tests {
             // The Image's own message for the same string.
             assert_eq!(
                 Err(f[0].reason.clone()),
-                image::validate_platform(bad),
+                image::validate_platform(bad).map_err(|e| e.to_string()),
                 "{bad}"
             );
         }

@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod docker;
 pub mod grammar;
 pub mod platform;
+pub mod private_dir;
 pub mod reference;
 pub mod registry;
 pub mod settings;

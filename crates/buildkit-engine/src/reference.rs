@@ -28,14 +28,60 @@ pub struct Reference {
 #[error("{0:?} is not a valid image reference: {1}")]
 pub struct ReferenceError(pub String, pub String);
 
+/// What is wrong with one part of a reference (a tag, a digest, the registry, a path
+/// component), in words that say what the part must be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PartError {
+    #[error(
+        "the tag {0:?} must be 1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
+    )]
+    Tag(String),
+    #[error("the digest {0:?} must look like sha256:<64 hex digits>")]
+    Digest(String),
+    #[error(
+        "the registry {0:?} opens an IPv6 address with '[' but never closes it: write e.g. [::1]:5000"
+    )]
+    UnclosedIpv6(String),
+    #[error("the registry host [{0}] is not an IPv6 address: write e.g. [::1]:5000")]
+    NotIpv6(String),
+    #[error(
+        "the registry {registry:?} has {after:?} after its IPv6 address: only `:port` may follow it"
+    )]
+    AfterIpv6 { registry: String, after: String },
+    #[error("the registry port {0:?} must be a number from 1 to 65535")]
+    Port(String),
+    #[error("the registry host is empty: write e.g. registry.example.com:5000")]
+    EmptyHost,
+    #[error("the registry host {0:?} is not an IPv4 address (four numbers from 0 to 255)")]
+    NotIpv4(String),
+    #[error(
+        "the registry host {0:?} is not a valid host name: use letters, digits and '-' in dot-separated labels, e.g. registry.example.com"
+    )]
+    HostName(String),
+    #[error(
+        "the path component {0:?} must be lowercase letters and digits, separated by '.', '_', '__' or '-'"
+    )]
+    Component(String),
+}
+
+/// Why another tag for an image is not one: a bare tag that is not a tag, or a full
+/// reference that is not a reference.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagError {
+    #[error(transparent)]
+    Tag(#[from] PartError),
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+}
+
 impl Reference {
     pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
-        let err = |why: &str| ReferenceError(s.to_string(), why.to_string());
+        let err = |why: &dyn fmt::Display| ReferenceError(s.to_string(), why.to_string());
         if s.is_empty() {
-            return Err(err("it is empty"));
+            return Err(err(&"it is empty"));
         }
         if s.len() > 255 + 128 + 80 {
-            return Err(err("it is too long"));
+            return Err(err(&"it is too long"));
         }
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => {
@@ -63,10 +109,10 @@ impl Reference {
             _ => (None, name),
         };
         if path.is_empty() {
-            return Err(err("the repository path is empty"));
+            return Err(err(&"the repository path is empty"));
         }
         if path.len() > 255 {
-            return Err(err("the repository path is longer than 255 characters"));
+            return Err(err(&"the repository path is longer than 255 characters"));
         }
         for component in path.split('/') {
             validate_component(component).map_err(|w| err(&w))?;
@@ -129,9 +175,9 @@ impl Reference {
     /// Another tag for this image, as a user writes one: a bare tag (`v1.2`) is a tag of this
     /// repository; a full reference (`registry/other:tag`) names another repository (`latest`
     /// when it has no tag). The one rule for `tags`, used by validation and by the plan.
-    pub fn resolve_tag(&self, tag: &str) -> Result<Reference, String> {
+    pub fn resolve_tag(&self, tag: &str) -> Result<Reference, TagError> {
         if tag.contains('/') || tag.contains(':') {
-            Ok(Reference::parse(tag).map_err(|e| e.to_string())?.tagged())
+            Ok(Reference::parse(tag)?.tagged())
         } else {
             validate_tag(tag)?;
             Ok(Reference {
@@ -156,7 +202,7 @@ impl fmt::Display for Reference {
 }
 
 /// Checks a tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-pub fn validate_tag(t: &str) -> Result<(), String> {
+pub fn validate_tag(t: &str) -> Result<(), PartError> {
     let ok_first = t
         .chars()
         .next()
@@ -165,18 +211,14 @@ pub fn validate_tag(t: &str) -> Result<(), String> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if t.is_empty() || t.len() > 128 || !ok_first || !ok_rest {
-        return Err(format!(
-            "the tag {t:?} must be 1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
-        ));
+        return Err(PartError::Tag(t.to_string()));
     }
     Ok(())
 }
 
-fn validate_digest(d: &str) -> Result<(), String> {
+fn validate_digest(d: &str) -> Result<(), PartError> {
     let Some((algo, hex)) = d.split_once(':') else {
-        return Err(format!(
-            "the digest {d:?} must look like sha256:<64 hex digits>"
-        ));
+        return Err(PartError::Digest(d.to_string()));
     };
     let hex_ok = hex.len() >= 32
         && hex
@@ -187,35 +229,30 @@ fn validate_digest(d: &str) -> Result<(), String> {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if !(hex_ok && algo_ok) || (algo == "sha256" && hex.len() != 64) {
-        return Err(format!(
-            "the digest {d:?} must look like sha256:<64 hex digits>"
-        ));
+        return Err(PartError::Digest(d.to_string()));
     }
     Ok(())
 }
 
 /// Checks a registry: a host name, an IPv4 address or an IPv6 address in brackets, with an
 /// optional port (`ghcr.io`, `localhost:5000`, `10.0.0.1:5000`, `[::1]:5000`).
-pub fn validate_registry(r: &str) -> Result<(), String> {
+pub fn validate_registry(r: &str) -> Result<(), PartError> {
     let (host, port) = if let Some(bracketed) = r.strip_prefix('[') {
         let Some((inner, after)) = bracketed.split_once(']') else {
-            return Err(format!(
-                "the registry {r:?} opens an IPv6 address with '[' but never closes it: write e.g. [::1]:5000"
-            ));
+            return Err(PartError::UnclosedIpv6(r.to_string()));
         };
         if inner.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!(
-                "the registry host [{inner}] is not an IPv6 address: write e.g. [::1]:5000"
-            ));
+            return Err(PartError::NotIpv6(inner.to_string()));
         }
         let port = match after {
             "" => None,
             _ => match after.strip_prefix(':') {
                 Some(p) => Some(p),
                 None => {
-                    return Err(format!(
-                        "the registry {r:?} has {after:?} after its IPv6 address: only `:port` may follow it"
-                    ));
+                    return Err(PartError::AfterIpv6 {
+                        registry: r.to_string(),
+                        after: after.to_string(),
+                    });
                 }
             },
         };
@@ -231,9 +268,7 @@ pub fn validate_registry(r: &str) -> Result<(), String> {
             || !p.bytes().all(|b| b.is_ascii_digit())
             || !p.parse::<u16>().is_ok_and(|n| n > 0))
     {
-        return Err(format!(
-            "the registry port {p:?} must be a number from 1 to 65535"
-        ));
+        return Err(PartError::Port(p.to_string()));
     }
     if let Some(host) = host {
         validate_host(host)?;
@@ -242,9 +277,9 @@ pub fn validate_registry(r: &str) -> Result<(), String> {
 }
 
 /// Checks a host name or an IPv4 address (all-digit labels must make an IPv4 address).
-fn validate_host(host: &str) -> Result<(), String> {
+fn validate_host(host: &str) -> Result<(), PartError> {
     if host.is_empty() {
-        return Err("the registry host is empty: write e.g. registry.example.com:5000".into());
+        return Err(PartError::EmptyHost);
     }
     let labels: Vec<&str> = host.split('.').collect();
     if labels.len() > 1
@@ -254,9 +289,7 @@ fn validate_host(host: &str) -> Result<(), String> {
     {
         return match host.parse::<std::net::Ipv4Addr>() {
             Ok(_) => Ok(()),
-            Err(_) => Err(format!(
-                "the registry host {host:?} is not an IPv4 address (four numbers from 0 to 255)"
-            )),
+            Err(_) => Err(PartError::NotIpv4(host.to_string())),
         };
     }
     let label_ok = |l: &str| {
@@ -266,19 +299,13 @@ fn validate_host(host: &str) -> Result<(), String> {
             && !l.ends_with('-')
     };
     if host.len() > 253 || !labels.iter().all(|l| label_ok(l)) {
-        return Err(format!(
-            "the registry host {host:?} is not a valid host name: use letters, digits and '-' in dot-separated labels, e.g. registry.example.com"
-        ));
+        return Err(PartError::HostName(host.to_string()));
     }
     Ok(())
 }
 
-fn validate_component(c: &str) -> Result<(), String> {
-    let bad = || {
-        Err(format!(
-            "the path component {c:?} must be lowercase letters and digits, separated by '.', '_', '__' or '-'"
-        ))
-    };
+fn validate_component(c: &str) -> Result<(), PartError> {
+    let bad = || Err(PartError::Component(c.to_string()));
     let bytes = c.as_bytes();
     let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {

@@ -220,7 +220,10 @@ mod tests {
         let label = PropertyPath::key("labels").field("org.opencontainers.image.source");
         assert_eq!(label, "labels[\"org.opencontainers.image.source\"]");
         assert_eq!(PropertyPath::parse(&label.to_string()), Some(label.clone()));
-        assert_eq!(PropertyPath::from("context"), PropertyPath::keys(&["context"]));
+        assert_eq!(
+            PropertyPath::from("context"),
+            PropertyPath::keys(&["context"])
+        );
     }
 
     #[test]

@@ -100,7 +100,8 @@ pub(super) async fn hash_off_runtime(
     ctx: &Ctx<ProviderConfig>,
     args: &ImageArgs,
 ) -> std::result::Result<String, CheckFailure> {
-    let dir = context_path(&ctx.program_dir, args).map_err(|e| CheckFailure::new("context", e))?;
+    let dir = context_path(&ctx.program_dir, args)
+        .map_err(|e| CheckFailure::new("context", e.to_string()))?;
     let args = args.clone();
     let dialects = ignore_dialects(ctx).await;
     tokio::task::spawn_blocking(move || {

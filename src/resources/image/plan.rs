@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::context::DockerfileSource;
 use crate::credentials::Credentials;
 use crate::docker::{self, BuildPlan, BuildSecrets, SshForward};
+use crate::path::PropertyPath;
 use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::resource::{Ctx, ResourceError, Result};
@@ -51,16 +52,18 @@ pub(super) fn build_plan(
     } = a;
     // `context`, `dockerfile` and `dockerfileInline` become the context directory and the
     // Dockerfile's source together:
-    let context_dir = context_path(&ctx.program_dir, a).map_err(ResourceError::invalid_input)?;
+    let context_dir = context_path(&ctx.program_dir, a)
+        .map_err(|e| ResourceError::invalid_input(e.to_string()))?;
     let dockerfile = dockerfile_source(a);
-    let invalid =
-        |property: &str, e: String| ResourceError::invalid_input(format!("{property}: {e}"));
-    let reference = Reference::parse(name).map_err(|e| invalid("name", e.to_string()))?;
+    let invalid = |property: PropertyPath, e: &dyn std::fmt::Display| {
+        ResourceError::invalid_input(format!("{property}: {e}"))
+    };
+    let reference = Reference::parse(name).map_err(|e| invalid("name".into(), &e))?;
     let mut push_tags = vec![reference.tagged()];
     for (i, t) in tags.iter().flatten().enumerate() {
         let r = reference
             .resolve_tag(t)
-            .map_err(|e| invalid(&format!("tags[{i}]"), e))?;
+            .map_err(|e| invalid(PropertyPath::key("tags").at(i), &e))?;
         if !push_tags.contains(&r) {
             push_tags.push(r);
         }
@@ -71,7 +74,7 @@ pub(super) fn build_plan(
         .enumerate()
         .map(|(i, p)| {
             p.parse::<Platform>()
-                .map_err(|e| invalid(&format!("platforms[{i}]"), e.to_string()))
+                .map_err(|e| invalid(PropertyPath::key("platforms").at(i), &e))
         })
         .collect::<Result<Vec<_>>>()?;
     let build_once = !no_cache && !secret_hash;
@@ -123,7 +126,7 @@ pub(super) fn login(registry: Option<&Registry>) -> Option<Credentials> {
 pub(super) fn context_path(
     program_dir: &Path,
     args: &ImageArgs,
-) -> std::result::Result<PathBuf, String> {
+) -> std::result::Result<PathBuf, EmptyContextError> {
     match (&args.context, &args.dockerfile_inline) {
         (Some(c), _) => Ok(context_dir(program_dir, c)),
         (None, Some(_)) => empty_context(),
@@ -131,16 +134,22 @@ pub(super) fn context_path(
     }
 }
 
+/// Why the empty context of an inline Dockerfile cannot be made.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot make an empty build context at {}: {source}", dir.display())]
+pub(super) struct EmptyContextError {
+    dir: PathBuf,
+    source: std::io::Error,
+}
+
 /// An empty directory of the provider's own (under its cache directory, else the temporary
 /// one), for builds with no context: made again if anything was put into it.
-fn empty_context() -> std::result::Result<PathBuf, String> {
+fn empty_context() -> std::result::Result<PathBuf, EmptyContextError> {
     let base = crate::cache::cache_dir().unwrap_or_else(std::env::temp_dir);
     let dir = base.join("empty-context");
-    let fail = |e: std::io::Error| {
-        format!(
-            "cannot make an empty build context at {}: {e}",
-            dir.display()
-        )
+    let fail = |source| EmptyContextError {
+        dir: dir.clone(),
+        source,
     };
     match std::fs::symlink_metadata(&dir) {
         Ok(md) if md.is_dir() => {

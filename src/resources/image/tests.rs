@@ -184,7 +184,7 @@ fn extra_hosts_are_host_colon_ip() {
         "db=10.0.0.2",
         "db:example.com",
     ] {
-        let e = validate_add_host(bad).expect_err(bad);
+        let e = validate_add_host(bad).expect_err(bad).to_string();
         assert!(e.contains("host:ip"), "{e}");
     }
 }

@@ -7,9 +7,9 @@ use std::path::Path;
 
 use crate::credentials::normalize_server;
 use crate::docker::session::ssh::{PathKind, path_kind, paths_of};
-use crate::grammar::{AddHost, SecretId};
+use crate::grammar::{AddHost, AddHostError, SecretId};
 use crate::path::PropertyPath;
-use crate::platform::Platform;
+use crate::platform::{Platform, PlatformError};
 use crate::reference::{Reference, validate_registry};
 use crate::resource::{CheckFailure, Inputs, Unknown};
 
@@ -127,7 +127,7 @@ fn validate_tags(name: &str, tags: &[String]) -> Vec<CheckFailure> {
         .filter_map(|(i, t)| {
             name.resolve_tag(t)
                 .err()
-                .map(|e| CheckFailure::new(PropertyPath::key("tags").at(i), e))
+                .map(|e| CheckFailure::new(PropertyPath::key("tags").at(i), e.to_string()))
         })
         .collect()
 }
@@ -175,7 +175,10 @@ fn validate_platforms(news: &Inputs<ImageArgs>, platforms: &[String]) -> Vec<Che
     let mut f = Vec::new();
     for (i, p) in platforms.iter().enumerate() {
         if let Err(e) = validate_platform(p) {
-            f.push(CheckFailure::new(PropertyPath::key("platforms").at(i), e));
+            f.push(CheckFailure::new(
+                PropertyPath::key("platforms").at(i),
+                e.to_string(),
+            ));
         }
     }
     if a.index && platforms.is_empty() {
@@ -220,7 +223,7 @@ fn validate_add_hosts(news: &Inputs<ImageArgs>, hosts: &[String]) -> Vec<CheckFa
         if !unknown_at(news, &path)
             && let Err(e) = validate_add_host(h)
         {
-            f.push(CheckFailure::new(path, e));
+            f.push(CheckFailure::new(path, e.to_string()));
         }
     }
     f
@@ -370,16 +373,13 @@ fn validate_ssh(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
 }
 
 /// Checks `host:ip` (as `docker build --add-host`, see [`AddHost`]).
-pub fn validate_add_host(entry: &str) -> std::result::Result<(), String> {
-    entry
-        .parse::<AddHost>()
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+pub fn validate_add_host(entry: &str) -> std::result::Result<(), AddHostError> {
+    entry.parse::<AddHost>().map(|_| ())
 }
 
 /// Checks `os/arch[/variant]` (see [`Platform`]).
-pub fn validate_platform(p: &str) -> std::result::Result<(), String> {
-    p.parse::<Platform>().map(|_| ()).map_err(|e| e.to_string())
+pub fn validate_platform(p: &str) -> std::result::Result<(), PlatformError> {
+    p.parse::<Platform>().map(|_| ())
 }
 
 /// True when the value at `path`, anything inside it or what holds it is unknown (preview).
@@ -401,13 +401,13 @@ pub(super) fn check_ssh(program_dir: &Path, news: &Inputs<ImageArgs>) -> Vec<Che
         if forward.paths.is_empty() {
             let problem = match paths_of(&forward) {
                 // It says how to fix it.
-                Err(e) => Some(e),
+                Err(e) => Some(e.to_string()),
                 Ok(agents) => agents
                     .iter()
                     .find_map(|p| match path_kind(p) {
                         Ok(PathKind::Socket) => None,
                         Ok(PathKind::KeyFile) => Some(format!("{} is not a socket", p.display())),
-                        Err(e) => Some(e),
+                        Err(e) => Some(e.to_string()),
                     })
                     .map(|e| format!("the provider's SSH_AUTH_SOCK names no running ssh agent ({e}): start one with `eval $(ssh-agent)` and `ssh-add` before running pulumi, or list key files in `paths`")),
             };

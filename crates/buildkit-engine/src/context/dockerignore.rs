@@ -114,7 +114,22 @@ pub struct PatternError {
     /// The line as written (trimmed).
     pub pattern: String,
     /// What is wrong with it.
-    pub reason: String,
+    pub reason: PatternFlaw,
+}
+
+/// What makes Docker reject an ignore-file line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PatternFlaw {
+    #[error("`!` must be followed by a pattern")]
+    BareBang,
+    #[error("the pattern ends with an unfinished `\\` escape")]
+    UnfinishedEscape,
+    #[error("unterminated character class (missing `]`)")]
+    UnterminatedClass,
+    #[error("character class is empty or has an unescaped `]` (write `\\]` for a literal `]`)")]
+    EmptyClass,
+    #[error("character class has a misplaced `-` (write `\\-` for a literal `-`)")]
+    MisplacedDash,
 }
 
 impl fmt::Display for PatternError {
@@ -432,7 +447,7 @@ fn parents(path: &str) -> impl Iterator<Item = &str> {
     path.match_indices('/').map(move |(i, _)| &path[..i])
 }
 
-type LineResult = Result<Pattern, (String, String)>;
+type LineResult = Result<Pattern, (String, PatternFlaw)>;
 
 /// Parses the lines of an ignore file the way the docker CLI reads it,
 /// yielding `(1-based line number, pattern or (line, reason))`, skipping
@@ -461,9 +476,9 @@ fn parse_line(line: &str) -> LineResult {
         Some(rest) => (true, rest.trim()),
         None => (false, line),
     };
-    let fail = |reason: &str| Err((line.to_owned(), reason.to_owned()));
+    let fail = |reason: PatternFlaw| Err((line.to_owned(), reason));
     if body.is_empty() {
-        return fail("`!` must be followed by a pattern");
+        return fail(PatternFlaw::BareBang);
     }
     let mut text = go_clean(body);
     if text.len() > 1
@@ -473,7 +488,7 @@ fn parse_line(line: &str) -> LineResult {
     }
     if exception && text == "/" {
         // moby cleans "!" + "/" to "!" and rejects it.
-        return fail("`!` must be followed by a pattern");
+        return fail(PatternFlaw::BareBang);
     }
     match compile(&text) {
         Ok(tokens) => {
@@ -511,7 +526,7 @@ fn parse_line(line: &str) -> LineResult {
                 needle,
             })
         }
-        Err(reason) => fail(&reason),
+        Err(reason) => fail(reason),
     }
 }
 
@@ -544,7 +559,7 @@ fn go_clean(path: &str) -> String {
 
 /// Turns a cleaned pattern into tokens, rejecting what Go's
 /// `filepath.Match` rejects.
-fn compile(pattern: &str) -> Result<Vec<Token>, String> {
+fn compile(pattern: &str) -> Result<Vec<Token>, PatternFlaw> {
     let chars: Vec<char> = pattern.chars().collect();
     let mut tokens = Vec::new();
     // The 20.10 matcher reads `**foo` as `(.*/)?foo`, and so do these
@@ -574,7 +589,7 @@ fn compile(pattern: &str) -> Result<Vec<Token>, String> {
                     tokens.push(Token::Literal(*escaped));
                     i += 1;
                 }
-                None => return Err("the pattern ends with an unfinished `\\` escape".to_owned()),
+                None => return Err(PatternFlaw::UnfinishedEscape),
             },
             '[' => {
                 let (class, next) = compile_class(&chars, i)?;
@@ -591,8 +606,8 @@ fn compile(pattern: &str) -> Result<Vec<Token>, String> {
 /// `filepath.Match` syntax (only `^` negates; `]` and `-` must be escaped
 /// unless they close the class or form a range). Returns the token and the
 /// index after the closing `]`.
-fn compile_class(chars: &[char], mut i: usize) -> Result<(Token, usize), String> {
-    let unterminated = || "unterminated character class (missing `]`)".to_owned();
+fn compile_class(chars: &[char], mut i: usize) -> Result<(Token, usize), PatternFlaw> {
+    let unterminated = || PatternFlaw::UnterminatedClass;
     let negated = chars.get(i) == Some(&'^');
     if negated {
         i += 1;
@@ -620,22 +635,17 @@ fn compile_class(chars: &[char], mut i: usize) -> Result<(Token, usize), String>
 }
 
 /// One possibly escaped character of a class.
-fn class_char(chars: &[char], i: &mut usize) -> Result<char, String> {
+fn class_char(chars: &[char], i: &mut usize) -> Result<char, PatternFlaw> {
     match chars.get(*i) {
-        None => Err("unterminated character class (missing `]`)".to_owned()),
-        Some(']') => Err(
-            "character class is empty or has an unescaped `]` (write `\\]` for a literal `]`)"
-                .to_owned(),
-        ),
-        Some('-') => {
-            Err("character class has a misplaced `-` (write `\\-` for a literal `-`)".to_owned())
-        }
+        None => Err(PatternFlaw::UnterminatedClass),
+        Some(']') => Err(PatternFlaw::EmptyClass),
+        Some('-') => Err(PatternFlaw::MisplacedDash),
         Some('\\') => match chars.get(*i + 1) {
             Some(c) => {
                 *i += 2;
                 Ok(*c)
             }
-            None => Err("unterminated character class (missing `]`)".to_owned()),
+            None => Err(PatternFlaw::UnterminatedClass),
         },
         Some(c) => {
             *i += 1;

@@ -44,7 +44,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-pub use dockerignore::{DockerIgnore, IgnoreDialect, PatternError};
+pub use dockerignore::{DockerIgnore, IgnoreDialect, PatternError, PatternFlaw};
 pub use hash::changed_paths;
 pub(crate) use hash::open_regular;
 

@@ -67,9 +67,9 @@ pub(crate) fn endpoint(config: &DaemonAddress) -> Result<(String, Endpoint)> {
         return Ok((host, Endpoint::Unix(path)));
     }
     if host.starts_with("ssh://") {
-        let t = tunnel::tunnel(&host).map_err(|reason| DaemonError::InvalidHost {
+        let t = tunnel::tunnel(&host).map_err(|e| DaemonError::InvalidHost {
             host: host.clone(),
-            reason,
+            reason: e.to_string(),
         })?;
         return Ok((host, Endpoint::Ssh(t)));
     }
@@ -153,11 +153,20 @@ pub async fn connect(config: &DaemonAddress) -> Result<Docker> {
         // Over ssh a handshake alone can take seconds; a failure says what ssh said.
         Endpoint::Ssh(t) => answered(docker, 3 * DAEMON_ANSWER_TIMEOUT)
             .await
-            .map_err(|reason| unreachable(t.explain(&reason)).into()),
+            .map_err(|e| unreachable(t.explain(&e.to_string())).into()),
         _ => answered(docker, DAEMON_ANSWER_TIMEOUT)
             .await
-            .map_err(|reason| unreachable(reason).into()),
+            .map_err(|e| unreachable(e.to_string()).into()),
     }
+}
+
+/// Why a daemon that accepted the connection is not usable.
+#[derive(Debug, thiserror::Error)]
+enum NoAnswer {
+    #[error(transparent)]
+    Refused(#[from] bollard::errors::Error),
+    #[error("no answer to a ping within {} s", .0.as_secs())]
+    Silent(std::time::Duration),
 }
 
 /// `docker` once it has agreed on an API version and answered a ping within `limit`: a
@@ -165,16 +174,15 @@ pub async fn connect(config: &DaemonAddress) -> Result<Docker> {
 async fn answered(
     docker: Docker,
     limit: std::time::Duration,
-) -> std::result::Result<Docker, String> {
+) -> std::result::Result<Docker, NoAnswer> {
     let answer = async {
         let docker = docker.negotiate_version().await?;
         docker.ping().await?;
         Ok::<_, bollard::errors::Error>(docker)
     };
     match tokio::time::timeout(limit, answer).await {
-        Ok(Ok(docker)) => Ok(docker),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer to a ping within {} s", limit.as_secs())),
+        Ok(answered) => Ok(answered?),
+        Err(_) => Err(NoAnswer::Silent(limit)),
     }
 }
 

@@ -79,7 +79,7 @@ impl Dialer {
                 addr,
                 certs: Some(dir),
             } => {
-                let connector = tls_connector(&dir).map_err(unreachable)?;
+                let connector = tls_connector(&dir).map_err(|e| unreachable(e.to_string()))?;
                 let server = addr
                     .rsplit_once(':')
                     .map_or(addr.as_str(), |(h, _)| h)
@@ -156,35 +156,65 @@ impl Dialer {
     }
 }
 
+/// Why no TLS client can be made from a certificates directory; each names the file.
+#[derive(Debug, thiserror::Error)]
+enum TlsSetupError {
+    #[error("{} is missing", .0.display())]
+    Missing(PathBuf),
+    #[error("{}: {source}", path.display())]
+    Pem {
+        path: PathBuf,
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Rustls {
+        path: PathBuf,
+        source: tokio_rustls::rustls::Error,
+    },
+    #[error("{0}")]
+    Protocols(tokio_rustls::rustls::Error),
+}
+
 /// A TLS client with the certificates in `dir` (as the docker CLI's `--tlsverify`).
-fn tls_connector(dir: &Path) -> std::result::Result<TlsConnector, String> {
-    let read = |name: &str| -> std::result::Result<PathBuf, String> {
+fn tls_connector(dir: &Path) -> std::result::Result<TlsConnector, TlsSetupError> {
+    let read = |name: &str| {
         let p = dir.join(name);
         if p.is_file() {
             Ok(p)
         } else {
-            Err(format!("{} is missing", p.display()))
+            Err(TlsSetupError::Missing(p))
         }
     };
     let ca = read("ca.pem")?;
     let cert = read("cert.pem")?;
     let key = read("key.pem")?;
+    let pem = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| TlsSetupError::Pem { path, source }
+    };
     let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(&ca).map_err(|e| format!("{}: {e}", ca.display()))? {
-        let c = c.map_err(|e| format!("{}: {e}", ca.display()))?;
-        roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
+    for c in CertificateDer::pem_file_iter(&ca).map_err(pem(&ca))? {
+        roots
+            .add(c.map_err(pem(&ca))?)
+            .map_err(|source| TlsSetupError::Rustls {
+                path: ca.clone(),
+                source,
+            })?;
     }
     let chain = CertificateDer::pem_file_iter(&cert)
-        .map_err(|e| format!("{}: {e}", cert.display()))?
+        .map_err(pem(&cert))?
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
-    let key = PrivateKeyDer::from_pem_file(&key).map_err(|e| format!("{}: {e}", key.display()))?;
+        .map_err(pem(&cert))?;
+    let key = PrivateKeyDer::from_pem_file(&key).map_err(pem(&key))?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(TlsSetupError::Protocols)?
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+        .map_err(|source| TlsSetupError::Rustls {
+            path: dir.to_path_buf(),
+            source,
+        })?;
     Ok(TlsConnector::from(Arc::new(config)))
 }

@@ -11,9 +11,7 @@
 //! Not for: anything said over the connection.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
-use std::io::ErrorKind;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -21,6 +19,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
+
+use crate::private_dir::{self, PrivateDirError, euid};
 
 /// An `ssh://` host as OpenSSH takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,26 +32,28 @@ pub struct SshHost {
 
 impl SshHost {
     /// `ssh://[user@]host[:port]` (no path, as the docker CLI requires).
-    pub fn parse(url: &str) -> Result<SshHost, String> {
+    pub fn parse(url: &str) -> Result<SshHost, SshHostError> {
+        let fail = |flaw| SshHostError {
+            url: url.to_string(),
+            flaw,
+        };
         let rest = url
             .strip_prefix("ssh://")
-            .ok_or_else(|| format!("{url:?} is not an ssh:// host"))?;
+            .ok_or_else(|| fail(SshHostFlaw::NotSsh))?;
         if rest.contains('/') && !rest.ends_with('/') || rest.contains('?') {
-            return Err(format!(
-                "{url:?}: an ssh:// Docker host takes no path (write ssh://[user@]host[:port])"
-            ));
+            return Err(fail(SshHostFlaw::Path));
         }
         let rest = rest.trim_end_matches('/');
         let (user, hostport) = match rest.rsplit_once('@') {
             Some((u, h)) if !u.is_empty() => (Some(u.to_string()), h),
-            Some(_) => return Err(format!("{url:?} has an empty user name")),
+            Some(_) => return Err(fail(SshHostFlaw::EmptyUser)),
             None => (None, rest),
         };
         let (host, port) = if let Some(inner) = hostport.strip_prefix('[') {
             // [v6]:port
             let (h, after) = inner
                 .split_once(']')
-                .ok_or_else(|| format!("{url:?}: unclosed [ in the host"))?;
+                .ok_or_else(|| fail(SshHostFlaw::UnclosedBracket))?;
             let port = after.strip_prefix(':').filter(|p| !p.is_empty());
             (h.to_string(), port)
         } else {
@@ -65,17 +67,17 @@ impl SshHost {
                 p.parse::<u16>()
                     .ok()
                     .filter(|p| *p > 0)
-                    .ok_or_else(|| format!("{url:?}: {p:?} is not a port"))
+                    .ok_or_else(|| fail(SshHostFlaw::Port(p.to_string())))
             })
             .transpose()?;
         if host.is_empty() || host.starts_with('-') || host.chars().any(char::is_whitespace) {
-            return Err(format!("{url:?} names no host"));
+            return Err(fail(SshHostFlaw::NoHost));
         }
         if user
             .as_deref()
             .is_some_and(|u| u.starts_with('-') || u.chars().any(char::is_whitespace))
         {
-            return Err(format!("{url:?}: not a user name"));
+            return Err(fail(SshHostFlaw::User));
         }
         Ok(SshHost { user, host, port })
     }
@@ -101,6 +103,60 @@ impl SshHost {
         ]);
         args
     }
+}
+
+/// Why an `ssh://` Docker host is not one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshHostError {
+    pub url: String,
+    pub flaw: SshHostFlaw,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SshHostFlaw {
+    NotSsh,
+    Path,
+    EmptyUser,
+    UnclosedBracket,
+    Port(String),
+    NoHost,
+    User,
+}
+
+impl std::fmt::Display for SshHostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = &self.url;
+        match &self.flaw {
+            SshHostFlaw::NotSsh => write!(f, "{url:?} is not an ssh:// host"),
+            SshHostFlaw::Path => write!(
+                f,
+                "{url:?}: an ssh:// Docker host takes no path (write ssh://[user@]host[:port])"
+            ),
+            SshHostFlaw::EmptyUser => write!(f, "{url:?} has an empty user name"),
+            SshHostFlaw::UnclosedBracket => write!(f, "{url:?}: unclosed [ in the host"),
+            SshHostFlaw::Port(p) => write!(f, "{url:?}: {p:?} is not a port"),
+            SshHostFlaw::NoHost => write!(f, "{url:?} names no host"),
+            SshHostFlaw::User => write!(f, "{url:?}: not a user name"),
+        }
+    }
+}
+
+impl std::error::Error for SshHostError {}
+
+/// Why no tunnel to an `ssh://` host could be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TunnelError {
+    #[error(transparent)]
+    Host(#[from] SshHostError),
+    #[error(transparent)]
+    Dir(#[from] PrivateDirError),
+    #[error("{}: {source}", socket.display())]
+    Bind {
+        socket: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the table of ssh tunnels is unusable (a thread panicked holding it)")]
+    Poisoned,
 }
 
 /// A local socket whose connections are `docker system dial-stdio` over ssh.
@@ -167,20 +223,20 @@ fn tunnels() -> &'static Mutex<HashMap<String, Arc<Tunnel>>> {
 }
 
 /// The tunnel to `url` (`ssh://…`), made on first use. Needs a tokio runtime.
-pub fn tunnel(url: &str) -> Result<Arc<Tunnel>, String> {
-    let mut all = tunnels().lock().map_err(|e| e.to_string())?;
+pub fn tunnel(url: &str) -> Result<Arc<Tunnel>, TunnelError> {
+    let mut all = tunnels().lock().map_err(|_| TunnelError::Poisoned)?;
     if let Some(t) = all.get(url) {
         return Ok(t.clone());
     }
     let host = SshHost::parse(url)?;
     remove_stale();
-    let dir = tunnel_dir(&tunnel_base(
-        std::env::var_os("XDG_RUNTIME_DIR").as_deref(),
-        std::env::temp_dir(),
-    ));
+    let dir = tunnel_dir(&private_dir::default_base());
     make_private_dir(&dir)?;
     let socket = dir.join("docker.sock");
-    let listener = UnixListener::bind(&socket).map_err(|e| format!("{}: {e}", socket.display()))?;
+    let listener = UnixListener::bind(&socket).map_err(|source| TunnelError::Bind {
+        socket: socket.clone(),
+        source,
+    })?;
     let tunnel = Arc::new(Tunnel {
         url: url.to_string(),
         socket,
@@ -198,33 +254,13 @@ pub fn tunnel(url: &str) -> Result<Arc<Tunnel>, String> {
     Ok(tunnel)
 }
 
+/// Makes the tunnel directory `dir`, private (see [`private_dir::make`]).
+fn make_private_dir(dir: &Path) -> Result<(), PrivateDirError> {
+    private_dir::make(dir, "ssh tunnel directory")
+}
+
 /// The start of the name of every tunnel directory: `docker-buildkit-ssh-<pid>-<16 hex>`.
 const DIR_PREFIX: &str = "docker-buildkit-ssh-";
-
-/// Our effective uid: the owner every directory we make has, and the only owner of a
-/// directory we will put a socket in (or remove).
-fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions, cannot fail and touches no memory of ours.
-    unsafe { libc::geteuid() }
-}
-
-/// Where the tunnel directories go: `$XDG_RUNTIME_DIR` (`xdg_runtime_dir`) when it is a
-/// directory of ours that nobody else can write to, as the spec promises (a per-user,
-/// usually tmpfs, directory nobody else can even list), else `temp`. A runtime dir that
-/// fails that (another owner, group- or world-writable, a symlink, relative, missing) is
-/// ignored rather than trusted: the socket in it carries the Docker API, registry
-/// credentials included.
-fn tunnel_base(xdg_runtime_dir: Option<&OsStr>, temp: PathBuf) -> PathBuf {
-    let usable = |dir: &Path| {
-        dir.is_absolute()
-            && std::fs::symlink_metadata(dir)
-                .is_ok_and(|m| m.is_dir() && m.uid() == euid() && m.mode() & 0o022 == 0)
-    };
-    match xdg_runtime_dir.map(Path::new) {
-        Some(dir) if usable(dir) => dir.to_path_buf(),
-        _ => temp,
-    }
-}
 
 /// A new tunnel directory's path under `base`: our pid (for [`remove_stale`]) and 64
 /// random bits, so that another local user cannot guess it and make it first (in a shared
@@ -253,81 +289,6 @@ fn stale_pid(name: &str) -> Option<u32> {
     }
 }
 
-/// Makes `dir` a directory that only we can enter, or says why not, naming it.
-///
-/// mkdir makes it with mode 0700 (not made and chmod-ed after, which leaves a moment when
-/// others can get in, and not ignoring a failed chmod); the umask can only take bits away,
-/// and if it took ours they are put back on the directory just made. A `dir` that is
-/// there already is refused, untouched, unless it is a directory of ours with mode 0700
-/// (a crashed run of a process with our pid drew the same name), which is removed and
-/// made again: a symlink, or a directory of another user or that others can enter, is
-/// what someone else would plant there to get at the socket.
-fn make_private_dir(dir: &Path) -> Result<(), String> {
-    let shown = dir.display();
-    let mkdir = || std::fs::DirBuilder::new().mode(0o700).create(dir);
-    match mkdir() {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-            check_private_dir(dir).map_err(|why| {
-                format!(
-                    "the ssh tunnel directory {shown} exists already and {why}: refusing to use it"
-                )
-            })?;
-            std::fs::remove_dir_all(dir).map_err(|e| {
-                format!("the ssh tunnel directory {shown} exists already (ours, from an earlier run) and cannot be removed: {e}")
-            })?;
-            mkdir().map_err(|e| format!("cannot create the ssh tunnel directory {shown}: {e}"))?;
-        }
-        Err(e) => {
-            return Err(format!(
-                "cannot create the ssh tunnel directory {shown}: {e}"
-            ));
-        }
-    }
-    let md = std::fs::symlink_metadata(dir)
-        .map_err(|e| format!("cannot inspect the ssh tunnel directory {shown}: {e}"))?;
-    if md.is_dir()
-        && !md.file_type().is_symlink()
-        && md.uid() == euid()
-        && md.mode() & 0o777 != 0o700
-    {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
-            format!("cannot make the ssh tunnel directory {shown} private (chmod 0700): {e}")
-        })?;
-    }
-    check_private_dir(dir).map_err(|why| {
-        format!("the ssh tunnel directory {shown} {why} just after being made: refusing to use it")
-    })
-}
-
-/// `Ok` when `dir` is a real directory (not a symlink), owned by us, mode 0700; else what
-/// it is instead, as the end of a sentence that starts with its path.
-fn check_private_dir(dir: &Path) -> Result<(), String> {
-    let md = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot be inspected ({e})"))?;
-    if md.file_type().is_symlink() {
-        let to =
-            std::fs::read_link(dir).map_or_else(|_| "?".to_string(), |t| t.display().to_string());
-        return Err(format!("is a symbolic link (to {to}), not a directory"));
-    }
-    if !md.is_dir() {
-        return Err("is not a directory".to_string());
-    }
-    if md.uid() != euid() {
-        return Err(format!(
-            "is owned by uid {}, not by this user (uid {})",
-            md.uid(),
-            euid()
-        ));
-    }
-    if md.mode() & 0o777 != 0o700 {
-        return Err(format!(
-            "has mode {:04o}, not 0700 (others can get in)",
-            md.mode() & 0o777
-        ));
-    }
-    Ok(())
-}
-
 /// Removes the tunnel directories of provider processes that are gone (a provider the
 /// engine killed had no chance to remove its own), where [`tunnel`] makes them now and in
 /// the temp dir where it made them before. Only directories of ours: another user's, and
@@ -338,7 +299,7 @@ fn remove_stale() {
         return;
     }
     let temp = std::env::temp_dir();
-    let base = tunnel_base(std::env::var_os("XDG_RUNTIME_DIR").as_deref(), temp.clone());
+    let base = private_dir::base(std::env::var_os("XDG_RUNTIME_DIR").as_deref(), temp.clone());
     let bases = if base == temp {
         vec![temp]
     } else {
@@ -476,6 +437,7 @@ mod tests {
 #[cfg(test)]
 mod dir_tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn mode(path: &Path) -> u32 {
         std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
@@ -602,7 +564,7 @@ mod dir_tests {
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("docker.sock"), "planted").unwrap();
         chmod(&dir, 0o777);
-        let err = make_private_dir(&dir).unwrap_err();
+        let err = make_private_dir(&dir).unwrap_err().to_string();
         assert!(err.contains(&dir.display().to_string()), "{err}");
         assert!(err.contains("0777"), "{err}");
         assert_eq!(mode(&dir), 0o777, "never chmod-ed");
@@ -615,7 +577,7 @@ mod dir_tests {
         chmod(&dir, 0o700);
         if euid() == 0 {
             std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
-            let err = make_private_dir(&dir).unwrap_err();
+            let err = make_private_dir(&dir).unwrap_err().to_string();
             assert!(err.contains(&dir.display().to_string()), "{err}");
             assert!(err.contains("owned by uid 65534"), "{err}");
             assert_eq!(std::fs::symlink_metadata(&dir).unwrap().uid(), 65534);
@@ -645,7 +607,7 @@ mod dir_tests {
             chmod(target.path(), target_mode);
             let dir = tunnel_dir(base.path());
             std::os::unix::fs::symlink(target.path(), &dir).unwrap();
-            let err = make_private_dir(&dir).unwrap_err();
+            let err = make_private_dir(&dir).unwrap_err().to_string();
             assert!(err.contains(&dir.display().to_string()), "{err}");
             assert!(err.contains("symbolic link"), "{err}");
             assert!(
@@ -666,7 +628,7 @@ mod dir_tests {
     #[test]
     fn xdg_runtime_dir_is_preferred_only_when_private() {
         let temp = PathBuf::from("/the/temp/dir");
-        let base = |xdg: Option<&Path>| tunnel_base(xdg.map(Path::as_os_str), temp.clone());
+        let base = |xdg: Option<&Path>| private_dir::base(xdg.map(Path::as_os_str), temp.clone());
         let runtime = tempfile::tempdir().unwrap();
         let xdg = runtime.path();
         for ok in [0o700, 0o755, 0o711] {

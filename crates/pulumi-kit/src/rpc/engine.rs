@@ -35,6 +35,14 @@ impl Severity {
 /// How long one log line may take to reach the engine before it is given up.
 const LOG_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// An engine address that is not one.
+#[derive(Debug, thiserror::Error)]
+#[error("engine address {address:?}: {source}")]
+pub struct EngineAddressError {
+    pub address: String,
+    pub source: tonic::transport::Error,
+}
+
 /// A handle to the engine's log. Cheap to clone; without an engine it writes to stderr only.
 /// Lines are sent concurrently (each call clones the client; no lock is held across the
 /// RPC), so one slow line never queues the progress of other builds behind it.
@@ -46,14 +54,16 @@ pub struct EngineLog {
 
 impl EngineLog {
     /// Connects lazily to the engine at `address` (`host:port`).
-    pub fn connect(address: &str) -> Result<Self, String> {
+    pub fn connect(address: &str) -> Result<Self, EngineAddressError> {
         let uri = if address.contains("://") {
             address.to_string()
         } else {
             format!("http://{address}")
         };
-        let endpoint =
-            Endpoint::from_shared(uri).map_err(|e| format!("engine address {address:?}: {e}"))?;
+        let endpoint = Endpoint::from_shared(uri).map_err(|source| EngineAddressError {
+            address: address.to_string(),
+            source,
+        })?;
         let channel = endpoint.connect_lazy();
         Ok(Self {
             client: Some(

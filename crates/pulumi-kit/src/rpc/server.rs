@@ -42,7 +42,7 @@ use crate::provider::{
     DispatchError, Provider, ValidateConfig, diff_keys, diff_kind_wire, urn_type,
 };
 use crate::resource::{CheckFailure, ErrorKind};
-use crate::rpc::engine::EngineLog;
+use crate::rpc::engine::{EngineAddressError, EngineLog};
 use crate::rpc::nesting::{CutCodec, PropertyMaps};
 
 /// The largest message accepted or sent (schemas and states can pass tonic's 4 MiB default).
@@ -178,7 +178,8 @@ where
     ) -> Result<Response<ProviderHandshakeResponse>, Status> {
         let req = request.into_inner();
         if !req.engine_address.is_empty() {
-            let log = EngineLog::connect(&req.engine_address).map_err(Status::invalid_argument)?;
+            let log = EngineLog::connect(&req.engine_address)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
             self.provider.set_engine_log(log);
         }
         self.provider
@@ -693,9 +694,26 @@ where
     }
 }
 
+/// Why the provider could not serve the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    EngineAddress(#[from] EngineAddressError),
+    #[error("cannot listen on 127.0.0.1: {0}")]
+    Listen(std::io::Error),
+    #[error("cannot tell the engine the port (stdout): {0}")]
+    Port(std::io::Error),
+    #[error("gRPC server failed: {0}")]
+    Grpc(tonic::transport::Error),
+}
+
 /// Serves `provider` the way the engine expects, until the engine goes away or a signal
 /// arrives. Prints the port on stdout, then never writes to stdout again.
-pub async fn serve<C>(provider: Provider<C>, schema: String, args: &[String]) -> Result<(), String>
+pub async fn serve<C>(
+    provider: Provider<C>,
+    schema: String,
+    args: &[String],
+) -> Result<(), ServeError>
 where
     C: ProviderConfigType,
 {
@@ -706,12 +724,12 @@ where
     }
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
-        .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
-    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        .map_err(ServeError::Listen)?;
+    let port = listener.local_addr().map_err(ServeError::Listen)?.port();
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{port}").map_err(|e| e.to_string())?;
-        out.flush().map_err(|e| e.to_string())?;
+        writeln!(out, "{port}").map_err(ServeError::Port)?;
+        out.flush().map_err(ServeError::Port)?;
     }
     let service = grpc_service(provider.clone(), schema);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -722,7 +740,7 @@ where
         });
     tokio::pin!(server);
     tokio::select! {
-        result = &mut server => return result.map_err(|e| format!("gRPC server failed: {e}")),
+        result = &mut server => return result.map_err(ServeError::Grpc),
         () = wait_for_shutdown(engine) => {}
     }
     // Stop in-flight builds, then give open calls a moment to finish; an idle client
