@@ -7,6 +7,9 @@
 # or the end-to-end build benchmark (issue #11: the provider against the docker CLI's own
 # BuildKit client, same context, daemon and registry; starts the services):
 #   scripts/bench.sh build [--quick] [--runs N] [--files N]
+# or warm Check through the real RPC against a bare `find` stat walk (issue 18;
+# benches/check_rpc.py: the provider's binary, Pulumi's own gRPC stubs as the client):
+#   scripts/bench.sh check [--files N] [--rounds N] [--dir DIR]
 # or the peers side by side in the same real Pulumi engine (Pulumi's docker-build, the seed
 # provider, the docker CLI and buildx; starts the services, builds the peers, packs a release
 # build of ours; benches/peers.py, see BENCHMARKS.md):
@@ -36,6 +39,20 @@ if [[ "${1:-}" == "build" ]]; then
   cargo bench --no-run --bench build
   echo "== run"
   cargo bench --bench build -- "$@"
+  uptime
+  exit 0
+fi
+
+if [[ "${1:-}" == "check" ]]; then
+  shift
+  bash scripts/services.sh up
+  # shellcheck disable=SC1090
+  source "$(bash scripts/services.sh env)"
+  echo "== ours (release)"
+  cargo build --release --bins
+  python="$(bash scripts/venv.sh)"
+  echo "== run"
+  "$python" benches/check_rpc.py --binary target/release/pulumi-resource-docker-buildkit "$@"
   uptime
   exit 0
 fi

@@ -124,6 +124,24 @@ impl ValidateConfig for ProviderConfig {
 impl ProviderConfig {
     /// The builders as the engine takes them (platforms that do not parse were refused by
     /// [`ValidateConfig::validate`]).
+    /// The default daemon's address (`host`, `certPath`).
+    pub fn daemon_address(&self) -> crate::docker::DaemonAddress {
+        crate::docker::DaemonAddress {
+            host: self.host.clone(),
+            cert_path: self.cert_path.clone(),
+        }
+    }
+
+    /// Every daemon that may build: the default one, then each of `builders`.
+    pub fn daemon_addresses(&self) -> Vec<crate::docker::DaemonAddress> {
+        std::iter::once(self.daemon_address())
+            .chain(self.builders.iter().flatten().map(|b| crate::docker::DaemonAddress {
+                host: Some(b.host.clone()),
+                cert_path: b.cert_path.clone(),
+            }))
+            .collect()
+    }
+
     pub fn builder_specs(&self) -> Vec<crate::docker::BuilderSpec> {
         self.builders
             .iter()

@@ -3,7 +3,7 @@
 //! engine's [`Events`] sink, its cancellation) and the one mapping of the engine's errors to
 //! the resource's ([`resource_error`]).
 
-use crate::docker::{self, DaemonAddress, Env, Events, Level, Pending};
+use crate::docker::{self, Env, Events, Level, Pending};
 use crate::resource::{Ctx, ResourceError};
 use crate::rpc::engine::Severity;
 
@@ -28,10 +28,7 @@ pub(super) fn resource_error(e: docker::EngineError) -> ResourceError {
 /// messages into the engine's log (masked there), the call's cancellation.
 pub(super) fn env<'a>(ctx: &'a Ctx<ProviderConfig>, events: &'a CtxEvents<'a>) -> Env<'a> {
     Env {
-        daemon: DaemonAddress {
-            host: ctx.config.host.clone(),
-            cert_path: ctx.config.cert_path.clone(),
-        },
+        daemon: ctx.config.daemon_address(),
         builders: ctx.config.builder_specs(),
         events,
         cancel: ctx.cancel.clone(),

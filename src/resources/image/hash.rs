@@ -11,7 +11,6 @@ use crate::resource::{CheckFailure, Ctx, Inputs};
 use super::super::ProviderConfig;
 use super::super::inputs::{hashed_json, without_credentials};
 use super::args::{ImageArgs, ImageState};
-use super::engine::{CtxEvents, env};
 use super::plan::{context_path, dockerfile_source};
 
 /// Opens the build context of `args`, rooted at `dir`.
@@ -117,10 +116,8 @@ pub(super) async fn hash_off_runtime(
 /// then the configured builders' (each asked once per process, never for longer than
 /// [`docker::dialect::PROBE_TIMEOUT`]; one that does not answer counts as Classic).
 async fn ignore_dialects(ctx: &Ctx<ProviderConfig>) -> Vec<context::IgnoreDialect> {
-    let events = CtxEvents(ctx);
-    let env = env(ctx, &events);
-    let addresses = std::iter::once(&env.daemon).chain(env.builders.iter().map(|b| &b.address));
-    let found = futures_util::future::join_all(addresses.map(docker::dialect::probe)).await;
+    let addresses = ctx.config.daemon_addresses();
+    let found = futures_util::future::join_all(addresses.iter().map(docker::dialect::probe)).await;
     let mut dialects = Vec::new();
     for d in found {
         if !dialects.contains(&d) {
