@@ -461,5 +461,9 @@ fn no_result_has_a_string_for_its_error() {
             }
         }
     }
-    assert!(found.is_empty(), "errors that are strings:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "errors that are strings:\n{}",
+        found.join("\n")
+    );
 }

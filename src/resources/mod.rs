@@ -135,10 +135,15 @@ impl ProviderConfig {
     /// Every daemon that may build: the default one, then each of `builders`.
     pub fn daemon_addresses(&self) -> Vec<crate::docker::DaemonAddress> {
         std::iter::once(self.daemon_address())
-            .chain(self.builders.iter().flatten().map(|b| crate::docker::DaemonAddress {
-                host: Some(b.host.clone()),
-                cert_path: b.cert_path.clone(),
-            }))
+            .chain(
+                self.builders
+                    .iter()
+                    .flatten()
+                    .map(|b| crate::docker::DaemonAddress {
+                        host: Some(b.host.clone()),
+                        cert_path: b.cert_path.clone(),
+                    }),
+            )
             .collect()
     }
 

@@ -12,23 +12,15 @@ use tonic::transport::{Channel, Endpoint};
 use crate::generated::pulumirpc::LogRequest;
 use crate::generated::pulumirpc::engine_client::EngineClient;
 
-/// Severity of a log line (Pulumi's `LogSeverity`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    Debug,
-    Info,
-    Warning,
-    Error,
-}
+pub use crate::resource::Severity;
 
-impl Severity {
-    fn wire(self) -> i32 {
-        match self {
-            Severity::Debug => 0,
-            Severity::Info => 1,
-            Severity::Warning => 2,
-            Severity::Error => 3,
-        }
+/// Pulumi's `LogSeverity` number of `s`.
+fn wire(s: Severity) -> i32 {
+    match s {
+        Severity::Debug => 0,
+        Severity::Info => 1,
+        Severity::Warning => 2,
+        Severity::Error => 3,
     }
 }
 
@@ -92,7 +84,7 @@ impl EngineLog {
         }
         let Some(client) = &self.client else { return };
         let req = LogRequest {
-            severity: severity.wire(),
+            severity: wire(severity),
             message: message.to_string(),
             urn: urn.to_string(),
             stream_id: 0,
