@@ -17,4 +17,5 @@ pub mod redact;
 pub mod resource;
 pub mod rpc;
 pub mod schema;
+pub mod severity;
 pub mod validation;

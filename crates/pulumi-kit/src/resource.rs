@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::path::PropertyPath;
 use crate::redact::Redactor;
 use crate::rpc::engine::EngineLog;
+pub use crate::severity::Severity;
 
 /// What a resource method may know about the call it serves.
 pub struct Ctx<C> {
@@ -145,15 +146,6 @@ impl<A> Inputs<A> {
     pub fn has_unknowns(&self) -> bool {
         !self.unknowns.is_empty()
     }
-}
-
-/// Severity of a log line (Pulumi's `LogSeverity`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    Debug,
-    Info,
-    Warning,
-    Error,
 }
 
 /// A problem with one input, reported by `check` (Pulumi shows it next to the property).

@@ -12,7 +12,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::generated::pulumirpc::LogRequest;
 use crate::generated::pulumirpc::engine_client::EngineClient;
 
-pub use crate::resource::Severity;
+pub use crate::severity::Severity;
 
 /// Pulumi's `LogSeverity` number of `s`.
 fn wire(s: Severity) -> i32 {
