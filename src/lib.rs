@@ -11,6 +11,6 @@
 pub mod resources;
 
 pub use buildkit_engine::{
-    cache, context, credentials, docker, grammar, platform, reference, registry,
+    buildkit, cache, context, credentials, docker, grammar, platform, reference, registry,
 };
 pub use pulumi_kit::{generated, path, provider, redact, resource, rpc, schema, validation};

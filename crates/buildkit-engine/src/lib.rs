@@ -6,6 +6,7 @@
 //! Docker CLI's config and helpers) for both; [`cache`] is the on-disk cache; [`settings`] is
 //! how the caller names its settings in the engine's messages.
 
+pub mod buildkit;
 pub mod cache;
 pub mod context;
 pub mod credentials;

@@ -79,7 +79,7 @@ impl Dialer {
                 addr,
                 certs: Some(dir),
             } => {
-                let connector = tls_connector(&dir).map_err(|e| unreachable(e.to_string()))?;
+                let connector = tls_connector(&dir, &[]).map_err(|e| unreachable(e.to_string()))?;
                 let server = addr
                     .rsplit_once(':')
                     .map_or(addr.as_str(), |(h, _)| h)
@@ -158,7 +158,7 @@ impl Dialer {
 
 /// Why no TLS client can be made from a certificates directory; each names the file.
 #[derive(Debug, thiserror::Error)]
-enum TlsSetupError {
+pub(crate) enum TlsSetupError {
     #[error("{} is missing", .0.display())]
     Missing(PathBuf),
     #[error("{}: {source}", path.display())]
@@ -175,8 +175,13 @@ enum TlsSetupError {
     Protocols(tokio_rustls::rustls::Error),
 }
 
-/// A TLS client with the certificates in `dir` (as the docker CLI's `--tlsverify`).
-fn tls_connector(dir: &Path) -> std::result::Result<TlsConnector, TlsSetupError> {
+/// A TLS client with the certificates in `dir` (as the docker CLI's `--tlsverify`), offering
+/// the application protocols `alpn` (none for the Docker API; `h2` for gRPC, which
+/// grpc-go servers require).
+pub(crate) fn tls_connector(
+    dir: &Path,
+    alpn: &[&[u8]],
+) -> std::result::Result<TlsConnector, TlsSetupError> {
     let read = |name: &str| {
         let p = dir.join(name);
         if p.is_file() {
@@ -207,7 +212,7 @@ fn tls_connector(dir: &Path) -> std::result::Result<TlsConnector, TlsSetupError>
         .map_err(pem(&cert))?;
     let key = PrivateKeyDer::from_pem_file(&key).map_err(pem(&key))?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(TlsSetupError::Protocols)?
         .with_root_certificates(roots)
@@ -216,5 +221,6 @@ fn tls_connector(dir: &Path) -> std::result::Result<TlsConnector, TlsSetupError>
             path: dir.to_path_buf(),
             source,
         })?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(TlsConnector::from(Arc::new(config)))
 }

@@ -36,7 +36,7 @@ use super::{BuildError, Result};
 use crate::credentials::Credentials;
 
 /// Every method we serve; the daemon calls only what it was told is there.
-const METHODS: &[&str] = &[
+pub const METHODS: &[&str] = &[
     "/grpc.health.v1.Health/Check",
     "/moby.filesync.v1.FileSync/DiffCopy",
     "/moby.filesync.v1.Auth/Credentials",
@@ -90,13 +90,7 @@ pub async fn open(dialer: &Dialer, spec: SessionSpec) -> Result<Session> {
         host: dialer.host().to_string(),
         reason,
     };
-    let id = format!("dbk{}", uuid::Uuid::new_v4().simple());
-    let name = spec
-        .context_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "context".to_string());
+    let id = new_id();
     let mut request = hyper::Request::post(dialer.path("/session"))
         .header("Connection", "Upgrade")
         .header("Upgrade", "h2c")
@@ -106,7 +100,7 @@ pub async fn open(dialer: &Dialer, spec: SessionSpec) -> Result<Session> {
             shared_key(&spec.context_dir),
         );
     // A header value must be visible ASCII: a directory name that is not goes unnamed.
-    if name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+    if let Some(name) = session_name(&spec.context_dir) {
         request = request.header("X-Docker-Expose-Session-Name", &name);
     }
     for m in METHODS {
@@ -137,6 +131,34 @@ pub async fn open(dialer: &Dialer, spec: SessionSpec) -> Result<Session> {
         .map_err(|_| failed(format!("no answer within {} s", OPEN_TIMEOUT.as_secs())))?
         .map_err(failed)?;
 
+    Ok(serve(id, spec, upgraded))
+}
+
+/// The session's name for BuildKit's logs: the context directory's name, when it can be a
+/// header value (visible ASCII).
+pub fn session_name(context_dir: &Path) -> Option<String> {
+    let name = context_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "context".to_string());
+    name.bytes()
+        .all(|b| (0x20..0x7f).contains(&b))
+        .then_some(name)
+}
+
+/// A new session id.
+pub fn new_id() -> String {
+    format!("dbk{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Serves `spec`'s services as session `id` over `io`, a byte stream on which BuildKit is
+/// the HTTP/2 client (an upgraded `/session`, or buildkitd's `Control.Session` stream),
+/// until the [`Session`] is dropped.
+pub fn serve<IO>(id: String, spec: SessionSpec, io: IO) -> Session
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let transfer = Arc::new(Transfer::default());
     let routes = tonic::service::Routes::new(HealthServer::new(HealthService))
         .add_service(FileSyncServer::new(FileSyncService {
@@ -156,13 +178,13 @@ pub async fn open(dialer: &Dialer, spec: SessionSpec) -> Result<Session> {
     let service = hyper_util::service::TowerToHyperService::new(routes);
     let task = tokio::spawn(async move {
         let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-            .serve_connection(upgraded, service)
+            .serve_connection(io, service)
             .await;
     });
-    Ok(Session {
+    Session {
         id,
         transfer,
         task,
         _agents: spec.agents,
-    })
+    }
 }

@@ -1,0 +1,268 @@
+//! Our own BuildKit client (`docker_buildkit::buildkit`) against the real standalone
+//! buildkitd of `scripts/services.sh` (issue 19): over its unix socket and over tcp with
+//! mutual TLS, a Dockerfile build whose context comes through our FileSync session, pushed
+//! by BuildKit's image exporter with our registry credentials (Auth over the session); the
+//! registry, read independently, holds the digest the solve reported. A daemon that is not
+//! there, and one that is not a buildkitd, are clear errors naming them.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use common::services::{Services, repo_path, services_required, skip};
+use docker_buildkit::buildkit::{BuildkitAddress, BuildkitError, Buildkitd, Solve};
+use docker_buildkit::context::{BuildContext, DockerfileSource};
+use docker_buildkit::credentials::Credentials;
+use docker_buildkit::docker::plan::{Events, Level, Pending};
+use docker_buildkit::docker::session::{SessionSpec, filesync::FileSource, ssh::Agents};
+use tokio_util::sync::CancellationToken;
+
+/// The buildkitd addresses: (unix, tcp, client certificates), or `None` after a skip line.
+fn buildkitd() -> Option<(String, String, String)> {
+    let get = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+    match (
+        get("DBK_BUILDKIT_HOST"),
+        get("DBK_BUILDKIT_TCP_HOST"),
+        get("DBK_BUILDKIT_CERT_PATH"),
+    ) {
+        (Some(u), Some(t), Some(c)) => Some((u, t, c)),
+        _ if services_required() => {
+            panic!("DBK_BUILDKIT_HOST is not set: run scripts/services.sh up")
+        }
+        _ => {
+            skip("the standalone buildkitd of scripts/services.sh");
+            None
+        }
+    }
+}
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl Events for Recorder {
+    fn log<'a>(&'a self, _level: Level, message: &'a str) -> Pending<'a> {
+        self.0.lock().unwrap().push(message.to_string());
+        Box::pin(async {})
+    }
+    fn progress<'a>(&'a self, line: &'a str) -> Pending<'a> {
+        self.0.lock().unwrap().push(line.to_string());
+        Box::pin(async {})
+    }
+    fn secret(&self, _value: &str) {}
+}
+
+fn spec(dir: &Path, s: &Services) -> SessionSpec {
+    let context =
+        BuildContext::open(dir, DockerfileSource::Path("Dockerfile".into())).expect("context");
+    let server = s.registry.clone();
+    SessionSpec {
+        context_dir: dir.to_path_buf(),
+        context: FileSource::context(&context).unwrap(),
+        dockerfile: FileSource::dockerfile(&context).unwrap(),
+        credentials: BTreeMap::from([(
+            server.clone(),
+            Credentials {
+                server,
+                username: s.user.clone(),
+                password: s.password.clone(),
+                identity_token: None,
+            },
+        )]),
+        secrets: BTreeMap::new(),
+        agents: Agents::default(),
+    }
+}
+
+fn push_to(target: &str) -> Vec<(String, BTreeMap<String, String>)> {
+    vec![(
+        "image".to_string(),
+        BTreeMap::from([
+            ("name".to_string(), target.to_string()),
+            ("push".to_string(), "true".to_string()),
+        ]),
+    )]
+}
+
+async fn build_and_push(address: BuildkitAddress, s: &Services) {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = uuid::Uuid::new_v4().simple().to_string();
+    common::write_tree(
+        dir.path(),
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nARG GREETING\nLABEL greeting=$GREETING\nCOPY hello.txt /hello.txt\n",
+            ),
+            ("hello.txt", &marker),
+            ("ignored.txt", "never sent"),
+            (".dockerignore", "ignored.txt\n"),
+        ],
+    );
+    let kit = Buildkitd::connect(&address).await.expect("connect");
+    assert!(kit.version.contains("buildkit"), "{}", kit.version);
+    let repo = s.repo("own-client");
+    let target = format!("{repo}:v1");
+    let events = Recorder::default();
+    let outcome = kit
+        .solve(
+            Solve {
+                session: spec(dir.path(), s),
+                frontend_attrs: BTreeMap::from([
+                    ("filename".to_string(), "Dockerfile".to_string()),
+                    ("build-arg:GREETING".to_string(), marker.clone()),
+                ]),
+                exporters: push_to(&target),
+                cache_exports: vec![("inline".to_string(), BTreeMap::new())],
+                cache_imports: vec![],
+            },
+            &events,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", events.0.lock().unwrap().join("\n")));
+    let digest = outcome.image_digest().expect("a digest").to_string();
+    // The registry, read on its own, has that manifest under the tag.
+    let (status, got, manifest) = s.get_manifest(repo_path(&repo), "v1").await;
+    assert_eq!(status, 200, "{manifest}");
+    assert_eq!(got, digest, "the tag names the digest the solve reported");
+    let config = s
+        .get_blob(
+            repo_path(&repo),
+            manifest["config"]["digest"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(config["config"]["Labels"]["greeting"], marker.as_str());
+    // Only the context's two files and the Dockerfile were sent (not the ignored one).
+    let (files, _) = outcome.sent;
+    assert!((1..=3).contains(&files), "sent {files} files");
+    let lines = events.0.lock().unwrap().join("\n");
+    assert!(
+        lines.contains("COPY hello.txt"),
+        "progress streamed: {lines}"
+    );
+}
+
+#[tokio::test]
+async fn builds_and_pushes_over_the_unix_socket() {
+    let (Some(s), Some((unix, _, _))) = (Services::get_or_skip(), buildkitd()) else {
+        return;
+    };
+    build_and_push(
+        BuildkitAddress {
+            host: unix,
+            cert_path: None,
+        },
+        &s,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn builds_and_pushes_over_tcp_with_mutual_tls() {
+    let (Some(s), Some((_, tcp, certs))) = (Services::get_or_skip(), buildkitd()) else {
+        return;
+    };
+    build_and_push(
+        BuildkitAddress {
+            host: tcp,
+            cert_path: Some(certs.into()),
+        },
+        &s,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_daemon_that_is_not_there_or_not_a_buildkitd_is_named() {
+    let gone = BuildkitAddress {
+        host: "unix:///nonexistent/buildkitd.sock".into(),
+        cert_path: None,
+    };
+    let e = Buildkitd::connect(&gone).await.unwrap_err();
+    assert!(matches!(e, BuildkitError::Unreachable { .. }), "{e}");
+    assert!(
+        e.to_string().contains("unix:///nonexistent/buildkitd.sock"),
+        "{e}"
+    );
+
+    let no_certs = BuildkitAddress {
+        host: "tcp://127.0.0.1:1".into(),
+        cert_path: None,
+    };
+    let e = Buildkitd::connect(&no_certs).await.unwrap_err();
+    assert!(matches!(e, BuildkitError::BadAddress { .. }), "{e}");
+    assert!(e.to_string().contains("ca.pem"), "{e}");
+
+    let docker_scheme = BuildkitAddress {
+        host: "ssh://me@host".into(),
+        cert_path: None,
+    };
+    assert!(matches!(
+        Buildkitd::connect(&docker_scheme).await.unwrap_err(),
+        BuildkitError::BadAddress { .. }
+    ));
+
+    // A Docker daemon's socket speaks HTTP/1.1, not BuildKit's Control API.
+    if let Ok(docker) = std::env::var("DOCKER_HOST")
+        && docker.starts_with("unix://")
+    {
+        let e = Buildkitd::connect(&BuildkitAddress {
+            host: docker.clone(),
+            cert_path: None,
+        })
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains(&docker), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_solve_says_why_with_the_build_log() {
+    let (Some(s), Some((unix, _, _))) = (Services::get_or_skip(), buildkitd()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tree(
+        dir.path(),
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY config.yaml /config.yaml\n",
+            ),
+            ("config.yaml", "excluded"),
+            (".dockerignore", "*.yaml\n"),
+        ],
+    );
+    let kit = Buildkitd::connect(&BuildkitAddress {
+        host: unix,
+        cert_path: None,
+    })
+    .await
+    .unwrap();
+    let events = Recorder::default();
+    let e = kit
+        .solve(
+            Solve {
+                session: spec(dir.path(), &s),
+                frontend_attrs: BTreeMap::from([("filename".into(), "Dockerfile".into())]),
+                exporters: push_to(&format!("{}:v1", s.repo("own-client-fails"))),
+                cache_exports: vec![],
+                cache_imports: vec![],
+            },
+            &events,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap_err();
+    let BuildkitError::Failed { message, log, .. } = &e else {
+        panic!("{e}");
+    };
+    // The file the .dockerignore excluded is not in the context BuildKit sees.
+    assert!(
+        message.contains("config.yaml") && message.contains("not found"),
+        "{message}"
+    );
+    assert!(log.contains("COPY config.yaml"), "{log}");
+}
