@@ -266,3 +266,149 @@ async fn a_failed_solve_says_why_with_the_build_log() {
     );
     assert!(log.contains("COPY config.yaml"), "{log}");
 }
+
+/// Through the provider, as the engine calls it: `driver: buildkit` on the default `host`.
+/// Check hashes and passes; Create builds on the buildkitd, whose image exporter pushes;
+/// the state's digest and `ref` name the manifest the registry has under every tag; a
+/// second Image from the same context is reused by its `ctx-` tag without building; and
+/// `push: false` is a check failure on `push`.
+#[tokio::test]
+async fn an_image_builds_on_a_buildkitd_through_the_provider() {
+    let (Some(s), Some((unix, _, _))) = (Services::get_or_skip(), buildkitd()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let marker = uuid::Uuid::new_v4().simple().to_string();
+    common::write_tree(
+        &dir.path().join("app"),
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nARG STAMP\nLABEL stamp=$STAMP\nCOPY hello.txt /\n",
+            ),
+            ("hello.txt", &marker),
+        ],
+    );
+    let config = serde_json::json!({"host": unix, "driver": "buildkit"});
+    let mut h = common::Harness::configured(dir.path(), config.clone()).await;
+    let repo = s.repo("kit-provider");
+    let news = serde_json::json!({
+        "name": repo, "context": "app", "tags": ["v2"],
+        "buildArgs": {"STAMP": marker}, "registry": s.registry_input(),
+    });
+    let checked = h.check_ok("app", &serde_json::json!({}), &news).await;
+    let created = h
+        .create("app", &checked, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", h.log_text()));
+    let state = common::from_struct(created.properties.as_ref().unwrap());
+    let digest = state["digest"].as_str().unwrap().to_string();
+    assert_eq!(state["ref"], serde_json::json!(format!("{repo}@{digest}")));
+    for tag in ["latest", "v2"] {
+        let (status, got, _) = s.get_manifest(repo_path(&repo), tag).await;
+        assert_eq!((status, got.as_str()), (200, digest.as_str()), "{tag}");
+    }
+    let (_, _, manifest) = s.get_manifest(repo_path(&repo), &digest).await;
+    let config_blob = s
+        .get_blob(
+            repo_path(&repo),
+            manifest["config"]["digest"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(config_blob["config"]["Labels"]["stamp"], marker.as_str());
+    assert!(h.log_text().contains("BuildKit daemon"), "{}", h.log_text());
+
+    // Another Image of the same context and repository: found by its ctx- tag, not built.
+    let again = serde_json::json!({
+        "name": format!("{repo}:other"), "context": "app",
+        "buildArgs": {"STAMP": marker}, "registry": s.registry_input(),
+    });
+    let checked = h.check_ok("again", &serde_json::json!({}), &again).await;
+    let before = h.log_text().matches("building ").count();
+    let created = h.create("again", &checked, false).await.unwrap();
+    let state = common::from_struct(created.properties.as_ref().unwrap());
+    assert_eq!(state["digest"], serde_json::json!(digest), "the same image");
+    assert!(
+        h.log_text().contains("was built from this same context"),
+        "{}",
+        h.log_text()
+    );
+    assert_eq!(
+        h.log_text().matches("building ").count(),
+        before,
+        "nothing built"
+    );
+
+    // A buildkitd keeps no images.
+    h.assert_check_fails(
+        &serde_json::json!({"name": repo, "context": "app", "push": false}),
+        "push",
+        "BuildKit daemon",
+    )
+    .await;
+}
+
+/// A buildkitd in `builders`, beside the default Docker host: a two-platform Image builds
+/// `linux/arm64` there and `linux/amd64` on the Docker host, under one index.
+#[tokio::test]
+async fn a_buildkitd_builder_builds_its_platform_of_an_index() {
+    let (Some(s), Some((unix, _, _))) = (Services::get_or_skip(), buildkitd()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tree(
+        &dir.path().join("app"),
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nARG TARGETPLATFORM\nLABEL built-for=$TARGETPLATFORM\nCOPY hello.txt /\n",
+            ),
+            ("hello.txt", &uuid::Uuid::new_v4().simple().to_string()),
+        ],
+    );
+    let config = serde_json::json!({
+        "host": s.docker_host,
+        "builders": [{"host": unix, "driver": "buildkit", "platforms": ["linux/arm64"]}],
+    });
+    let mut h = common::Harness::configured(dir.path(), config).await;
+    let repo = s.repo("kit-fleet");
+    let news = serde_json::json!({
+        "name": repo, "context": "app", "platforms": ["linux/amd64", "linux/arm64"],
+        "registry": s.registry_input(),
+    });
+    let checked = h.check_ok("app", &serde_json::json!({}), &news).await;
+    let created = h
+        .create("app", &checked, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", h.log_text()));
+    let state = common::from_struct(created.properties.as_ref().unwrap());
+    let digest = state["digest"].as_str().unwrap().to_string();
+    let (status, _, index) = s.get_manifest(repo_path(&repo), &digest).await;
+    assert_eq!(status, 200);
+    let mut found = Vec::new();
+    for m in index["manifests"].as_array().unwrap() {
+        let platform = format!(
+            "{}/{}",
+            m["platform"]["os"].as_str().unwrap(),
+            m["platform"]["architecture"].as_str().unwrap()
+        );
+        let (_, _, manifest) = s
+            .get_manifest(repo_path(&repo), m["digest"].as_str().unwrap())
+            .await;
+        let config = s
+            .get_blob(
+                repo_path(&repo),
+                manifest["config"]["digest"].as_str().unwrap(),
+            )
+            .await;
+        assert_eq!(config["config"]["Labels"]["built-for"], platform.as_str());
+        found.push(platform);
+    }
+    found.sort();
+    assert_eq!(found, ["linux/amd64", "linux/arm64"]);
+    let log = h.log_text();
+    assert!(
+        log.contains("[linux/arm64] building") && log.contains("BuildKit daemon"),
+        "{log}"
+    );
+}

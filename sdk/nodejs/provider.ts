@@ -38,6 +38,7 @@ export class Provider extends pulumi.ProviderResource {
             resourceInputs["host"] = args?.host;
             resourceInputs["certPath"] = args?.certPath;
             resourceInputs["builders"] = pulumi.output(args?.builders).apply(JSON.stringify);
+            resourceInputs["driver"] = pulumi.output(args?.driver).apply(JSON.stringify);
         }
         opts = pulumi.mergeOptions(utilities.resourceOptsDefaults(), opts);
         super(Provider.__pulumiType, name, resourceInputs, opts);
@@ -69,4 +70,11 @@ export interface ProviderArgs {
      * one that cannot be reached is skipped, with a warning, for the next.
      */
     builders?: pulumi.Input<pulumi.Input<inputs.BuilderConfigArgs>[]>;
+    /**
+     * What answers at `host`: `docker` (a Docker Engine, the default) or `buildkit` (a
+     * standalone buildkitd, as buildx's `remote` driver reaches it: `unix:///path` or
+     * `tcp://host:port` with `certPath` for mutual TLS; its image exporter pushes, so
+     * images must be pushed).
+     */
+    driver?: pulumi.Input<enums.Driver>;
 }

@@ -35,6 +35,31 @@ pub struct ProviderConfig {
     /// goes to the same one (rendezvous hashing on its name, so its cache stays warm there);
     /// one that cannot be reached is skipped, with a warning, for the next.
     pub builders: Option<Vec<BuilderConfig>>,
+    /// What answers at `host`: `docker` (a Docker Engine, the default) or `buildkit` (a
+    /// standalone buildkitd, as buildx's `remote` driver reaches it: `unix:///path` or
+    /// `tcp://host:port` with `certPath` for mutual TLS; its image exporter pushes, so
+    /// images must be pushed).
+    pub driver: Option<Driver>,
+}
+
+/// What a builder's address leads to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    /// A Docker Engine.
+    #[default]
+    Docker,
+    /// A standalone BuildKit daemon (`buildkitd`).
+    Buildkit,
+}
+
+impl Driver {
+    fn engine(self) -> crate::docker::Driver {
+        match self {
+            Driver::Docker => crate::docker::Driver::Docker,
+            Driver::Buildkit => crate::docker::Driver::Buildkit,
+        }
+    }
 }
 
 /// A Docker daemon that builds some platforms.
@@ -49,6 +74,9 @@ pub struct BuilderConfig {
     pub cert_path: Option<String>,
     /// The platforms it builds, as `os/arch[/variant]` (e.g. `linux/arm64`).
     pub platforms: Vec<String>,
+    /// What answers at `host`: `docker` (the default) or `buildkit` (a standalone
+    /// buildkitd: `unix:///path`, or `tcp://host:port` with `certPath` for mutual TLS).
+    pub driver: Option<Driver>,
 }
 
 /// What is wrong with `host` as a Docker host, if anything.
@@ -75,17 +103,49 @@ fn host_problem(host: &str) -> Option<String> {
     }
 }
 
+/// What is wrong with `host` as a buildkitd address (with `cert_path`), if anything.
+fn buildkit_host_problem(host: Option<&str>, cert_path: Option<&str>) -> Option<String> {
+    let Some(host) = host.filter(|h| !h.is_empty()) else {
+        return Some(
+            "a BuildKit daemon has no default address: give its `host`, e.g. unix:///run/buildkit/buildkitd.sock or tcp://buildkitd:1234"
+                .to_string(),
+        );
+    };
+    match host.split_once("://") {
+        Some(("unix", path)) if !path.is_empty() => None,
+        Some(("tcp", addr)) if !addr.is_empty() => cert_path.is_none().then(|| {
+            format!(
+                "{host:?} is a tcp:// BuildKit daemon: give `certPath`, the directory with ca.pem, cert.pem and key.pem for its mutual TLS"
+            )
+        }),
+        _ => Some(format!(
+            "{host:?} is not a BuildKit daemon address: use unix:///path/to/buildkitd.sock or tcp://host:port (with `certPath`)"
+        )),
+    }
+}
+
 impl ValidateConfig for ProviderConfig {
     fn validate(&self) -> Vec<CheckFailure> {
         let mut f = Vec::new();
-        if let Some(host) = self.host.as_deref().filter(|h| !h.is_empty())
+        if self.driver == Some(Driver::Buildkit) {
+            if let Some(problem) =
+                buildkit_host_problem(self.host.as_deref(), self.cert_path.as_deref())
+            {
+                f.push(CheckFailure::new("host", problem));
+            }
+        } else if let Some(host) = self.host.as_deref().filter(|h| !h.is_empty())
             && let Some(problem) = host_problem(host)
         {
             f.push(CheckFailure::new("host", problem));
         }
         let mut seen: Vec<&str> = Vec::new();
         for (i, b) in self.builders.iter().flatten().enumerate() {
-            if let Some(problem) = host_problem(&b.host) {
+            let problem = if b.driver == Some(Driver::Buildkit) {
+                buildkit_host_problem(Some(&b.host), b.cert_path.as_deref())
+            } else {
+                host_problem(&b.host)
+            };
+            if let Some(problem) = problem {
                 f.push(CheckFailure::new(
                     PropertyPath::key("builders").at(i).field("host"),
                     problem,
@@ -129,21 +189,19 @@ impl ProviderConfig {
         crate::docker::DaemonAddress {
             host: self.host.clone(),
             cert_path: self.cert_path.clone(),
+            driver: self.driver.unwrap_or_default().engine(),
         }
+    }
+
+    /// True when the default builder is a buildkitd (it keeps no images: they are pushed).
+    pub fn builds_on_buildkitd(&self) -> bool {
+        self.driver == Some(Driver::Buildkit)
     }
 
     /// Every daemon that may build: the default one, then each of `builders`.
     pub fn daemon_addresses(&self) -> Vec<crate::docker::DaemonAddress> {
         std::iter::once(self.daemon_address())
-            .chain(
-                self.builders
-                    .iter()
-                    .flatten()
-                    .map(|b| crate::docker::DaemonAddress {
-                        host: Some(b.host.clone()),
-                        cert_path: b.cert_path.clone(),
-                    }),
-            )
+            .chain(self.builders.iter().flatten().map(BuilderConfig::address))
             .collect()
     }
 
@@ -152,10 +210,7 @@ impl ProviderConfig {
             .iter()
             .flatten()
             .map(|b| crate::docker::BuilderSpec {
-                address: crate::docker::DaemonAddress {
-                    host: Some(b.host.clone()),
-                    cert_path: b.cert_path.clone(),
-                },
+                address: b.address(),
                 platforms: b
                     .platforms
                     .iter()
@@ -163,6 +218,16 @@ impl ProviderConfig {
                     .collect(),
             })
             .collect()
+    }
+}
+
+impl BuilderConfig {
+    fn address(&self) -> crate::docker::DaemonAddress {
+        crate::docker::DaemonAddress {
+            host: Some(self.host.clone()),
+            cert_path: self.cert_path.clone(),
+            driver: self.driver.unwrap_or_default().engine(),
+        }
     }
 }
 
@@ -255,7 +320,7 @@ mod tests {
         let _ = provider();
         let address = |host: &str| crate::docker::DaemonAddress {
             host: Some(host.into()),
-            cert_path: None,
+            ..Default::default()
         };
         let e = crate::docker::connect(&address("https://127.0.0.1:1"))
             .await
@@ -278,6 +343,53 @@ mod tests {
         );
     }
 
+    /// A BuildKit daemon's address is `unix://` or `tcp://` with certificates, never a
+    /// Docker host's other spellings; each failure names the property.
+    #[test]
+    fn buildkit_addresses_are_checked_as_buildkitd_takes_them() {
+        let default = |host: Option<&str>, certs: Option<&str>| ProviderConfig {
+            host: host.map(Into::into),
+            cert_path: certs.map(Into::into),
+            driver: Some(Driver::Buildkit),
+            ..Default::default()
+        };
+        assert_eq!(
+            default(Some("unix:///run/buildkit/buildkitd.sock"), None).validate(),
+            vec![]
+        );
+        assert_eq!(
+            default(Some("tcp://bk:1234"), Some("/certs")).validate(),
+            vec![]
+        );
+        for (host, certs, says) in [
+            (None, None, "no default address"),
+            (Some("tcp://bk:1234"), None, "certPath"),
+            (Some("ssh://me@bk"), None, "not a BuildKit daemon address"),
+            (Some("unix://"), None, "not a BuildKit daemon address"),
+        ] {
+            let f = default(host, certs).validate();
+            assert_eq!(f.len(), 1, "{host:?}: {f:?}");
+            assert_eq!(f[0].property, "host");
+            assert!(f[0].reason.contains(says), "{host:?}: {}", f[0].reason);
+        }
+        let builder = ProviderConfig {
+            builders: Some(vec![BuilderConfig {
+                host: "https://bk:1234".into(),
+                cert_path: None,
+                platforms: vec!["linux/arm64".into()],
+                driver: Some(Driver::Buildkit),
+            }]),
+            ..Default::default()
+        };
+        let f = builder.validate();
+        assert_eq!(f[0].property, "builders[0].host", "{f:?}");
+        // The engine is told which it is.
+        assert_eq!(
+            builder.builder_specs()[0].address.driver,
+            crate::docker::Driver::Buildkit
+        );
+    }
+
     /// A builder's platforms follow the Image's grammar: `Linux/arm64` used to pass here and
     /// then never match the Image's `linux/arm64`, which silently built emulated on the
     /// default daemon.
@@ -288,6 +400,7 @@ mod tests {
                 host: "tcp://127.0.0.1:2375".into(),
                 cert_path: None,
                 platforms: platforms.iter().map(|p| p.to_string()).collect(),
+                driver: None,
             }]),
             ..Default::default()
         };

@@ -249,6 +249,16 @@ impl Converter<'_> {
             // Insert a placeholder first so recursive types terminate.
             self.types.insert(token.clone(), json!({"type": "object"}));
             let def = self.defs.get(name).cloned().unwrap_or(Value::Null);
+            if let Some(values) = string_enum(&def) {
+                let mut t = Map::new();
+                if let Some(d) = description(&def) {
+                    t.insert("description".into(), d.into());
+                }
+                t.insert("type".into(), "string".into());
+                t.insert("enum".into(), Value::Array(values));
+                self.types.insert(token.clone(), Value::Object(t));
+                return json!({"$ref": format!("#/types/{token}")});
+            }
             let (props, required) = self.object_properties(&def, Mode::State);
             let mut t = Map::new();
             if let Some(d) = description(&def) {
@@ -263,4 +273,37 @@ impl Converter<'_> {
         }
         json!({"$ref": format!("#/types/{token}")})
     }
+}
+
+/// The members of a string enum as Pulumi writes them (`{name, value, description}`), when
+/// `def` is one: schemars writes a Rust enum of unit variants as `enum: [..]`, or, when the
+/// variants have docs, as `oneOf` of `{const, description}`.
+fn string_enum(def: &Value) -> Option<Vec<Value>> {
+    let member = |value: &str, doc: Option<String>| {
+        let mut m = Map::new();
+        let mut name: Vec<char> = value.chars().collect();
+        if let Some(first) = name.first_mut() {
+            *first = first.to_ascii_uppercase();
+        }
+        m.insert("name".into(), name.into_iter().collect::<String>().into());
+        m.insert("value".into(), value.into());
+        if let Some(d) = doc {
+            m.insert("description".into(), d.into());
+        }
+        Value::Object(m)
+    };
+    if let Some(values) = def.get("enum").and_then(Value::as_array) {
+        return values
+            .iter()
+            .map(|v| v.as_str().map(|v| member(v, None)))
+            .collect();
+    }
+    let alts = def.get("oneOf").and_then(Value::as_array)?;
+    alts.iter()
+        .map(|a| {
+            a.get("const")
+                .and_then(Value::as_str)
+                .map(|v| member(v, description(a)))
+        })
+        .collect()
 }

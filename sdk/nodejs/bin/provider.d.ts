@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as inputs from "./types/input";
+import * as enums from "./types/enums";
 /**
  * The provider type for the docker-buildkit package.
  */
@@ -43,4 +44,11 @@ export interface ProviderArgs {
      * one that cannot be reached is skipped, with a warning, for the next.
      */
     builders?: pulumi.Input<pulumi.Input<inputs.BuilderConfigArgs>[]>;
+    /**
+     * What answers at `host`: `docker` (a Docker Engine, the default) or `buildkit` (a
+     * standalone buildkitd, as buildx's `remote` driver reaches it: `unix:///path` or
+     * `tcp://host:port` with `certPath` for mutual TLS; its image exporter pushes, so
+     * images must be pushed).
+     */
+    driver?: pulumi.Input<enums.Driver>;
 }

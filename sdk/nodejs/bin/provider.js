@@ -32,6 +32,7 @@ class Provider extends pulumi.ProviderResource {
             resourceInputs["host"] = args?.host;
             resourceInputs["certPath"] = args?.certPath;
             resourceInputs["builders"] = pulumi.output(args?.builders).apply(JSON.stringify);
+            resourceInputs["driver"] = pulumi.output(args?.driver).apply(JSON.stringify);
         }
         opts = pulumi.mergeOptions(utilities.resourceOptsDefaults(), opts);
         super(Provider.__pulumiType, name, resourceInputs, opts);

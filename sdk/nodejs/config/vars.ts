@@ -47,3 +47,17 @@ Object.defineProperty(exports, "builders", {
     },
     enumerable: true,
 });
+
+/**
+ * What answers at `host`: `docker` (a Docker Engine, the default) or `buildkit` (a
+ * standalone buildkitd, as buildx's `remote` driver reaches it: `unix:///path` or
+ * `tcp://host:port` with `certPath` for mutual TLS; its image exporter pushes, so
+ * images must be pushed).
+ */
+export declare const driver: enums.Driver | undefined;
+Object.defineProperty(exports, "driver", {
+    get() {
+        return __config.getObject<enums.Driver>("driver");
+    },
+    enumerable: true,
+});

@@ -60,4 +60,9 @@ export interface BuilderConfigArgs {
      * The platforms it builds, as `os/arch[/variant]` (e.g. `linux/arm64`).
      */
     platforms: pulumi.Input<pulumi.Input<string>[]>;
+    /**
+     * What answers at `host`: `docker` (the default) or `buildkit` (a standalone
+     * buildkitd: `unix:///path`, or `tcp://host:port` with `certPath` for mutual TLS).
+     */
+    driver?: pulumi.Input<enums.Driver>;
 }

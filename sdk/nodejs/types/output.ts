@@ -59,4 +59,9 @@ export interface BuilderConfig {
      * The platforms it builds, as `os/arch[/variant]` (e.g. `linux/arm64`).
      */
     platforms: string[];
+    /**
+     * What answers at `host`: `docker` (the default) or `buildkit` (a standalone
+     * buildkitd: `unix:///path`, or `tcp://host:port` with `certPath` for mutual TLS).
+     */
+    driver?: enums.Driver;
 }

@@ -5,4 +5,19 @@ import builtins as _builtins
 from enum import Enum
 
 __all__ = [
+    'Driver',
 ]
+
+
+class Driver(_builtins.str, Enum):
+    """
+    What a builder's address leads to.
+    """
+    DOCKER = "docker"
+    """
+    A Docker Engine.
+    """
+    BUILDKIT = "buildkit"
+    """
+    A standalone BuildKit daemon (`buildkitd`).
+    """

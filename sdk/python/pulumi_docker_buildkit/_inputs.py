@@ -189,6 +189,11 @@ class BuilderConfigArgsDict(TypedDict):
     """
     A directory holding `ca.pem`, `cert.pem` and `key.pem`, for a `tcp://` daemon with TLS.
     """
+    driver: NotRequired[pulumi.Input['Driver']]
+    """
+    What answers at `host`: `docker` (the default) or `buildkit` (a standalone
+    buildkitd: `unix:///path`, or `tcp://host:port` with `certPath` for mutual TLS).
+    """
 
 
 @pulumi.input_type
@@ -196,7 +201,8 @@ class BuilderConfigArgs:
     def __init__(__self__, *,
                  host: pulumi.Input[_builtins.str],
                  platforms: pulumi.Input[Sequence[pulumi.Input[_builtins.str]]],
-                 cert_path: Optional[pulumi.Input[_builtins.str]] = None):
+                 cert_path: Optional[pulumi.Input[_builtins.str]] = None,
+                 driver: Optional[pulumi.Input['Driver']] = None):
         """
         A Docker daemon that builds some platforms.
 
@@ -205,11 +211,15 @@ class BuilderConfigArgs:
                `docker system dial-stdio`).
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] platforms: The platforms it builds, as `os/arch[/variant]` (e.g. `linux/arm64`).
         :param pulumi.Input[_builtins.str] cert_path: A directory holding `ca.pem`, `cert.pem` and `key.pem`, for a `tcp://` daemon with TLS.
+        :param pulumi.Input['Driver'] driver: What answers at `host`: `docker` (the default) or `buildkit` (a standalone
+               buildkitd: `unix:///path`, or `tcp://host:port` with `certPath` for mutual TLS).
         """
         pulumi.set(__self__, "host", host)
         pulumi.set(__self__, "platforms", platforms)
         if cert_path is not None:
             pulumi.set(__self__, "cert_path", cert_path)
+        if driver is not None:
+            pulumi.set(__self__, "driver", driver)
 
     @_builtins.property
     @pulumi.getter
@@ -248,3 +258,16 @@ class BuilderConfigArgs:
     @cert_path.setter
     def cert_path(self, value: Optional[pulumi.Input[_builtins.str]]):
         pulumi.set(self, "cert_path", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def driver(self) -> Optional[pulumi.Input['Driver']]:
+        """
+        What answers at `host`: `docker` (the default) or `buildkit` (a standalone
+        buildkitd: `unix:///path`, or `tcp://host:port` with `certPath` for mutual TLS).
+        """
+        return pulumi.get(self, "driver")
+
+    @driver.setter
+    def driver(self, value: Optional[pulumi.Input['Driver']]):
+        pulumi.set(self, "driver", value)

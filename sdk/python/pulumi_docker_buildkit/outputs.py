@@ -119,7 +119,8 @@ class BuilderConfig(dict):
     def __init__(__self__, *,
                  host: _builtins.str,
                  platforms: Sequence[_builtins.str],
-                 cert_path: Optional[_builtins.str] = None):
+                 cert_path: Optional[_builtins.str] = None,
+                 driver: Optional['Driver'] = None):
         """
         A Docker daemon that builds some platforms.
 
@@ -128,11 +129,15 @@ class BuilderConfig(dict):
                `docker system dial-stdio`).
         :param Sequence[_builtins.str] platforms: The platforms it builds, as `os/arch[/variant]` (e.g. `linux/arm64`).
         :param Optional[_builtins.str] cert_path: A directory holding `ca.pem`, `cert.pem` and `key.pem`, for a `tcp://` daemon with TLS.
+        :param Optional['Driver'] driver: What answers at `host`: `docker` (the default) or `buildkit` (a standalone
+               buildkitd: `unix:///path`, or `tcp://host:port` with `certPath` for mutual TLS).
         """
         pulumi.set(__self__, "host", host)
         pulumi.set(__self__, "platforms", platforms)
         if cert_path is not None:
             pulumi.set(__self__, "cert_path", cert_path)
+        if driver is not None:
+            pulumi.set(__self__, "driver", driver)
 
     @_builtins.property
     @pulumi.getter
@@ -159,3 +164,12 @@ class BuilderConfig(dict):
         A directory holding `ca.pem`, `cert.pem` and `key.pem`, for a `tcp://` daemon with TLS.
         """
         return pulumi.get(self, "cert_path")
+
+    @_builtins.property
+    @pulumi.getter
+    def driver(self) -> Optional['Driver']:
+        """
+        What answers at `host`: `docker` (the default) or `buildkit` (a standalone
+        buildkitd: `unix:///path`, or `tcp://host:port` with `certPath` for mutual TLS).
+        """
+        return pulumi.get(self, "driver")

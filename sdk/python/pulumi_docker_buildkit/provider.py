@@ -20,7 +20,8 @@ class ProviderArgs:
     def __init__(__self__, *,
                  host: Optional[pulumi.Input[_builtins.str]] = None,
                  cert_path: Optional[pulumi.Input[_builtins.str]] = None,
-                 builders: Optional[pulumi.Input[Sequence[pulumi.Input['BuilderConfigArgs']]]] = None):
+                 builders: Optional[pulumi.Input[Sequence[pulumi.Input['BuilderConfigArgs']]]] = None,
+                 driver: Optional[pulumi.Input['Driver']] = None):
         """
         The set of arguments for constructing a Provider resource.
 
@@ -36,6 +37,10 @@ class ProviderArgs:
                `host` (emulated, for a foreign platform). When several list a platform, an image always
                goes to the same one (rendezvous hashing on its name, so its cache stays warm there);
                one that cannot be reached is skipped, with a warning, for the next.
+        :param pulumi.Input['Driver'] driver: What answers at `host`: `docker` (a Docker Engine, the default) or `buildkit` (a
+               standalone buildkitd, as buildx's `remote` driver reaches it: `unix:///path` or
+               `tcp://host:port` with `certPath` for mutual TLS; its image exporter pushes, so
+               images must be pushed).
         """
         if host is not None:
             pulumi.set(__self__, "host", host)
@@ -43,6 +48,8 @@ class ProviderArgs:
             pulumi.set(__self__, "cert_path", cert_path)
         if builders is not None:
             pulumi.set(__self__, "builders", builders)
+        if driver is not None:
+            pulumi.set(__self__, "driver", driver)
 
     @_builtins.property
     @pulumi.getter
@@ -89,6 +96,21 @@ class ProviderArgs:
     def builders(self, value: Optional[pulumi.Input[Sequence[pulumi.Input['BuilderConfigArgs']]]]):
         pulumi.set(self, "builders", value)
 
+    @_builtins.property
+    @pulumi.getter
+    def driver(self) -> Optional[pulumi.Input['Driver']]:
+        """
+        What answers at `host`: `docker` (a Docker Engine, the default) or `buildkit` (a
+        standalone buildkitd, as buildx's `remote` driver reaches it: `unix:///path` or
+        `tcp://host:port` with `certPath` for mutual TLS; its image exporter pushes, so
+        images must be pushed).
+        """
+        return pulumi.get(self, "driver")
+
+    @driver.setter
+    def driver(self, value: Optional[pulumi.Input['Driver']]):
+        pulumi.set(self, "driver", value)
+
 
 class Provider(pulumi.ProviderResource):
     """
@@ -102,6 +124,7 @@ class Provider(pulumi.ProviderResource):
                  host: Optional[pulumi.Input[_builtins.str]] = None,
                  cert_path: Optional[pulumi.Input[_builtins.str]] = None,
                  builders: Optional[pulumi.Input[Sequence[pulumi.Input[Union['BuilderConfigArgs', 'BuilderConfigArgsDict']]]]] = None,
+                 driver: Optional[pulumi.Input['Driver']] = None,
                  __props__=None):
         """
         The provider type for the docker-buildkit package.
@@ -120,6 +143,10 @@ class Provider(pulumi.ProviderResource):
                `host` (emulated, for a foreign platform). When several list a platform, an image always
                goes to the same one (rendezvous hashing on its name, so its cache stays warm there);
                one that cannot be reached is skipped, with a warning, for the next.
+        :param pulumi.Input['Driver'] driver: What answers at `host`: `docker` (a Docker Engine, the default) or `buildkit` (a
+               standalone buildkitd, as buildx's `remote` driver reaches it: `unix:///path` or
+               `tcp://host:port` with `certPath` for mutual TLS; its image exporter pushes, so
+               images must be pushed).
         """
         ...
 
@@ -150,6 +177,7 @@ class Provider(pulumi.ProviderResource):
                  host: Optional[pulumi.Input[_builtins.str]] = None,
                  cert_path: Optional[pulumi.Input[_builtins.str]] = None,
                  builders: Optional[pulumi.Input[Sequence[pulumi.Input[Union['BuilderConfigArgs', 'BuilderConfigArgsDict']]]]] = None,
+                 driver: Optional[pulumi.Input['Driver']] = None,
                  __props__=None):
         opts = pulumi.ResourceOptions.merge(_utilities.get_resource_opts_defaults(), opts)
         if not isinstance(opts, pulumi.ResourceOptions):
@@ -162,6 +190,7 @@ class Provider(pulumi.ProviderResource):
             __props__.__dict__["host"] = host
             __props__.__dict__["cert_path"] = cert_path
             __props__.__dict__["builders"] = None if builders is None else pulumi.Output.from_input(builders).apply(pulumi.runtime.to_json)
+            __props__.__dict__["driver"] = None if driver is None else pulumi.Output.from_input(driver).apply(pulumi.runtime.to_json)
         super(Provider, __self__).__init__(
             "docker-buildkit",
             resource_name,

@@ -62,6 +62,13 @@ impl Resource for Image {
         // and Update.
         // What needs the file system or the provider's environment.
         let mut failures = check_ssh(&ctx.program_dir, &news);
+        // A buildkitd keeps no images: what it builds, its image exporter pushes.
+        if ctx.config.builds_on_buildkitd() && !news.args.push && !news.is_unknown("push") {
+            failures.push(CheckFailure::new(
+                "push",
+                "the provider builds on a BuildKit daemon (`driver: buildkit`), which keeps no images of its own: set `push: true` (it pushes the image itself), or build on a Docker host",
+            ));
+        }
         // A value the user cannot set: it is always computed here.
         news.args.context_hash = None;
         news.unknowns.retain(|p| p.top() != Some("contextHash"));

@@ -194,6 +194,7 @@ mod tests {
         DaemonAddress {
             host: Some(host.to_string()),
             cert_path: None,
+            ..DaemonAddress::default()
         }
     }
 

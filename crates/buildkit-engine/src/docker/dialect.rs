@@ -46,6 +46,11 @@ type Probes = Mutex<HashMap<(String, Option<String>), Arc<OnceCell<IgnoreDialect
 /// for the same answer); [`IgnoreDialect::Classic20_10`] when it cannot be reached within
 /// [`PROBE_TIMEOUT`] (also kept for the rest of the process).
 pub async fn probe(address: &DaemonAddress) -> IgnoreDialect {
+    // Our own client sends the context to a buildkitd, as buildx does: the rule of
+    // today's docker CLI and buildx.
+    if address.driver == super::plan::Driver::Buildkit {
+        return IgnoreDialect::Modern;
+    }
     static PROBES: OnceLock<Probes> = OnceLock::new();
     let key = (daemon_host(address), address.cert_path.clone());
     let cell = PROBES
@@ -90,9 +95,16 @@ mod tests {
         let address = DaemonAddress {
             host: Some(format!("unix://{}/none.sock", dir.path().display())),
             cert_path: None,
+            ..DaemonAddress::default()
         };
         let started = std::time::Instant::now();
         assert_eq!(probe(&address).await, IgnoreDialect::Classic20_10);
+        // A buildkitd gets what our own client sends: today's rule, without asking it.
+        let kit = DaemonAddress {
+            driver: crate::docker::plan::Driver::Buildkit,
+            ..address.clone()
+        };
+        assert_eq!(probe(&kit).await, IgnoreDialect::Modern);
         assert_eq!(probe(&address).await, IgnoreDialect::Classic20_10);
         assert!(started.elapsed() < PROBE_TIMEOUT, "{:?}", started.elapsed());
     }

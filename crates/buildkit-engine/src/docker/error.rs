@@ -231,6 +231,18 @@ pub enum EngineError {
     Reference(#[from] crate::reference::ReferenceError),
     #[error("cancelled: the {what} of {target} was stopped")]
     Cancelled { what: &'static str, target: String },
+    /// A standalone buildkitd builder's error.
+    #[error(transparent)]
+    Buildkit(#[from] crate::buildkit::BuildkitError),
+    /// What a buildkitd cannot do (it keeps no images of its own).
+    #[error(
+        "{what} needs a Docker host: the BuildKit daemon at {host} keeps no images of its own; {fix}"
+    )]
+    NotOnBuildkit {
+        host: String,
+        what: &'static str,
+        fix: String,
+    },
     /// One platform of a multi-platform build failed on the builder it was given.
     #[error("{platform} (built on {host}): {source}")]
     OnBuilder {
@@ -270,6 +282,16 @@ impl EngineError {
             EngineError::Registry(_) => Kind::Failed,
             EngineError::Credentials(_) | EngineError::Reference(..) => Kind::InvalidInput,
             EngineError::Cancelled { .. } => Kind::Cancelled,
+            EngineError::Buildkit(crate::buildkit::BuildkitError::BadAddress { .. })
+            | EngineError::NotOnBuildkit { .. } => Kind::InvalidInput,
+            EngineError::Buildkit(
+                crate::buildkit::BuildkitError::Unreachable { .. }
+                | crate::buildkit::BuildkitError::Session { .. },
+            ) => Kind::Unavailable,
+            EngineError::Buildkit(crate::buildkit::BuildkitError::Cancelled { .. }) => {
+                Kind::Cancelled
+            }
+            EngineError::Buildkit(crate::buildkit::BuildkitError::Failed { .. }) => Kind::Failed,
             EngineError::OnBuilder { source, .. } => source.kind(),
             EngineError::Internal(_) => Kind::Failed,
         }

@@ -15,7 +15,8 @@ use bollard::Docker;
 use tokio::sync::OnceCell;
 
 use super::index;
-use super::plan::{BuildPlan, BuilderSpec, DaemonAddress, Env, Events, Level, Pending};
+use super::kit::KitBuilder;
+use super::plan::{BuildPlan, BuilderSpec, DaemonAddress, Driver, Env, Events, Level, Pending};
 use super::{BuildError, Built, PushError, Result, build, push};
 use crate::credentials::Credentials;
 use crate::platform::Platform;
@@ -559,6 +560,64 @@ impl Builder for DaemonBuilder<'_> {
     }
 }
 
+/// A builder of either kind: a Docker daemon, or a standalone buildkitd.
+pub enum AnyBuilder<'a> {
+    Docker(DaemonBuilder<'a>),
+    Buildkit(KitBuilder<'a>),
+}
+
+impl<'a> AnyBuilder<'a> {
+    pub fn new(address: DaemonAddress, creds: &'a BTreeMap<String, Credentials>) -> Self {
+        match address.driver {
+            Driver::Docker => AnyBuilder::Docker(DaemonBuilder::new(address, creds)),
+            Driver::Buildkit => AnyBuilder::Buildkit(KitBuilder::new(address, creds)),
+        }
+    }
+}
+
+impl Builder for AnyBuilder<'_> {
+    fn host(&self) -> String {
+        match self {
+            AnyBuilder::Docker(d) => d.host(),
+            AnyBuilder::Buildkit(k) => k.host(),
+        }
+    }
+
+    async fn reach(&self) -> Result<()> {
+        match self {
+            AnyBuilder::Docker(d) => d.reach().await,
+            AnyBuilder::Buildkit(k) => k.reach().await,
+        }
+    }
+
+    async fn build(
+        &self,
+        env: &Env<'_>,
+        plan: &BuildPlan,
+        platform: Option<&Platform>,
+        local_tag: &str,
+    ) -> Result<String> {
+        match self {
+            AnyBuilder::Docker(d) => d.build(env, plan, platform, local_tag).await,
+            AnyBuilder::Buildkit(k) => k.build(env, plan, platform, local_tag).await,
+        }
+    }
+
+    async fn push(&self, env: &Env<'_>, image_id: &str, target: &Reference) -> Result<String> {
+        match self {
+            AnyBuilder::Docker(d) => d.push(env, image_id, target).await,
+            AnyBuilder::Buildkit(k) => k.push(env, image_id, target).await,
+        }
+    }
+
+    async fn tag(&self, image_id: &str, target: &Reference) -> Result<()> {
+        match self {
+            AnyBuilder::Docker(d) => d.tag(image_id, target).await,
+            AnyBuilder::Buildkit(k) => k.tag(image_id, target).await,
+        }
+    }
+}
+
 /// A default daemon and builders that each list the platforms they build.
 pub struct Members<B> {
     pub default: B,
@@ -581,19 +640,20 @@ impl<B: Builder> Fleet for Members<B> {
     }
 }
 
-/// The real daemons: the default one and the configured builders.
+/// The real daemons: the default one and the configured builders, each a Docker daemon or a
+/// buildkitd as its address says.
 pub fn daemon_fleet<'a>(
     default: DaemonAddress,
     builders: &[BuilderSpec],
     creds: &'a BTreeMap<String, Credentials>,
-) -> Members<DaemonBuilder<'a>> {
+) -> Members<AnyBuilder<'a>> {
     Members {
-        default: DaemonBuilder::new(default, creds),
+        default: AnyBuilder::new(default, creds),
         builders: builders
             .iter()
             .map(|b| {
                 (
-                    DaemonBuilder::new(b.address.clone(), creds),
+                    AnyBuilder::new(b.address.clone(), creds),
                     b.platforms.clone(),
                 )
             })

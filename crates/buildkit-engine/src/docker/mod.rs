@@ -1,7 +1,8 @@
 //! The build engine: everything that talks to the Docker daemon. It carries out a
 //! [`BuildPlan`] in an [`Env`] ([`plan`]): connecting ([`connect`]), building with BuildKit
 //! ([`build`]), tagging and pushing ([`push`]), rendering progress ([`progress`]), image
-//! indexes and registry-side tags ([`index`]); registry credentials come from
+//! indexes and registry-side tags ([`index`]), and a standalone buildkitd as a builder
+//! ([`kit`], through [`crate::buildkit`]); registry credentials come from
 //! [`crate::credentials`], below both this module and [`crate::registry`].
 //!
 //! This file is the facade: the modules and what they offer, nothing else.
@@ -18,6 +19,7 @@ pub mod dialect;
 pub mod error;
 pub mod flow;
 pub mod index;
+pub mod kit;
 pub mod plan;
 pub mod progress;
 pub mod push;
@@ -29,7 +31,8 @@ pub use self::daemon::{DEFAULT_SOCKET, HOST_SCHEMES, connect, daemon_host};
 pub(crate) use self::daemon::{Endpoint, endpoint};
 pub use self::error::{BuildError, DaemonError, EngineError, Kind, PushError};
 pub use self::plan::{
-    BuildPlan, BuildSecrets, BuilderSpec, DaemonAddress, Env, Events, Level, Pending, SshForward,
+    BuildPlan, BuildSecrets, BuilderSpec, DaemonAddress, Driver, Env, Events, Level, Pending,
+    SshForward,
 };
 pub(crate) use self::run::docker_credentials;
 pub use self::run::{Built, build_and_push, credentials_for, registry_has, retag};

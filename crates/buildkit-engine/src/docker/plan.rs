@@ -88,6 +88,19 @@ pub struct SshForward {
 pub struct DaemonAddress {
     pub host: Option<String>,
     pub cert_path: Option<String>,
+    /// What answers there: a Docker Engine, or a standalone buildkitd.
+    pub driver: Driver,
+}
+
+/// What a builder's address leads to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Driver {
+    /// A Docker Engine: its `/build` with our session, then its push.
+    #[default]
+    Docker,
+    /// A standalone buildkitd: BuildKit's Control API ([`crate::buildkit`]); its image
+    /// exporter pushes.
+    Buildkit,
 }
 
 /// A daemon that builds the platforms it lists (the provider's `builders`).

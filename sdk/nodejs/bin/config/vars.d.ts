@@ -1,4 +1,5 @@
 import * as outputs from "../types/output";
+import * as enums from "../types/enums";
 /**
  * The Docker daemon to build with: `unix:///path/to/docker.sock`, `tcp://host:port` or
  * `ssh://[user@]host[:port]` (through your ssh configuration and agent, never prompting;
@@ -20,3 +21,10 @@ export declare const certPath: string | undefined;
  * one that cannot be reached is skipped, with a warning, for the next.
  */
 export declare const builders: outputs.BuilderConfig[] | undefined;
+/**
+ * What answers at `host`: `docker` (a Docker Engine, the default) or `buildkit` (a
+ * standalone buildkitd, as buildx's `remote` driver reaches it: `unix:///path` or
+ * `tcp://host:port` with `certPath` for mutual TLS; its image exporter pushes, so
+ * images must be pushed).
+ */
+export declare const driver: enums.Driver | undefined;

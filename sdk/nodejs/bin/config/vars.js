@@ -21,3 +21,9 @@ Object.defineProperty(exports, "builders", {
     },
     enumerable: true,
 });
+Object.defineProperty(exports, "driver", {
+    get() {
+        return __config.getObject("driver");
+    },
+    enumerable: true,
+});

@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import * as enums from "../types/enums";
 /**
  * An ssh agent forwarded to the build, for `RUN --mount=type=ssh` steps (as
  * `docker build --ssh`).
@@ -53,4 +54,9 @@ export interface BuilderConfigArgs {
      * The platforms it builds, as `os/arch[/variant]` (e.g. `linux/arm64`).
      */
     platforms: pulumi.Input<pulumi.Input<string>[]>;
+    /**
+     * What answers at `host`: `docker` (the default) or `buildkit` (a standalone
+     * buildkitd: `unix:///path`, or `tcp://host:port` with `certPath` for mutual TLS).
+     */
+    driver?: pulumi.Input<enums.Driver>;
 }

@@ -44,3 +44,13 @@ class _ExportableConfig(types.ModuleType):
         one that cannot be reached is skipped, with a warning, for the next.
         """
         return __config__.get_object('builders')
+
+    @_builtins.property
+    def driver(self) -> Optional['Driver']:
+        """
+        What answers at `host`: `docker` (a Docker Engine, the default) or `buildkit` (a
+        standalone buildkitd, as buildx's `remote` driver reaches it: `unix:///path` or
+        `tcp://host:port` with `certPath` for mutual TLS; its image exporter pushes, so
+        images must be pushed).
+        """
+        return __config__.get_object('driver')

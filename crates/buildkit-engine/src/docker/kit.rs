@@ -1,0 +1,262 @@
+//! A standalone buildkitd as one of the flow's builders ([`super::flow::Builder`]), through
+//! our own BuildKit client ([`crate::buildkit`]).
+//!
+//! A build is one solve whose image exporter pushes the image itself, under the build's tag
+//! in every repository the plan's tags name (so no separate push uploads layers); a "push"
+//! of another tag is then a registry-side manifest copy. The plan's options become the
+//! Dockerfile frontend's attributes, as buildx sends them; the automatic inline cache is
+//! BuildKit's `inline` cache export, with the pushed tag as a cache import. The context is
+//! filtered in the `.dockerignore` rule of today's docker CLI and buildx (what a buildkitd
+//! user's own client would send).
+//!
+//! Not for: keeping images (a buildkitd has no image store of its own: `push: false` needs a
+//! Docker host).
+
+use std::collections::BTreeMap;
+
+use tokio::sync::OnceCell;
+
+use super::plan::{BuildPlan, DaemonAddress, Env, Level};
+use super::session::{self, SessionSpec, filesync::FileSource};
+use super::{BuildError, EngineError, PushError, Result, index};
+use crate::buildkit::{BuildkitAddress, Buildkitd, Solve};
+use crate::context::{BuildContext, IgnoreDialect};
+use crate::credentials::Credentials;
+use crate::platform::Platform;
+use crate::reference::Reference;
+use crate::registry::RegistryClient;
+
+/// A buildkitd, connected on first use.
+pub struct KitBuilder<'a> {
+    address: DaemonAddress,
+    creds: &'a BTreeMap<String, Credentials>,
+    kit: OnceCell<Buildkitd>,
+}
+
+impl<'a> KitBuilder<'a> {
+    pub fn new(address: DaemonAddress, creds: &'a BTreeMap<String, Credentials>) -> Self {
+        Self {
+            address,
+            creds,
+            kit: OnceCell::new(),
+        }
+    }
+
+    pub fn host(&self) -> String {
+        self.address.host.clone().unwrap_or_default()
+    }
+
+    async fn kit(&self) -> Result<&Buildkitd> {
+        self.kit
+            .get_or_try_init(|| async {
+                Buildkitd::connect(&BuildkitAddress {
+                    host: self.host(),
+                    cert_path: self.address.cert_path.as_ref().map(Into::into),
+                })
+                .await
+                .map_err(EngineError::from)
+            })
+            .await
+    }
+
+    pub async fn reach(&self) -> Result<()> {
+        self.kit().await.map(|_| ())
+    }
+
+    fn needs_docker(&self, what: &'static str) -> EngineError {
+        EngineError::NotOnBuildkit {
+            host: self.host(),
+            what,
+            fix: "push the image (a buildkitd pushes it itself), or build on a Docker host"
+                .to_string(),
+        }
+    }
+
+    /// Builds and pushes `plan` for `platform` under `local_tag`'s tag in every repository
+    /// of the plan; returns the digest the image exporter reported.
+    pub async fn build(
+        &self,
+        env: &Env<'_>,
+        plan: &BuildPlan,
+        platform: Option<&Platform>,
+        local_tag: &str,
+    ) -> Result<String> {
+        if !plan.push {
+            return Err(self.needs_docker("an image that is not pushed"));
+        }
+        let kit = self.kit().await?;
+        let context_error = |source| BuildError::Context {
+            dir: plan.context_dir.display().to_string(),
+            source,
+        };
+        let context = BuildContext::open(&plan.context_dir, plan.dockerfile.clone())
+            .map_err(context_error)?
+            .with_dialect(IgnoreDialect::Modern);
+        let (files, dockerfile) = tokio::task::spawn_blocking(move || {
+            Ok::<_, crate::context::ContextError>((
+                FileSource::context(&context)?,
+                FileSource::dockerfile(&context)?,
+            ))
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?
+        .map_err(context_error)?;
+        let entries = files.len();
+        let agents = session::ssh::prepare(&plan.ssh).await?;
+        let local = Reference::parse(local_tag)?;
+        let names = export_names(plan, local.tag_or_latest());
+        env.progress(&format!(
+            "building {local_tag} on the BuildKit daemon {} ({})",
+            kit.host, kit.version
+        ))
+        .await;
+        let solve = Solve {
+            session: SessionSpec {
+                context_dir: plan.context_dir.clone(),
+                context: files,
+                dockerfile,
+                credentials: self.creds.clone(),
+                secrets: plan.secrets.0.clone(),
+                agents,
+            },
+            frontend_attrs: frontend_attrs(plan, platform),
+            exporters: vec![(
+                "image".to_string(),
+                BTreeMap::from([
+                    ("name".to_string(), names.join(",")),
+                    ("push".to_string(), "true".to_string()),
+                ]),
+            )],
+            cache_exports: if plan.inline_cache && !plan.no_cache {
+                vec![("inline".to_string(), BTreeMap::new())]
+            } else {
+                Vec::new()
+            },
+            cache_imports: cache_imports(plan, local_tag),
+        };
+        let outcome = kit.solve(solve, env.events, &env.cancel).await?;
+        let (files_sent, bytes_sent) = outcome.sent;
+        env.log(
+            Level::Info,
+            &format!(
+                "{local_tag}: sent {files_sent} {} ({bytes_sent} bytes) to the builder; the context has {entries} entries",
+                if files_sent == 1 { "file" } else { "files" }
+            ),
+        )
+        .await;
+        for name in &names {
+            env.progress(&format!("pushed {name} from the BuildKit daemon"))
+                .await;
+        }
+        outcome.image_digest().map(str::to_string).ok_or_else(|| {
+            BuildError::NoImage {
+                host: self.host(),
+                tag: local_tag.to_string(),
+            }
+            .into()
+        })
+    }
+
+    /// The image the build pushed (`digest`) under `target`: it is in `target`'s repository
+    /// already (the build exported there), so this is a registry-side tag.
+    pub async fn push(&self, env: &Env<'_>, digest: &str, target: &Reference) -> Result<String> {
+        let host = target.registry_host();
+        let client = RegistryClient::new(host, self.creds.get(host).cloned())?;
+        let Some((body, info)) = index::fetch(&client, &target.api_path(), digest).await? else {
+            return Err(PushError::Missing {
+                reference: target.with_digest(digest),
+            }
+            .into());
+        };
+        let pushed = index::put(
+            &client,
+            &target.api_path(),
+            target.tag_or_latest(),
+            &info.media_type,
+            &body,
+        )
+        .await?;
+        env.progress(&format!("tagged {target} registry-side: {pushed}"))
+            .await;
+        Ok(pushed)
+    }
+
+    pub async fn tag(&self, _image_id: &str, _target: &Reference) -> Result<()> {
+        Err(self.needs_docker("a local tag"))
+    }
+}
+
+/// `tag` in every repository the plan's tags name (the main one first).
+fn export_names(plan: &BuildPlan, tag: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for r in &plan.push_tags {
+        let name = r.with_tag(tag);
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// The Dockerfile frontend's attributes for `plan`, as buildx sends them.
+fn frontend_attrs(plan: &BuildPlan, platform: Option<&Platform>) -> BTreeMap<String, String> {
+    let mut a = BTreeMap::from([(
+        "filename".to_string(),
+        session::filesync::DOCKERFILE_NAME.to_string(),
+    )]);
+    for (k, v) in &plan.build_args {
+        a.insert(format!("build-arg:{k}"), v.clone());
+    }
+    for (k, v) in &plan.labels {
+        a.insert(format!("label:{k}"), v.clone());
+    }
+    if let Some(t) = &plan.target {
+        a.insert("target".into(), t.clone());
+    }
+    if let Some(p) = platform {
+        a.insert("platform".into(), p.name());
+    }
+    if plan.no_cache {
+        a.insert("no-cache".into(), String::new());
+    }
+    if plan.pull {
+        a.insert("image-resolve-mode".into(), "pull".into());
+    }
+    if let Some(n) = plan.network.as_deref().filter(|n| *n != "default") {
+        a.insert("force-network-mode".into(), n.to_string());
+    }
+    if !plan.add_hosts.is_empty() {
+        // `host:ip` as the docker CLI takes it; `host=ip` as the frontend does.
+        let hosts: Vec<String> = plan
+            .add_hosts
+            .iter()
+            .map(|h| h.replacen(':', "=", 1))
+            .collect();
+        a.insert("add-hosts".into(), hosts.join(","));
+    }
+    a
+}
+
+/// The caches to import: the plan's, and the pushed tag itself when the inline cache is on.
+fn cache_imports(plan: &BuildPlan, local_tag: &str) -> Vec<(String, BTreeMap<String, String>)> {
+    if plan.no_cache {
+        return Vec::new();
+    }
+    let mut refs: Vec<String> = Vec::new();
+    if plan.inline_cache {
+        refs.push(local_tag.to_string());
+    }
+    for c in &plan.cache_from {
+        if !refs.contains(c) {
+            refs.push(c.clone());
+        }
+    }
+    refs.into_iter()
+        .map(|r| {
+            (
+                "registry".to_string(),
+                BTreeMap::from([("ref".to_string(), r)]),
+            )
+        })
+        .collect()
+}
