@@ -412,3 +412,111 @@ async fn a_buildkitd_builder_builds_its_platform_of_an_index() {
         "{log}"
     );
 }
+
+/// The busybox base image, pushed to the test registry through the provider on the Docker
+/// host (a buildkitd here can pull only from there): `repo@digest`.
+async fn base_in_registry(s: &Services) -> String {
+    let (dir, _) = s.busybox_context("true");
+    let mut h = s.harness(dir.path()).await;
+    let repo = s.repo("kit-base");
+    let news = serde_json::json!({"name": repo, "network": "none", "registry": s.registry_input()});
+    let checked = h.check_ok("base", &serde_json::json!({}), &news).await;
+    let created = h
+        .create("base", &checked, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", h.log_text()));
+    let state = common::from_struct(created.properties.as_ref().unwrap());
+    state["ref"].as_str().unwrap().to_string()
+}
+
+/// On a buildkitd, `RUN` steps get the build's secrets and a target stage; the secret's
+/// value is never in the log or the state.
+#[tokio::test]
+async fn secrets_and_target_reach_run_steps_on_a_buildkitd() {
+    let (Some(s), Some((unix, _, _))) = (Services::get_or_skip(), buildkitd()) else {
+        return;
+    };
+    let base = base_in_registry(&s).await;
+    let secret = format!("s3cret-{}", uuid::Uuid::new_v4().simple());
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tree(
+        &dir.path().join("app"),
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM {base} AS checked\nRUN --mount=type=secret,id=token,required=true test \"$(cat /run/secrets/token)\" = \"{secret}\" && echo secret-matched\nFROM checked AS wrong\nRUN false\n"
+            ),
+        )],
+    );
+    let mut h = common::Harness::configured(
+        dir.path(),
+        serde_json::json!({"host": unix, "driver": "buildkit"}),
+    )
+    .await;
+    let news = serde_json::json!({
+        "name": s.repo("kit-secret"), "context": "app", "target": "checked",
+        "secrets": {"token": common::secret(serde_json::json!(secret))},
+        "registry": s.registry_input(),
+    });
+    let checked = h.check_ok("app", &serde_json::json!({}), &news).await;
+    let created = h
+        .create("app", &checked, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", h.log_text()));
+    let log = h.log_text();
+    assert!(log.contains("secret-matched"), "{log}");
+    assert!(!log.contains(&secret) && !h.stderr_text().contains(&secret));
+    // In the state only as a Pulumi secret (which the engine encrypts).
+    let mut state = common::from_struct(created.properties.as_ref().unwrap());
+    let secrets = state.as_object_mut().unwrap().remove("secrets").unwrap();
+    assert!(
+        common::is_secret(&secrets) || common::is_secret(&secrets["token"]),
+        "{secrets}"
+    );
+    assert!(
+        !state.to_string().contains(&secret),
+        "the secret is in the state in clear"
+    );
+}
+
+/// Cancel stops a running build on a buildkitd within seconds.
+#[tokio::test]
+async fn cancel_stops_a_build_on_a_buildkitd() {
+    let (Some(s), Some((unix, _, _))) = (Services::get_or_skip(), buildkitd()) else {
+        return;
+    };
+    let base = base_in_registry(&s).await;
+    let marker = uuid::Uuid::new_v4().simple().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tree(
+        &dir.path().join("app"),
+        &[(
+            "Dockerfile",
+            &format!("FROM {base}\nRUN echo started-{marker} && sleep 120\n"),
+        )],
+    );
+    let mut h = common::Harness::configured(
+        dir.path(),
+        serde_json::json!({"host": unix, "driver": "buildkit"}),
+    )
+    .await;
+    let news = serde_json::json!({
+        "name": s.repo("kit-cancel"), "context": "app", "registry": s.registry_input(),
+    });
+    let checked = h.check_ok("app", &serde_json::json!({}), &news).await;
+    let mut client = h.client.clone();
+    let create = h.create_in_background("app", &checked, 0.0);
+    h.wait_for_log(
+        &format!("started-{marker}"),
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+    let cancelled_at = std::time::Instant::now();
+    client.cancel(()).await.unwrap();
+    let result = tokio::time::timeout(std::time::Duration::from_secs(20), create)
+        .await
+        .expect("create returns soon after Cancel");
+    let err = result.unwrap().expect_err("a cancelled build fails");
+    assert_eq!(err.code(), tonic::Code::Cancelled, "{err:?}");
+    assert!(cancelled_at.elapsed() < std::time::Duration::from_secs(20));
+}
