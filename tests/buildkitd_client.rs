@@ -520,3 +520,191 @@ async fn cancel_stops_a_build_on_a_buildkitd() {
     assert_eq!(err.code(), tonic::Code::Cancelled, "{err:?}");
     assert!(cancelled_at.elapsed() < std::time::Duration::from_secs(20));
 }
+
+/// Empties the buildkitd's build cache, as a fresh builder's would be.
+fn prune_buildkitd(unix: &str) {
+    let bin = std::env::var("DBK_TOOLS_BIN").expect("DBK_TOOLS_BIN");
+    let out = std::process::Command::new(format!("{bin}/buildctl"))
+        .args(["--addr", unix, "prune", "--all"])
+        .output()
+        .expect("run buildctl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `cacheTo: registry mode=max`: a three-stage build with a slow middle stage exports every
+/// stage's cache to the registry; after the buildkitd's own cache is emptied, the same
+/// context under another name imports it and every step is CACHED (the slow one does not
+/// run again).
+#[tokio::test]
+async fn a_registry_cache_with_mode_max_serves_every_stage_to_an_empty_builder() {
+    let (Some(s), Some((unix, _, _))) = (Services::get_or_skip(), buildkitd()) else {
+        return;
+    };
+    let base = base_in_registry(&s).await;
+    let marker = uuid::Uuid::new_v4().simple().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tree(
+        &dir.path().join("app"),
+        &[
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM {base} AS deps\nRUN echo deps-{marker} > /deps\nFROM deps AS slow\nRUN echo slow-ran-$((1+1))-{marker} && sleep 3 && echo done > /slow\nFROM {base}\nCOPY --from=slow /slow /slow\nCOPY hello.txt /\n"
+                ),
+            ),
+            ("hello.txt", &marker),
+        ],
+    );
+    let config = serde_json::json!({"host": unix, "driver": "buildkit"});
+    let cache_ref = format!("{}:buildcache", s.repo("kit-cache"));
+    let inputs = |name: &str| {
+        serde_json::json!({
+            "name": name, "context": "app", "registry": s.registry_input(),
+            "cacheTo": [{"registry": {"ref": cache_ref, "mode": "max"}}],
+        })
+    };
+    let mut h = common::Harness::configured(dir.path(), config.clone()).await;
+    let first = h
+        .check_ok(
+            "first",
+            &serde_json::json!({}),
+            &inputs(&s.repo("kit-cache-a")),
+        )
+        .await;
+    let started = std::time::Instant::now();
+    h.create("first", &first, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", h.log_text()));
+    let cold = started.elapsed();
+    assert!(
+        h.log_text().contains(&format!("slow-ran-2-{marker}")),
+        "{}",
+        h.log_text()
+    );
+    let (status, _, _) = s
+        .get_manifest(
+            repo_path(&cache_ref.replace(":buildcache", "")),
+            "buildcache",
+        )
+        .await;
+    assert_eq!(status, 200, "the cache is in the registry");
+
+    prune_buildkitd(&unix);
+    let mut h2 = common::Harness::configured(dir.path(), config).await;
+    let second = h2
+        .check_ok(
+            "second",
+            &serde_json::json!({}),
+            &inputs(&s.repo("kit-cache-b")),
+        )
+        .await;
+    let started = std::time::Instant::now();
+    h2.create("second", &second, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", h2.log_text()));
+    let warm = started.elapsed();
+    let log = h2.log_text();
+    assert!(
+        !log.contains(&format!("slow-ran-2-{marker}")),
+        "the slow stage ran again:\n{log}"
+    );
+    for step in [
+        "RUN echo deps-",
+        "RUN echo slow-ran-",
+        "COPY --from=slow",
+        "COPY hello.txt",
+    ] {
+        let number = log
+            .lines()
+            .find(|l| l.contains(step) && l.starts_with('#'))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no step {step:?}:\n{log}"))
+            .to_string();
+        assert!(
+            log.lines().any(|l| l == format!("{number} CACHED")),
+            "{step} is not CACHED:\n{log}"
+        );
+    }
+    eprintln!(
+        "three-stage build: cold {cold:?}, from the registry cache on an empty builder {warm:?}"
+    );
+}
+
+/// `cacheTo` entries are checked: one kind each, modes and compressions BuildKit takes, a
+/// registry export only where a buildkitd builds.
+#[tokio::test]
+async fn cache_exports_are_checked() {
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tree(dir.path(), &[("Dockerfile", "FROM scratch\n")]);
+    let name = s.repo("kit-cache-check");
+    let mut docker = s.harness(dir.path()).await;
+    docker
+        .assert_check_fails(
+            &serde_json::json!({"name": name, "cacheTo": [{"registry": {"ref": format!("{name}:c")}}]}),
+            "cacheTo[0]",
+            "needs a BuildKit daemon",
+        )
+        .await;
+    // The inline cache is fine anywhere.
+    docker
+        .check_ok(
+            "ok",
+            &serde_json::json!({}),
+            &serde_json::json!({"name": name, "cacheTo": [{"inline": {}}]}),
+        )
+        .await;
+    for (bad, property, says) in [
+        (serde_json::json!([{}]), "cacheTo[0]", "exactly one"),
+        (
+            serde_json::json!([{"inline": {}, "registry": {"ref": "r/x:c"}}]),
+            "cacheTo[0]",
+            "exactly one",
+        ),
+        (
+            serde_json::json!([{"registry": {"ref": "Not A Ref"}}]),
+            "cacheTo[0].registry.ref",
+            "not a valid image reference",
+        ),
+        (
+            serde_json::json!([{"registry": {"ref": "r/x:c", "mode": "all"}}]),
+            "cacheTo[0].registry.mode",
+            "min",
+        ),
+        (
+            serde_json::json!([{"registry": {"ref": "r/x:c", "compression": "lz4"}}]),
+            "cacheTo[0].registry.compression",
+            "zstd",
+        ),
+        (
+            serde_json::json!([{"registry": {}}]),
+            "cacheTo[0].registry",
+            "ref",
+        ),
+        // A kind this provider does not export (yet) is not silently ignored.
+        (
+            serde_json::json!([{"local": {"dest": "c"}}]),
+            "cacheTo[0]",
+            "exactly one",
+        ),
+        (
+            serde_json::json!([{"disabled": true}, {"inline": {}}]),
+            "cacheTo",
+            "disabled",
+        ),
+    ] {
+        docker
+            .assert_check_fails(
+                &serde_json::json!({"name": name, "cacheTo": bad}),
+                property,
+                says,
+            )
+            .await;
+    }
+}

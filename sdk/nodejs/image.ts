@@ -95,6 +95,15 @@ export class Image extends pulumi.CustomResource {
     public readonly cacheFrom!: pulumi.Output<string[] | undefined>;
 
     /**
+     * Caches to export after the build (as `docker buildx build --cache-to`), each one of
+     * `registry {ref, mode, imageManifest, ociMediaTypes, compression, ignoreError}`,
+     * `inline {}` or `disabled: true`. Without it, the inline cache (see `inlineCache`).
+     * Exporting to a registry needs a BuildKit daemon (`driver: buildkit`): a Docker host's
+     * `/build` exports only inline. A registry cache is imported by the next build too.
+     */
+    public readonly cacheTo!: pulumi.Output<outputs.CacheTo[] | undefined>;
+
+    /**
      * Embed BuildKit's inline cache in the pushed image, so the next build anywhere can
      * reuse its layers.
      */
@@ -222,6 +231,7 @@ export class Image extends pulumi.CustomResource {
             resourceInputs["target"] = args?.target;
             resourceInputs["labels"] = args?.labels;
             resourceInputs["cacheFrom"] = args?.cacheFrom;
+            resourceInputs["cacheTo"] = args?.cacheTo;
             resourceInputs["inlineCache"] = (args?.inlineCache) ?? true;
             resourceInputs["noCache"] = (args?.noCache) ?? false;
             resourceInputs["pull"] = (args?.pull) ?? false;
@@ -250,6 +260,7 @@ export class Image extends pulumi.CustomResource {
             resourceInputs["target"] = undefined /*out*/;
             resourceInputs["labels"] = undefined /*out*/;
             resourceInputs["cacheFrom"] = undefined /*out*/;
+            resourceInputs["cacheTo"] = undefined /*out*/;
             resourceInputs["inlineCache"] = undefined /*out*/;
             resourceInputs["noCache"] = undefined /*out*/;
             resourceInputs["pull"] = undefined /*out*/;
@@ -327,6 +338,14 @@ export interface ImageArgs {
      * More images to take build cache from (the image's own `name` always is one).
      */
     cacheFrom?: pulumi.Input<pulumi.Input<string>[]>;
+    /**
+     * Caches to export after the build (as `docker buildx build --cache-to`), each one of
+     * `registry {ref, mode, imageManifest, ociMediaTypes, compression, ignoreError}`,
+     * `inline {}` or `disabled: true`. Without it, the inline cache (see `inlineCache`).
+     * Exporting to a registry needs a BuildKit daemon (`driver: buildkit`): a Docker host's
+     * `/build` exports only inline. A registry cache is imported by the next build too.
+     */
+    cacheTo?: pulumi.Input<pulumi.Input<inputs.CacheToArgs>[]>;
     /**
      * Embed BuildKit's inline cache in the pushed image, so the next build anywhere can
      * reuse its layers.

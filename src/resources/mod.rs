@@ -193,6 +193,15 @@ impl ProviderConfig {
         }
     }
 
+    /// The address of a builder that is a Docker host (the default one first), if any: it
+    /// cannot export a cache but the inline one.
+    pub fn a_docker_builder(&self) -> Option<String> {
+        self.daemon_addresses()
+            .into_iter()
+            .find(|a| a.driver == crate::docker::Driver::Docker)
+            .map(|a| crate::docker::daemon_host(&a))
+    }
+
     /// True when the default builder is a buildkitd (it keeps no images: they are pushed).
     pub fn builds_on_buildkitd(&self) -> bool {
         self.driver == Some(Driver::Buildkit)

@@ -72,6 +72,14 @@ export declare class Image extends pulumi.CustomResource {
      */
     readonly cacheFrom: pulumi.Output<string[] | undefined>;
     /**
+     * Caches to export after the build (as `docker buildx build --cache-to`), each one of
+     * `registry {ref, mode, imageManifest, ociMediaTypes, compression, ignoreError}`,
+     * `inline {}` or `disabled: true`. Without it, the inline cache (see `inlineCache`).
+     * Exporting to a registry needs a BuildKit daemon (`driver: buildkit`): a Docker host's
+     * `/build` exports only inline. A registry cache is imported by the next build too.
+     */
+    readonly cacheTo: pulumi.Output<outputs.CacheTo[] | undefined>;
+    /**
      * Embed BuildKit's inline cache in the pushed image, so the next build anywhere can
      * reuse its layers.
      */
@@ -227,6 +235,14 @@ export interface ImageArgs {
      * More images to take build cache from (the image's own `name` always is one).
      */
     cacheFrom?: pulumi.Input<pulumi.Input<string>[]>;
+    /**
+     * Caches to export after the build (as `docker buildx build --cache-to`), each one of
+     * `registry {ref, mode, imageManifest, ociMediaTypes, compression, ignoreError}`,
+     * `inline {}` or `disabled: true`. Without it, the inline cache (see `inlineCache`).
+     * Exporting to a registry needs a BuildKit daemon (`driver: buildkit`): a Docker host's
+     * `/build` exports only inline. A registry cache is imported by the next build too.
+     */
+    cacheTo?: pulumi.Input<pulumi.Input<inputs.CacheToArgs>[]>;
     /**
      * Embed BuildKit's inline cache in the pushed image, so the next build anywhere can
      * reuse its layers.

@@ -53,6 +53,7 @@ class Image extends pulumi.CustomResource {
             resourceInputs["target"] = args?.target;
             resourceInputs["labels"] = args?.labels;
             resourceInputs["cacheFrom"] = args?.cacheFrom;
+            resourceInputs["cacheTo"] = args?.cacheTo;
             resourceInputs["inlineCache"] = (args?.inlineCache) ?? true;
             resourceInputs["noCache"] = (args?.noCache) ?? false;
             resourceInputs["pull"] = (args?.pull) ?? false;
@@ -82,6 +83,7 @@ class Image extends pulumi.CustomResource {
             resourceInputs["target"] = undefined /*out*/;
             resourceInputs["labels"] = undefined /*out*/;
             resourceInputs["cacheFrom"] = undefined /*out*/;
+            resourceInputs["cacheTo"] = undefined /*out*/;
             resourceInputs["inlineCache"] = undefined /*out*/;
             resourceInputs["noCache"] = undefined /*out*/;
             resourceInputs["pull"] = undefined /*out*/;

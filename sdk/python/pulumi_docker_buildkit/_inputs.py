@@ -16,6 +16,12 @@ else:
     from typing_extensions import NotRequired, TypedDict
 
 __all__ = [
+    'CacheToArgs',
+    'CacheToArgsDict',
+    'RegistryCacheToArgs',
+    'RegistryCacheToArgsDict',
+    'InlineCacheToArgs',
+    'InlineCacheToArgsDict',
     'SshInputArgs',
     'SshInputArgsDict',
     'RegistryArgs',
@@ -23,6 +29,240 @@ __all__ = [
     'BuilderConfigArgs',
     'BuilderConfigArgsDict',
 ]
+
+
+class CacheToArgsDict(TypedDict):
+    """
+    One cache to export after the build (as `docker buildx build --cache-to`): set exactly
+    one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver: buildkit`)
+    exports caches other than `inline`.
+    """
+    registry: NotRequired[pulumi.Input['RegistryCacheToArgsDict']]
+    """
+    The build cache pushed to a registry as an image of its own.
+    """
+    inline: NotRequired[pulumi.Input['InlineCacheToArgsDict']]
+    """
+    The cache embedded in the pushed image (BuildKit's inline cache, the default).
+    """
+    disabled: NotRequired[pulumi.Input[_builtins.bool]]
+    """
+    No cache export at all, not even the default inline one.
+    """
+
+
+@pulumi.input_type
+class CacheToArgs:
+    def __init__(__self__, *,
+                 registry: Optional[pulumi.Input['RegistryCacheToArgs']] = None,
+                 inline: Optional[pulumi.Input['InlineCacheToArgs']] = None,
+                 disabled: Optional[pulumi.Input[_builtins.bool]] = None):
+        """
+        One cache to export after the build (as `docker buildx build --cache-to`): set exactly
+        one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver: buildkit`)
+        exports caches other than `inline`.
+
+        :param pulumi.Input[Union['RegistryCacheToArgs', 'RegistryCacheToArgsDict']] registry: The build cache pushed to a registry as an image of its own.
+        :param pulumi.Input[Union['InlineCacheToArgs', 'InlineCacheToArgsDict']] inline: The cache embedded in the pushed image (BuildKit's inline cache, the default).
+        :param pulumi.Input[_builtins.bool] disabled: No cache export at all, not even the default inline one.
+        """
+        if registry is not None:
+            pulumi.set(__self__, "registry", registry)
+        if inline is not None:
+            pulumi.set(__self__, "inline", inline)
+        if disabled is not None:
+            pulumi.set(__self__, "disabled", disabled)
+
+    @_builtins.property
+    @pulumi.getter
+    def registry(self) -> Optional[pulumi.Input['RegistryCacheToArgs']]:
+        """
+        The build cache pushed to a registry as an image of its own.
+        """
+        return pulumi.get(self, "registry")
+
+    @registry.setter
+    def registry(self, value: Optional[pulumi.Input['RegistryCacheToArgs']]):
+        pulumi.set(self, "registry", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def inline(self) -> Optional[pulumi.Input['InlineCacheToArgs']]:
+        """
+        The cache embedded in the pushed image (BuildKit's inline cache, the default).
+        """
+        return pulumi.get(self, "inline")
+
+    @inline.setter
+    def inline(self, value: Optional[pulumi.Input['InlineCacheToArgs']]):
+        pulumi.set(self, "inline", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def disabled(self) -> Optional[pulumi.Input[_builtins.bool]]:
+        """
+        No cache export at all, not even the default inline one.
+        """
+        return pulumi.get(self, "disabled")
+
+    @disabled.setter
+    def disabled(self, value: Optional[pulumi.Input[_builtins.bool]]):
+        pulumi.set(self, "disabled", value)
+
+
+class RegistryCacheToArgsDict(TypedDict):
+    """
+    A build cache pushed to a registry.
+    """
+    ref: pulumi.Input[_builtins.str]
+    """
+    Where: an image reference, e.g. `ghcr.io/me/app:buildcache`.
+    """
+    mode: NotRequired[pulumi.Input[_builtins.str]]
+    """
+    `min` (the default: the layers of the final image) or `max` (every stage's layers, so
+    a fresh builder reuses every stage).
+    """
+    image_manifest: NotRequired[pulumi.Input[_builtins.bool]]
+    """
+    Push the cache as an OCI image manifest instead of a cache index (for registries that
+    refuse indexes).
+    """
+    oci_media_types: NotRequired[pulumi.Input[_builtins.bool]]
+    """
+    Use OCI media types (the default is BuildKit's).
+    """
+    compression: NotRequired[pulumi.Input[_builtins.str]]
+    """
+    Layer compression: `gzip`, `estargz`, `zstd` or `uncompressed`.
+    """
+    ignore_error: NotRequired[pulumi.Input[_builtins.bool]]
+    """
+    A failed cache export is a warning, not a failed build.
+    """
+
+
+@pulumi.input_type
+class RegistryCacheToArgs:
+    def __init__(__self__, *,
+                 ref: pulumi.Input[_builtins.str],
+                 mode: Optional[pulumi.Input[_builtins.str]] = None,
+                 image_manifest: Optional[pulumi.Input[_builtins.bool]] = None,
+                 oci_media_types: Optional[pulumi.Input[_builtins.bool]] = None,
+                 compression: Optional[pulumi.Input[_builtins.str]] = None,
+                 ignore_error: Optional[pulumi.Input[_builtins.bool]] = None):
+        """
+        A build cache pushed to a registry.
+
+        :param pulumi.Input[_builtins.str] ref: Where: an image reference, e.g. `ghcr.io/me/app:buildcache`.
+        :param pulumi.Input[_builtins.str] mode: `min` (the default: the layers of the final image) or `max` (every stage's layers, so
+               a fresh builder reuses every stage).
+        :param pulumi.Input[_builtins.bool] image_manifest: Push the cache as an OCI image manifest instead of a cache index (for registries that
+               refuse indexes).
+        :param pulumi.Input[_builtins.bool] oci_media_types: Use OCI media types (the default is BuildKit's).
+        :param pulumi.Input[_builtins.str] compression: Layer compression: `gzip`, `estargz`, `zstd` or `uncompressed`.
+        :param pulumi.Input[_builtins.bool] ignore_error: A failed cache export is a warning, not a failed build.
+        """
+        pulumi.set(__self__, "ref", ref)
+        if mode is not None:
+            pulumi.set(__self__, "mode", mode)
+        if image_manifest is not None:
+            pulumi.set(__self__, "image_manifest", image_manifest)
+        if oci_media_types is not None:
+            pulumi.set(__self__, "oci_media_types", oci_media_types)
+        if compression is not None:
+            pulumi.set(__self__, "compression", compression)
+        if ignore_error is not None:
+            pulumi.set(__self__, "ignore_error", ignore_error)
+
+    @_builtins.property
+    @pulumi.getter
+    def ref(self) -> pulumi.Input[_builtins.str]:
+        """
+        Where: an image reference, e.g. `ghcr.io/me/app:buildcache`.
+        """
+        return pulumi.get(self, "ref")
+
+    @ref.setter
+    def ref(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "ref", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def mode(self) -> Optional[pulumi.Input[_builtins.str]]:
+        """
+        `min` (the default: the layers of the final image) or `max` (every stage's layers, so
+        a fresh builder reuses every stage).
+        """
+        return pulumi.get(self, "mode")
+
+    @mode.setter
+    def mode(self, value: Optional[pulumi.Input[_builtins.str]]):
+        pulumi.set(self, "mode", value)
+
+    @_builtins.property
+    @pulumi.getter(name="imageManifest")
+    def image_manifest(self) -> Optional[pulumi.Input[_builtins.bool]]:
+        """
+        Push the cache as an OCI image manifest instead of a cache index (for registries that
+        refuse indexes).
+        """
+        return pulumi.get(self, "image_manifest")
+
+    @image_manifest.setter
+    def image_manifest(self, value: Optional[pulumi.Input[_builtins.bool]]):
+        pulumi.set(self, "image_manifest", value)
+
+    @_builtins.property
+    @pulumi.getter(name="ociMediaTypes")
+    def oci_media_types(self) -> Optional[pulumi.Input[_builtins.bool]]:
+        """
+        Use OCI media types (the default is BuildKit's).
+        """
+        return pulumi.get(self, "oci_media_types")
+
+    @oci_media_types.setter
+    def oci_media_types(self, value: Optional[pulumi.Input[_builtins.bool]]):
+        pulumi.set(self, "oci_media_types", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def compression(self) -> Optional[pulumi.Input[_builtins.str]]:
+        """
+        Layer compression: `gzip`, `estargz`, `zstd` or `uncompressed`.
+        """
+        return pulumi.get(self, "compression")
+
+    @compression.setter
+    def compression(self, value: Optional[pulumi.Input[_builtins.str]]):
+        pulumi.set(self, "compression", value)
+
+    @_builtins.property
+    @pulumi.getter(name="ignoreError")
+    def ignore_error(self) -> Optional[pulumi.Input[_builtins.bool]]:
+        """
+        A failed cache export is a warning, not a failed build.
+        """
+        return pulumi.get(self, "ignore_error")
+
+    @ignore_error.setter
+    def ignore_error(self, value: Optional[pulumi.Input[_builtins.bool]]):
+        pulumi.set(self, "ignore_error", value)
+
+
+class InlineCacheToArgsDict(TypedDict):
+    """
+    The inline cache: no options.
+    """
+
+
+@pulumi.input_type
+class InlineCacheToArgs:
+    def __init__(__self__):
+        """
+        The inline cache: no options.
+        """
+        pass
 
 
 class SshInputArgsDict(TypedDict):

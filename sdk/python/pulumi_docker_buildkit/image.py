@@ -28,6 +28,7 @@ class ImageArgs:
                  target: Optional[pulumi.Input[_builtins.str]] = None,
                  labels: Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
                  cache_from: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
+                 cache_to: Optional[pulumi.Input[Sequence[pulumi.Input['CacheToArgs']]]] = None,
                  inline_cache: Optional[pulumi.Input[_builtins.bool]] = None,
                  no_cache: Optional[pulumi.Input[_builtins.bool]] = None,
                  pull: Optional[pulumi.Input[_builtins.bool]] = None,
@@ -61,6 +62,11 @@ class ImageArgs:
         :param pulumi.Input[_builtins.str] target: The stage of a multi-stage Dockerfile to build.
         :param pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]] labels: Labels to set on the image.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] cache_from: More images to take build cache from (the image's own `name` always is one).
+        :param pulumi.Input[Sequence[pulumi.Input[Union['CacheToArgs', 'CacheToArgsDict']]]] cache_to: Caches to export after the build (as `docker buildx build --cache-to`), each one of
+               `registry {ref, mode, imageManifest, ociMediaTypes, compression, ignoreError}`,
+               `inline {}` or `disabled: true`. Without it, the inline cache (see `inlineCache`).
+               Exporting to a registry needs a BuildKit daemon (`driver: buildkit`): a Docker host's
+               `/build` exports only inline. A registry cache is imported by the next build too.
         :param pulumi.Input[_builtins.bool] inline_cache: Embed BuildKit's inline cache in the pushed image, so the next build anywhere can
                reuse its layers.
         :param pulumi.Input[_builtins.bool] no_cache: Build without any cache.
@@ -109,6 +115,8 @@ class ImageArgs:
             pulumi.set(__self__, "labels", labels)
         if cache_from is not None:
             pulumi.set(__self__, "cache_from", cache_from)
+        if cache_to is not None:
+            pulumi.set(__self__, "cache_to", cache_to)
         if inline_cache is None:
             inline_cache = True
         pulumi.set(__self__, "inline_cache", inline_cache)
@@ -267,6 +275,22 @@ class ImageArgs:
     @cache_from.setter
     def cache_from(self, value: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]]):
         pulumi.set(self, "cache_from", value)
+
+    @_builtins.property
+    @pulumi.getter(name="cacheTo")
+    def cache_to(self) -> Optional[pulumi.Input[Sequence[pulumi.Input['CacheToArgs']]]]:
+        """
+        Caches to export after the build (as `docker buildx build --cache-to`), each one of
+        `registry {ref, mode, imageManifest, ociMediaTypes, compression, ignoreError}`,
+        `inline {}` or `disabled: true`. Without it, the inline cache (see `inlineCache`).
+        Exporting to a registry needs a BuildKit daemon (`driver: buildkit`): a Docker host's
+        `/build` exports only inline. A registry cache is imported by the next build too.
+        """
+        return pulumi.get(self, "cache_to")
+
+    @cache_to.setter
+    def cache_to(self, value: Optional[pulumi.Input[Sequence[pulumi.Input['CacheToArgs']]]]):
+        pulumi.set(self, "cache_to", value)
 
     @_builtins.property
     @pulumi.getter(name="inlineCache")
@@ -449,6 +473,7 @@ class Image(pulumi.CustomResource):
                  target: Optional[pulumi.Input[_builtins.str]] = None,
                  labels: Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
                  cache_from: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
+                 cache_to: Optional[pulumi.Input[Sequence[pulumi.Input[Union['CacheToArgs', 'CacheToArgsDict']]]]] = None,
                  inline_cache: Optional[pulumi.Input[_builtins.bool]] = None,
                  no_cache: Optional[pulumi.Input[_builtins.bool]] = None,
                  pull: Optional[pulumi.Input[_builtins.bool]] = None,
@@ -486,6 +511,11 @@ class Image(pulumi.CustomResource):
         :param pulumi.Input[_builtins.str] target: The stage of a multi-stage Dockerfile to build.
         :param pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]] labels: Labels to set on the image.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] cache_from: More images to take build cache from (the image's own `name` always is one).
+        :param pulumi.Input[Sequence[pulumi.Input[Union['CacheToArgs', 'CacheToArgsDict']]]] cache_to: Caches to export after the build (as `docker buildx build --cache-to`), each one of
+               `registry {ref, mode, imageManifest, ociMediaTypes, compression, ignoreError}`,
+               `inline {}` or `disabled: true`. Without it, the inline cache (see `inlineCache`).
+               Exporting to a registry needs a BuildKit daemon (`driver: buildkit`): a Docker host's
+               `/build` exports only inline. A registry cache is imported by the next build too.
         :param pulumi.Input[_builtins.bool] inline_cache: Embed BuildKit's inline cache in the pushed image, so the next build anywhere can
                reuse its layers.
         :param pulumi.Input[_builtins.bool] no_cache: Build without any cache.
@@ -552,6 +582,7 @@ class Image(pulumi.CustomResource):
                  target: Optional[pulumi.Input[_builtins.str]] = None,
                  labels: Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
                  cache_from: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
+                 cache_to: Optional[pulumi.Input[Sequence[pulumi.Input[Union['CacheToArgs', 'CacheToArgsDict']]]]] = None,
                  inline_cache: Optional[pulumi.Input[_builtins.bool]] = None,
                  no_cache: Optional[pulumi.Input[_builtins.bool]] = None,
                  pull: Optional[pulumi.Input[_builtins.bool]] = None,
@@ -585,6 +616,7 @@ class Image(pulumi.CustomResource):
             __props__.__dict__["target"] = target
             __props__.__dict__["labels"] = labels
             __props__.__dict__["cache_from"] = cache_from
+            __props__.__dict__["cache_to"] = cache_to
             if inline_cache is None:
                 inline_cache = True
             __props__.__dict__["inline_cache"] = inline_cache
@@ -647,6 +679,7 @@ class Image(pulumi.CustomResource):
         __props__.__dict__["target"] = None
         __props__.__dict__["labels"] = None
         __props__.__dict__["cache_from"] = None
+        __props__.__dict__["cache_to"] = None
         __props__.__dict__["inline_cache"] = None
         __props__.__dict__["no_cache"] = None
         __props__.__dict__["pull"] = None
@@ -753,6 +786,18 @@ class Image(pulumi.CustomResource):
         More images to take build cache from (the image's own `name` always is one).
         """
         return pulumi.get(self, "cache_from")
+
+    @_builtins.property
+    @pulumi.getter(name="cacheTo")
+    def cache_to(self) -> pulumi.Output[Optional[Sequence['outputs.CacheTo']]]:
+        """
+        Caches to export after the build (as `docker buildx build --cache-to`), each one of
+        `registry {ref, mode, imageManifest, ociMediaTypes, compression, ignoreError}`,
+        `inline {}` or `disabled: true`. Without it, the inline cache (see `inlineCache`).
+        Exporting to a registry needs a BuildKit daemon (`driver: buildkit`): a Docker host's
+        `/build` exports only inline. A registry cache is imported by the next build too.
+        """
+        return pulumi.get(self, "cache_to")
 
     @_builtins.property
     @pulumi.getter(name="inlineCache")

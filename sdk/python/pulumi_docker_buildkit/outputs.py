@@ -10,10 +10,161 @@ from . import _utilities
 from ._enums import *
 
 __all__ = [
+    'CacheTo',
+    'RegistryCacheTo',
+    'InlineCacheTo',
     'SshInput',
     'Registry',
     'BuilderConfig',
 ]
+
+
+@pulumi.output_type
+class CacheTo(dict):
+    """
+    One cache to export after the build (as `docker buildx build --cache-to`): set exactly
+    one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver: buildkit`)
+    exports caches other than `inline`.
+    """
+    def __init__(__self__, *,
+                 registry: Optional['RegistryCacheTo'] = None,
+                 inline: Optional['InlineCacheTo'] = None,
+                 disabled: Optional[_builtins.bool] = None):
+        """
+        One cache to export after the build (as `docker buildx build --cache-to`): set exactly
+        one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver: buildkit`)
+        exports caches other than `inline`.
+
+        :param Optional['RegistryCacheTo'] registry: The build cache pushed to a registry as an image of its own.
+        :param Optional['InlineCacheTo'] inline: The cache embedded in the pushed image (BuildKit's inline cache, the default).
+        :param Optional[_builtins.bool] disabled: No cache export at all, not even the default inline one.
+        """
+        if registry is not None:
+            pulumi.set(__self__, "registry", registry)
+        if inline is not None:
+            pulumi.set(__self__, "inline", inline)
+        if disabled is not None:
+            pulumi.set(__self__, "disabled", disabled)
+
+    @_builtins.property
+    @pulumi.getter
+    def registry(self) -> Optional['RegistryCacheTo']:
+        """
+        The build cache pushed to a registry as an image of its own.
+        """
+        return pulumi.get(self, "registry")
+
+    @_builtins.property
+    @pulumi.getter
+    def inline(self) -> Optional['InlineCacheTo']:
+        """
+        The cache embedded in the pushed image (BuildKit's inline cache, the default).
+        """
+        return pulumi.get(self, "inline")
+
+    @_builtins.property
+    @pulumi.getter
+    def disabled(self) -> Optional[_builtins.bool]:
+        """
+        No cache export at all, not even the default inline one.
+        """
+        return pulumi.get(self, "disabled")
+
+
+@pulumi.output_type
+class RegistryCacheTo(dict):
+    """
+    A build cache pushed to a registry.
+    """
+    def __init__(__self__, *,
+                 ref: _builtins.str,
+                 mode: Optional[_builtins.str] = None,
+                 image_manifest: Optional[_builtins.bool] = None,
+                 oci_media_types: Optional[_builtins.bool] = None,
+                 compression: Optional[_builtins.str] = None,
+                 ignore_error: Optional[_builtins.bool] = None):
+        """
+        A build cache pushed to a registry.
+
+        :param _builtins.str ref: Where: an image reference, e.g. `ghcr.io/me/app:buildcache`.
+        :param Optional[_builtins.str] mode: `min` (the default: the layers of the final image) or `max` (every stage's layers, so
+               a fresh builder reuses every stage).
+        :param Optional[_builtins.bool] image_manifest: Push the cache as an OCI image manifest instead of a cache index (for registries that
+               refuse indexes).
+        :param Optional[_builtins.bool] oci_media_types: Use OCI media types (the default is BuildKit's).
+        :param Optional[_builtins.str] compression: Layer compression: `gzip`, `estargz`, `zstd` or `uncompressed`.
+        :param Optional[_builtins.bool] ignore_error: A failed cache export is a warning, not a failed build.
+        """
+        pulumi.set(__self__, "ref", ref)
+        if mode is not None:
+            pulumi.set(__self__, "mode", mode)
+        if image_manifest is not None:
+            pulumi.set(__self__, "image_manifest", image_manifest)
+        if oci_media_types is not None:
+            pulumi.set(__self__, "oci_media_types", oci_media_types)
+        if compression is not None:
+            pulumi.set(__self__, "compression", compression)
+        if ignore_error is not None:
+            pulumi.set(__self__, "ignore_error", ignore_error)
+
+    @_builtins.property
+    @pulumi.getter
+    def ref(self) -> _builtins.str:
+        """
+        Where: an image reference, e.g. `ghcr.io/me/app:buildcache`.
+        """
+        return pulumi.get(self, "ref")
+
+    @_builtins.property
+    @pulumi.getter
+    def mode(self) -> Optional[_builtins.str]:
+        """
+        `min` (the default: the layers of the final image) or `max` (every stage's layers, so
+        a fresh builder reuses every stage).
+        """
+        return pulumi.get(self, "mode")
+
+    @_builtins.property
+    @pulumi.getter(name="imageManifest")
+    def image_manifest(self) -> Optional[_builtins.bool]:
+        """
+        Push the cache as an OCI image manifest instead of a cache index (for registries that
+        refuse indexes).
+        """
+        return pulumi.get(self, "image_manifest")
+
+    @_builtins.property
+    @pulumi.getter(name="ociMediaTypes")
+    def oci_media_types(self) -> Optional[_builtins.bool]:
+        """
+        Use OCI media types (the default is BuildKit's).
+        """
+        return pulumi.get(self, "oci_media_types")
+
+    @_builtins.property
+    @pulumi.getter
+    def compression(self) -> Optional[_builtins.str]:
+        """
+        Layer compression: `gzip`, `estargz`, `zstd` or `uncompressed`.
+        """
+        return pulumi.get(self, "compression")
+
+    @_builtins.property
+    @pulumi.getter(name="ignoreError")
+    def ignore_error(self) -> Optional[_builtins.bool]:
+        """
+        A failed cache export is a warning, not a failed build.
+        """
+        return pulumi.get(self, "ignore_error")
+
+
+@pulumi.output_type
+class InlineCacheTo(dict):
+    """
+    The inline cache: no options.
+    """
+    def __init__(__self__):
+        pass
 
 
 @pulumi.output_type

@@ -36,6 +36,45 @@ pub struct SshInput {
     pub paths: Option<Vec<String>>,
 }
 
+/// One cache to export after the build (as `docker buildx build --cache-to`): set exactly
+/// one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver: buildkit`)
+/// exports caches other than `inline`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheTo {
+    /// The build cache pushed to a registry as an image of its own.
+    pub registry: Option<RegistryCacheTo>,
+    /// The cache embedded in the pushed image (BuildKit's inline cache, the default).
+    pub inline: Option<InlineCacheTo>,
+    /// No cache export at all, not even the default inline one.
+    pub disabled: Option<bool>,
+}
+
+/// A build cache pushed to a registry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryCacheTo {
+    /// Where: an image reference, e.g. `ghcr.io/me/app:buildcache`.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// `min` (the default: the layers of the final image) or `max` (every stage's layers, so
+    /// a fresh builder reuses every stage).
+    pub mode: Option<String>,
+    /// Push the cache as an OCI image manifest instead of a cache index (for registries that
+    /// refuse indexes).
+    pub image_manifest: Option<bool>,
+    /// Use OCI media types (the default is BuildKit's).
+    pub oci_media_types: Option<bool>,
+    /// Layer compression: `gzip`, `estargz`, `zstd` or `uncompressed`.
+    pub compression: Option<String>,
+    /// A failed cache export is a warning, not a failed build.
+    pub ignore_error: Option<bool>,
+}
+
+/// The inline cache: no options.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct InlineCacheTo {}
+
 /// The id of an [`SshInput`] that names none.
 pub const DEFAULT_SSH_ID: &str = "default";
 
@@ -74,6 +113,12 @@ pub struct ImageArgs {
     pub labels: Option<BTreeMap<String, String>>,
     /// More images to take build cache from (the image's own `name` always is one).
     pub cache_from: Option<Vec<String>>,
+    /// Caches to export after the build (as `docker buildx build --cache-to`), each one of
+    /// `registry {ref, mode, imageManifest, ociMediaTypes, compression, ignoreError}`,
+    /// `inline {}` or `disabled: true`. Without it, the inline cache (see `inlineCache`).
+    /// Exporting to a registry needs a BuildKit daemon (`driver: buildkit`): a Docker host's
+    /// `/build` exports only inline. A registry cache is imported by the next build too.
+    pub cache_to: Option<Vec<CacheTo>>,
     /// Embed BuildKit's inline cache in the pushed image, so the next build anywhere can
     /// reuse its layers.
     #[serde(default = "yes")]

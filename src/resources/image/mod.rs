@@ -62,6 +62,20 @@ impl Resource for Image {
         // and Update.
         // What needs the file system or the provider's environment.
         let mut failures = check_ssh(&ctx.program_dir, &news);
+        // Only a buildkitd exports caches to a registry.
+        if let Some(docker) = ctx.config.a_docker_builder() {
+            for (i, c) in news.args.cache_to.iter().flatten().enumerate() {
+                if c.registry.is_none() {
+                    continue;
+                }
+                failures.push(CheckFailure::new(
+                    crate::path::PropertyPath::key("cacheTo").at(i),
+                    format!(
+                        "a registry cache export needs a BuildKit daemon: the Docker host {docker} (its /build) exports only the inline cache; set `driver: buildkit` on a buildkitd `host` (and on every builder)"
+                    ),
+                ));
+            }
+        }
         // A buildkitd keeps no images: what it builds, its image exporter pushes.
         if ctx.config.builds_on_buildkitd() && !news.args.push && !news.is_unknown("push") {
             failures.push(CheckFailure::new(

@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 
 use crate::context::DockerfileSource;
 use crate::credentials::Credentials;
-use crate::docker::{self, BuildPlan, BuildSecrets, SshForward};
+use crate::docker::{self, BuildPlan, BuildSecrets, CacheExport, SshForward};
 use crate::path::PropertyPath;
 use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::resource::{Ctx, ResourceError, Result};
 
 use super::super::ProviderConfig;
-use super::args::{DEFAULT_SSH_ID, ImageArgs, Registry, SshInput};
+use super::args::{CacheTo, DEFAULT_SSH_ID, ImageArgs, Registry, SshInput};
 
 /// The build plan of checked inputs. `secret_hash`: the context hash covers a secret, so
 /// build-once (a public `ctx-<hash>` tag) is off.
@@ -35,6 +35,7 @@ pub(super) fn build_plan(
         target,
         labels,
         cache_from,
+        cache_to,
         inline_cache,
         no_cache,
         pull,
@@ -89,7 +90,12 @@ pub(super) fn build_plan(
         target: target.clone(),
         labels: labels.clone().unwrap_or_default(),
         cache_from: cache_from.clone().unwrap_or_default(),
-        inline_cache: *inline_cache,
+        // With `cacheTo`, the inline cache is one of its entries; without, `inlineCache`.
+        inline_cache: match cache_to {
+            Some(list) => list.iter().any(|c| c.inline.is_some()),
+            None => *inline_cache,
+        },
+        cache_to: cache_to.iter().flatten().filter_map(cache_export).collect(),
         no_cache: *no_cache,
         network: network.clone().filter(|n| n != "default"),
         secrets: BuildSecrets(secrets.clone().unwrap_or_default()),
@@ -118,6 +124,34 @@ pub(super) fn login(registry: Option<&Registry>) -> Option<Credentials> {
         username: r.username.clone()?,
         password: r.password.clone()?,
         identity_token: None,
+    })
+}
+
+/// The BuildKit cache export of one `cacheTo` entry (`None` for `inline` and `disabled`,
+/// which are not exporters of their own here).
+fn cache_export(c: &CacheTo) -> Option<CacheExport> {
+    let flag = |b: Option<bool>| b.map(|b| b.to_string());
+    let (kind, attrs) = if let Some(r) = &c.registry {
+        (
+            "registry",
+            vec![
+                ("ref", Some(r.reference.clone())),
+                ("mode", r.mode.clone()),
+                ("image-manifest", flag(r.image_manifest)),
+                ("oci-mediatypes", flag(r.oci_media_types)),
+                ("compression", r.compression.clone()),
+                ("ignore-error", flag(r.ignore_error)),
+            ],
+        )
+    } else {
+        return None;
+    };
+    Some(CacheExport {
+        kind: kind.to_string(),
+        attrs: attrs
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_string(), v?)))
+            .collect(),
     })
 }
 

@@ -13,7 +13,7 @@ use crate::platform::{Platform, PlatformError};
 use crate::reference::{Reference, validate_registry};
 use crate::resource::{CheckFailure, Inputs, Unknown};
 
-use super::args::{DEFAULT_SSH_ID, ImageArgs, MAX_SECRET_BYTES, Registry};
+use super::args::{CacheTo, DEFAULT_SSH_ID, ImageArgs, MAX_SECRET_BYTES, Registry};
 use super::plan::ssh_forward;
 
 /// Every check that needs no Docker, input by input.
@@ -31,6 +31,7 @@ pub(super) fn validate(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
         // Any strings (the kit checks the types).
         labels: _,
         cache_from,
+        cache_to,
         // Booleans: nothing to check on their own (`push` and `index` with `platforms`).
         inline_cache: _,
         no_cache: _,
@@ -87,6 +88,10 @@ pub(super) fn validate(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
             cache_from.as_deref().unwrap_or_default(),
         ));
     }
+    f.extend(validate_cache_to(
+        news,
+        cache_to.as_deref().unwrap_or_default(),
+    ));
     if let Some(r) = registry
         && known("registry")
     {
@@ -253,6 +258,63 @@ fn validate_cache_from(cache_from: &[String]) -> Vec<CheckFailure> {
                 .map(|e| CheckFailure::new(PropertyPath::key("cacheFrom").at(i), e.to_string()))
         })
         .collect()
+}
+
+/// `cacheTo`: each entry one kind of cache, with values BuildKit takes. Entries with unknown
+/// values are not checked.
+fn validate_cache_to(news: &Inputs<ImageArgs>, entries: &[CacheTo]) -> Vec<CheckFailure> {
+    let mut f = Vec::new();
+    let one_of = |allowed: &[&str], v: &str| allowed.contains(&v);
+    for (i, c) in entries.iter().enumerate() {
+        let entry = PropertyPath::key("cacheTo").at(i);
+        if unknown_at(news, &entry) {
+            continue;
+        }
+        let kinds = [
+            c.registry.is_some(),
+            c.inline.is_some(),
+            c.disabled == Some(true),
+        ];
+        if kinds.iter().filter(|k| **k).count() != 1 {
+            f.push(CheckFailure::new(
+                &entry,
+                "set exactly one of `registry`, `inline` or `disabled: true`",
+            ));
+            continue;
+        }
+        let mode = |m: &Option<String>, at: PropertyPath, f: &mut Vec<CheckFailure>| {
+            if let Some(m) = m
+                && !one_of(&["min", "max"], m)
+            {
+                f.push(CheckFailure::new(
+                    at,
+                    format!("{m:?} is not a cache mode: use \"min\" or \"max\""),
+                ));
+            }
+        };
+        if let Some(r) = &c.registry {
+            let at = entry.clone().field("registry");
+            if let Err(e) = Reference::parse(&r.reference) {
+                f.push(CheckFailure::new(at.clone().field("ref"), e.to_string()));
+            }
+            mode(&r.mode, at.clone().field("mode"), &mut f);
+            if let Some(z) = &r.compression
+                && !one_of(&["gzip", "estargz", "zstd", "uncompressed"], z)
+            {
+                f.push(CheckFailure::new(
+                    at.field("compression"),
+                    format!("{z:?} is not a compression: use gzip, estargz, zstd or uncompressed"),
+                ));
+            }
+        }
+    }
+    if entries.iter().any(|c| c.disabled == Some(true)) && entries.len() > 1 {
+        f.push(CheckFailure::new(
+            "cacheTo",
+            "`disabled: true` exports no cache: it cannot be listed with other entries",
+        ));
+    }
+    f
 }
 
 /// `registry`: a server that names a registry host, and a username with a password or

@@ -103,11 +103,25 @@ impl Buildkitd {
         let attached = self.attach(solve.session).await?;
         let session_id = attached.session.id.clone();
         let build_ref = format!("dbk{}", uuid::Uuid::new_v4().simple());
+        let mut frontend_attrs = solve.frontend_attrs;
+        if !solve.cache_imports.is_empty() {
+            // A frontend solves the build itself: it takes the imports as an attribute (as
+            // BuildKit's own client passes them), beside the solve's own cache options.
+            let imports: Vec<serde_json::Value> = solve
+                .cache_imports
+                .iter()
+                .map(|(t, attrs)| serde_json::json!({"Type": t, "Attrs": attrs}))
+                .collect();
+            frontend_attrs.insert(
+                "cache-imports".to_string(),
+                serde_json::Value::Array(imports).to_string(),
+            );
+        }
         let request = SolveRequest {
             r#ref: build_ref.clone(),
             session: session_id,
             frontend: DOCKERFILE_FRONTEND.to_string(),
-            frontend_attrs: solve.frontend_attrs.into_iter().collect(),
+            frontend_attrs: frontend_attrs.into_iter().collect(),
             exporters: solve
                 .exporters
                 .into_iter()

@@ -126,6 +126,11 @@ impl DaemonError {
 /// One build.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// A Docker host's `/build` exports no cache but the inline one.
+    #[error(
+        "the Docker host {host} cannot export a {kind} cache (its /build exports only the inline cache): build on a BuildKit daemon (`driver: buildkit`)"
+    )]
+    CacheExportNeedsBuildkit { host: String, kind: String },
     #[error("the build context {dir} cannot be read: {source}")]
     Context {
         dir: String,
@@ -266,7 +271,10 @@ impl EngineError {
             ) => Kind::InvalidInput,
             EngineError::Daemon(_) => Kind::Unavailable,
             EngineError::Build(
-                BuildError::Context { .. } | BuildError::IndexNeedsPush | BuildError::Ssh { .. },
+                BuildError::Context { .. }
+                | BuildError::IndexNeedsPush
+                | BuildError::Ssh { .. }
+                | BuildError::CacheExportNeedsBuildkit { .. },
             ) => Kind::InvalidInput,
             EngineError::Build(BuildError::Session { .. } | BuildError::NoBuilder { .. }) => {
                 Kind::Unavailable

@@ -524,6 +524,13 @@ impl Builder for DaemonBuilder<'_> {
         platform: Option<&Platform>,
         local_tag: &str,
     ) -> Result<String> {
+        if let Some(c) = plan.cache_to.first() {
+            return Err(BuildError::CacheExportNeedsBuildkit {
+                host: self.host(),
+                kind: c.kind.clone(),
+            }
+            .into());
+        }
         let docker = self.docker().await?;
         let env = env.with(self.address.clone(), env.events);
         let platform = platform.map(Platform::name);
@@ -904,6 +911,7 @@ mod tests {
             labels: BTreeMap::new(),
             cache_from: Vec::new(),
             inline_cache: true,
+            cache_to: Vec::new(),
             no_cache: false,
             network: None,
             secrets: Default::default(),

@@ -127,11 +127,7 @@ impl<'a> KitBuilder<'a> {
                     ("push".to_string(), "true".to_string()),
                 ]),
             )],
-            cache_exports: if plan.inline_cache && !plan.no_cache {
-                vec![("inline".to_string(), BTreeMap::new())]
-            } else {
-                Vec::new()
-            },
+            cache_exports: cache_exports(plan),
             cache_imports: cache_imports(plan, local_tag),
         };
         let outcome = kit.solve(solve, env.events, &env.cancel).await?;
@@ -237,7 +233,20 @@ fn frontend_attrs(plan: &BuildPlan, platform: Option<&Platform>) -> BTreeMap<Str
     a
 }
 
-/// The caches to import: the plan's, and the pushed tag itself when the inline cache is on.
+/// The caches to export: the inline one when on, and the plan's others.
+fn cache_exports(plan: &BuildPlan) -> Vec<(String, BTreeMap<String, String>)> {
+    let mut out = Vec::new();
+    if plan.inline_cache && !plan.no_cache {
+        out.push(("inline".to_string(), BTreeMap::new()));
+    }
+    for c in &plan.cache_to {
+        out.push((c.kind.clone(), c.attrs.clone()));
+    }
+    out
+}
+
+/// The caches to import: the plan's, the registry caches it exports to, and the pushed tag
+/// itself when the inline cache is on.
 fn cache_imports(plan: &BuildPlan, local_tag: &str) -> Vec<(String, BTreeMap<String, String>)> {
     if plan.no_cache {
         return Vec::new();
@@ -249,6 +258,11 @@ fn cache_imports(plan: &BuildPlan, local_tag: &str) -> Vec<(String, BTreeMap<Str
     for c in &plan.cache_from {
         if !refs.contains(c) {
             refs.push(c.clone());
+        }
+    }
+    for r in plan.cache_to.iter().filter_map(|c| c.registry_ref()) {
+        if !refs.iter().any(|x| x == r) {
+            refs.push(r.to_string());
         }
     }
     refs.into_iter()

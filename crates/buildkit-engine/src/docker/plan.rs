@@ -40,6 +40,9 @@ pub struct BuildPlan {
     pub cache_from: Vec<String>,
     /// Embed the inline cache and use the pushed image as a cache source.
     pub inline_cache: bool,
+    /// Caches to export besides the inline one (a registry, a directory): BuildKit's cache
+    /// exporters, which only a buildkitd builder runs. A registry cache is also imported.
+    pub cache_to: Vec<CacheExport>,
     /// Build without any cache.
     pub no_cache: bool,
     /// The network mode of `RUN` steps; `None` is the daemon's default.
@@ -61,6 +64,24 @@ pub struct BuildPlan {
     /// The credentials given with the image (used for their server; others come from the
     /// Docker CLI's configuration).
     pub login: Option<Credentials>,
+}
+
+/// One cache export: BuildKit's exporter type (`registry`, `local`) and its attributes
+/// (`ref`, `dest`, `mode`, `image-manifest`, `oci-mediatypes`, `compression`,
+/// `ignore-error`), as `--cache-to type=…,key=value` spells them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheExport {
+    pub kind: String,
+    pub attrs: BTreeMap<String, String>,
+}
+
+impl CacheExport {
+    /// The registry reference of a `registry` export.
+    pub fn registry_ref(&self) -> Option<&str> {
+        (self.kind == "registry")
+            .then(|| self.attrs.get("ref").map(String::as_str))
+            .flatten()
+    }
 }
 
 /// Build secrets by id; their values never show in `Debug`.

@@ -73,7 +73,8 @@ async fn build_credentials(plan: &BuildPlan) -> Result<BTreeMap<String, Credenti
         .iter()
         .map(|r| r.registry_host().to_string())
         .collect();
-    for c in &plan.cache_from {
+    let exported = plan.cache_to.iter().filter_map(|c| c.registry_ref());
+    for c in plan.cache_from.iter().map(String::as_str).chain(exported) {
         if let Ok(r) = Reference::parse(c) {
             hosts.push(r.registry_host().to_string());
         }

@@ -1,5 +1,61 @@
 import * as pulumi from "@pulumi/pulumi";
+import * as inputs from "../types/input";
 import * as enums from "../types/enums";
+/**
+ * One cache to export after the build (as `docker buildx build --cache-to`): set exactly
+ * one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver: buildkit`)
+ * exports caches other than `inline`.
+ */
+export interface CacheToArgs {
+    /**
+     * The build cache pushed to a registry as an image of its own.
+     */
+    registry?: pulumi.Input<inputs.RegistryCacheToArgs>;
+    /**
+     * The cache embedded in the pushed image (BuildKit's inline cache, the default).
+     */
+    inline?: pulumi.Input<inputs.InlineCacheToArgs>;
+    /**
+     * No cache export at all, not even the default inline one.
+     */
+    disabled?: pulumi.Input<boolean>;
+}
+/**
+ * A build cache pushed to a registry.
+ */
+export interface RegistryCacheToArgs {
+    /**
+     * Where: an image reference, e.g. `ghcr.io/me/app:buildcache`.
+     */
+    ref: pulumi.Input<string>;
+    /**
+     * `min` (the default: the layers of the final image) or `max` (every stage's layers, so
+     * a fresh builder reuses every stage).
+     */
+    mode?: pulumi.Input<string>;
+    /**
+     * Push the cache as an OCI image manifest instead of a cache index (for registries that
+     * refuse indexes).
+     */
+    imageManifest?: pulumi.Input<boolean>;
+    /**
+     * Use OCI media types (the default is BuildKit's).
+     */
+    ociMediaTypes?: pulumi.Input<boolean>;
+    /**
+     * Layer compression: `gzip`, `estargz`, `zstd` or `uncompressed`.
+     */
+    compression?: pulumi.Input<string>;
+    /**
+     * A failed cache export is a warning, not a failed build.
+     */
+    ignoreError?: pulumi.Input<boolean>;
+}
+/**
+ * The inline cache: no options.
+ */
+export interface InlineCacheToArgs {
+}
 /**
  * An ssh agent forwarded to the build, for `RUN --mount=type=ssh` steps (as
  * `docker build --ssh`).

@@ -1,4 +1,60 @@
+import * as outputs from "../types/output";
 import * as enums from "../types/enums";
+/**
+ * One cache to export after the build (as `docker buildx build --cache-to`): set exactly
+ * one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver: buildkit`)
+ * exports caches other than `inline`.
+ */
+export interface CacheTo {
+    /**
+     * The build cache pushed to a registry as an image of its own.
+     */
+    registry?: outputs.RegistryCacheTo;
+    /**
+     * The cache embedded in the pushed image (BuildKit's inline cache, the default).
+     */
+    inline?: outputs.InlineCacheTo;
+    /**
+     * No cache export at all, not even the default inline one.
+     */
+    disabled?: boolean;
+}
+/**
+ * A build cache pushed to a registry.
+ */
+export interface RegistryCacheTo {
+    /**
+     * Where: an image reference, e.g. `ghcr.io/me/app:buildcache`.
+     */
+    ref: string;
+    /**
+     * `min` (the default: the layers of the final image) or `max` (every stage's layers, so
+     * a fresh builder reuses every stage).
+     */
+    mode?: string;
+    /**
+     * Push the cache as an OCI image manifest instead of a cache index (for registries that
+     * refuse indexes).
+     */
+    imageManifest?: boolean;
+    /**
+     * Use OCI media types (the default is BuildKit's).
+     */
+    ociMediaTypes?: boolean;
+    /**
+     * Layer compression: `gzip`, `estargz`, `zstd` or `uncompressed`.
+     */
+    compression?: string;
+    /**
+     * A failed cache export is a warning, not a failed build.
+     */
+    ignoreError?: boolean;
+}
+/**
+ * The inline cache: no options.
+ */
+export interface InlineCacheTo {
+}
 /**
  * An ssh agent forwarded to the build, for `RUN --mount=type=ssh` steps (as
  * `docker build --ssh`).
