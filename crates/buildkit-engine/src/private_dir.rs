@@ -173,3 +173,27 @@ pub fn check(dir: &Path) -> Result<(), NotPrivate> {
     }
     Ok(())
 }
+
+/// For tests that change the umask, which is the whole process's: they run in a child.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// `false` after running the test `path` (as `module_path!()::name`) alone in a child
+    /// process of this test binary with `var` set, and asserting that it passed; `true` in
+    /// that child, where the caller does the work.
+    pub fn in_child(path: &str, var: &str) -> bool {
+        if std::env::var_os(var).is_some() {
+            return true;
+        }
+        let name = path.split_once("::").map_or(path, |(_, n)| n);
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env(var, "1")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{said}");
+        assert!(said.contains("1 passed"), "the child ran no test: {said}");
+        false
+    }
+}

@@ -8,11 +8,10 @@ use std::time::Duration;
 use bollard_buildkit_proto::moby::buildkit::v1::InfoRequest;
 use bollard_buildkit_proto::moby::buildkit::v1::control_client::ControlClient;
 use hyper_util::rt::TokioIo;
-use rustls_pki_types::ServerName;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use super::BuildkitError;
-use crate::docker::dial::tls_connector;
+use crate::docker::dial::{server_name, tls_connector};
 
 /// A connection being made, whichever the connector.
 type Connecting = std::pin::Pin<
@@ -89,14 +88,7 @@ impl Buildkitd {
                 ));
             };
             let tls = tls_connector(dir, &[b"h2"]).map_err(|e| unreachable(e.to_string()))?;
-            let server = addr
-                .rsplit_once(':')
-                .map_or(addr.as_str(), |(h, _)| h)
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string();
-            let name =
-                ServerName::try_from(server).map_err(|e| bad(&format!("not a host name: {e}")))?;
+            let name = server_name(&addr).map_err(|e| bad(&format!("not a host name: {e}")))?;
             let connector = tower::service_fn(move |_: Uri| {
                 let (addr, name, tls) = (addr.clone(), name.clone(), tls.clone());
                 async move {

@@ -14,13 +14,12 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 
 use super::dial::Dialer;
-use super::session::{self, SessionSpec, filesync::FileSource};
+use super::session::{self, SessionSpec};
 
 use super::error::{DaemonText, classify};
 use super::plan::{BuildPlan, Env, Level};
 use super::progress::ProgressPrinter;
 use super::{BuildError, DaemonError, EngineError, Result};
-use crate::context::BuildContext;
 use crate::credentials::Credentials;
 
 /// Builds the image for `platform` (the daemon's own when `None`), tagged `local_tag`
@@ -60,25 +59,10 @@ async fn build_once(
     local_tag: &str,
     creds: &BTreeMap<String, Credentials>,
 ) -> Result<String> {
-    let context_error = |source| BuildError::Context {
-        dir: plan.context_dir.display().to_string(),
-        source,
-    };
     // The `.dockerignore` rule of this daemon's own `docker build` (as Check's hash assumed,
     // see `dialect::probe`).
-    let context = BuildContext::open(&plan.context_dir, plan.dockerfile.clone())
-        .map_err(context_error)?
-        .with_dialect(super::dialect::for_client_version(&docker.client_version()));
-    // The walk (and the Dockerfile read) on a blocking thread: a large context takes a while.
-    let (files, dockerfile) = tokio::task::spawn_blocking(move || {
-        Ok::<_, crate::context::ContextError>((
-            FileSource::context(&context)?,
-            FileSource::dockerfile(&context)?,
-        ))
-    })
-    .await
-    .map_err(|e| EngineError::Internal(e.to_string()))?
-    .map_err(context_error)?;
+    let dialect = super::dialect::for_client_version(&docker.client_version());
+    let (files, dockerfile) = session::plan_sources(plan, dialect).await?;
     let agents = session::ssh::prepare(&plan.ssh).await?;
     let version = docker.client_version();
     let dialer = Dialer::new(

@@ -80,14 +80,8 @@ impl Dialer {
                 certs: Some(dir),
             } => {
                 let connector = tls_connector(&dir, &[]).map_err(|e| unreachable(e.to_string()))?;
-                let server = addr
-                    .rsplit_once(':')
-                    .map_or(addr.as_str(), |(h, _)| h)
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_string();
-                let name = ServerName::try_from(server)
-                    .map_err(|e| unreachable(format!("not a host name: {e}")))?;
+                let name =
+                    server_name(&addr).map_err(|e| unreachable(format!("not a host name: {e}")))?;
                 Target::Tls {
                     addr,
                     name,
@@ -154,6 +148,19 @@ impl Dialer {
         });
         sender.send_request(request).await.map_err(io::Error::other)
     }
+}
+
+/// The name a TLS server at `addr` (`host:port`, `[v6]:port`) must prove it is.
+pub(crate) fn server_name(
+    addr: &str,
+) -> std::result::Result<ServerName<'static>, rustls_pki_types::InvalidDnsNameError> {
+    let host = addr
+        .rsplit_once(':')
+        .map_or(addr, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    ServerName::try_from(host)
 }
 
 /// Why no TLS client can be made from a certificates directory; each names the file.

@@ -17,10 +17,10 @@ use std::collections::BTreeMap;
 use tokio::sync::OnceCell;
 
 use super::plan::{BuildPlan, DaemonAddress, Env, Level};
-use super::session::{self, SessionSpec, filesync::FileSource};
+use super::session::{self, SessionSpec};
 use super::{BuildError, EngineError, PushError, Result, index};
 use crate::buildkit::{BuildkitAddress, Buildkitd, Solve};
-use crate::context::{BuildContext, IgnoreDialect};
+use crate::context::IgnoreDialect;
 use crate::credentials::Credentials;
 use crate::platform::Platform;
 use crate::reference::Reference;
@@ -85,22 +85,7 @@ impl<'a> KitBuilder<'a> {
             return Err(self.needs_docker("an image that is not pushed"));
         }
         let kit = self.kit().await?;
-        let context_error = |source| BuildError::Context {
-            dir: plan.context_dir.display().to_string(),
-            source,
-        };
-        let context = BuildContext::open(&plan.context_dir, plan.dockerfile.clone())
-            .map_err(context_error)?
-            .with_dialect(IgnoreDialect::Modern);
-        let (files, dockerfile) = tokio::task::spawn_blocking(move || {
-            Ok::<_, crate::context::ContextError>((
-                FileSource::context(&context)?,
-                FileSource::dockerfile(&context)?,
-            ))
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))?
-        .map_err(context_error)?;
+        let (files, dockerfile) = session::plan_sources(plan, IgnoreDialect::Modern).await?;
         let entries = files.len();
         let agents = session::ssh::prepare(&plan.ssh).await?;
         let local = Reference::parse(local_tag)?;

@@ -464,21 +464,11 @@ mod dir_tests {
     /// this one test): no other test's files are made under umask 0.
     #[test]
     fn the_directory_is_made_0700_whatever_the_umask() {
-        if std::env::var_os(UMASK_CHILD).is_none() {
-            let name = concat!(
-                module_path!(),
-                "::the_directory_is_made_0700_whatever_the_umask"
-            );
-            let name = name.split_once("::").map_or(name, |(_, n)| n);
-            let out = std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", name, "--nocapture", "--test-threads=1"])
-                .env(UMASK_CHILD, "1")
-                .output()
-                .unwrap();
-            let said = String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success(), "{said}");
-            assert!(said.contains("1 passed"), "the child ran no test: {said}");
+        let test = concat!(
+            module_path!(),
+            "::the_directory_is_made_0700_whatever_the_umask"
+        );
+        if !crate::private_dir::test_support::in_child(test, UMASK_CHILD) {
             return;
         }
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

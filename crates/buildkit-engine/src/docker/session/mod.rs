@@ -147,6 +147,31 @@ pub fn session_name(context_dir: &Path) -> Option<String> {
         .then_some(name)
 }
 
+/// The context of `plan` in `dialect` (the `.dockerignore` rule of the builder), walked
+/// with its Dockerfile read, on a blocking thread (a large context takes a while): the two
+/// sources a session serves.
+pub async fn plan_sources(
+    plan: &crate::docker::BuildPlan,
+    dialect: crate::context::IgnoreDialect,
+) -> super::Result<(FileSource, FileSource)> {
+    let context_error = |source| BuildError::Context {
+        dir: plan.context_dir.display().to_string(),
+        source,
+    };
+    let context = crate::context::BuildContext::open(&plan.context_dir, plan.dockerfile.clone())
+        .map_err(context_error)?
+        .with_dialect(dialect);
+    tokio::task::spawn_blocking(move || {
+        Ok::<_, crate::context::ContextError>((
+            FileSource::context(&context)?,
+            FileSource::dockerfile(&context)?,
+        ))
+    })
+    .await
+    .map_err(|e| super::EngineError::Internal(e.to_string()))?
+    .map_err(|e| context_error(e).into())
+}
+
 /// A new session id.
 pub fn new_id() -> String {
     format!("dbk{}", uuid::Uuid::new_v4().simple())
