@@ -708,3 +708,67 @@ async fn cache_exports_are_checked() {
             .await;
     }
 }
+
+/// `provenance: max` on a buildkitd: the pushed tag is an index holding the image and
+/// BuildKit's attestation manifest for it (off by default: a plain manifest); on a Docker
+/// host it is a check failure on `provenance`.
+#[tokio::test]
+async fn provenance_is_attested_in_the_pushed_index() {
+    let (Some(s), Some((unix, _, _))) = (Services::get_or_skip(), buildkitd()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tree(
+        &dir.path().join("app"),
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY hello.txt /\n"),
+            ("hello.txt", &uuid::Uuid::new_v4().simple().to_string()),
+        ],
+    );
+    let mut h = common::Harness::configured(
+        dir.path(),
+        serde_json::json!({"host": unix, "driver": "buildkit"}),
+    )
+    .await;
+    let repo = s.repo("kit-provenance");
+    let news = serde_json::json!({
+        "name": repo, "context": "app", "provenance": "max", "registry": s.registry_input(),
+    });
+    let checked = h.check_ok("app", &serde_json::json!({}), &news).await;
+    let created = h
+        .create("app", &checked, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", h.log_text()));
+    let state = common::from_struct(created.properties.as_ref().unwrap());
+    let (status, digest, index) = s.get_manifest(repo_path(&repo), "latest").await;
+    assert_eq!(status, 200);
+    assert_eq!(state["digest"], serde_json::json!(digest));
+    let manifests = index["manifests"].as_array().expect("an index");
+    let attestation = manifests
+        .iter()
+        .find(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest")
+        .unwrap_or_else(|| panic!("no attestation manifest: {index}"));
+    let image = manifests
+        .iter()
+        .find(|m| m["platform"]["os"] == "linux")
+        .expect("the image");
+    assert_eq!(
+        attestation["annotations"]["vnd.docker.reference.digest"],
+        image["digest"]
+    );
+
+    // Off (the default): a plain image manifest.
+    let plain = serde_json::json!({"name": s.repo("kit-plain"), "context": "app", "registry": s.registry_input()});
+    let checked = h.check_ok("plain", &serde_json::json!({}), &plain).await;
+    let created = h.create("plain", &checked, false).await.unwrap();
+    let state = common::from_struct(created.properties.as_ref().unwrap());
+    let name = state["name"].as_str().unwrap().to_string();
+    let (_, _, manifest) = s.get_manifest(repo_path(&name), "latest").await;
+    assert!(manifest["manifests"].is_null(), "{manifest}");
+
+    // A Docker host cannot attest.
+    let mut docker = s.harness(dir.path()).await;
+    docker
+        .assert_check_fails(&news, "provenance", "needs a BuildKit daemon")
+        .await;
+}

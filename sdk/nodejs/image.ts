@@ -172,6 +172,14 @@ export class Image extends pulumi.CustomResource {
     public readonly index!: pulumi.Output<boolean | undefined>;
 
     /**
+     * BuildKit's provenance attestation in the pushed index (as `docker buildx build
+     * --provenance`): `min`, `max` (with the build's full definition) or `off`, the default
+     * (some deploy targets refuse attestation manifests). Needs a BuildKit daemon (`driver:
+     * buildkit`). With it, even one platform is pushed as an index.
+     */
+    public readonly provenance!: pulumi.Output<enums.Provenance | undefined>;
+
+    /**
      * Build once per context, across machines: every push also tags the image
      * `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked
      * for that tag. When it is there, nothing is built or pushed: the existing image is
@@ -243,6 +251,7 @@ export class Image extends pulumi.CustomResource {
             resourceInputs["registry"] = utilities.markSecrets(args?.registry, { props: { "password": true } });
             resourceInputs["triggers"] = args?.triggers;
             resourceInputs["index"] = (args?.index) ?? false;
+            resourceInputs["provenance"] = args?.provenance;
             resourceInputs["skipIfPushed"] = (args?.skipIfPushed) ?? true;
             resourceInputs["contextHash"] = undefined /*out*/;
             resourceInputs["digest"] = undefined /*out*/;
@@ -272,6 +281,7 @@ export class Image extends pulumi.CustomResource {
             resourceInputs["registry"] = undefined /*out*/;
             resourceInputs["triggers"] = undefined /*out*/;
             resourceInputs["index"] = undefined /*out*/;
+            resourceInputs["provenance"] = undefined /*out*/;
             resourceInputs["skipIfPushed"] = undefined /*out*/;
             resourceInputs["contextHash"] = undefined /*out*/;
             resourceInputs["digest"] = undefined /*out*/;
@@ -403,6 +413,13 @@ export interface ImageArgs {
      * Needs `platforms` and `push`.
      */
     index?: pulumi.Input<boolean>;
+    /**
+     * BuildKit's provenance attestation in the pushed index (as `docker buildx build
+     * --provenance`): `min`, `max` (with the build's full definition) or `off`, the default
+     * (some deploy targets refuse attestation manifests). Needs a BuildKit daemon (`driver:
+     * buildkit`). With it, even one platform is pushed as an index.
+     */
+    provenance?: pulumi.Input<enums.Provenance>;
     /**
      * Build once per context, across machines: every push also tags the image
      * `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked

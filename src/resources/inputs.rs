@@ -82,6 +82,7 @@ pub const CLASSES: &[(&str, Class)] = &[
     ("registry.password", Class::Credential),
     ("triggers", Class::Image),
     ("index", Class::Image),
+    ("provenance", Class::Image),
     ("skipIfPushed", Class::Behaviour),
     ("contextHash", Class::Computed),
 ];

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as inputs from "./types/input";
 import * as outputs from "./types/output";
+import * as enums from "./types/enums";
 /**
  * A Docker image built with BuildKit and pushed to a registry. Preview never builds;
  * nothing is built when nothing in the context changed.
@@ -138,6 +139,13 @@ export declare class Image extends pulumi.CustomResource {
      * Needs `platforms` and `push`.
      */
     readonly index: pulumi.Output<boolean | undefined>;
+    /**
+     * BuildKit's provenance attestation in the pushed index (as `docker buildx build
+     * --provenance`): `min`, `max` (with the build's full definition) or `off`, the default
+     * (some deploy targets refuse attestation manifests). Needs a BuildKit daemon (`driver:
+     * buildkit`). With it, even one platform is pushed as an index.
+     */
+    readonly provenance: pulumi.Output<enums.Provenance | undefined>;
     /**
      * Build once per context, across machines: every push also tags the image
      * `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked
@@ -302,6 +310,13 @@ export interface ImageArgs {
      * Needs `platforms` and `push`.
      */
     index?: pulumi.Input<boolean>;
+    /**
+     * BuildKit's provenance attestation in the pushed index (as `docker buildx build
+     * --provenance`): `min`, `max` (with the build's full definition) or `off`, the default
+     * (some deploy targets refuse attestation manifests). Needs a BuildKit daemon (`driver:
+     * buildkit`). With it, even one platform is pushed as an index.
+     */
+    provenance?: pulumi.Input<enums.Provenance>;
     /**
      * Build once per context, across machines: every push also tags the image
      * `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked

@@ -65,6 +65,7 @@ class Image extends pulumi.CustomResource {
             resourceInputs["registry"] = utilities.markSecrets(args?.registry, { props: { "password": true } });
             resourceInputs["triggers"] = args?.triggers;
             resourceInputs["index"] = (args?.index) ?? false;
+            resourceInputs["provenance"] = args?.provenance;
             resourceInputs["skipIfPushed"] = (args?.skipIfPushed) ?? true;
             resourceInputs["contextHash"] = undefined /*out*/;
             resourceInputs["digest"] = undefined /*out*/;
@@ -95,6 +96,7 @@ class Image extends pulumi.CustomResource {
             resourceInputs["registry"] = undefined /*out*/;
             resourceInputs["triggers"] = undefined /*out*/;
             resourceInputs["index"] = undefined /*out*/;
+            resourceInputs["provenance"] = undefined /*out*/;
             resourceInputs["skipIfPushed"] = undefined /*out*/;
             resourceInputs["contextHash"] = undefined /*out*/;
             resourceInputs["digest"] = undefined /*out*/;

@@ -5,8 +5,27 @@ import builtins as _builtins
 from enum import Enum
 
 __all__ = [
+    'Provenance',
     'Driver',
 ]
+
+
+class Provenance(_builtins.str, Enum):
+    """
+    How much provenance BuildKit attests.
+    """
+    OFF = "off"
+    """
+    No attestation (the default).
+    """
+    MIN = "min"
+    """
+    The build's materials and parameters.
+    """
+    MAX = "max"
+    """
+    `min` and the build's full definition and source.
+    """
 
 
 class Driver(_builtins.str, Enum):

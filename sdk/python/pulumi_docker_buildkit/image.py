@@ -40,6 +40,7 @@ class ImageArgs:
                  registry: Optional[pulumi.Input['RegistryArgs']] = None,
                  triggers: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  index: Optional[pulumi.Input[_builtins.bool]] = None,
+                 provenance: Optional[pulumi.Input['Provenance']] = None,
                  skip_if_pushed: Optional[pulumi.Input[_builtins.bool]] = None):
         """
         The set of arguments for constructing an Image resource.
@@ -91,6 +92,10 @@ class ImageArgs:
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] triggers: Any change to these values rebuilds the image, even with an unchanged context.
         :param pulumi.Input[_builtins.bool] index: Push an image index even for a single platform (several platforms always get one).
                Needs `platforms` and `push`.
+        :param pulumi.Input['Provenance'] provenance: BuildKit's provenance attestation in the pushed index (as `docker buildx build
+               --provenance`): `min`, `max` (with the build's full definition) or `off`, the default
+               (some deploy targets refuse attestation manifests). Needs a BuildKit daemon (`driver:
+               buildkit`). With it, even one platform is pushed as an index.
         :param pulumi.Input[_builtins.bool] skip_if_pushed: Build once per context, across machines: every push also tags the image
                `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked
                for that tag. When it is there, nothing is built or pushed: the existing image is
@@ -144,6 +149,8 @@ class ImageArgs:
         if index is None:
             index = False
         pulumi.set(__self__, "index", index)
+        if provenance is not None:
+            pulumi.set(__self__, "provenance", provenance)
         if skip_if_pushed is None:
             skip_if_pushed = True
         pulumi.set(__self__, "skip_if_pushed", skip_if_pushed)
@@ -438,6 +445,21 @@ class ImageArgs:
         pulumi.set(self, "index", value)
 
     @_builtins.property
+    @pulumi.getter
+    def provenance(self) -> Optional[pulumi.Input['Provenance']]:
+        """
+        BuildKit's provenance attestation in the pushed index (as `docker buildx build
+        --provenance`): `min`, `max` (with the build's full definition) or `off`, the default
+        (some deploy targets refuse attestation manifests). Needs a BuildKit daemon (`driver:
+        buildkit`). With it, even one platform is pushed as an index.
+        """
+        return pulumi.get(self, "provenance")
+
+    @provenance.setter
+    def provenance(self, value: Optional[pulumi.Input['Provenance']]):
+        pulumi.set(self, "provenance", value)
+
+    @_builtins.property
     @pulumi.getter(name="skipIfPushed")
     def skip_if_pushed(self) -> Optional[pulumi.Input[_builtins.bool]]:
         """
@@ -485,6 +507,7 @@ class Image(pulumi.CustomResource):
                  registry: Optional[pulumi.Input[Union['RegistryArgs', 'RegistryArgsDict']]] = None,
                  triggers: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  index: Optional[pulumi.Input[_builtins.bool]] = None,
+                 provenance: Optional[pulumi.Input['Provenance']] = None,
                  skip_if_pushed: Optional[pulumi.Input[_builtins.bool]] = None,
                  __props__=None):
         """
@@ -540,6 +563,10 @@ class Image(pulumi.CustomResource):
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] triggers: Any change to these values rebuilds the image, even with an unchanged context.
         :param pulumi.Input[_builtins.bool] index: Push an image index even for a single platform (several platforms always get one).
                Needs `platforms` and `push`.
+        :param pulumi.Input['Provenance'] provenance: BuildKit's provenance attestation in the pushed index (as `docker buildx build
+               --provenance`): `min`, `max` (with the build's full definition) or `off`, the default
+               (some deploy targets refuse attestation manifests). Needs a BuildKit daemon (`driver:
+               buildkit`). With it, even one platform is pushed as an index.
         :param pulumi.Input[_builtins.bool] skip_if_pushed: Build once per context, across machines: every push also tags the image
                `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked
                for that tag. When it is there, nothing is built or pushed: the existing image is
@@ -594,6 +621,7 @@ class Image(pulumi.CustomResource):
                  registry: Optional[pulumi.Input[Union['RegistryArgs', 'RegistryArgsDict']]] = None,
                  triggers: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  index: Optional[pulumi.Input[_builtins.bool]] = None,
+                 provenance: Optional[pulumi.Input['Provenance']] = None,
                  skip_if_pushed: Optional[pulumi.Input[_builtins.bool]] = None,
                  __props__=None):
         opts = pulumi.ResourceOptions.merge(_utilities.get_resource_opts_defaults(), opts)
@@ -638,6 +666,7 @@ class Image(pulumi.CustomResource):
             if index is None:
                 index = False
             __props__.__dict__["index"] = index
+            __props__.__dict__["provenance"] = provenance
             if skip_if_pushed is None:
                 skip_if_pushed = True
             __props__.__dict__["skip_if_pushed"] = skip_if_pushed
@@ -691,6 +720,7 @@ class Image(pulumi.CustomResource):
         __props__.__dict__["registry"] = None
         __props__.__dict__["triggers"] = None
         __props__.__dict__["index"] = None
+        __props__.__dict__["provenance"] = None
         __props__.__dict__["skip_if_pushed"] = None
         __props__.__dict__["context_hash"] = None
         __props__.__dict__["digest"] = None
@@ -899,6 +929,17 @@ class Image(pulumi.CustomResource):
         Needs `platforms` and `push`.
         """
         return pulumi.get(self, "index")
+
+    @_builtins.property
+    @pulumi.getter
+    def provenance(self) -> pulumi.Output[Optional['Provenance']]:
+        """
+        BuildKit's provenance attestation in the pushed index (as `docker buildx build
+        --provenance`): `min`, `max` (with the build's full definition) or `off`, the default
+        (some deploy targets refuse attestation manifests). Needs a BuildKit daemon (`driver:
+        buildkit`). With it, even one platform is pushed as an index.
+        """
+        return pulumi.get(self, "provenance")
 
     @_builtins.property
     @pulumi.getter(name="skipIfPushed")

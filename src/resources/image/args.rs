@@ -75,6 +75,18 @@ pub struct RegistryCacheTo {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct InlineCacheTo {}
 
+/// How much provenance BuildKit attests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Provenance {
+    /// No attestation (the default).
+    Off,
+    /// The build's materials and parameters.
+    Min,
+    /// `min` and the build's full definition and source.
+    Max,
+}
+
 /// The id of an [`SshInput`] that names none.
 pub const DEFAULT_SSH_ID: &str = "default";
 
@@ -160,6 +172,11 @@ pub struct ImageArgs {
     /// Needs `platforms` and `push`.
     #[serde(default)]
     pub index: bool,
+    /// BuildKit's provenance attestation in the pushed index (as `docker buildx build
+    /// --provenance`): `min`, `max` (with the build's full definition) or `off`, the default
+    /// (some deploy targets refuse attestation manifests). Needs a BuildKit daemon (`driver:
+    /// buildkit`). With it, even one platform is pushed as an index.
+    pub provenance: Option<Provenance>,
     /// Build once per context, across machines: every push also tags the image
     /// `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked
     /// for that tag. When it is there, nothing is built or pushed: the existing image is

@@ -24,7 +24,9 @@ use crate::resource::{
 };
 use crate::rpc::engine::Severity;
 
-pub use self::args::{DEFAULT_SSH_ID, ImageArgs, ImageState, MAX_SECRET_BYTES, Registry, SshInput};
+pub use self::args::{
+    DEFAULT_SSH_ID, ImageArgs, ImageState, MAX_SECRET_BYTES, Provenance, Registry, SshInput,
+};
 use self::engine::{CtxEvents, env, resource_error};
 pub use self::hash::{compute_hash, open_context};
 use self::hash::{describe_context_change, hash_off_runtime, only_tags_changed};
@@ -75,6 +77,20 @@ impl Resource for Image {
                     ),
                 ));
             }
+        }
+        // Only a buildkitd attests provenance.
+        if let Some(docker) = ctx.config.a_docker_builder()
+            && matches!(
+                news.args.provenance,
+                Some(Provenance::Min | Provenance::Max)
+            )
+        {
+            failures.push(CheckFailure::new(
+                "provenance",
+                format!(
+                    "a provenance attestation needs a BuildKit daemon: the Docker host {docker} (its /build) cannot make one; set `driver: buildkit` on a buildkitd `host` (and on every builder), or leave provenance off"
+                ),
+            ));
         }
         // A buildkitd keeps no images: what it builds, its image exporter pushes.
         if ctx.config.builds_on_buildkitd() && !news.args.push && !news.is_unknown("push") {

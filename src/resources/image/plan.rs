@@ -14,7 +14,7 @@ use crate::reference::Reference;
 use crate::resource::{Ctx, ResourceError, Result};
 
 use super::super::ProviderConfig;
-use super::args::{CacheTo, DEFAULT_SSH_ID, ImageArgs, Registry, SshInput};
+use super::args::{CacheTo, DEFAULT_SSH_ID, ImageArgs, Provenance, Registry, SshInput};
 
 /// The build plan of checked inputs. `secret_hash`: the context hash covers a secret, so
 /// build-once (a public `ctx-<hash>` tag) is off.
@@ -49,6 +49,7 @@ pub(super) fn build_plan(
         triggers: _,
         index,
         skip_if_pushed,
+        provenance,
         context_hash,
     } = a;
     // `context`, `dockerfile` and `dockerfileInline` become the context directory and the
@@ -112,6 +113,11 @@ pub(super) fn build_plan(
             .filter(|_| build_once)
             .map(docker::index::context_tag),
         skip_if_pushed: *skip_if_pushed,
+        provenance: match provenance {
+            Some(Provenance::Min) => Some("min".to_string()),
+            Some(Provenance::Max) => Some("max".to_string()),
+            Some(Provenance::Off) | None => None,
+        },
         login: login(registry.as_ref()),
     })
 }

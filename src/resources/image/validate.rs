@@ -45,6 +45,8 @@ pub(super) fn validate(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
         triggers: _,
         index: _,
         skip_if_pushed: _,
+        // An enum: serde takes only its values; where it can be made is Check's question.
+        provenance: _,
         // Computed by Check, whatever the user sends.
         context_hash: _,
     } = &news.args;

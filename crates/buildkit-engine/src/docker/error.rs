@@ -126,11 +126,11 @@ impl DaemonError {
 /// One build.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// A Docker host's `/build` exports no cache but the inline one.
+    /// What a Docker host's `/build` cannot do (export a cache but the inline one, attest).
     #[error(
-        "the Docker host {host} cannot export a {kind} cache (its /build exports only the inline cache): build on a BuildKit daemon (`driver: buildkit`)"
+        "the Docker host {host} cannot {what} (its /build cannot): build on a BuildKit daemon (`driver: buildkit`)"
     )]
-    CacheExportNeedsBuildkit { host: String, kind: String },
+    NeedsBuildkit { host: String, what: String },
     #[error("the build context {dir} cannot be read: {source}")]
     Context {
         dir: String,
@@ -274,7 +274,7 @@ impl EngineError {
                 BuildError::Context { .. }
                 | BuildError::IndexNeedsPush
                 | BuildError::Ssh { .. }
-                | BuildError::CacheExportNeedsBuildkit { .. },
+                | BuildError::NeedsBuildkit { .. },
             ) => Kind::InvalidInput,
             EngineError::Build(BuildError::Session { .. } | BuildError::NoBuilder { .. }) => {
                 Kind::Unavailable

@@ -524,10 +524,17 @@ impl Builder for DaemonBuilder<'_> {
         platform: Option<&Platform>,
         local_tag: &str,
     ) -> Result<String> {
-        if let Some(c) = plan.cache_to.first() {
-            return Err(BuildError::CacheExportNeedsBuildkit {
+        if plan.provenance.is_some() {
+            return Err(BuildError::NeedsBuildkit {
                 host: self.host(),
-                kind: c.kind.clone(),
+                what: "attest provenance".to_string(),
+            }
+            .into());
+        }
+        if let Some(c) = plan.cache_to.first() {
+            return Err(BuildError::NeedsBuildkit {
+                host: self.host(),
+                what: format!("export a {} cache", c.kind),
             }
             .into());
         }
@@ -912,6 +919,7 @@ mod tests {
             cache_from: Vec::new(),
             inline_cache: true,
             cache_to: Vec::new(),
+            provenance: None,
             no_cache: false,
             network: None,
             secrets: Default::default(),

@@ -197,6 +197,9 @@ fn frontend_attrs(plan: &BuildPlan, platform: Option<&Platform>) -> BTreeMap<Str
     if let Some(p) = platform {
         a.insert("platform".into(), p.name());
     }
+    if let Some(mode) = &plan.provenance {
+        a.insert("attest:provenance".into(), format!("mode={mode}"));
+    }
     if plan.no_cache {
         a.insert("no-cache".into(), String::new());
     }

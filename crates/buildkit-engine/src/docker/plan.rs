@@ -61,6 +61,9 @@ pub struct BuildPlan {
     /// applies: pushed after a build, and looked for before one when `skip_if_pushed`.
     pub context_tag: Option<String>,
     pub skip_if_pushed: bool,
+    /// BuildKit's provenance attestation mode (`min`, `max`), or none: only a buildkitd
+    /// attests.
+    pub provenance: Option<String>,
     /// The credentials given with the image (used for their server; others come from the
     /// Docker CLI's configuration).
     pub login: Option<Credentials>,

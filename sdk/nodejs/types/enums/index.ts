@@ -2,6 +2,26 @@
 
 export {};
 
+export const Provenance = {
+    /**
+     * No attestation (the default).
+     */
+    Off: "off",
+    /**
+     * The build's materials and parameters.
+     */
+    Min: "min",
+    /**
+     * `min` and the build's full definition and source.
+     */
+    Max: "max",
+} as const;
+
+/**
+ * How much provenance BuildKit attests.
+ */
+export type Provenance = (typeof Provenance)[keyof typeof Provenance];
+
 export const Driver = {
     /**
      * A Docker Engine.

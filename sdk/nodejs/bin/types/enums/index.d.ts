@@ -1,4 +1,22 @@
 export {};
+export declare const Provenance: {
+    /**
+     * No attestation (the default).
+     */
+    readonly Off: "off";
+    /**
+     * The build's materials and parameters.
+     */
+    readonly Min: "min";
+    /**
+     * `min` and the build's full definition and source.
+     */
+    readonly Max: "max";
+};
+/**
+ * How much provenance BuildKit attests.
+ */
+export type Provenance = (typeof Provenance)[keyof typeof Provenance];
 export declare const Driver: {
     /**
      * A Docker Engine.
