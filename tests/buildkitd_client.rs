@@ -61,6 +61,7 @@ fn spec(dir: &Path, s: &Services) -> SessionSpec {
         context_dir: dir.to_path_buf(),
         context: FileSource::context(&context).unwrap(),
         dockerfile: FileSource::dockerfile(&context).unwrap(),
+        named: BTreeMap::new(),
         credentials: BTreeMap::from([(
             server.clone(),
             Credentials {
@@ -383,21 +384,38 @@ async fn a_buildkitd_builder_builds_its_platform_of_an_index() {
         .unwrap_or_else(|e| panic!("{e}\n{}", h.log_text()));
     let state = common::from_struct(created.properties.as_ref().unwrap());
     let digest = state["digest"].as_str().unwrap().to_string();
-    let (status, _, index) = s.get_manifest(repo_path(&repo), &digest).await;
+    assert_eq!(
+        index_platforms(&s, &repo, &digest).await,
+        ["linux/amd64", "linux/arm64"]
+    );
+    let log = h.log_text();
+    assert!(
+        log.contains("[linux/arm64] building") && log.contains("BuildKit daemon"),
+        "{log}"
+    );
+}
+
+/// The platforms of the index `digest` in `repo`, sorted; each image's `built-for` label
+/// must name its own platform (attestation manifests are skipped).
+async fn index_platforms(s: &Services, repo: &str, digest: &str) -> Vec<String> {
+    let (status, _, index) = s.get_manifest(repo_path(repo), digest).await;
     assert_eq!(status, 200);
     let mut found = Vec::new();
     for m in index["manifests"].as_array().unwrap() {
+        if m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest" {
+            continue;
+        }
         let platform = format!(
             "{}/{}",
             m["platform"]["os"].as_str().unwrap(),
             m["platform"]["architecture"].as_str().unwrap()
         );
         let (_, _, manifest) = s
-            .get_manifest(repo_path(&repo), m["digest"].as_str().unwrap())
+            .get_manifest(repo_path(repo), m["digest"].as_str().unwrap())
             .await;
         let config = s
             .get_blob(
-                repo_path(&repo),
+                repo_path(repo),
                 manifest["config"]["digest"].as_str().unwrap(),
             )
             .await;
@@ -405,10 +423,63 @@ async fn a_buildkitd_builder_builds_its_platform_of_an_index() {
         found.push(platform);
     }
     found.sort();
-    assert_eq!(found, ["linux/amd64", "linux/arm64"]);
+    found
+}
+
+/// Two platforms on a buildkitd that builds both: one solve, one index straight from
+/// BuildKit (no per-platform tags), under every tag; `platformDigests` names the two images
+/// and not the attestation manifest beside them.
+#[tokio::test]
+async fn several_platforms_on_one_buildkitd_are_one_solve() {
+    let (Some(s), Some((unix, _, _))) = (Services::get_or_skip(), buildkitd()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tree(
+        &dir.path().join("app"),
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nARG TARGETPLATFORM\nLABEL built-for=$TARGETPLATFORM\nCOPY hello.txt /\n",
+            ),
+            ("hello.txt", &uuid::Uuid::new_v4().simple().to_string()),
+        ],
+    );
+    let config = serde_json::json!({"host": unix, "driver": "buildkit"});
+    let mut h = common::Harness::configured(dir.path(), config).await;
+    let repo = s.repo("kit-one-solve");
+    let news = serde_json::json!({
+        "name": repo, "context": "app", "tags": ["v2"], "provenance": "min",
+        "platforms": ["linux/amd64", "linux/arm64"], "registry": s.registry_input(),
+    });
+    let checked = h.check_ok("app", &serde_json::json!({}), &news).await;
+    let created = h
+        .create("app", &checked, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", h.log_text()));
+    let state = common::from_struct(created.properties.as_ref().unwrap());
+    let digest = state["digest"].as_str().unwrap().to_string();
+    assert_eq!(
+        index_platforms(&s, &repo, &digest).await,
+        ["linux/amd64", "linux/arm64"]
+    );
+    for tag in ["latest", "v2"] {
+        let (status, got, _) = s.get_manifest(repo_path(&repo), tag).await;
+        assert_eq!((status, got.as_str()), (200, digest.as_str()), "{tag}");
+    }
+    for suffix in ["latest-linux-amd64", "latest-linux-arm64"] {
+        let (status, _, _) = s.get_manifest(repo_path(&repo), suffix).await;
+        assert_eq!(status, 404, "no per-platform tag {suffix}");
+    }
+    let platforms = state["platformDigests"].as_object().unwrap();
+    assert_eq!(
+        platforms.keys().collect::<Vec<_>>(),
+        ["linux/amd64", "linux/arm64"]
+    );
     let log = h.log_text();
-    assert!(
-        log.contains("[linux/arm64] building") && log.contains("BuildKit daemon"),
+    assert_eq!(
+        log.matches("in one solve on the BuildKit daemon").count(),
+        1,
         "{log}"
     );
 }
@@ -770,5 +841,85 @@ async fn provenance_is_attested_in_the_pushed_index() {
     let mut docker = s.harness(dir.path()).await;
     docker
         .assert_check_fails(&news, "provenance", "needs a BuildKit daemon")
+        .await;
+}
+
+/// `buildContexts` on a buildkitd: a named directory is sent with its own `.dockerignore`
+/// (the main context's `*.txt` does not apply to it; its own `*.log` does), and a
+/// `docker-image://` one stands in for a `FROM`; a file its own ignore file excludes changes
+/// nothing, one it keeps changes the hash and shows in the diff by file; on a Docker host
+/// `buildContexts` is a check failure, and a directory that is not there names its entry.
+#[tokio::test]
+async fn named_contexts_build_on_a_buildkitd_each_with_its_own_dockerignore() {
+    let (Some(s), Some((unix, _, _))) = (Services::get_or_skip(), buildkitd()) else {
+        return;
+    };
+    let base = base_in_registry(&s).await;
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tree(
+        dir.path(),
+        &[
+            (
+                "app/Dockerfile",
+                "FROM busybase\nCOPY --from=assets . /assets/\nRUN test -f /assets/notes.txt && test ! -e /assets/debug.log && echo named-context-ok\n",
+            ),
+            ("app/.dockerignore", "*.txt\n"),
+            ("assets/.dockerignore", "*.log\n"),
+            (
+                "assets/notes.txt",
+                "the main context's *.txt does not apply here",
+            ),
+            (
+                "assets/debug.log",
+                "excluded by the named context's own file",
+            ),
+        ],
+    );
+    let mut h = common::Harness::configured(
+        dir.path(),
+        serde_json::json!({"host": unix, "driver": "buildkit"}),
+    )
+    .await;
+    let news = serde_json::json!({
+        "name": s.repo("kit-named"), "context": "app", "network": "none",
+        "buildContexts": {"assets": "assets", "busybase": format!("docker-image://{base}")},
+        "registry": s.registry_input(),
+    });
+    let checked = h.check_ok("app", &serde_json::json!({}), &news).await;
+    let created = h
+        .create("app", &checked, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", h.log_text()));
+    let log = h.log_text();
+    assert!(log.contains("named-context-ok"), "{log}");
+    let state = created.properties.unwrap();
+    let hash = |p: &prost_types::Struct| common::from_struct(p)["contextHash"].clone();
+
+    std::fs::write(dir.path().join("assets/debug.log"), "more").unwrap();
+    let again = h.check_ok("app", &serde_json::json!({}), &news).await;
+    assert_eq!(
+        hash(&again),
+        hash(&state),
+        "an excluded file changes nothing"
+    );
+    std::fs::write(dir.path().join("assets/notes.txt"), "edited").unwrap();
+    let edited = h.check_ok("app", &serde_json::json!({}), &news).await;
+    assert_ne!(hash(&edited), hash(&state));
+    let d = h.diff("app", &state, &edited).await;
+    assert!(!d.diffs.is_empty(), "{d:?}");
+    let log = h.log_text();
+    assert!(
+        log.contains("1 file changed in the build context: [context assets] notes.txt"),
+        "{log}"
+    );
+
+    let missing = serde_json::json!({
+        "name": s.repo("kit-named"), "context": "app", "buildContexts": {"assets": "nope"},
+    });
+    h.assert_check_fails(&missing, "buildContexts.assets", "nope")
+        .await;
+    let mut docker = s.harness(dir.path()).await;
+    docker
+        .assert_check_fails(&news, "buildContexts", "need a BuildKit daemon")
         .await;
 }

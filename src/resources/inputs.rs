@@ -57,6 +57,7 @@ pub const CLASSES: &[(&str, Class)] = &[
     ("context", Class::ImageFiles),
     ("dockerfile", Class::ImageFiles),
     ("dockerfileInline", Class::ImageFiles),
+    ("buildContexts", Class::ImageFiles),
     ("platforms", Class::Image),
     ("buildArgs", Class::Image),
     ("target", Class::Image),

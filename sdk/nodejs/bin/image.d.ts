@@ -46,10 +46,23 @@ export declare class Image extends pulumi.CustomResource {
      */
     readonly dockerfileInline: pulumi.Output<string | undefined>;
     /**
+     * Named build contexts, as `docker buildx build --build-context name=value`: what
+     * `FROM <name>` and `COPY --from=<name>` read instead of a stage or an image. A value
+     * is a directory (relative to the Pulumi program's directory, as `context`), hashed and
+     * sent with its own `.dockerignore` (not the main context's), or `docker-image://<ref>`.
+     * A change of a file in a named directory rebuilds and shows in the diff as `[context
+     * <name>] <path>`. Needs a BuildKit daemon (`driver: buildkit`).
+     */
+    readonly buildContexts: pulumi.Output<{
+        [key: string]: string;
+    } | undefined>;
+    /**
      * The platforms to build for, as `os/arch[/variant]` (e.g. `linux/arm64`). Defaults to
      * the Docker daemon's own platform. With several, each is built and pushed on its own
      * (under the temporary tag `<tag>-<os>-<arch>[-<variant>]`, which stays in the registry)
-     * and one image index naming them all is pushed under `name` and `tags`.
+     * and one image index naming them all is pushed under `name` and `tags`; when every
+     * platform goes to the same BuildKit daemon (`driver: buildkit`), they are built in one
+     * solve and BuildKit pushes the index itself (no temporary tags).
      */
     readonly platforms: pulumi.Output<string[] | undefined>;
     /**
@@ -155,7 +168,8 @@ export declare class Image extends pulumi.CustomResource {
     readonly skipIfPushed: pulumi.Output<boolean | undefined>;
     /**
      * A hash of everything that makes the image: the files of the context that
-     * `.dockerignore` lets in (path, exec bit and content), the Dockerfile, build args,
+     * `.dockerignore` lets in (path, exec bit and content), those of each named build
+     * context (through its own `.dockerignore`), the Dockerfile, build args,
      * target, labels, platforms, network, index, triggers, `addHosts` and the ids (never the
      * values) of `secrets`.
      */
@@ -217,10 +231,23 @@ export interface ImageArgs {
      */
     dockerfileInline?: pulumi.Input<string>;
     /**
+     * Named build contexts, as `docker buildx build --build-context name=value`: what
+     * `FROM <name>` and `COPY --from=<name>` read instead of a stage or an image. A value
+     * is a directory (relative to the Pulumi program's directory, as `context`), hashed and
+     * sent with its own `.dockerignore` (not the main context's), or `docker-image://<ref>`.
+     * A change of a file in a named directory rebuilds and shows in the diff as `[context
+     * <name>] <path>`. Needs a BuildKit daemon (`driver: buildkit`).
+     */
+    buildContexts?: pulumi.Input<{
+        [key: string]: pulumi.Input<string>;
+    }>;
+    /**
      * The platforms to build for, as `os/arch[/variant]` (e.g. `linux/arm64`). Defaults to
      * the Docker daemon's own platform. With several, each is built and pushed on its own
      * (under the temporary tag `<tag>-<os>-<arch>[-<variant>]`, which stays in the registry)
-     * and one image index naming them all is pushed under `name` and `tags`.
+     * and one image index naming them all is pushed under `name` and `tags`; when every
+     * platform goes to the same BuildKit daemon (`driver: buildkit`), they are built in one
+     * solve and BuildKit pushes the index itself (no temporary tags).
      */
     platforms?: pulumi.Input<pulumi.Input<string>[]>;
     /**

@@ -48,6 +48,7 @@ class Image extends pulumi.CustomResource {
             resourceInputs["context"] = args?.context;
             resourceInputs["dockerfile"] = args?.dockerfile;
             resourceInputs["dockerfileInline"] = args?.dockerfileInline;
+            resourceInputs["buildContexts"] = args?.buildContexts;
             resourceInputs["platforms"] = args?.platforms;
             resourceInputs["buildArgs"] = args?.buildArgs;
             resourceInputs["target"] = args?.target;
@@ -79,6 +80,7 @@ class Image extends pulumi.CustomResource {
             resourceInputs["context"] = undefined /*out*/;
             resourceInputs["dockerfile"] = undefined /*out*/;
             resourceInputs["dockerfileInline"] = undefined /*out*/;
+            resourceInputs["buildContexts"] = undefined /*out*/;
             resourceInputs["platforms"] = undefined /*out*/;
             resourceInputs["buildArgs"] = undefined /*out*/;
             resourceInputs["target"] = undefined /*out*/;

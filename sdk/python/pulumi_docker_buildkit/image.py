@@ -23,6 +23,7 @@ class ImageArgs:
                  context: Optional[pulumi.Input[_builtins.str]] = None,
                  dockerfile: Optional[pulumi.Input[_builtins.str]] = None,
                  dockerfile_inline: Optional[pulumi.Input[_builtins.str]] = None,
+                 build_contexts: Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
                  platforms: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  build_args: Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
                  target: Optional[pulumi.Input[_builtins.str]] = None,
@@ -55,10 +56,18 @@ class ImageArgs:
                rebuild the image.
         :param pulumi.Input[_builtins.str] dockerfile: The Dockerfile, relative to the context directory. Defaults to `Dockerfile`.
         :param pulumi.Input[_builtins.str] dockerfile_inline: The Dockerfile's text, instead of a file (not together with `dockerfile`).
+        :param pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]] build_contexts: Named build contexts, as `docker buildx build --build-context name=value`: what
+               `FROM <name>` and `COPY --from=<name>` read instead of a stage or an image. A value
+               is a directory (relative to the Pulumi program's directory, as `context`), hashed and
+               sent with its own `.dockerignore` (not the main context's), or `docker-image://<ref>`.
+               A change of a file in a named directory rebuilds and shows in the diff as `[context
+               <name>] <path>`. Needs a BuildKit daemon (`driver: buildkit`).
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] platforms: The platforms to build for, as `os/arch[/variant]` (e.g. `linux/arm64`). Defaults to
                the Docker daemon's own platform. With several, each is built and pushed on its own
                (under the temporary tag `<tag>-<os>-<arch>[-<variant>]`, which stays in the registry)
-               and one image index naming them all is pushed under `name` and `tags`.
+               and one image index naming them all is pushed under `name` and `tags`; when every
+               platform goes to the same BuildKit daemon (`driver: buildkit`), they are built in one
+               solve and BuildKit pushes the index itself (no temporary tags).
         :param pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]] build_args: Build arguments (`ARG` values).
         :param pulumi.Input[_builtins.str] target: The stage of a multi-stage Dockerfile to build.
         :param pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]] labels: Labels to set on the image.
@@ -110,6 +119,8 @@ class ImageArgs:
             pulumi.set(__self__, "dockerfile", dockerfile)
         if dockerfile_inline is not None:
             pulumi.set(__self__, "dockerfile_inline", dockerfile_inline)
+        if build_contexts is not None:
+            pulumi.set(__self__, "build_contexts", build_contexts)
         if platforms is not None:
             pulumi.set(__self__, "platforms", platforms)
         if build_args is not None:
@@ -221,13 +232,32 @@ class ImageArgs:
         pulumi.set(self, "dockerfile_inline", value)
 
     @_builtins.property
+    @pulumi.getter(name="buildContexts")
+    def build_contexts(self) -> Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]]:
+        """
+        Named build contexts, as `docker buildx build --build-context name=value`: what
+        `FROM <name>` and `COPY --from=<name>` read instead of a stage or an image. A value
+        is a directory (relative to the Pulumi program's directory, as `context`), hashed and
+        sent with its own `.dockerignore` (not the main context's), or `docker-image://<ref>`.
+        A change of a file in a named directory rebuilds and shows in the diff as `[context
+        <name>] <path>`. Needs a BuildKit daemon (`driver: buildkit`).
+        """
+        return pulumi.get(self, "build_contexts")
+
+    @build_contexts.setter
+    def build_contexts(self, value: Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]]):
+        pulumi.set(self, "build_contexts", value)
+
+    @_builtins.property
     @pulumi.getter
     def platforms(self) -> Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]]:
         """
         The platforms to build for, as `os/arch[/variant]` (e.g. `linux/arm64`). Defaults to
         the Docker daemon's own platform. With several, each is built and pushed on its own
         (under the temporary tag `<tag>-<os>-<arch>[-<variant>]`, which stays in the registry)
-        and one image index naming them all is pushed under `name` and `tags`.
+        and one image index naming them all is pushed under `name` and `tags`; when every
+        platform goes to the same BuildKit daemon (`driver: buildkit`), they are built in one
+        solve and BuildKit pushes the index itself (no temporary tags).
         """
         return pulumi.get(self, "platforms")
 
@@ -490,6 +520,7 @@ class Image(pulumi.CustomResource):
                  context: Optional[pulumi.Input[_builtins.str]] = None,
                  dockerfile: Optional[pulumi.Input[_builtins.str]] = None,
                  dockerfile_inline: Optional[pulumi.Input[_builtins.str]] = None,
+                 build_contexts: Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
                  platforms: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  build_args: Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
                  target: Optional[pulumi.Input[_builtins.str]] = None,
@@ -526,10 +557,18 @@ class Image(pulumi.CustomResource):
                rebuild the image.
         :param pulumi.Input[_builtins.str] dockerfile: The Dockerfile, relative to the context directory. Defaults to `Dockerfile`.
         :param pulumi.Input[_builtins.str] dockerfile_inline: The Dockerfile's text, instead of a file (not together with `dockerfile`).
+        :param pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]] build_contexts: Named build contexts, as `docker buildx build --build-context name=value`: what
+               `FROM <name>` and `COPY --from=<name>` read instead of a stage or an image. A value
+               is a directory (relative to the Pulumi program's directory, as `context`), hashed and
+               sent with its own `.dockerignore` (not the main context's), or `docker-image://<ref>`.
+               A change of a file in a named directory rebuilds and shows in the diff as `[context
+               <name>] <path>`. Needs a BuildKit daemon (`driver: buildkit`).
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] platforms: The platforms to build for, as `os/arch[/variant]` (e.g. `linux/arm64`). Defaults to
                the Docker daemon's own platform. With several, each is built and pushed on its own
                (under the temporary tag `<tag>-<os>-<arch>[-<variant>]`, which stays in the registry)
-               and one image index naming them all is pushed under `name` and `tags`.
+               and one image index naming them all is pushed under `name` and `tags`; when every
+               platform goes to the same BuildKit daemon (`driver: buildkit`), they are built in one
+               solve and BuildKit pushes the index itself (no temporary tags).
         :param pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]] build_args: Build arguments (`ARG` values).
         :param pulumi.Input[_builtins.str] target: The stage of a multi-stage Dockerfile to build.
         :param pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]] labels: Labels to set on the image.
@@ -604,6 +643,7 @@ class Image(pulumi.CustomResource):
                  context: Optional[pulumi.Input[_builtins.str]] = None,
                  dockerfile: Optional[pulumi.Input[_builtins.str]] = None,
                  dockerfile_inline: Optional[pulumi.Input[_builtins.str]] = None,
+                 build_contexts: Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
                  platforms: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  build_args: Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
                  target: Optional[pulumi.Input[_builtins.str]] = None,
@@ -639,6 +679,7 @@ class Image(pulumi.CustomResource):
             __props__.__dict__["context"] = context
             __props__.__dict__["dockerfile"] = dockerfile
             __props__.__dict__["dockerfile_inline"] = dockerfile_inline
+            __props__.__dict__["build_contexts"] = build_contexts
             __props__.__dict__["platforms"] = platforms
             __props__.__dict__["build_args"] = build_args
             __props__.__dict__["target"] = target
@@ -703,6 +744,7 @@ class Image(pulumi.CustomResource):
         __props__.__dict__["context"] = None
         __props__.__dict__["dockerfile"] = None
         __props__.__dict__["dockerfile_inline"] = None
+        __props__.__dict__["build_contexts"] = None
         __props__.__dict__["platforms"] = None
         __props__.__dict__["build_args"] = None
         __props__.__dict__["target"] = None
@@ -775,13 +817,28 @@ class Image(pulumi.CustomResource):
         return pulumi.get(self, "dockerfile_inline")
 
     @_builtins.property
+    @pulumi.getter(name="buildContexts")
+    def build_contexts(self) -> pulumi.Output[Optional[Mapping[str, _builtins.str]]]:
+        """
+        Named build contexts, as `docker buildx build --build-context name=value`: what
+        `FROM <name>` and `COPY --from=<name>` read instead of a stage or an image. A value
+        is a directory (relative to the Pulumi program's directory, as `context`), hashed and
+        sent with its own `.dockerignore` (not the main context's), or `docker-image://<ref>`.
+        A change of a file in a named directory rebuilds and shows in the diff as `[context
+        <name>] <path>`. Needs a BuildKit daemon (`driver: buildkit`).
+        """
+        return pulumi.get(self, "build_contexts")
+
+    @_builtins.property
     @pulumi.getter
     def platforms(self) -> pulumi.Output[Optional[Sequence[_builtins.str]]]:
         """
         The platforms to build for, as `os/arch[/variant]` (e.g. `linux/arm64`). Defaults to
         the Docker daemon's own platform. With several, each is built and pushed on its own
         (under the temporary tag `<tag>-<os>-<arch>[-<variant>]`, which stays in the registry)
-        and one image index naming them all is pushed under `name` and `tags`.
+        and one image index naming them all is pushed under `name` and `tags`; when every
+        platform goes to the same BuildKit daemon (`driver: buildkit`), they are built in one
+        solve and BuildKit pushes the index itself (no temporary tags).
         """
         return pulumi.get(self, "platforms")
 
@@ -957,7 +1014,8 @@ class Image(pulumi.CustomResource):
     def context_hash(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
         A hash of everything that makes the image: the files of the context that
-        `.dockerignore` lets in (path, exec bit and content), the Dockerfile, build args,
+        `.dockerignore` lets in (path, exec bit and content), those of each named build
+        context (through its own `.dockerignore`), the Dockerfile, build args,
         target, labels, platforms, network, index, triggers, `addHosts` and the ids (never the
         values) of `secrets`.
         """

@@ -112,10 +112,19 @@ pub struct ImageArgs {
     pub dockerfile: Option<String>,
     /// The Dockerfile's text, instead of a file (not together with `dockerfile`).
     pub dockerfile_inline: Option<String>,
+    /// Named build contexts, as `docker buildx build --build-context name=value`: what
+    /// `FROM <name>` and `COPY --from=<name>` read instead of a stage or an image. A value
+    /// is a directory (relative to the Pulumi program's directory, as `context`), hashed and
+    /// sent with its own `.dockerignore` (not the main context's), or `docker-image://<ref>`.
+    /// A change of a file in a named directory rebuilds and shows in the diff as `[context
+    /// <name>] <path>`. Needs a BuildKit daemon (`driver: buildkit`).
+    pub build_contexts: Option<BTreeMap<String, String>>,
     /// The platforms to build for, as `os/arch[/variant]` (e.g. `linux/arm64`). Defaults to
     /// the Docker daemon's own platform. With several, each is built and pushed on its own
     /// (under the temporary tag `<tag>-<os>-<arch>[-<variant>]`, which stays in the registry)
-    /// and one image index naming them all is pushed under `name` and `tags`.
+    /// and one image index naming them all is pushed under `name` and `tags`; when every
+    /// platform goes to the same BuildKit daemon (`driver: buildkit`), they are built in one
+    /// solve and BuildKit pushes the index itself (no temporary tags).
     pub platforms: Option<Vec<String>>,
     /// Build arguments (`ARG` values).
     pub build_args: Option<BTreeMap<String, String>>,
@@ -184,7 +193,8 @@ pub struct ImageArgs {
     #[serde(default = "yes")]
     pub skip_if_pushed: bool,
     /// A hash of everything that makes the image: the files of the context that
-    /// `.dockerignore` lets in (path, exec bit and content), the Dockerfile, build args,
+    /// `.dockerignore` lets in (path, exec bit and content), those of each named build
+    /// context (through its own `.dockerignore`), the Dockerfile, build args,
     /// target, labels, platforms, network, index, triggers, `addHosts` and the ids (never the
     /// values) of `secrets`.
     #[schemars(extend("x-computed" = true))]

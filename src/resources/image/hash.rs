@@ -2,16 +2,18 @@
 //! (the context's files after `.dockerignore`, in the builders' dialects, plus every input that
 //! changes the image, see `inputs.rs`), and the diff's notes (which files changed; tags only).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::context::{self, BuildContext, DockerfileSource};
-use crate::docker;
+use crate::docker::{self, NamedContext};
+use crate::path::PropertyPath;
 use crate::resource::{CheckFailure, Ctx, Inputs};
 
 use super::super::ProviderConfig;
 use super::super::inputs::{hashed_json, without_credentials};
 use super::args::{ImageArgs, ImageState};
-use super::plan::{context_path, dockerfile_source};
+use super::plan::{context_path, dockerfile_source, named_contexts};
 
 /// Opens the build context of `args`, rooted at `dir`.
 pub fn open_context(
@@ -53,10 +55,16 @@ pub(super) fn context_failure(
 /// the context it selects: when every dialect selects the same files (always, with one
 /// dialect), the hash is the one this context always had; otherwise the other dialects'
 /// digests are hashed too, so that a change any builder would see changes the hash.
+///
+/// `named`: the named build contexts, each a directory hashed with its own `.dockerignore`
+/// (in today's BuildKit's dialect: only a buildkitd takes them) or an image reference hashed
+/// as its text. They count only when there are any, so an image without them keeps its hash.
+/// Their files join the file list as `[context <name>] <path>`, for the diff.
 pub fn compute_hash(
     dir: &Path,
     args: &ImageArgs,
     dialects: &[context::IgnoreDialect],
+    named: &BTreeMap<String, NamedContext>,
 ) -> std::result::Result<context::ContextDigest, CheckFailure> {
     let ctx = open_context(dir, args)?;
     let (first, others) = dialects
@@ -86,9 +94,41 @@ pub fn compute_hash(
     }
     h.update(b"\0");
     h.update(extra.as_bytes());
+    let mut files = digest.files;
+    for (name, source) in named {
+        h.update(b"\0named\0");
+        h.update(name.as_bytes());
+        h.update(b"\0");
+        match source {
+            NamedContext::Local(root) => {
+                let failure = |e: context::ContextError| {
+                    CheckFailure::new(
+                        PropertyPath::key("buildContexts").field(name),
+                        e.to_string(),
+                    )
+                };
+                let d = BuildContext::open_named(root)
+                    .map_err(failure)?
+                    .with_dialect(context::IgnoreDialect::Modern)
+                    .hash()
+                    .map_err(failure)?;
+                h.update(b"dir\0");
+                h.update(d.hash.as_bytes());
+                files.extend(
+                    d.files
+                        .into_iter()
+                        .map(|(p, digest)| (format!("[context {name}] {p}"), digest)),
+                );
+            }
+            NamedContext::Image(r) => {
+                h.update(b"image\0");
+                h.update(r.as_bytes());
+            }
+        }
+    }
     Ok(context::ContextDigest {
         hash: format!("{:032x}", h.digest128()),
-        files: digest.files,
+        files,
         build_files: digest.build_files,
     })
 }
@@ -101,10 +141,11 @@ pub(super) async fn hash_off_runtime(
 ) -> std::result::Result<String, CheckFailure> {
     let dir = context_path(&ctx.program_dir, args)
         .map_err(|e| CheckFailure::new("context", e.to_string()))?;
+    let named = named_contexts(&ctx.program_dir, args.build_contexts.as_ref());
     let args = args.clone();
     let dialects = ignore_dialects(ctx).await;
     tokio::task::spawn_blocking(move || {
-        let h = compute_hash(&dir, &args, &dialects)?;
+        let h = compute_hash(&dir, &args, &dialects, &named)?;
         crate::cache::store_manifest(&h.hash, &h.files);
         Ok(h.hash)
     })

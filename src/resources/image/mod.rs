@@ -42,6 +42,51 @@ use super::inputs::{
 /// The `Image` resource.
 pub struct Image;
 
+/// What only a buildkitd does, asked of a provider where a Docker host may build: a failure
+/// on each input that asks it, saying which builder can.
+fn needs_a_buildkitd(ctx: &Ctx<ProviderConfig>, news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
+    let Some(docker) = ctx.config.a_docker_builder() else {
+        return Vec::new();
+    };
+    let fix = "set `driver: buildkit` on a buildkitd `host` (and on every builder)";
+    let mut failures = Vec::new();
+    for (i, c) in news.args.cache_to.iter().flatten().enumerate() {
+        if c.registry.is_some() {
+            failures.push(CheckFailure::new(
+                crate::path::PropertyPath::key("cacheTo").at(i),
+                format!(
+                    "a registry cache export needs a BuildKit daemon: the Docker host {docker} (its /build) exports only the inline cache; {fix}"
+                ),
+            ));
+        }
+    }
+    if matches!(
+        news.args.provenance,
+        Some(Provenance::Min | Provenance::Max)
+    ) {
+        failures.push(CheckFailure::new(
+            "provenance",
+            format!(
+                "a provenance attestation needs a BuildKit daemon: the Docker host {docker} (its /build) cannot make one; {fix}, or leave provenance off"
+            ),
+        ));
+    }
+    if news
+        .args
+        .build_contexts
+        .as_ref()
+        .is_some_and(|m| !m.is_empty())
+    {
+        failures.push(CheckFailure::new(
+            "buildContexts",
+            format!(
+                "named build contexts need a BuildKit daemon: the Dockerfile frontend of the Docker host {docker} (its /build) does not take them; {fix}"
+            ),
+        ));
+    }
+    failures
+}
+
 impl Resource for Image {
     const TOKEN: &'static str = "docker-buildkit:index:Image";
     // Tags, credentials and build settings change in place (a rebuild is an update too).
@@ -64,34 +109,7 @@ impl Resource for Image {
         // and Update.
         // What needs the file system or the provider's environment.
         let mut failures = check_ssh(&ctx.program_dir, &news);
-        // Only a buildkitd exports caches to a registry.
-        if let Some(docker) = ctx.config.a_docker_builder() {
-            for (i, c) in news.args.cache_to.iter().flatten().enumerate() {
-                if c.registry.is_none() {
-                    continue;
-                }
-                failures.push(CheckFailure::new(
-                    crate::path::PropertyPath::key("cacheTo").at(i),
-                    format!(
-                        "a registry cache export needs a BuildKit daemon: the Docker host {docker} (its /build) exports only the inline cache; set `driver: buildkit` on a buildkitd `host` (and on every builder)"
-                    ),
-                ));
-            }
-        }
-        // Only a buildkitd attests provenance.
-        if let Some(docker) = ctx.config.a_docker_builder()
-            && matches!(
-                news.args.provenance,
-                Some(Provenance::Min | Provenance::Max)
-            )
-        {
-            failures.push(CheckFailure::new(
-                "provenance",
-                format!(
-                    "a provenance attestation needs a BuildKit daemon: the Docker host {docker} (its /build) cannot make one; set `driver: buildkit` on a buildkitd `host` (and on every builder), or leave provenance off"
-                ),
-            ));
-        }
+        failures.extend(needs_a_buildkitd(ctx, &news));
         // A buildkitd keeps no images: what it builds, its image exporter pushes.
         if ctx.config.builds_on_buildkitd() && !news.args.push && !news.is_unknown("push") {
             failures.push(CheckFailure::new(

@@ -3,11 +3,12 @@
 //! [`ImageArgs`] apart field by field, so an input added to the struct does not compile until
 //! it is mapped here (or said to be the resource's own business).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::context::DockerfileSource;
 use crate::credentials::Credentials;
-use crate::docker::{self, BuildPlan, BuildSecrets, CacheExport, SshForward};
+use crate::docker::{self, BuildPlan, BuildSecrets, CacheExport, NamedContext, SshForward};
 use crate::path::PropertyPath;
 use crate::platform::Platform;
 use crate::reference::Reference;
@@ -30,6 +31,7 @@ pub(super) fn build_plan(
         context: _,
         dockerfile: _,
         dockerfile_inline: _,
+        build_contexts,
         platforms,
         build_args,
         target,
@@ -119,7 +121,20 @@ pub(super) fn build_plan(
             Some(Provenance::Off) | None => None,
         },
         login: login(registry.as_ref()),
+        build_contexts: named_contexts(&ctx.program_dir, build_contexts.as_ref()),
     })
+}
+
+/// The named build contexts (`buildContexts`), directories resolved against the program directory.
+pub(super) fn named_contexts(
+    program_dir: &Path,
+    build_contexts: Option<&BTreeMap<String, String>>,
+) -> BTreeMap<String, NamedContext> {
+    build_contexts
+        .into_iter()
+        .flatten()
+        .map(|(name, v)| (name.clone(), NamedContext::parse(v, program_dir)))
+        .collect()
 }
 
 /// The credentials of `registry`, when it has a username and a password.

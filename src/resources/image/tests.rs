@@ -44,8 +44,11 @@ fn the_dialect_changes_the_hash_only_through_the_files() {
         name: "reg.io/app".into(),
         ..ImageArgs::default()
     };
-    let hash =
-        |dialects: &[context::IgnoreDialect]| compute_hash(root, &args, dialects).unwrap().hash;
+    let hash = |dialects: &[context::IgnoreDialect]| {
+        compute_hash(root, &args, dialects, &Default::default())
+            .unwrap()
+            .hash
+    };
     // Classic (dockerd 20.10, or no answer): the hash every existing stack has.
     let before = hash_before_dialects(root, &args);
     assert_eq!(hash(&[Classic20_10]), before);
@@ -446,4 +449,143 @@ fn unknown_values_are_not_validated() {
     i.unknowns
         .insert(crate::path::PropertyPath::keys(&["name"]));
     assert!(validate(&i).is_empty());
+}
+
+#[test]
+fn named_contexts_are_hashed_each_with_its_own_dockerignore_and_diffed_by_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for (path, text) in [
+        (
+            "app/Dockerfile",
+            "FROM scratch\nCOPY --from=assets . /assets/\n",
+        ),
+        ("app/.dockerignore", "*.txt\n"),
+        ("assets/.dockerignore", "*.log\n"),
+        (
+            "assets/notes.txt",
+            "kept: the main context's *.txt does not apply here",
+        ),
+        (
+            "assets/debug.log",
+            "excluded by the named context's own file",
+        ),
+    ] {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let app = root.join("app");
+    let args = ImageArgs {
+        name: "reg.io/app".into(),
+        build_contexts: Some([("assets".to_string(), "assets".to_string())].into()),
+        ..ImageArgs::default()
+    };
+    let named = named_contexts(root, args.build_contexts.as_ref());
+    assert_eq!(
+        named,
+        [(
+            "assets".to_string(),
+            docker::NamedContext::Local(root.join("assets"))
+        )]
+        .into()
+    );
+    let digest = |named: &std::collections::BTreeMap<String, docker::NamedContext>| {
+        compute_hash(&app, &args, &[], named).unwrap()
+    };
+    let without = ImageArgs {
+        build_contexts: None,
+        ..args.clone()
+    };
+    // No named contexts: the hash every existing stack has.
+    assert_eq!(
+        compute_hash(&app, &without, &[], &Default::default())
+            .unwrap()
+            .hash,
+        hash_before_dialects(&app, &without)
+    );
+    let before = digest(&named);
+    assert_ne!(before.hash, hash_before_dialects(&app, &without));
+    let paths: Vec<&str> = before.files.iter().map(|(p, _)| p.as_str()).collect();
+    assert!(paths.contains(&"[context assets] notes.txt"), "{paths:?}");
+    assert!(!paths.iter().any(|p| p.contains("debug.log")), "{paths:?}");
+
+    // A file its own .dockerignore excludes changes nothing; one it keeps changes the hash
+    // and shows in the diff by file.
+    std::fs::write(root.join("assets/debug.log"), "more").unwrap();
+    assert_eq!(digest(&named).hash, before.hash);
+    std::fs::write(root.join("assets/notes.txt"), "edited").unwrap();
+    let after = digest(&named);
+    assert_ne!(after.hash, before.hash);
+    assert_eq!(
+        context::changed_paths(&before.files, &after.files),
+        ["[context assets] notes.txt"]
+    );
+
+    // The name is part of the image (the Dockerfile spells it); an image reference is
+    // hashed as its text.
+    let renamed: std::collections::BTreeMap<_, _> = [(
+        "other".to_string(),
+        docker::NamedContext::Local(root.join("assets")),
+    )]
+    .into();
+    assert_ne!(digest(&renamed).hash, after.hash);
+    let image = |r: &str| -> std::collections::BTreeMap<_, _> {
+        [("assets".to_string(), docker::NamedContext::Image(r.into()))].into()
+    };
+    assert_ne!(
+        digest(&image("reg.io/a:1")).hash,
+        digest(&image("reg.io/a:2")).hash
+    );
+
+    // A directory that is not there is a failure on its entry.
+    let gone: std::collections::BTreeMap<_, _> = [(
+        "assets".to_string(),
+        docker::NamedContext::Local(root.join("nope")),
+    )]
+    .into();
+    let f = compute_hash(&app, &args, &[], &gone).unwrap_err();
+    assert_eq!(f.property.to_string(), "buildContexts.assets");
+    assert!(f.reason.contains("nope"), "{}", f.reason);
+}
+
+#[test]
+fn named_contexts_are_validated_by_name_and_value() {
+    let args = ImageArgs {
+        name: "a/b".into(),
+        build_contexts: Some(
+            [
+                ("", "dir"),
+                ("a b", "dir"),
+                ("ok", "dir"),
+                ("img", "docker-image://reg.io/base:1"),
+                ("badimg", "docker-image://Bad Ref"),
+                ("git", "https://github.com/x/y.git"),
+                ("empty", ""),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ),
+        ..ImageArgs::default()
+    };
+    assert_eq!(
+        props(&inputs(args.clone())),
+        [
+            "buildContexts",
+            "buildContexts[\"a b\"]",
+            "buildContexts.badimg",
+            "buildContexts.empty",
+            "buildContexts.git",
+        ]
+    );
+    let f = validate(&inputs(args.clone()));
+    assert!(
+        f.iter()
+            .any(|f| f.reason.contains("https:// contexts are not supported")),
+        "{f:?}"
+    );
+    let mut i = inputs(args);
+    i.unknowns.insert(PropertyPath::keys(&["buildContexts"]));
+    assert!(props(&i).is_empty());
 }

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use crate::credentials::normalize_server;
+use crate::docker;
 use crate::docker::session::ssh::{PathKind, path_kind, paths_of};
 use crate::grammar::{AddHost, AddHostError, SecretId};
 use crate::path::PropertyPath;
@@ -24,6 +25,7 @@ pub(super) fn validate(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
         context,
         dockerfile,
         dockerfile_inline,
+        build_contexts: _,
         platforms,
         build_args,
         // Any string, any stage name: BuildKit says which stages there are.
@@ -102,6 +104,7 @@ pub(super) fn validate(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
     if known("context") {
         f.extend(validate_context(context.as_deref()));
     }
+    f.extend(validate_build_contexts(news));
     f
 }
 
@@ -371,6 +374,60 @@ fn validate_context(context: Option<&str>) -> Vec<CheckFailure> {
         )];
     }
     vec![]
+}
+
+/// `buildContexts`: each name one `FROM`/`COPY --from` can use, each value a directory or
+/// `docker-image://<ref>`. Whether a directory is there is the hash's question (see
+/// `hash::named_digests`).
+fn validate_build_contexts(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
+    let mut f = Vec::new();
+    let map = PropertyPath::key("buildContexts");
+    if news.unknown(&map) == Unknown::Whole {
+        return f;
+    }
+    for (name, value) in news.args.build_contexts.iter().flatten() {
+        let path = map.clone().field(name);
+        if name.is_empty() {
+            f.push(CheckFailure::new(
+                "buildContexts",
+                "a named context needs a name: the one `FROM <name>` or `COPY --from=<name>` uses",
+            ));
+            continue;
+        }
+        if let Some(c) = name
+            .chars()
+            .find(|c| !c.is_ascii_graphic() || matches!(c, '=' | ','))
+        {
+            f.push(CheckFailure::new(
+                &path,
+                format!(
+                    "{name:?} cannot name a build context: it has {c:?} (a name is what `FROM` or `COPY --from` spells, without spaces, `=` or `,`)"
+                ),
+            ));
+            continue;
+        }
+        if news.unknown(&path).any() {
+            continue;
+        }
+        if value.is_empty() {
+            f.push(CheckFailure::new(
+                &path,
+                "give a directory (relative to the program's directory) or `docker-image://<ref>`",
+            ));
+        } else if let Some(r) = value.strip_prefix(docker::NAMED_IMAGE_SCHEME) {
+            if let Err(e) = Reference::parse(r) {
+                f.push(CheckFailure::new(&path, e.to_string()));
+            }
+        } else if let Some((scheme, _)) = value.split_once("://") {
+            f.push(CheckFailure::new(
+                &path,
+                format!(
+                    "{scheme}:// contexts are not supported: give a directory (relative to the program's directory) or `docker-image://<ref>`"
+                ),
+            ));
+        }
+    }
+    f
 }
 
 /// The ids and sizes of `secrets`. No reason quotes a value. The ids are checked when the map

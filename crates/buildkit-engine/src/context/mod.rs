@@ -235,6 +235,8 @@ pub struct BuildContext {
     ignore: DockerIgnore,
     /// Context-relative path of the ignore file in use, if any.
     ignore_file: Option<String>,
+    /// False for a named context ([`BuildContext::open_named`]): no Dockerfile of its own.
+    has_dockerfile: bool,
 }
 
 /// A file that must be sent whether or not it is excluded.
@@ -265,26 +267,7 @@ impl BuildContext {
     /// Dockerfile only the latter. A missing ignore file excludes nothing; a
     /// pattern Docker would reject is an error naming the file and line.
     pub fn open(root: &Path, dockerfile: DockerfileSource) -> Result<BuildContext, ContextError> {
-        match std::fs::metadata(root) {
-            Ok(md) if md.is_dir() => {}
-            Ok(_) => {
-                return Err(ContextError::RootNotDir {
-                    path: root.to_path_buf(),
-                });
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(ContextError::RootNotFound {
-                    path: root.to_path_buf(),
-                });
-            }
-            Err(source) => {
-                return Err(ContextError::RootUnreadable {
-                    path: root.to_path_buf(),
-                    source,
-                });
-            }
-        }
-
+        check_root(root)?;
         let dockerfile = match dockerfile {
             DockerfileSource::Path(raw) => {
                 let rel = normalize_dockerfile_path(&raw)?;
@@ -299,23 +282,28 @@ impl BuildContext {
             candidates.push(format!("{rel}{IGNORE_SUFFIX}"));
         }
         candidates.push(IGNORE_SUFFIX.to_owned());
-        let mut ignore = DockerIgnore::default();
-        let mut ignore_file = None;
-        for candidate in candidates {
-            if let Some(text) = read_ignore_file(root, &candidate)? {
-                let path = root.join(&candidate);
-                ignore = DockerIgnore::parse_strict(&text)
-                    .map_err(|error| ContextError::IgnorePattern { path, error })?;
-                ignore_file = Some(candidate);
-                break;
-            }
-        }
-
+        let (ignore, ignore_file) = load_ignore(root, candidates)?;
         Ok(BuildContext {
             root: root.to_path_buf(),
             dockerfile,
             ignore,
             ignore_file,
+            has_dockerfile: true,
+        })
+    }
+
+    /// Opens a named build context (`--build-context name=dir`): a directory with its own
+    /// `<root>/.dockerignore` (BuildKit reads only that one for a named context) and no
+    /// Dockerfile. Its entries and hash cover its files and its ignore file.
+    pub fn open_named(root: &Path) -> Result<BuildContext, ContextError> {
+        check_root(root)?;
+        let (ignore, ignore_file) = load_ignore(root, vec![IGNORE_SUFFIX.to_owned()])?;
+        Ok(BuildContext {
+            root: root.to_path_buf(),
+            dockerfile: DockerfileSource::Inline(String::new()),
+            ignore,
+            ignore_file,
+            has_dockerfile: false,
         })
     }
 
@@ -362,8 +350,8 @@ impl BuildContext {
     /// threads (`0`: one per core).
     fn entries_with(&self, threads: usize) -> Result<Vec<Entry>, ContextError> {
         let reserved = match self.dockerfile {
-            DockerfileSource::Inline(_) => Some(INLINE_DOCKERFILE_NAME),
-            DockerfileSource::Path(_) => None,
+            DockerfileSource::Inline(_) if self.has_dockerfile => Some(INLINE_DOCKERFILE_NAME),
+            DockerfileSource::Inline(_) | DockerfileSource::Path(_) => None,
         };
         walk::walk(&self.root, &self.ignore, reserved, threads)
     }
@@ -459,6 +447,7 @@ impl BuildContext {
     pub(crate) fn build_files(&self) -> Result<Vec<BuildFile<'_>>, ContextError> {
         let mut files = Vec::with_capacity(2);
         match &self.dockerfile {
+            _ if !self.has_dockerfile => {}
             DockerfileSource::Path(rel) => {
                 files.push(BuildFile::Disk(regular_file_entry(
                     &self.root,
@@ -565,6 +554,40 @@ fn check_dockerfile(root: &Path, rel: &str) -> Result<(), ContextError> {
 }
 
 /// Reads an ignore file if it exists. `Ok(None)` when it does not.
+/// A context root must be a directory that exists and can be read.
+fn check_root(root: &Path) -> Result<(), ContextError> {
+    match std::fs::metadata(root) {
+        Ok(md) if md.is_dir() => Ok(()),
+        Ok(_) => Err(ContextError::RootNotDir {
+            path: root.to_path_buf(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ContextError::RootNotFound {
+            path: root.to_path_buf(),
+        }),
+        Err(source) => Err(ContextError::RootUnreadable {
+            path: root.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// The first of `candidates` (root-relative ignore files) that exists, parsed strictly (a
+/// pattern Docker would reject is an error naming the file and line); none: nothing excluded.
+fn load_ignore(
+    root: &Path,
+    candidates: Vec<String>,
+) -> Result<(DockerIgnore, Option<String>), ContextError> {
+    for candidate in candidates {
+        if let Some(text) = read_ignore_file(root, &candidate)? {
+            let path = root.join(&candidate);
+            let ignore = DockerIgnore::parse_strict(&text)
+                .map_err(|error| ContextError::IgnorePattern { path, error })?;
+            return Ok((ignore, Some(candidate)));
+        }
+    }
+    Ok((DockerIgnore::default(), None))
+}
+
 fn read_ignore_file(root: &Path, rel: &str) -> Result<Option<String>, ContextError> {
     let path = root.join(rel);
     let md = match std::fs::symlink_metadata(&path) {

@@ -76,6 +76,7 @@ async fn build_once(
             context_dir: plan.context_dir.clone(),
             context: files,
             dockerfile,
+            named: BTreeMap::new(),
             credentials: creds.clone(),
             secrets: plan.secrets.0.clone(),
             agents,

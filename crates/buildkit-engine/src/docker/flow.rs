@@ -47,6 +47,18 @@ pub trait Builder: Sync {
     ) -> impl Future<Output = Result<String>> + Send;
     /// Tags image `image_id` as `target` in the daemon.
     fn tag(&self, image_id: &str, target: &Reference) -> impl Future<Output = Result<()>> + Send;
+    /// Builds every one of `platforms` in one solve and pushes one index of them under
+    /// `local_tag`'s tag in every repository of the plan; returns the index's digest.
+    /// `None` when this builder cannot (a Docker daemon builds one platform at a time).
+    fn build_index(
+        &self,
+        _env: &Env<'_>,
+        _plan: &BuildPlan,
+        _platforms: &[Platform],
+        _local_tag: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send {
+        async { Ok(None) }
+    }
 }
 
 /// The daemons that build: the default one, and builders that each list some platforms.
@@ -392,6 +404,9 @@ async fn build_index(
     if !plan.push {
         return Err(BuildError::IndexNeedsPush.into());
     }
+    if let Some(built) = build_index_in_one_solve(env, plan, fleet, registries).await? {
+        return Ok(built);
+    }
     let main = &plan.push_tags[0];
     let mut repos: Vec<Reference> = Vec::new();
     for r in &plan.push_tags {
@@ -485,6 +500,70 @@ async fn build_index(
     })
 }
 
+/// Several platforms in one solve, when every one of them goes to the same builder and that
+/// builder can (a buildkitd): its image exporter pushes one index straight away, which is
+/// then tagged as the plan asks. `None` when the platforms are spread over builders or the
+/// builder is a Docker daemon: the per-platform fleet builds them.
+async fn build_index_in_one_solve(
+    env: &Env<'_>,
+    plan: &BuildPlan,
+    fleet: &impl Fleet,
+    registries: &impl Registries,
+) -> Result<Option<Built>> {
+    let mut chosen = None;
+    for p in &plan.platforms {
+        // The member that would build `p` alone (rendezvous order, the first that answers).
+        let member = choose(env, fleet, plan, Some(p)).await?;
+        match chosen {
+            None => chosen = Some(member),
+            Some(c) if std::ptr::eq(c, member) => {}
+            Some(_) => return Ok(None),
+        }
+    }
+    let Some(builder) = chosen else {
+        return Ok(None);
+    };
+    let local_tag = plan.local_tag();
+    let Some(digest) = builder
+        .build_index(env, plan, &plan.platforms, &local_tag)
+        .await?
+    else {
+        return Ok(None);
+    };
+    // The exporter pushed the index under the local tag in every repository: the other tags
+    // are registry-side copies of it.
+    let main = &plan.push_tags[0];
+    let mut platform_digests = BTreeMap::new();
+    for r in &plan.push_tags {
+        let Some((body, info)) = registries.get(r, &digest).await? else {
+            return Err(PushError::Missing {
+                reference: r.with_digest(&digest),
+            }
+            .into());
+        };
+        if r.tag_or_latest() != main.tag_or_latest() {
+            registries
+                .put(r, r.tag_or_latest(), &info.media_type, &body)
+                .await?;
+        }
+        if platform_digests.is_empty() {
+            platform_digests = index::platform_digests(&info.media_type, &body);
+        }
+    }
+    let index_digest = digest;
+    env.progress(&format!(
+        "pushed the index of {} platforms, built in one solve on {}, as {main}: {index_digest}",
+        plan.platforms.len(),
+        builder.host()
+    ))
+    .await;
+    Ok(Some(Built {
+        reference: Some(plan.reference.with_digest(&index_digest)),
+        digest: index_digest,
+        platform_digests,
+    }))
+}
+
 /// A real daemon: connected on first use (a reuse needs no daemon at all).
 pub struct DaemonBuilder<'a> {
     address: DaemonAddress,
@@ -528,6 +607,13 @@ impl Builder for DaemonBuilder<'_> {
             return Err(BuildError::NeedsBuildkit {
                 host: self.host(),
                 what: "attest provenance".to_string(),
+            }
+            .into());
+        }
+        if !plan.build_contexts.is_empty() {
+            return Err(BuildError::NeedsBuildkit {
+                host: self.host(),
+                what: "take named build contexts".to_string(),
             }
             .into());
         }
@@ -628,6 +714,19 @@ impl Builder for AnyBuilder<'_> {
         match self {
             AnyBuilder::Docker(d) => d.tag(image_id, target).await,
             AnyBuilder::Buildkit(k) => k.tag(image_id, target).await,
+        }
+    }
+
+    async fn build_index(
+        &self,
+        env: &Env<'_>,
+        plan: &BuildPlan,
+        platforms: &[Platform],
+        local_tag: &str,
+    ) -> Result<Option<String>> {
+        match self {
+            AnyBuilder::Docker(_) => Ok(None),
+            AnyBuilder::Buildkit(k) => k.build_all(env, plan, platforms, local_tag).await.map(Some),
         }
     }
 }
@@ -896,6 +995,51 @@ mod tests {
                 .push(format!("tag {target} {image_id}"));
             Ok(())
         }
+
+        /// A builder named `kit…` solves several platforms at once, as a buildkitd does:
+        /// one index (with an attestation manifest) under the tag in the plan's repositories.
+        async fn build_index(
+            &self,
+            _env: &Env<'_>,
+            plan: &BuildPlan,
+            platforms: &[Platform],
+            local_tag: &str,
+        ) -> Result<Option<String>> {
+            if !self.name.starts_with("kit") {
+                return Ok(None);
+            }
+            let names: Vec<String> = platforms.iter().map(Platform::name).collect();
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("build-index {local_tag} {}", names.join(",")));
+            let mut manifests: Vec<serde_json::Value> = platforms
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "digest": format!("sha256:{:064x}", xxhash_rust::xxh3::xxh3_128(p.name().as_bytes())),
+                        "platform": {"os": p.os, "architecture": p.architecture},
+                    })
+                })
+                .collect();
+            manifests.push(serde_json::json!({
+                "digest": format!("sha256:{}", "a".repeat(64)),
+                "platform": {"os": "unknown", "architecture": "unknown"},
+                "annotations": {"vnd.docker.reference.type": "attestation-manifest"},
+            }));
+            let body = serde_json::json!({"manifests": manifests}).to_string();
+            let tag = Reference::parse(local_tag).unwrap();
+            let mut digest = String::new();
+            for r in &plan.push_tags {
+                digest = self.registry.store(
+                    r,
+                    tag.tag_or_latest(),
+                    crate::registry::MEDIA_TYPE_OCI_INDEX,
+                    body.as_bytes(),
+                );
+            }
+            Ok(Some(digest))
+        }
     }
 
     fn r(s: &str) -> Reference {
@@ -930,6 +1074,7 @@ mod tests {
             context_tag: Some("ctx-0123456789abcdef".into()),
             skip_if_pushed: true,
             login: None,
+            build_contexts: BTreeMap::new(),
         }
     }
 
@@ -1259,6 +1404,70 @@ mod tests {
                 .starts_with("no builder for linux/arm64 can be reached: x ("),
             "{e}"
         );
+    }
+
+    #[tokio::test]
+    async fn platforms_all_on_one_buildkitd_are_one_solve_and_its_index_is_tagged() {
+        let registry = FakeRegistry::default();
+        let fleet = Members {
+            default: FakeDaemon::named(&registry, "kit", true),
+            builders: Vec::new(),
+        };
+        let events = Recorder::default();
+        let env = test_env(&events);
+        let p = plan(
+            &["reg.io/app:latest", "reg.io/app:v2"],
+            &["linux/amd64", "linux/arm64"],
+        );
+        let built = up(&env, &p, &fleet, &registry).await.unwrap();
+        assert_eq!(
+            fleet.default.calls(),
+            ["build-index reg.io/app:latest linux/amd64,linux/arm64"],
+            "one solve, no per-platform builds or pushes"
+        );
+        let v2 = registry
+            .manifests
+            .lock()
+            .unwrap()
+            .get(&("reg.io/app".into(), "v2".into()))
+            .cloned()
+            .unwrap();
+        assert_eq!(v2.1.digest, built.digest, "the index is under every tag");
+        assert_eq!(v2.1.media_type, crate::registry::MEDIA_TYPE_OCI_INDEX);
+        assert_eq!(
+            built.platform_digests.keys().collect::<Vec<_>>(),
+            ["linux/amd64", "linux/arm64"],
+            "the attestation manifest is no platform"
+        );
+        assert_eq!(
+            built.reference.as_deref(),
+            Some(format!("reg.io/app@{}", built.digest).as_str())
+        );
+
+        // A platform that another builder lists: the per-platform fleet, one build each.
+        let registry = FakeRegistry::default();
+        let fleet = Members {
+            default: FakeDaemon::named(&registry, "kit", true),
+            builders: vec![(
+                FakeDaemon::named(&registry, "kit-arm", true),
+                vec![Platform::parse("linux/arm64").unwrap()],
+            )],
+        };
+        let built = up(&env, &p, &fleet, &registry).await.unwrap();
+        assert_eq!(
+            fleet.default.calls(),
+            [
+                "build reg.io/app:latest-linux-amd64 linux/amd64",
+                "push reg.io/app:latest-linux-amd64 img-kit-1"
+            ]
+        );
+        assert_eq!(fleet.builders[0].0.calls().len(), 2);
+        assert_eq!(built.platform_digests.len(), 2);
+
+        // A Docker daemon builds one platform at a time.
+        let registry = FakeRegistry::default();
+        let (_, daemon, _) = run(&p, &registry).await;
+        assert_eq!(daemon.len(), 4, "{daemon:?}");
     }
 
     #[tokio::test]

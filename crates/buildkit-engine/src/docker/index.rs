@@ -58,6 +58,10 @@ pub fn platform_digests(media_type: &str, body: &[u8]) -> BTreeMap<String, Strin
         .as_array()
         .into_iter()
         .flatten()
+        .filter(|m| {
+            // BuildKit's attestation manifests ride in the index as `unknown/unknown`.
+            m["annotations"]["vnd.docker.reference.type"].as_str() != Some("attestation-manifest")
+        })
         .filter_map(|m| {
             let p = &m["platform"];
             let mut name = format!("{}/{}", p["os"].as_str()?, p["architecture"].as_str()?);

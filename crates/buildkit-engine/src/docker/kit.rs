@@ -16,11 +16,11 @@ use std::collections::BTreeMap;
 
 use tokio::sync::OnceCell;
 
-use super::plan::{BuildPlan, DaemonAddress, Env, Level};
+use super::plan::{BuildPlan, DaemonAddress, Env, Level, NamedContext};
 use super::session::{self, SessionSpec};
 use super::{BuildError, EngineError, PushError, Result, index};
 use crate::buildkit::{BuildkitAddress, Buildkitd, Solve};
-use crate::context::IgnoreDialect;
+use crate::context::{BuildContext, IgnoreDialect};
 use crate::credentials::Credentials;
 use crate::platform::Platform;
 use crate::reference::Reference;
@@ -81,17 +81,54 @@ impl<'a> KitBuilder<'a> {
         platform: Option<&Platform>,
         local_tag: &str,
     ) -> Result<String> {
+        let platforms: Vec<Platform> = platform.into_iter().cloned().collect();
+        self.solve(env, plan, &platforms, false, local_tag).await
+    }
+
+    /// Builds every one of `platforms` in one solve: BuildKit's image exporter pushes one
+    /// index of them (even of one platform) under `local_tag`'s tag in every repository of
+    /// the plan; returns the index's digest.
+    pub async fn build_all(
+        &self,
+        env: &Env<'_>,
+        plan: &BuildPlan,
+        platforms: &[Platform],
+        local_tag: &str,
+    ) -> Result<String> {
+        self.solve(env, plan, platforms, true, local_tag).await
+    }
+
+    async fn solve(
+        &self,
+        env: &Env<'_>,
+        plan: &BuildPlan,
+        platforms: &[Platform],
+        index: bool,
+        local_tag: &str,
+    ) -> Result<String> {
         if !plan.push {
             return Err(self.needs_docker("an image that is not pushed"));
         }
         let kit = self.kit().await?;
         let (files, dockerfile) = session::plan_sources(plan, IgnoreDialect::Modern).await?;
         let entries = files.len();
+        let named = named_sources(plan).await?;
         let agents = session::ssh::prepare(&plan.ssh).await?;
         let local = Reference::parse(local_tag)?;
         let names = export_names(plan, local.tag_or_latest());
+        let what = match platforms {
+            [] => String::new(),
+            [one] => format!(" for {}", one.name()),
+            many => format!(
+                " for {} in one solve",
+                many.iter()
+                    .map(Platform::name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         env.progress(&format!(
-            "building {local_tag} on the BuildKit daemon {} ({})",
+            "building {local_tag}{what} on the BuildKit daemon {} ({})",
             kit.host, kit.version
         ))
         .await;
@@ -100,11 +137,12 @@ impl<'a> KitBuilder<'a> {
                 context_dir: plan.context_dir.clone(),
                 context: files,
                 dockerfile,
+                named,
                 credentials: self.creds.clone(),
                 secrets: plan.secrets.0.clone(),
                 agents,
             },
-            frontend_attrs: frontend_attrs(plan, platform),
+            frontend_attrs: frontend_attrs(plan, platforms, index),
             exporters: vec![(
                 "image".to_string(),
                 BTreeMap::from([
@@ -167,6 +205,47 @@ impl<'a> KitBuilder<'a> {
     }
 }
 
+/// The local source name under which a named context's directory is served (never
+/// `context` or `dockerfile`, whatever the context's name).
+fn named_source(name: &str) -> String {
+    format!("named-context:{name}")
+}
+
+/// The plan's named contexts that are directories, walked in the `.dockerignore` rule of
+/// today's BuildKit (each with its own ignore file), as the session serves them.
+async fn named_sources(
+    plan: &BuildPlan,
+) -> Result<BTreeMap<String, session::filesync::FileSource>> {
+    let dirs: Vec<(String, std::path::PathBuf)> = plan
+        .build_contexts
+        .iter()
+        .filter_map(|(name, c)| match c {
+            NamedContext::Local(dir) => Some((name.clone(), dir.clone())),
+            NamedContext::Image(_) => None,
+        })
+        .collect();
+    if dirs.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    tokio::task::spawn_blocking(move || {
+        let mut out = BTreeMap::new();
+        for (name, dir) in dirs {
+            let context_error = |source| BuildError::Context {
+                dir: dir.display().to_string(),
+                source,
+            };
+            let ctx = BuildContext::open_named(&dir)
+                .map_err(context_error)?
+                .with_dialect(IgnoreDialect::Modern);
+            let files = session::filesync::FileSource::context(&ctx).map_err(context_error)?;
+            out.insert(named_source(&name), files);
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| EngineError::Internal(e.to_string()))?
+}
+
 /// `tag` in every repository the plan's tags name (the main one first).
 fn export_names(plan: &BuildPlan, tag: &str) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
@@ -180,7 +259,11 @@ fn export_names(plan: &BuildPlan, tag: &str) -> Vec<String> {
 }
 
 /// The Dockerfile frontend's attributes for `plan`, as buildx sends them.
-fn frontend_attrs(plan: &BuildPlan, platform: Option<&Platform>) -> BTreeMap<String, String> {
+fn frontend_attrs(
+    plan: &BuildPlan,
+    platforms: &[Platform],
+    index: bool,
+) -> BTreeMap<String, String> {
     let mut a = BTreeMap::from([(
         "filename".to_string(),
         session::filesync::DOCKERFILE_NAME.to_string(),
@@ -194,8 +277,20 @@ fn frontend_attrs(plan: &BuildPlan, platform: Option<&Platform>) -> BTreeMap<Str
     if let Some(t) = &plan.target {
         a.insert("target".into(), t.clone());
     }
-    if let Some(p) = platform {
-        a.insert("platform".into(), p.name());
+    for (name, c) in &plan.build_contexts {
+        let source = match c {
+            NamedContext::Local(_) => format!("local:{}", named_source(name)),
+            NamedContext::Image(r) => format!("{}{r}", super::NAMED_IMAGE_SCHEME),
+        };
+        a.insert(format!("context:{name}"), source);
+    }
+    if !platforms.is_empty() {
+        let names: Vec<String> = platforms.iter().map(Platform::name).collect();
+        a.insert("platform".into(), names.join(","));
+    }
+    if index {
+        // An index even of one platform (several make one anyway).
+        a.insert("multi-platform".into(), "true".into());
     }
     if let Some(mode) = &plan.provenance {
         a.insert("attest:provenance".into(), format!("mode={mode}"));

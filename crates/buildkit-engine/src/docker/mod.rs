@@ -32,7 +32,7 @@ pub(crate) use self::daemon::{Endpoint, endpoint};
 pub use self::error::{BuildError, DaemonError, EngineError, Kind, PushError};
 pub use self::plan::{
     BuildPlan, BuildSecrets, BuilderSpec, CacheExport, DaemonAddress, Driver, Env, Events, Level,
-    Pending, SshForward,
+    NAMED_IMAGE_SCHEME, NamedContext, Pending, SshForward,
 };
 pub(crate) use self::run::docker_credentials;
 pub use self::run::{Built, build_and_push, credentials_for, registry_has, retag};

@@ -67,7 +67,33 @@ pub struct BuildPlan {
     /// The credentials given with the image (used for their server; others come from the
     /// Docker CLI's configuration).
     pub login: Option<Credentials>,
+    /// Named build contexts (`docker buildx build --build-context name=…`), by the name
+    /// `FROM` and `COPY --from` use: only a buildkitd's Dockerfile frontend takes them.
+    pub build_contexts: BTreeMap<String, NamedContext>,
 }
+
+/// Where a named build context comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A directory (absolute), sent through FileSync with its own `.dockerignore` applied.
+    Local(PathBuf),
+    /// An image reference (`docker-image://…`), read by BuildKit itself.
+    Image(String),
+}
+
+impl NamedContext {
+    /// `docker-image://REF` is an image; anything else is a directory, resolved against
+    /// `base` when relative.
+    pub fn parse(value: &str, base: &std::path::Path) -> NamedContext {
+        match value.strip_prefix(NAMED_IMAGE_SCHEME) {
+            Some(r) => NamedContext::Image(r.to_string()),
+            None => NamedContext::Local(base.join(value)),
+        }
+    }
+}
+
+/// The scheme of a named context that is an image, as buildx spells it.
+pub const NAMED_IMAGE_SCHEME: &str = "docker-image://";
 
 /// One cache export: BuildKit's exporter type (`registry`, `local`) and its attributes
 /// (`ref`, `dest`, `mode`, `image-manifest`, `oci-mediatypes`, `compression`,

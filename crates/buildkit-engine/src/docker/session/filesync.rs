@@ -11,7 +11,7 @@
 //!
 //! Not for: deciding what is in the context (`crate::context`), the session itself (`mod.rs`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -328,6 +328,8 @@ fn normalize(path: &str) -> String {
 pub struct FileSyncService {
     pub context: Arc<FileSource>,
     pub dockerfile: Arc<FileSource>,
+    /// Named build contexts, by their local source's name.
+    pub named: Arc<BTreeMap<String, FileSource>>,
     pub transfer: Arc<Transfer>,
 }
 
@@ -356,14 +358,12 @@ impl FileSync for FileSyncService {
             .into_iter()
             .next()
             .unwrap_or_default();
-        let source = match name.as_str() {
-            "context" => self.context.clone(),
-            "dockerfile" => self.dockerfile.clone(),
-            other => {
-                return Err(Status::not_found(format!(
-                    "no local source {other:?} in this session"
-                )));
-            }
+        let source: &FileSource = match name.as_str() {
+            "context" => &self.context,
+            "dockerfile" => &self.dockerfile,
+            other => self.named.get(other).ok_or_else(|| {
+                Status::not_found(format!("no local source {other:?} in this session"))
+            })?,
         };
         let follow = metadata_values(&request, "followpaths");
         let include = metadata_values(&request, "include-patterns");

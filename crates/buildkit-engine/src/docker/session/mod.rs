@@ -54,6 +54,8 @@ pub struct SessionSpec {
     pub context_dir: std::path::PathBuf,
     pub context: FileSource,
     pub dockerfile: FileSource,
+    /// More local sources by the name BuildKit asks for them (named build contexts).
+    pub named: BTreeMap<String, FileSource>,
     pub credentials: BTreeMap<String, Credentials>,
     pub secrets: BTreeMap<String, String>,
     pub agents: ssh::Agents,
@@ -189,6 +191,7 @@ where
         .add_service(FileSyncServer::new(FileSyncService {
             context: Arc::new(spec.context),
             dockerfile: Arc::new(spec.dockerfile),
+            named: Arc::new(spec.named),
             transfer: transfer.clone(),
         }))
         .add_service(AuthServer::new(AuthService {
