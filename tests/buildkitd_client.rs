@@ -62,6 +62,7 @@ fn spec(dir: &Path, s: &Services) -> SessionSpec {
         context: FileSource::context(&context).unwrap(),
         dockerfile: FileSource::dockerfile(&context).unwrap(),
         named: BTreeMap::new(),
+        file_targets: BTreeMap::new(),
         credentials: BTreeMap::from([(
             server.clone(),
             Credentials {
@@ -922,4 +923,196 @@ async fn named_contexts_build_on_a_buildkitd_each_with_its_own_dockerignore() {
     docker
         .assert_check_fails(&news, "buildContexts", "need a BuildKit daemon")
         .await;
+}
+
+/// The entries of the tarball at `path` (`tar -tf`).
+fn tar_entries(path: &Path) -> Vec<String> {
+    let out = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(path)
+        .output()
+        .expect("tar");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `exports` on a buildkitd, several at once beside the push: a docker tarball (what
+/// `docker load` reads), an OCI layout tarball, and a load into the Docker daemon of the
+/// environment; `exported` says what each wrote, in bytes the files have; refresh drops the
+/// resource when a tarball is gone. On a Docker host, a docker tarball is `docker save`, and
+/// an OCI tarball or exports of several platforms are check failures.
+#[tokio::test]
+async fn exports_write_tarballs_and_load_beside_the_push() {
+    let (Some(s), Some((unix, _, _))) = (Services::get_or_skip(), buildkitd()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let marker = uuid::Uuid::new_v4().simple().to_string();
+    common::write_tree(
+        dir.path(),
+        &[
+            ("app/Dockerfile", "FROM scratch\nCOPY hello.txt /\n"),
+            ("app/hello.txt", &marker),
+            ("out/.keep", ""),
+        ],
+    );
+    let mut h = common::Harness::configured(
+        dir.path(),
+        serde_json::json!({"host": unix, "driver": "buildkit"}),
+    )
+    .await;
+    let repo = s.repo("kit-exports");
+    let news = serde_json::json!({
+        "name": repo, "context": "app", "registry": s.registry_input(),
+        "exports": [
+            {"tarball": {"path": "out/app.tar"}},
+            {"tarball": {"path": "out/app-oci.tar", "format": "oci"}},
+            {"load": true},
+        ],
+    });
+    let checked = h.check_ok("app", &serde_json::json!({}), &news).await;
+    let created = h
+        .create("app", &checked, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", h.log_text()));
+    let props = created.properties.clone().unwrap();
+    let state = common::from_struct(&props);
+    let exported = state["exported"].as_array().expect("exported");
+    assert_eq!(exported.len(), 3, "{exported:?}");
+    let docker_tar = dir.path().join("out/app.tar");
+    let oci_tar = dir.path().join("out/app-oci.tar");
+    for (x, path, format) in [
+        (&exported[0], &docker_tar, "docker"),
+        (&exported[1], &oci_tar, "oci"),
+    ] {
+        assert_eq!(x["type"], "tarball");
+        assert_eq!(x["format"], format);
+        assert_eq!(x["path"], serde_json::json!(path.display().to_string()));
+        assert_eq!(
+            x["bytes"].as_f64().unwrap() as u64,
+            std::fs::metadata(path).unwrap().len(),
+            "{format}"
+        );
+    }
+    let entries = tar_entries(&docker_tar);
+    assert!(entries.iter().any(|e| e == "manifest.json"), "{entries:?}");
+    let entries = tar_entries(&oci_tar);
+    assert!(
+        entries.iter().any(|e| e == "oci-layout") && entries.iter().any(|e| e == "index.json"),
+        "{entries:?}"
+    );
+    assert_eq!(exported[2]["type"], "load");
+    assert!(exported[2]["bytes"].as_f64().unwrap() > 0.0);
+    // Loaded into the Docker daemon of the environment under the Image's tag.
+    let inspect = std::process::Command::new("docker")
+        .args([
+            "-H",
+            &s.docker_host,
+            "image",
+            "inspect",
+            &format!("{repo}:latest"),
+        ])
+        .output()
+        .expect("docker");
+    assert!(
+        inspect.status.success(),
+        "not loaded: {}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    // The registry has it too, under the digest the state names.
+    let (status, digest, _) = s.get_manifest(repo_path(&repo), "latest").await;
+    assert_eq!(
+        (status, digest.as_str()),
+        (200, state["digest"].as_str().unwrap())
+    );
+
+    // Refresh: with the tarballs there the resource stays; one gone drops it.
+    let id = created.id.clone();
+    let read = h.read("app", &id, &props, &checked).await.unwrap();
+    assert_eq!(read.id, id);
+    std::fs::remove_file(&oci_tar).unwrap();
+    let read = h.read("app", &id, &props, &checked).await.unwrap();
+    assert!(
+        read.id.is_empty(),
+        "a gone tarball drops the resource: {read:?}"
+    );
+    assert!(h.log_text().contains("is gone"), "{}", h.log_text());
+
+    // A Docker host saves docker tarballs; OCI and several platforms are for a buildkitd.
+    let mut docker = s.harness(dir.path()).await;
+    let saved = serde_json::json!({
+        "name": s.repo("docker-export"), "context": "app", "registry": s.registry_input(),
+        "exports": [{"tarball": {"path": "out/saved.tar"}}, {"load": true}],
+    });
+    let checked = docker
+        .check_ok("saved", &serde_json::json!({}), &saved)
+        .await;
+    let created = docker
+        .create("saved", &checked, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", docker.log_text()));
+    let state = common::from_struct(created.properties.as_ref().unwrap());
+    let saved_tar = dir.path().join("out/saved.tar");
+    assert_eq!(
+        state["exported"][0]["bytes"].as_f64().unwrap() as u64,
+        std::fs::metadata(&saved_tar).unwrap().len()
+    );
+    assert!(tar_entries(&saved_tar).iter().any(|e| e == "manifest.json"));
+    docker
+        .assert_check_fails(
+            &news,
+            "exports[1].tarball.format",
+            "needs a BuildKit daemon",
+        )
+        .await;
+    docker
+        .assert_check_fails(
+            &serde_json::json!({"name": repo, "context": "app", "platforms": ["linux/amd64", "linux/arm64"],
+                "exports": [{"tarball": {"path": "out/x.tar", "format": "oci"}}]}),
+            "exports",
+            "one solve",
+        )
+        .await;
+    for (bad, property, says) in [
+        (serde_json::json!([{}]), "exports[0]", "needs `tarball"),
+        (
+            serde_json::json!([{"tarball": {"path": "out/a.tar"}, "load": true}]),
+            "exports[0]",
+            "not both",
+        ),
+        (
+            serde_json::json!([{"tarball": {"path": ""}}]),
+            "exports[0].tarball.path",
+            "needs the file",
+        ),
+        (
+            serde_json::json!([{"tarball": {"path": "nope/a.tar"}}]),
+            "exports[0].tarball.path",
+            "does not exist",
+        ),
+        (
+            serde_json::json!([{"tarball": {"path": "out"}}]),
+            "exports[0].tarball.path",
+            "is a directory",
+        ),
+        (
+            serde_json::json!([{"tarball": {"path": "out/a.tar"}}, {"tarball": {"path": "out/a.tar"}}]),
+            "exports[1].tarball.path",
+            "earlier export",
+        ),
+    ] {
+        h.assert_check_fails(
+            &serde_json::json!({"name": repo, "context": "app", "exports": bad}),
+            property,
+            says,
+        )
+        .await;
+    }
 }

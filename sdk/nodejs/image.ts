@@ -192,6 +192,15 @@ export class Image extends pulumi.CustomResource {
     public readonly provenance!: pulumi.Output<enums.Provenance | undefined>;
 
     /**
+     * Where the image goes besides the registry (as `docker buildx build --output`): each
+     * entry `tarball {path, format: docker|oci}` or `load: true`. With exports an image is
+     * always built (from cache when nothing changed), never reused by its `ctx-` tag, so
+     * that every export is written; a change of exports writes them again. Refresh drops the
+     * resource when a tarball it wrote is gone, so the next `up` writes it again.
+     */
+    public readonly exports!: pulumi.Output<outputs.ExportInput[] | undefined>;
+
+    /**
      * Build once per context, across machines: every push also tags the image
      * `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked
      * for that tag. When it is there, nothing is built or pushed: the existing image is
@@ -227,6 +236,11 @@ export class Image extends pulumi.CustomResource {
      * For each platform built, the digest of its own manifest (the index's entries).
      */
     public readonly platformDigests!: pulumi.Output<{[key: string]: string} | undefined>;
+
+    /**
+     * What each of `exports` wrote, in order.
+     */
+    public readonly exported!: pulumi.Output<outputs.ExportedOutput[] | undefined>;
 
     /**
      * Creates an Image resource with the given unique name, arguments, and options.
@@ -266,12 +280,14 @@ export class Image extends pulumi.CustomResource {
             resourceInputs["triggers"] = args?.triggers;
             resourceInputs["index"] = (args?.index) ?? false;
             resourceInputs["provenance"] = args?.provenance;
+            resourceInputs["exports"] = args?.exports;
             resourceInputs["skipIfPushed"] = (args?.skipIfPushed) ?? true;
             resourceInputs["contextHash"] = undefined /*out*/;
             resourceInputs["digest"] = undefined /*out*/;
             resourceInputs["ref"] = undefined /*out*/;
             resourceInputs["repoDigest"] = undefined /*out*/;
             resourceInputs["platformDigests"] = undefined /*out*/;
+            resourceInputs["exported"] = undefined /*out*/;
         } else {
             resourceInputs["name"] = undefined /*out*/;
             resourceInputs["tags"] = undefined /*out*/;
@@ -297,12 +313,14 @@ export class Image extends pulumi.CustomResource {
             resourceInputs["triggers"] = undefined /*out*/;
             resourceInputs["index"] = undefined /*out*/;
             resourceInputs["provenance"] = undefined /*out*/;
+            resourceInputs["exports"] = undefined /*out*/;
             resourceInputs["skipIfPushed"] = undefined /*out*/;
             resourceInputs["contextHash"] = undefined /*out*/;
             resourceInputs["digest"] = undefined /*out*/;
             resourceInputs["ref"] = undefined /*out*/;
             resourceInputs["repoDigest"] = undefined /*out*/;
             resourceInputs["platformDigests"] = undefined /*out*/;
+            resourceInputs["exported"] = undefined /*out*/;
         }
         opts = pulumi.mergeOptions(utilities.resourceOptsDefaults(), opts);
         const secretOpts = { additionalSecretOutputs: ["secrets"] };
@@ -446,6 +464,14 @@ export interface ImageArgs {
      * buildkit`). With it, even one platform is pushed as an index.
      */
     provenance?: pulumi.Input<enums.Provenance>;
+    /**
+     * Where the image goes besides the registry (as `docker buildx build --output`): each
+     * entry `tarball {path, format: docker|oci}` or `load: true`. With exports an image is
+     * always built (from cache when nothing changed), never reused by its `ctx-` tag, so
+     * that every export is written; a change of exports writes them again. Refresh drops the
+     * resource when a tarball it wrote is gone, so the next `up` writes it again.
+     */
+    exports?: pulumi.Input<pulumi.Input<inputs.ExportInputArgs>[]>;
     /**
      * Build once per context, across machines: every push also tags the image
      * `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked

@@ -84,6 +84,9 @@ pub const CLASSES: &[(&str, Class)] = &[
     ("triggers", Class::Image),
     ("index", Class::Image),
     ("provenance", Class::Image),
+    ("exports", Class::Destination),
+    ("exports.tarball", Class::Destination),
+    ("exports.load", Class::Destination),
     ("skipIfPushed", Class::Behaviour),
     ("contextHash", Class::Computed),
 ];

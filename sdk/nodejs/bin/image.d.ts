@@ -160,6 +160,14 @@ export declare class Image extends pulumi.CustomResource {
      */
     readonly provenance: pulumi.Output<enums.Provenance | undefined>;
     /**
+     * Where the image goes besides the registry (as `docker buildx build --output`): each
+     * entry `tarball {path, format: docker|oci}` or `load: true`. With exports an image is
+     * always built (from cache when nothing changed), never reused by its `ctx-` tag, so
+     * that every export is written; a change of exports writes them again. Refresh drops the
+     * resource when a tarball it wrote is gone, so the next `up` writes it again.
+     */
+    readonly exports: pulumi.Output<outputs.ExportInput[] | undefined>;
+    /**
      * Build once per context, across machines: every push also tags the image
      * `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked
      * for that tag. When it is there, nothing is built or pushed: the existing image is
@@ -192,6 +200,10 @@ export declare class Image extends pulumi.CustomResource {
     readonly platformDigests: pulumi.Output<{
         [key: string]: string;
     } | undefined>;
+    /**
+     * What each of `exports` wrote, in order.
+     */
+    readonly exported: pulumi.Output<outputs.ExportedOutput[] | undefined>;
     /**
      * Creates an Image resource with the given unique name, arguments, and options.
      *
@@ -344,6 +356,14 @@ export interface ImageArgs {
      * buildkit`). With it, even one platform is pushed as an index.
      */
     provenance?: pulumi.Input<enums.Provenance>;
+    /**
+     * Where the image goes besides the registry (as `docker buildx build --output`): each
+     * entry `tarball {path, format: docker|oci}` or `load: true`. With exports an image is
+     * always built (from cache when nothing changed), never reused by its `ctx-` tag, so
+     * that every export is written; a change of exports writes them again. Refresh drops the
+     * resource when a tarball it wrote is gone, so the next `up` writes it again.
+     */
+    exports?: pulumi.Input<pulumi.Input<inputs.ExportInputArgs>[]>;
     /**
      * Build once per context, across machines: every push also tags the image
      * `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked

@@ -67,12 +67,14 @@ class Image extends pulumi.CustomResource {
             resourceInputs["triggers"] = args?.triggers;
             resourceInputs["index"] = (args?.index) ?? false;
             resourceInputs["provenance"] = args?.provenance;
+            resourceInputs["exports"] = args?.exports;
             resourceInputs["skipIfPushed"] = (args?.skipIfPushed) ?? true;
             resourceInputs["contextHash"] = undefined /*out*/;
             resourceInputs["digest"] = undefined /*out*/;
             resourceInputs["ref"] = undefined /*out*/;
             resourceInputs["repoDigest"] = undefined /*out*/;
             resourceInputs["platformDigests"] = undefined /*out*/;
+            resourceInputs["exported"] = undefined /*out*/;
         }
         else {
             resourceInputs["name"] = undefined /*out*/;
@@ -99,12 +101,14 @@ class Image extends pulumi.CustomResource {
             resourceInputs["triggers"] = undefined /*out*/;
             resourceInputs["index"] = undefined /*out*/;
             resourceInputs["provenance"] = undefined /*out*/;
+            resourceInputs["exports"] = undefined /*out*/;
             resourceInputs["skipIfPushed"] = undefined /*out*/;
             resourceInputs["contextHash"] = undefined /*out*/;
             resourceInputs["digest"] = undefined /*out*/;
             resourceInputs["ref"] = undefined /*out*/;
             resourceInputs["repoDigest"] = undefined /*out*/;
             resourceInputs["platformDigests"] = undefined /*out*/;
+            resourceInputs["exported"] = undefined /*out*/;
         }
         opts = pulumi.mergeOptions(utilities.resourceOptsDefaults(), opts);
         const secretOpts = { additionalSecretOutputs: ["secrets"] };

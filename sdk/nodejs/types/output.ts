@@ -100,6 +100,61 @@ export interface Registry {
 }
 
 /**
+ * One export of the built image besides the push (as `docker buildx build --output`): set
+ * exactly one of `tarball` or `load`.
+ */
+export interface ExportInput {
+    /**
+     * The image as a tarball file.
+     */
+    tarball?: outputs.TarballExport;
+    /**
+     * Into the Docker daemon: on a Docker host the image is there already; a BuildKit daemon
+     * streams it into the Docker daemon of the provider's environment (`DOCKER_HOST`, else
+     * the default socket), as `docker load`, under the Image's tags.
+     */
+    load?: boolean;
+}
+
+/**
+ * A tarball of the image.
+ */
+export interface TarballExport {
+    /**
+     * Where: a file path, relative to the Pulumi program's directory. Written beside it and
+     * moved into place when complete (a failed export leaves the old file).
+     */
+    path: string;
+    /**
+     * `docker` (what `docker load` reads; the default) or `oci` (an OCI image layout; needs
+     * a BuildKit daemon).
+     */
+    format?: enums.TarballFormatInput;
+}
+
+/**
+ * What one export wrote.
+ */
+export interface ExportedOutput {
+    /**
+     * `tarball` or `load`.
+     */
+    type: string;
+    /**
+     * The tarball's path (absolute), for a tarball.
+     */
+    path?: string;
+    /**
+     * The tarball's format, for a tarball.
+     */
+    format?: string;
+    /**
+     * The bytes written (for `load` on a Docker host, where nothing moves: 0).
+     */
+    bytes: number;
+}
+
+/**
  * A Docker daemon that builds some platforms.
  */
 export interface BuilderConfig {

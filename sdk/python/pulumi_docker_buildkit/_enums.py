@@ -6,6 +6,7 @@ from enum import Enum
 
 __all__ = [
     'Provenance',
+    'TarballFormatInput',
     'Driver',
 ]
 
@@ -25,6 +26,20 @@ class Provenance(_builtins.str, Enum):
     MAX = "max"
     """
     `min` and the build's full definition and source.
+    """
+
+
+class TarballFormatInput(_builtins.str, Enum):
+    """
+    The format of a tarball export.
+    """
+    DOCKER = "docker"
+    """
+    `docker save`'s format.
+    """
+    OCI = "oci"
+    """
+    An OCI image layout.
     """
 
 

@@ -26,6 +26,12 @@ __all__ = [
     'SshInputArgsDict',
     'RegistryArgs',
     'RegistryArgsDict',
+    'ExportInputArgs',
+    'ExportInputArgsDict',
+    'TarballExportArgs',
+    'TarballExportArgsDict',
+    'ExportedOutputArgs',
+    'ExportedOutputArgsDict',
     'BuilderConfigArgs',
     'BuilderConfigArgsDict',
 ]
@@ -409,6 +415,222 @@ class RegistryArgs:
     @password.setter
     def password(self, value: Optional[pulumi.Input[_builtins.str]]):
         pulumi.set(self, "password", value)
+
+
+class ExportInputArgsDict(TypedDict):
+    """
+    One export of the built image besides the push (as `docker buildx build --output`): set
+    exactly one of `tarball` or `load`.
+    """
+    tarball: NotRequired[pulumi.Input['TarballExportArgsDict']]
+    """
+    The image as a tarball file.
+    """
+    load: NotRequired[pulumi.Input[_builtins.bool]]
+    """
+    Into the Docker daemon: on a Docker host the image is there already; a BuildKit daemon
+    streams it into the Docker daemon of the provider's environment (`DOCKER_HOST`, else
+    the default socket), as `docker load`, under the Image's tags.
+    """
+
+
+@pulumi.input_type
+class ExportInputArgs:
+    def __init__(__self__, *,
+                 tarball: Optional[pulumi.Input['TarballExportArgs']] = None,
+                 load: Optional[pulumi.Input[_builtins.bool]] = None):
+        """
+        One export of the built image besides the push (as `docker buildx build --output`): set
+        exactly one of `tarball` or `load`.
+
+        :param pulumi.Input[Union['TarballExportArgs', 'TarballExportArgsDict']] tarball: The image as a tarball file.
+        :param pulumi.Input[_builtins.bool] load: Into the Docker daemon: on a Docker host the image is there already; a BuildKit daemon
+               streams it into the Docker daemon of the provider's environment (`DOCKER_HOST`, else
+               the default socket), as `docker load`, under the Image's tags.
+        """
+        if tarball is not None:
+            pulumi.set(__self__, "tarball", tarball)
+        if load is not None:
+            pulumi.set(__self__, "load", load)
+
+    @_builtins.property
+    @pulumi.getter
+    def tarball(self) -> Optional[pulumi.Input['TarballExportArgs']]:
+        """
+        The image as a tarball file.
+        """
+        return pulumi.get(self, "tarball")
+
+    @tarball.setter
+    def tarball(self, value: Optional[pulumi.Input['TarballExportArgs']]):
+        pulumi.set(self, "tarball", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def load(self) -> Optional[pulumi.Input[_builtins.bool]]:
+        """
+        Into the Docker daemon: on a Docker host the image is there already; a BuildKit daemon
+        streams it into the Docker daemon of the provider's environment (`DOCKER_HOST`, else
+        the default socket), as `docker load`, under the Image's tags.
+        """
+        return pulumi.get(self, "load")
+
+    @load.setter
+    def load(self, value: Optional[pulumi.Input[_builtins.bool]]):
+        pulumi.set(self, "load", value)
+
+
+class TarballExportArgsDict(TypedDict):
+    """
+    A tarball of the image.
+    """
+    path: pulumi.Input[_builtins.str]
+    """
+    Where: a file path, relative to the Pulumi program's directory. Written beside it and
+    moved into place when complete (a failed export leaves the old file).
+    """
+    format: NotRequired[pulumi.Input['TarballFormatInput']]
+    """
+    `docker` (what `docker load` reads; the default) or `oci` (an OCI image layout; needs
+    a BuildKit daemon).
+    """
+
+
+@pulumi.input_type
+class TarballExportArgs:
+    def __init__(__self__, *,
+                 path: pulumi.Input[_builtins.str],
+                 format: Optional[pulumi.Input['TarballFormatInput']] = None):
+        """
+        A tarball of the image.
+
+        :param pulumi.Input[_builtins.str] path: Where: a file path, relative to the Pulumi program's directory. Written beside it and
+               moved into place when complete (a failed export leaves the old file).
+        :param pulumi.Input['TarballFormatInput'] format: `docker` (what `docker load` reads; the default) or `oci` (an OCI image layout; needs
+               a BuildKit daemon).
+        """
+        pulumi.set(__self__, "path", path)
+        if format is not None:
+            pulumi.set(__self__, "format", format)
+
+    @_builtins.property
+    @pulumi.getter
+    def path(self) -> pulumi.Input[_builtins.str]:
+        """
+        Where: a file path, relative to the Pulumi program's directory. Written beside it and
+        moved into place when complete (a failed export leaves the old file).
+        """
+        return pulumi.get(self, "path")
+
+    @path.setter
+    def path(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "path", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def format(self) -> Optional[pulumi.Input['TarballFormatInput']]:
+        """
+        `docker` (what `docker load` reads; the default) or `oci` (an OCI image layout; needs
+        a BuildKit daemon).
+        """
+        return pulumi.get(self, "format")
+
+    @format.setter
+    def format(self, value: Optional[pulumi.Input['TarballFormatInput']]):
+        pulumi.set(self, "format", value)
+
+
+class ExportedOutputArgsDict(TypedDict):
+    """
+    What one export wrote.
+    """
+    type: pulumi.Input[_builtins.str]
+    """
+    `tarball` or `load`.
+    """
+    bytes: pulumi.Input[_builtins.int]
+    """
+    The bytes written (for `load` on a Docker host, where nothing moves: 0).
+    """
+    path: NotRequired[pulumi.Input[_builtins.str]]
+    """
+    The tarball's path (absolute), for a tarball.
+    """
+    format: NotRequired[pulumi.Input[_builtins.str]]
+    """
+    The tarball's format, for a tarball.
+    """
+
+
+@pulumi.input_type
+class ExportedOutputArgs:
+    def __init__(__self__, *,
+                 type: pulumi.Input[_builtins.str],
+                 bytes: pulumi.Input[_builtins.int],
+                 path: Optional[pulumi.Input[_builtins.str]] = None,
+                 format: Optional[pulumi.Input[_builtins.str]] = None):
+        """
+        What one export wrote.
+
+        :param pulumi.Input[_builtins.str] type: `tarball` or `load`.
+        :param pulumi.Input[_builtins.int] bytes: The bytes written (for `load` on a Docker host, where nothing moves: 0).
+        :param pulumi.Input[_builtins.str] path: The tarball's path (absolute), for a tarball.
+        :param pulumi.Input[_builtins.str] format: The tarball's format, for a tarball.
+        """
+        pulumi.set(__self__, "type", type)
+        pulumi.set(__self__, "bytes", bytes)
+        if path is not None:
+            pulumi.set(__self__, "path", path)
+        if format is not None:
+            pulumi.set(__self__, "format", format)
+
+    @_builtins.property
+    @pulumi.getter
+    def type(self) -> pulumi.Input[_builtins.str]:
+        """
+        `tarball` or `load`.
+        """
+        return pulumi.get(self, "type")
+
+    @type.setter
+    def type(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "type", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def bytes(self) -> pulumi.Input[_builtins.int]:
+        """
+        The bytes written (for `load` on a Docker host, where nothing moves: 0).
+        """
+        return pulumi.get(self, "bytes")
+
+    @bytes.setter
+    def bytes(self, value: pulumi.Input[_builtins.int]):
+        pulumi.set(self, "bytes", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def path(self) -> Optional[pulumi.Input[_builtins.str]]:
+        """
+        The tarball's path (absolute), for a tarball.
+        """
+        return pulumi.get(self, "path")
+
+    @path.setter
+    def path(self, value: Optional[pulumi.Input[_builtins.str]]):
+        pulumi.set(self, "path", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def format(self) -> Optional[pulumi.Input[_builtins.str]]:
+        """
+        The tarball's format, for a tarball.
+        """
+        return pulumi.get(self, "format")
+
+    @format.setter
+    def format(self, value: Optional[pulumi.Input[_builtins.str]]):
+        pulumi.set(self, "format", value)
 
 
 class BuilderConfigArgsDict(TypedDict):

@@ -42,6 +42,7 @@ class ImageArgs:
                  triggers: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  index: Optional[pulumi.Input[_builtins.bool]] = None,
                  provenance: Optional[pulumi.Input['Provenance']] = None,
+                 exports: Optional[pulumi.Input[Sequence[pulumi.Input['ExportInputArgs']]]] = None,
                  skip_if_pushed: Optional[pulumi.Input[_builtins.bool]] = None):
         """
         The set of arguments for constructing an Image resource.
@@ -105,6 +106,11 @@ class ImageArgs:
                --provenance`): `min`, `max` (with the build's full definition) or `off`, the default
                (some deploy targets refuse attestation manifests). Needs a BuildKit daemon (`driver:
                buildkit`). With it, even one platform is pushed as an index.
+        :param pulumi.Input[Sequence[pulumi.Input[Union['ExportInputArgs', 'ExportInputArgsDict']]]] exports: Where the image goes besides the registry (as `docker buildx build --output`): each
+               entry `tarball {path, format: docker|oci}` or `load: true`. With exports an image is
+               always built (from cache when nothing changed), never reused by its `ctx-` tag, so
+               that every export is written; a change of exports writes them again. Refresh drops the
+               resource when a tarball it wrote is gone, so the next `up` writes it again.
         :param pulumi.Input[_builtins.bool] skip_if_pushed: Build once per context, across machines: every push also tags the image
                `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked
                for that tag. When it is there, nothing is built or pushed: the existing image is
@@ -162,6 +168,8 @@ class ImageArgs:
         pulumi.set(__self__, "index", index)
         if provenance is not None:
             pulumi.set(__self__, "provenance", provenance)
+        if exports is not None:
+            pulumi.set(__self__, "exports", exports)
         if skip_if_pushed is None:
             skip_if_pushed = True
         pulumi.set(__self__, "skip_if_pushed", skip_if_pushed)
@@ -490,6 +498,22 @@ class ImageArgs:
         pulumi.set(self, "provenance", value)
 
     @_builtins.property
+    @pulumi.getter
+    def exports(self) -> Optional[pulumi.Input[Sequence[pulumi.Input['ExportInputArgs']]]]:
+        """
+        Where the image goes besides the registry (as `docker buildx build --output`): each
+        entry `tarball {path, format: docker|oci}` or `load: true`. With exports an image is
+        always built (from cache when nothing changed), never reused by its `ctx-` tag, so
+        that every export is written; a change of exports writes them again. Refresh drops the
+        resource when a tarball it wrote is gone, so the next `up` writes it again.
+        """
+        return pulumi.get(self, "exports")
+
+    @exports.setter
+    def exports(self, value: Optional[pulumi.Input[Sequence[pulumi.Input['ExportInputArgs']]]]):
+        pulumi.set(self, "exports", value)
+
+    @_builtins.property
     @pulumi.getter(name="skipIfPushed")
     def skip_if_pushed(self) -> Optional[pulumi.Input[_builtins.bool]]:
         """
@@ -539,6 +563,7 @@ class Image(pulumi.CustomResource):
                  triggers: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  index: Optional[pulumi.Input[_builtins.bool]] = None,
                  provenance: Optional[pulumi.Input['Provenance']] = None,
+                 exports: Optional[pulumi.Input[Sequence[pulumi.Input[Union['ExportInputArgs', 'ExportInputArgsDict']]]]] = None,
                  skip_if_pushed: Optional[pulumi.Input[_builtins.bool]] = None,
                  __props__=None):
         """
@@ -606,6 +631,11 @@ class Image(pulumi.CustomResource):
                --provenance`): `min`, `max` (with the build's full definition) or `off`, the default
                (some deploy targets refuse attestation manifests). Needs a BuildKit daemon (`driver:
                buildkit`). With it, even one platform is pushed as an index.
+        :param pulumi.Input[Sequence[pulumi.Input[Union['ExportInputArgs', 'ExportInputArgsDict']]]] exports: Where the image goes besides the registry (as `docker buildx build --output`): each
+               entry `tarball {path, format: docker|oci}` or `load: true`. With exports an image is
+               always built (from cache when nothing changed), never reused by its `ctx-` tag, so
+               that every export is written; a change of exports writes them again. Refresh drops the
+               resource when a tarball it wrote is gone, so the next `up` writes it again.
         :param pulumi.Input[_builtins.bool] skip_if_pushed: Build once per context, across machines: every push also tags the image
                `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked
                for that tag. When it is there, nothing is built or pushed: the existing image is
@@ -662,6 +692,7 @@ class Image(pulumi.CustomResource):
                  triggers: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  index: Optional[pulumi.Input[_builtins.bool]] = None,
                  provenance: Optional[pulumi.Input['Provenance']] = None,
+                 exports: Optional[pulumi.Input[Sequence[pulumi.Input[Union['ExportInputArgs', 'ExportInputArgsDict']]]]] = None,
                  skip_if_pushed: Optional[pulumi.Input[_builtins.bool]] = None,
                  __props__=None):
         opts = pulumi.ResourceOptions.merge(_utilities.get_resource_opts_defaults(), opts)
@@ -708,6 +739,7 @@ class Image(pulumi.CustomResource):
                 index = False
             __props__.__dict__["index"] = index
             __props__.__dict__["provenance"] = provenance
+            __props__.__dict__["exports"] = exports
             if skip_if_pushed is None:
                 skip_if_pushed = True
             __props__.__dict__["skip_if_pushed"] = skip_if_pushed
@@ -716,6 +748,7 @@ class Image(pulumi.CustomResource):
             __props__.__dict__["ref"] = None
             __props__.__dict__["repo_digest"] = None
             __props__.__dict__["platform_digests"] = None
+            __props__.__dict__["exported"] = None
         secret_opts = pulumi.ResourceOptions(additional_secret_outputs=["secrets"])
         opts = pulumi.ResourceOptions.merge(opts, secret_opts)
         super(Image, __self__).__init__(
@@ -763,12 +796,14 @@ class Image(pulumi.CustomResource):
         __props__.__dict__["triggers"] = None
         __props__.__dict__["index"] = None
         __props__.__dict__["provenance"] = None
+        __props__.__dict__["exports"] = None
         __props__.__dict__["skip_if_pushed"] = None
         __props__.__dict__["context_hash"] = None
         __props__.__dict__["digest"] = None
         __props__.__dict__["ref"] = None
         __props__.__dict__["repo_digest"] = None
         __props__.__dict__["platform_digests"] = None
+        __props__.__dict__["exported"] = None
         return Image(resource_name, opts=opts, __props__=__props__)
 
     @_builtins.property
@@ -999,6 +1034,18 @@ class Image(pulumi.CustomResource):
         return pulumi.get(self, "provenance")
 
     @_builtins.property
+    @pulumi.getter
+    def exports(self) -> pulumi.Output[Optional[Sequence['outputs.ExportInput']]]:
+        """
+        Where the image goes besides the registry (as `docker buildx build --output`): each
+        entry `tarball {path, format: docker|oci}` or `load: true`. With exports an image is
+        always built (from cache when nothing changed), never reused by its `ctx-` tag, so
+        that every export is written; a change of exports writes them again. Refresh drops the
+        resource when a tarball it wrote is gone, so the next `up` writes it again.
+        """
+        return pulumi.get(self, "exports")
+
+    @_builtins.property
     @pulumi.getter(name="skipIfPushed")
     def skip_if_pushed(self) -> pulumi.Output[Optional[_builtins.bool]]:
         """
@@ -1052,3 +1099,11 @@ class Image(pulumi.CustomResource):
         For each platform built, the digest of its own manifest (the index's entries).
         """
         return pulumi.get(self, "platform_digests")
+
+    @_builtins.property
+    @pulumi.getter
+    def exported(self) -> pulumi.Output[Optional[Sequence['outputs.ExportedOutput']]]:
+        """
+        What each of `exports` wrote, in order.
+        """
+        return pulumi.get(self, "exported")

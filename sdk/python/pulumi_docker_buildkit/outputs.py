@@ -15,6 +15,9 @@ __all__ = [
     'InlineCacheTo',
     'SshInput',
     'Registry',
+    'ExportInput',
+    'TarballExport',
+    'ExportedOutput',
     'BuilderConfig',
 ]
 
@@ -260,6 +263,145 @@ class Registry(dict):
         The password or token. Always stored as a secret; changing it never rebuilds.
         """
         return pulumi.get(self, "password")
+
+
+@pulumi.output_type
+class ExportInput(dict):
+    """
+    One export of the built image besides the push (as `docker buildx build --output`): set
+    exactly one of `tarball` or `load`.
+    """
+    def __init__(__self__, *,
+                 tarball: Optional['TarballExport'] = None,
+                 load: Optional[_builtins.bool] = None):
+        """
+        One export of the built image besides the push (as `docker buildx build --output`): set
+        exactly one of `tarball` or `load`.
+
+        :param Optional['TarballExport'] tarball: The image as a tarball file.
+        :param Optional[_builtins.bool] load: Into the Docker daemon: on a Docker host the image is there already; a BuildKit daemon
+               streams it into the Docker daemon of the provider's environment (`DOCKER_HOST`, else
+               the default socket), as `docker load`, under the Image's tags.
+        """
+        if tarball is not None:
+            pulumi.set(__self__, "tarball", tarball)
+        if load is not None:
+            pulumi.set(__self__, "load", load)
+
+    @_builtins.property
+    @pulumi.getter
+    def tarball(self) -> Optional['TarballExport']:
+        """
+        The image as a tarball file.
+        """
+        return pulumi.get(self, "tarball")
+
+    @_builtins.property
+    @pulumi.getter
+    def load(self) -> Optional[_builtins.bool]:
+        """
+        Into the Docker daemon: on a Docker host the image is there already; a BuildKit daemon
+        streams it into the Docker daemon of the provider's environment (`DOCKER_HOST`, else
+        the default socket), as `docker load`, under the Image's tags.
+        """
+        return pulumi.get(self, "load")
+
+
+@pulumi.output_type
+class TarballExport(dict):
+    """
+    A tarball of the image.
+    """
+    def __init__(__self__, *,
+                 path: _builtins.str,
+                 format: Optional['TarballFormatInput'] = None):
+        """
+        A tarball of the image.
+
+        :param _builtins.str path: Where: a file path, relative to the Pulumi program's directory. Written beside it and
+               moved into place when complete (a failed export leaves the old file).
+        :param Optional['TarballFormatInput'] format: `docker` (what `docker load` reads; the default) or `oci` (an OCI image layout; needs
+               a BuildKit daemon).
+        """
+        pulumi.set(__self__, "path", path)
+        if format is not None:
+            pulumi.set(__self__, "format", format)
+
+    @_builtins.property
+    @pulumi.getter
+    def path(self) -> _builtins.str:
+        """
+        Where: a file path, relative to the Pulumi program's directory. Written beside it and
+        moved into place when complete (a failed export leaves the old file).
+        """
+        return pulumi.get(self, "path")
+
+    @_builtins.property
+    @pulumi.getter
+    def format(self) -> Optional['TarballFormatInput']:
+        """
+        `docker` (what `docker load` reads; the default) or `oci` (an OCI image layout; needs
+        a BuildKit daemon).
+        """
+        return pulumi.get(self, "format")
+
+
+@pulumi.output_type
+class ExportedOutput(dict):
+    """
+    What one export wrote.
+    """
+    def __init__(__self__, *,
+                 type: _builtins.str,
+                 bytes: _builtins.int,
+                 path: Optional[_builtins.str] = None,
+                 format: Optional[_builtins.str] = None):
+        """
+        What one export wrote.
+
+        :param _builtins.str type: `tarball` or `load`.
+        :param _builtins.int bytes: The bytes written (for `load` on a Docker host, where nothing moves: 0).
+        :param Optional[_builtins.str] path: The tarball's path (absolute), for a tarball.
+        :param Optional[_builtins.str] format: The tarball's format, for a tarball.
+        """
+        pulumi.set(__self__, "type", type)
+        pulumi.set(__self__, "bytes", bytes)
+        if path is not None:
+            pulumi.set(__self__, "path", path)
+        if format is not None:
+            pulumi.set(__self__, "format", format)
+
+    @_builtins.property
+    @pulumi.getter
+    def type(self) -> _builtins.str:
+        """
+        `tarball` or `load`.
+        """
+        return pulumi.get(self, "type")
+
+    @_builtins.property
+    @pulumi.getter
+    def bytes(self) -> _builtins.int:
+        """
+        The bytes written (for `load` on a Docker host, where nothing moves: 0).
+        """
+        return pulumi.get(self, "bytes")
+
+    @_builtins.property
+    @pulumi.getter
+    def path(self) -> Optional[_builtins.str]:
+        """
+        The tarball's path (absolute), for a tarball.
+        """
+        return pulumi.get(self, "path")
+
+    @_builtins.property
+    @pulumi.getter
+    def format(self) -> Optional[_builtins.str]:
+        """
+        The tarball's format, for a tarball.
+        """
+        return pulumi.get(self, "format")
 
 
 @pulumi.output_type

@@ -75,6 +75,56 @@ pub struct RegistryCacheTo {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct InlineCacheTo {}
 
+/// One export of the built image besides the push (as `docker buildx build --output`): set
+/// exactly one of `tarball` or `load`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportInput {
+    /// The image as a tarball file.
+    pub tarball: Option<TarballExport>,
+    /// Into the Docker daemon: on a Docker host the image is there already; a BuildKit daemon
+    /// streams it into the Docker daemon of the provider's environment (`DOCKER_HOST`, else
+    /// the default socket), as `docker load`, under the Image's tags.
+    pub load: Option<bool>,
+}
+
+/// A tarball of the image.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TarballExport {
+    /// Where: a file path, relative to the Pulumi program's directory. Written beside it and
+    /// moved into place when complete (a failed export leaves the old file).
+    pub path: String,
+    /// `docker` (what `docker load` reads; the default) or `oci` (an OCI image layout; needs
+    /// a BuildKit daemon).
+    pub format: Option<TarballFormatInput>,
+}
+
+/// The format of a tarball export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TarballFormatInput {
+    /// `docker save`'s format.
+    Docker,
+    /// An OCI image layout.
+    Oci,
+}
+
+/// What one export wrote.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportedOutput {
+    /// `tarball` or `load`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The tarball's path (absolute), for a tarball.
+    pub path: Option<String>,
+    /// The tarball's format, for a tarball.
+    pub format: Option<String>,
+    /// The bytes written (for `load` on a Docker host, where nothing moves: 0).
+    pub bytes: u64,
+}
+
 /// How much provenance BuildKit attests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -186,6 +236,12 @@ pub struct ImageArgs {
     /// (some deploy targets refuse attestation manifests). Needs a BuildKit daemon (`driver:
     /// buildkit`). With it, even one platform is pushed as an index.
     pub provenance: Option<Provenance>,
+    /// Where the image goes besides the registry (as `docker buildx build --output`): each
+    /// entry `tarball {path, format: docker|oci}` or `load: true`. With exports an image is
+    /// always built (from cache when nothing changed), never reused by its `ctx-` tag, so
+    /// that every export is written; a change of exports writes them again. Refresh drops the
+    /// resource when a tarball it wrote is gone, so the next `up` writes it again.
+    pub exports: Option<Vec<ExportInput>>,
     /// Build once per context, across machines: every push also tags the image
     /// `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked
     /// for that tag. When it is there, nothing is built or pushed: the existing image is
@@ -224,4 +280,6 @@ pub struct ImageState {
     pub repo_digest: Option<String>,
     /// For each platform built, the digest of its own manifest (the index's entries).
     pub platform_digests: Option<BTreeMap<String, String>>,
+    /// What each of `exports` wrote, in order.
+    pub exported: Option<Vec<ExportedOutput>>,
 }

@@ -31,8 +31,8 @@ use self::engine::{CtxEvents, env, resource_error};
 pub use self::hash::{compute_hash, open_context};
 use self::hash::{describe_context_change, hash_off_runtime, only_tags_changed};
 pub use self::plan::context_dir;
-use self::plan::{build_plan, login};
-use self::validate::{check_ssh, validate};
+use self::plan::{build_plan, exported_outputs, login};
+use self::validate::{check_exports, check_ssh, validate};
 pub use self::validate::{validate_add_host, validate_platform};
 use super::ProviderConfig;
 use super::inputs::{
@@ -68,6 +68,29 @@ fn needs_a_buildkitd(ctx: &Ctx<ProviderConfig>, news: &Inputs<ImageArgs>) -> Vec
             "provenance",
             format!(
                 "a provenance attestation needs a BuildKit daemon: the Docker host {docker} (its /build) cannot make one; {fix}, or leave provenance off"
+            ),
+        ));
+    }
+    for (i, e) in news.args.exports.iter().flatten().enumerate() {
+        if e.tarball
+            .as_ref()
+            .is_some_and(|t| t.format == Some(args::TarballFormatInput::Oci))
+        {
+            failures.push(CheckFailure::new(
+                crate::path::PropertyPath::key("exports").at(i).field("tarball").field("format"),
+                format!(
+                    "an OCI tarball needs a BuildKit daemon: the Docker host {docker} saves only docker tarballs; {fix}, or use `format: docker`"
+                ),
+            ));
+        }
+    }
+    if news.args.exports.as_ref().is_some_and(|e| !e.is_empty())
+        && news.args.platforms.as_ref().is_some_and(|p| p.len() > 1)
+    {
+        failures.push(CheckFailure::new(
+            "exports",
+            format!(
+                "exports of several platforms need them built in one solve on a BuildKit daemon: the Docker host {docker} builds one platform at a time; {fix}"
             ),
         ));
     }
@@ -109,6 +132,7 @@ impl Resource for Image {
         // and Update.
         // What needs the file system or the provider's environment.
         let mut failures = check_ssh(&ctx.program_dir, &news);
+        failures.extend(check_exports(&ctx.program_dir, &news));
         failures.extend(needs_a_buildkitd(ctx, &news));
         // A buildkitd keeps no images: what it builds, its image exporter pushes.
         if ctx.config.builds_on_buildkitd() && !news.args.push && !news.is_unknown("push") {
@@ -267,6 +291,18 @@ impl Resource for Image {
                 return Ok(None);
             }
         }
+        for x in state.exported.iter().flatten() {
+            if let Some(path) = &x.path
+                && !std::path::Path::new(path).is_file()
+            {
+                ctx.log(
+                    Severity::Info,
+                    &format!("the tarball {path} this image was exported to is gone: the image will be exported again"),
+                )
+                .await;
+                return Ok(None);
+            }
+        }
         Ok(Some(ReadResult {
             id: id.to_string(),
             state,
@@ -327,6 +363,7 @@ async fn build_or_preview(
     state.reference = built.reference.clone();
     state.repo_digest = built.reference;
     state.platform_digests = (!built.platform_digests.is_empty()).then_some(built.platform_digests);
+    state.exported = (!built.exported.is_empty()).then(|| exported_outputs(&built.exported));
     Ok(state)
 }
 

@@ -15,7 +15,10 @@ use crate::reference::Reference;
 use crate::resource::{Ctx, ResourceError, Result};
 
 use super::super::ProviderConfig;
-use super::args::{CacheTo, DEFAULT_SSH_ID, ImageArgs, Provenance, Registry, SshInput};
+use super::args::{
+    CacheTo, DEFAULT_SSH_ID, ExportInput, ExportedOutput, ImageArgs, Provenance, Registry,
+    SshInput, TarballFormatInput,
+};
 
 /// The build plan of checked inputs. `secret_hash`: the context hash covers a secret, so
 /// build-once (a public `ctx-<hash>` tag) is off.
@@ -52,6 +55,7 @@ pub(super) fn build_plan(
         index,
         skip_if_pushed,
         provenance,
+        exports,
         context_hash,
     } = a;
     // `context`, `dockerfile` and `dockerfileInline` become the context directory and the
@@ -122,6 +126,11 @@ pub(super) fn build_plan(
         },
         login: login(registry.as_ref()),
         build_contexts: named_contexts(&ctx.program_dir, build_contexts.as_ref()),
+        exports: exports
+            .iter()
+            .flatten()
+            .filter_map(|e| export(&ctx.program_dir, e))
+            .collect(),
     })
 }
 
@@ -134,6 +143,41 @@ pub(super) fn named_contexts(
         .into_iter()
         .flatten()
         .map(|(name, v)| (name.clone(), NamedContext::parse(v, program_dir)))
+        .collect()
+}
+
+/// The engine's export of one `exports` entry (`None` for `load: false`).
+fn export(program_dir: &Path, e: &ExportInput) -> Option<docker::Export> {
+    if let Some(t) = &e.tarball {
+        return Some(docker::Export::Tarball {
+            path: program_path(program_dir, &t.path),
+            format: match t.format {
+                Some(TarballFormatInput::Oci) => docker::TarballFormat::Oci,
+                Some(TarballFormatInput::Docker) | None => docker::TarballFormat::Docker,
+            },
+        });
+    }
+    (e.load == Some(true)).then_some(docker::Export::Load)
+}
+
+/// What the engine's exports wrote, as the state records them.
+pub(super) fn exported_outputs(exported: &[docker::Exported]) -> Vec<ExportedOutput> {
+    exported
+        .iter()
+        .map(|x| match &x.export {
+            docker::Export::Tarball { path, format } => ExportedOutput {
+                kind: "tarball".to_string(),
+                path: Some(path.display().to_string()),
+                format: Some(format.exporter().to_string()),
+                bytes: x.bytes,
+            },
+            docker::Export::Load => ExportedOutput {
+                kind: "load".to_string(),
+                path: None,
+                format: None,
+                bytes: x.bytes,
+            },
+        })
         .collect()
 }
 

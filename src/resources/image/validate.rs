@@ -14,7 +14,9 @@ use crate::platform::{Platform, PlatformError};
 use crate::reference::{Reference, validate_registry};
 use crate::resource::{CheckFailure, Inputs, Unknown};
 
-use super::args::{CacheTo, DEFAULT_SSH_ID, ImageArgs, MAX_SECRET_BYTES, Registry};
+use super::args::{
+    CacheTo, DEFAULT_SSH_ID, ImageArgs, MAX_SECRET_BYTES, Registry, TarballFormatInput,
+};
 use super::plan::ssh_forward;
 
 /// Every check that needs no Docker, input by input.
@@ -49,6 +51,7 @@ pub(super) fn validate(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
         skip_if_pushed: _,
         // An enum: serde takes only its values; where it can be made is Check's question.
         provenance: _,
+        exports: _,
         // Computed by Check, whatever the user sends.
         context_hash: _,
     } = &news.args;
@@ -105,6 +108,59 @@ pub(super) fn validate(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
         f.extend(validate_context(context.as_deref()));
     }
     f.extend(validate_build_contexts(news));
+    f.extend(validate_exports(news));
+    f
+}
+
+/// `exports`: each entry one of `tarball` or `load`; a tarball has a path, none twice; a
+/// `docker` tarball holds one platform (BuildKit's docker exporter writes no index).
+fn validate_exports(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
+    let mut f = Vec::new();
+    let mut paths: Vec<&str> = Vec::new();
+    let several = news.args.platforms.as_ref().is_some_and(|p| p.len() > 1) || news.args.index;
+    for (i, e) in news.args.exports.iter().flatten().enumerate() {
+        let entry = PropertyPath::key("exports").at(i);
+        if unknown_at(news, &entry) {
+            continue;
+        }
+        match (&e.tarball, e.load) {
+            (Some(_), Some(_)) => f.push(CheckFailure::new(
+                &entry,
+                "set one of `tarball` or `load` in an export, not both",
+            )),
+            (None, None | Some(false)) => f.push(CheckFailure::new(
+                &entry,
+                "an export needs `tarball {path, format}` or `load: true`",
+            )),
+            _ => {}
+        }
+        let Some(t) = &e.tarball else {
+            continue;
+        };
+        let path = entry.clone().field("tarball").field("path");
+        if t.path.is_empty() {
+            f.push(CheckFailure::new(
+                &path,
+                "a tarball export needs the file to write (relative to the program's directory)",
+            ));
+        } else if paths.contains(&t.path.as_str()) {
+            f.push(CheckFailure::new(
+                &path,
+                format!(
+                    "{:?} is the path of an earlier export: give each tarball its own",
+                    t.path
+                ),
+            ));
+        } else {
+            paths.push(&t.path);
+        }
+        if several && t.format != Some(TarballFormatInput::Oci) {
+            f.push(CheckFailure::new(
+                entry.clone().field("tarball").field("format"),
+                "a docker tarball holds one platform (BuildKit's docker exporter writes no index): use `format: oci` for several platforms or an index",
+            ));
+        }
+    }
     f
 }
 
@@ -501,6 +557,42 @@ pub fn validate_add_host(entry: &str) -> std::result::Result<(), AddHostError> {
 /// Checks `os/arch[/variant]` (see [`Platform`]).
 pub fn validate_platform(p: &str) -> std::result::Result<(), PlatformError> {
     p.parse::<Platform>().map(|_| ())
+}
+
+/// The checks of `exports` that need the file system: a tarball's directory exists, and its
+/// path is not a directory.
+pub(super) fn check_exports(program_dir: &Path, news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
+    let mut f = Vec::new();
+    for (i, e) in news.args.exports.iter().flatten().enumerate() {
+        let path = PropertyPath::key("exports")
+            .at(i)
+            .field("tarball")
+            .field("path");
+        let Some(t) = e.tarball.as_ref().filter(|t| !t.path.is_empty()) else {
+            continue;
+        };
+        if unknown_at(news, &path) {
+            continue;
+        }
+        let file = program_dir.join(&t.path);
+        if file.is_dir() {
+            f.push(CheckFailure::new(
+                &path,
+                format!(
+                    "{} is a directory: give the tarball's file name",
+                    file.display()
+                ),
+            ));
+        } else if let Some(dir) = file.parent()
+            && !dir.is_dir()
+        {
+            f.push(CheckFailure::new(
+                &path,
+                format!("the directory {} does not exist", dir.display()),
+            ));
+        }
+    }
+    f
 }
 
 /// True when the value at `path`, anything inside it or what holds it is unknown (preview).

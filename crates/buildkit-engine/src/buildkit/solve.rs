@@ -52,6 +52,8 @@ pub struct SolveOutcome {
     pub exporter_response: BTreeMap<String, String>,
     /// Files and bytes buildkitd fetched through FileSync.
     pub sent: (u64, u64),
+    /// Bytes written to each completed export target, by exporter index (FileSend).
+    pub exported: BTreeMap<u32, u64>,
     /// The plain progress of the build (its tail).
     pub log: String,
 }
@@ -169,6 +171,12 @@ impl Buildkitd {
             }
         };
         let sent = attached.session.transfer.snapshot();
+        let exported = attached
+            .session
+            .exported
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default();
         drop(attached);
         let log = printer.log();
         match result {
@@ -179,6 +187,7 @@ impl Buildkitd {
                     .into_iter()
                     .collect(),
                 sent,
+                exported,
                 log,
             }),
             Err(status) => Err(BuildkitError::Failed {

@@ -77,6 +77,7 @@ async fn build_once(
             context: files,
             dockerfile,
             named: BTreeMap::new(),
+            file_targets: BTreeMap::new(),
             credentials: creds.clone(),
             secrets: plan.secrets.0.clone(),
             agents,

@@ -155,6 +155,14 @@ pub enum BuildError {
         "several platforms need `push: true`: the Docker daemon cannot keep a multi-platform image locally"
     )]
     IndexNeedsPush,
+    /// Exports of an image built one platform at a time on several builders.
+    #[error(
+        "exports of several platforms need them built in one solve, on one BuildKit daemon: these platforms are spread over builders ({hosts})"
+    )]
+    ExportsNeedOneSolve { hosts: String },
+    /// An export could not be written.
+    #[error("the export to {target} failed: {reason}")]
+    Export { target: String, reason: String },
     /// An `ssh` entry cannot be served (no agent, a key the agent refuses, …).
     #[error("ssh: {id:?}: {reason}")]
     Ssh { id: String, reason: String },
@@ -273,6 +281,7 @@ impl EngineError {
             EngineError::Build(
                 BuildError::Context { .. }
                 | BuildError::IndexNeedsPush
+                | BuildError::ExportsNeedOneSolve { .. }
                 | BuildError::Ssh { .. }
                 | BuildError::NeedsBuildkit { .. },
             ) => Kind::InvalidInput,

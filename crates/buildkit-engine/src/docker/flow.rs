@@ -16,7 +16,10 @@ use tokio::sync::OnceCell;
 
 use super::index;
 use super::kit::KitBuilder;
-use super::plan::{BuildPlan, BuilderSpec, DaemonAddress, Driver, Env, Events, Level, Pending};
+use super::plan::{
+    BuildPlan, BuilderSpec, DaemonAddress, Driver, Env, Events, Export, Exported, Level, Pending,
+    TarballFormat,
+};
 use super::{BuildError, Built, PushError, Result, build, push};
 use crate::credentials::Credentials;
 use crate::platform::Platform;
@@ -47,6 +50,16 @@ pub trait Builder: Sync {
     ) -> impl Future<Output = Result<String>> + Send;
     /// Tags image `image_id` as `target` in the daemon.
     fn tag(&self, image_id: &str, target: &Reference) -> impl Future<Output = Result<()>> + Send;
+    /// What the plan's exports wrote for image `image_id`, just built here (the build may
+    /// have written them itself, as a buildkitd's exporters do).
+    fn exported(
+        &self,
+        _env: &Env<'_>,
+        _plan: &BuildPlan,
+        _image_id: &str,
+    ) -> impl Future<Output = Result<Vec<Exported>>> + Send {
+        async { Ok(Vec::new()) }
+    }
     /// Builds every one of `platforms` in one solve and pushes one index of them under
     /// `local_tag`'s tag in every repository of the plan; returns the index's digest.
     /// `None` when this builder cannot (a Docker daemon builds one platform at a time).
@@ -188,8 +201,11 @@ pub async fn up(
     fleet: &impl Fleet,
     registries: &impl Registries,
 ) -> Result<Built> {
+    // An export writes what a build makes: with exports, an image is always built (from
+    // cache, when nothing changed).
     if plan.push
         && plan.skip_if_pushed
+        && plan.exports.is_empty()
         && let Some(tag) = &plan.context_tag
         && let Some(built) = reuse(env, plan, registries, tag).await?
     {
@@ -315,6 +331,7 @@ async fn reuse(
         reference: Some(plan.reference.with_digest(&info.digest)),
         digest: info.digest,
         platform_digests,
+        exported: Vec::new(),
     }))
 }
 
@@ -373,13 +390,16 @@ async fn build_single(
         for r in &plan.push_tags {
             builder.tag(&image_id, r).await?;
         }
+        let exported = builder.exported(env, plan, &image_id).await?;
         return Ok(Built {
             digest: image_id,
             reference: Some(local_tag),
             platform_digests: BTreeMap::new(),
+            exported,
         });
     }
     let digest = push_all(env, builder, registries, &image_id, &plan.push_tags).await?;
+    let exported = builder.exported(env, plan, &image_id).await?;
     let platform_digests = platform
         .map(|p| (p.name(), digest.clone()))
         .into_iter()
@@ -388,6 +408,7 @@ async fn build_single(
         reference: Some(plan.reference.with_digest(&digest)),
         digest,
         platform_digests,
+        exported,
     })
 }
 
@@ -406,6 +427,19 @@ async fn build_index(
     }
     if let Some(built) = build_index_in_one_solve(env, plan, fleet, registries).await? {
         return Ok(built);
+    }
+    if !plan.exports.is_empty() {
+        let mut hosts: Vec<String> = Vec::new();
+        for p in &plan.platforms {
+            let h = choose(env, fleet, plan, Some(p)).await?.host();
+            if !hosts.contains(&h) {
+                hosts.push(h);
+            }
+        }
+        return Err(BuildError::ExportsNeedOneSolve {
+            hosts: hosts.join(", "),
+        }
+        .into());
     }
     let main = &plan.push_tags[0];
     let mut repos: Vec<Reference> = Vec::new();
@@ -497,6 +531,7 @@ async fn build_index(
         reference: Some(plan.reference.with_digest(&digest)),
         digest,
         platform_digests,
+        exported: Vec::new(),
     })
 }
 
@@ -557,10 +592,12 @@ async fn build_index_in_one_solve(
         builder.host()
     ))
     .await;
+    let exported = builder.exported(env, plan, &index_digest).await?;
     Ok(Some(Built {
         reference: Some(plan.reference.with_digest(&index_digest)),
         digest: index_digest,
         platform_digests,
+        exported,
     }))
 }
 
@@ -658,6 +695,59 @@ impl Builder for DaemonBuilder<'_> {
     async fn tag(&self, image_id: &str, target: &Reference) -> Result<()> {
         push::tag(self.docker().await?, image_id, target).await
     }
+
+    /// A Docker daemon keeps what it builds: `load` is done already, and a `docker` tarball
+    /// is `docker save` of the image under the plan's tags.
+    async fn exported(
+        &self,
+        env: &Env<'_>,
+        plan: &BuildPlan,
+        image_id: &str,
+    ) -> Result<Vec<Exported>> {
+        let mut out = Vec::new();
+        for export in &plan.exports {
+            let bytes = match export {
+                Export::Load => 0,
+                Export::Tarball {
+                    path,
+                    format: TarballFormat::Docker,
+                } => {
+                    let docker = self.docker().await?;
+                    let names: Vec<String> = if plan.push {
+                        plan.push_tags.iter().map(ToString::to_string).collect()
+                    } else {
+                        vec![image_id.to_string()]
+                    };
+                    push::save(docker, &names, path)
+                        .await
+                        .map_err(|e| BuildError::Export {
+                            target: super::kit::describe(export),
+                            reason: e.to_string(),
+                        })?
+                }
+                Export::Tarball {
+                    format: TarballFormat::Oci,
+                    ..
+                } => {
+                    return Err(BuildError::NeedsBuildkit {
+                        host: self.host(),
+                        what: "write an OCI tarball".to_string(),
+                    }
+                    .into());
+                }
+            };
+            env.progress(&format!(
+                "exported {} ({bytes} bytes)",
+                super::kit::describe(export)
+            ))
+            .await;
+            out.push(Exported {
+                export: export.clone(),
+                bytes,
+            });
+        }
+        Ok(out)
+    }
 }
 
 /// A builder of either kind: a Docker daemon, or a standalone buildkitd.
@@ -714,6 +804,18 @@ impl Builder for AnyBuilder<'_> {
         match self {
             AnyBuilder::Docker(d) => d.tag(image_id, target).await,
             AnyBuilder::Buildkit(k) => k.tag(image_id, target).await,
+        }
+    }
+
+    async fn exported(
+        &self,
+        env: &Env<'_>,
+        plan: &BuildPlan,
+        image_id: &str,
+    ) -> Result<Vec<Exported>> {
+        match self {
+            AnyBuilder::Docker(d) => d.exported(env, plan, image_id).await,
+            AnyBuilder::Buildkit(k) => Ok(k.take_exported()),
         }
     }
 
@@ -1075,6 +1177,7 @@ mod tests {
             skip_if_pushed: true,
             login: None,
             build_contexts: BTreeMap::new(),
+            exports: Vec::new(),
         }
     }
 

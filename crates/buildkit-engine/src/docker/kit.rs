@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 
 use tokio::sync::OnceCell;
 
-use super::plan::{BuildPlan, DaemonAddress, Env, Level, NamedContext};
+use super::plan::{BuildPlan, DaemonAddress, Env, Export, Exported, Level, NamedContext};
+use super::session::filesend::FileTarget;
 use super::session::{self, SessionSpec};
 use super::{BuildError, EngineError, PushError, Result, index};
 use crate::buildkit::{BuildkitAddress, Buildkitd, Solve};
@@ -31,6 +32,8 @@ pub struct KitBuilder<'a> {
     address: DaemonAddress,
     creds: &'a BTreeMap<String, Credentials>,
     kit: OnceCell<Buildkitd>,
+    /// What the last solve's exports wrote.
+    exported: std::sync::Mutex<Vec<Exported>>,
 }
 
 impl<'a> KitBuilder<'a> {
@@ -39,6 +42,7 @@ impl<'a> KitBuilder<'a> {
             address,
             creds,
             kit: OnceCell::new(),
+            exported: std::sync::Mutex::default(),
         }
     }
 
@@ -132,28 +136,85 @@ impl<'a> KitBuilder<'a> {
             kit.host, kit.version
         ))
         .await;
+        let mut exporters = vec![(
+            "image".to_string(),
+            BTreeMap::from([
+                ("name".to_string(), names.join(",")),
+                ("push".to_string(), "true".to_string()),
+            ]),
+        )];
+        let mut file_targets = BTreeMap::new();
+        let mut loader = None;
+        for export in &plan.exports {
+            let id = exporters.len() as u32;
+            let attrs = BTreeMap::from([("name".to_string(), names.join(","))]);
+            match export {
+                Export::Tarball { path, format } => {
+                    exporters.push((format.exporter().to_string(), attrs));
+                    file_targets.insert(id, FileTarget::Path(path.clone()));
+                }
+                Export::Load => {
+                    exporters.push(("docker".to_string(), attrs));
+                    let (tx, rx) = tokio::sync::mpsc::channel(16);
+                    file_targets.insert(id, FileTarget::Channel(tx));
+                    loader = Some(tokio::spawn(load_into_docker(rx)));
+                }
+            }
+        }
         let solve = Solve {
             session: SessionSpec {
                 context_dir: plan.context_dir.clone(),
                 context: files,
                 dockerfile,
                 named,
+                file_targets,
                 credentials: self.creds.clone(),
                 secrets: plan.secrets.0.clone(),
                 agents,
             },
             frontend_attrs: frontend_attrs(plan, platforms, index),
-            exporters: vec![(
-                "image".to_string(),
-                BTreeMap::from([
-                    ("name".to_string(), names.join(",")),
-                    ("push".to_string(), "true".to_string()),
-                ]),
-            )],
+            exporters,
             cache_exports: cache_exports(plan),
             cache_imports: cache_imports(plan, local_tag),
         };
-        let outcome = kit.solve(solve, env.events, &env.cancel).await?;
+        let outcome = kit.solve(solve, env.events, &env.cancel).await;
+        let loaded = match loader {
+            Some(task) => Some(
+                task.await
+                    .map_err(|e| EngineError::Internal(e.to_string()))
+                    .and_then(|r| r),
+            ),
+            None => None,
+        };
+        // A load that failed says more than the solve it broke.
+        let outcome = match (outcome, loaded) {
+            (Err(_), Some(Err(load))) => return Err(load),
+            (outcome, loaded) => {
+                let outcome = outcome?;
+                if let Some(loaded) = loaded {
+                    loaded?;
+                }
+                outcome
+            }
+        };
+        let mut exported = Vec::new();
+        for (i, export) in plan.exports.iter().enumerate() {
+            let id = i as u32 + 1;
+            let Some(&bytes) = outcome.exported.get(&id) else {
+                return Err(BuildError::Export {
+                    target: describe(export),
+                    reason: "the BuildKit daemon wrote nothing".to_string(),
+                }
+                .into());
+            };
+            env.progress(&format!("exported {} ({bytes} bytes)", describe(export)))
+                .await;
+            exported.push(Exported {
+                export: export.clone(),
+                bytes,
+            });
+        }
+        *self.exported.lock().unwrap_or_else(|e| e.into_inner()) = exported;
         let (files_sent, bytes_sent) = outcome.sent;
         env.log(
             Level::Info,
@@ -200,6 +261,11 @@ impl<'a> KitBuilder<'a> {
         Ok(pushed)
     }
 
+    /// What the last solve's exporters wrote (a buildkitd writes its exports in the solve).
+    pub fn take_exported(&self) -> Vec<Exported> {
+        std::mem::take(&mut *self.exported.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     pub async fn tag(&self, _image_id: &str, _target: &Reference) -> Result<()> {
         Err(self.needs_docker("a local tag"))
     }
@@ -244,6 +310,42 @@ async fn named_sources(
     })
     .await
     .map_err(|e| EngineError::Internal(e.to_string()))?
+}
+
+/// An export, for messages.
+pub fn describe(export: &Export) -> String {
+    match export {
+        Export::Tarball { path, format } => {
+            format!("a {} tarball at {}", format.exporter(), path.display())
+        }
+        Export::Load => "the Docker daemon of the environment".to_string(),
+    }
+}
+
+/// Loads the `docker` exporter's tarball, as it comes, into the Docker daemon of the
+/// environment (`DOCKER_HOST`, else the default socket), as `docker load`.
+async fn load_into_docker(
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+) -> Result<()> {
+    use futures_util::StreamExt;
+    let failed = |reason: String| -> EngineError {
+        BuildError::Export {
+            target: describe(&Export::Load),
+            reason,
+        }
+        .into()
+    };
+    let docker = super::connect(&DaemonAddress::default()).await?;
+    let body = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let mut stream = docker.import_image_stream(
+        bollard::query_parameters::ImportImageOptions::default(),
+        body,
+        None,
+    );
+    while let Some(r) = stream.next().await {
+        r.map_err(|e| failed(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// `tag` in every repository the plan's tags name (the main one first).

@@ -70,6 +70,47 @@ pub struct BuildPlan {
     /// Named build contexts (`docker buildx build --build-context name=…`), by the name
     /// `FROM` and `COPY --from` use: only a buildkitd's Dockerfile frontend takes them.
     pub build_contexts: BTreeMap<String, NamedContext>,
+    /// Where the image goes besides the registry (a tarball, a Docker daemon).
+    pub exports: Vec<Export>,
+}
+
+/// One export of the built image besides the push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Export {
+    /// A tarball at `path` (absolute): `docker save`'s format, or an OCI image layout.
+    Tarball {
+        path: PathBuf,
+        format: TarballFormat,
+    },
+    /// Into the Docker daemon of the environment (`DOCKER_HOST`), under the plan's tags.
+    Load,
+}
+
+/// The format of a tarball export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TarballFormat {
+    /// What `docker save` writes and `docker load` reads.
+    Docker,
+    /// An OCI image layout.
+    Oci,
+}
+
+impl TarballFormat {
+    /// BuildKit's exporter of this format.
+    pub fn exporter(self) -> &'static str {
+        match self {
+            TarballFormat::Docker => "docker",
+            TarballFormat::Oci => "oci",
+        }
+    }
+}
+
+/// What one export wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exported {
+    pub export: Export,
+    /// The bytes written (the tarball's size, or what was loaded).
+    pub bytes: u64,
 }
 
 /// Where a named build context comes from.

@@ -24,6 +24,43 @@ use crate::credentials::Credentials;
 use crate::reference::Reference;
 use crate::registry::RegistryClient;
 
+/// `docker save` of `names` (tags or an image id) into a tarball at `path`: written beside it
+/// and renamed into place when complete, so a failure leaves what was there. The bytes
+/// written.
+pub async fn save(
+    docker: &Docker,
+    names: &[String],
+    path: &std::path::Path,
+) -> std::io::Result<u64> {
+    use tokio::io::AsyncWriteExt;
+    let partial = super::session::filesend::partial_path(path);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let written = async {
+        let mut file = tokio::fs::File::create(&partial).await?;
+        let mut stream = docker.export_images(&names);
+        let mut n = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(std::io::Error::other)?;
+            file.write_all(&chunk).await?;
+            n += chunk.len() as u64;
+        }
+        file.flush().await?;
+        file.sync_all().await?;
+        Ok::<_, std::io::Error>(n)
+    }
+    .await;
+    match written {
+        Ok(n) => {
+            tokio::fs::rename(&partial, path).await?;
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            Err(e)
+        }
+    }
+}
+
 /// Tags image `id` as `r` (a reference with a tag).
 pub async fn tag(docker: &Docker, id: &str, r: &Reference) -> Result<()> {
     let options = TagImageOptionsBuilder::default()

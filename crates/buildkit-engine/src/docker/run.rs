@@ -26,6 +26,8 @@ pub struct Built {
     pub reference: Option<String>,
     /// Platform → its manifest's digest (several platforms, or one given explicitly).
     pub platform_digests: BTreeMap<String, String>,
+    /// What the plan's exports wrote.
+    pub exported: Vec<super::plan::Exported>,
 }
 
 /// Credentials for `host`: `login` when it is for that host, else the Docker CLI's

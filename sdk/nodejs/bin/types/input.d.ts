@@ -93,6 +93,58 @@ export interface RegistryArgs {
     password?: pulumi.Input<string>;
 }
 /**
+ * One export of the built image besides the push (as `docker buildx build --output`): set
+ * exactly one of `tarball` or `load`.
+ */
+export interface ExportInputArgs {
+    /**
+     * The image as a tarball file.
+     */
+    tarball?: pulumi.Input<inputs.TarballExportArgs>;
+    /**
+     * Into the Docker daemon: on a Docker host the image is there already; a BuildKit daemon
+     * streams it into the Docker daemon of the provider's environment (`DOCKER_HOST`, else
+     * the default socket), as `docker load`, under the Image's tags.
+     */
+    load?: pulumi.Input<boolean>;
+}
+/**
+ * A tarball of the image.
+ */
+export interface TarballExportArgs {
+    /**
+     * Where: a file path, relative to the Pulumi program's directory. Written beside it and
+     * moved into place when complete (a failed export leaves the old file).
+     */
+    path: pulumi.Input<string>;
+    /**
+     * `docker` (what `docker load` reads; the default) or `oci` (an OCI image layout; needs
+     * a BuildKit daemon).
+     */
+    format?: pulumi.Input<enums.TarballFormatInput>;
+}
+/**
+ * What one export wrote.
+ */
+export interface ExportedOutputArgs {
+    /**
+     * `tarball` or `load`.
+     */
+    type: pulumi.Input<string>;
+    /**
+     * The tarball's path (absolute), for a tarball.
+     */
+    path?: pulumi.Input<string>;
+    /**
+     * The tarball's format, for a tarball.
+     */
+    format?: pulumi.Input<string>;
+    /**
+     * The bytes written (for `load` on a Docker host, where nothing moves: 0).
+     */
+    bytes: pulumi.Input<number>;
+}
+/**
  * A Docker daemon that builds some platforms.
  */
 export interface BuilderConfigArgs {

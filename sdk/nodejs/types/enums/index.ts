@@ -22,6 +22,22 @@ export const Provenance = {
  */
 export type Provenance = (typeof Provenance)[keyof typeof Provenance];
 
+export const TarballFormatInput = {
+    /**
+     * `docker save`'s format.
+     */
+    Docker: "docker",
+    /**
+     * An OCI image layout.
+     */
+    Oci: "oci",
+} as const;
+
+/**
+ * The format of a tarball export.
+ */
+export type TarballFormatInput = (typeof TarballFormatInput)[keyof typeof TarballFormatInput];
+
 export const Driver = {
     /**
      * A Docker Engine.

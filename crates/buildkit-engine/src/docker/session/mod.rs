@@ -9,6 +9,7 @@
 //!
 //! Not for: the `/build` request and its progress (`build.rs`).
 
+pub mod filesend;
 pub mod filesync;
 pub mod services;
 pub mod ssh;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use bollard_buildkit_proto::health::health_server::HealthServer;
 use bollard_buildkit_proto::moby::buildkit::secrets::v1::secrets_server::SecretsServer;
 use bollard_buildkit_proto::moby::filesync::v1::auth_server::AuthServer;
+use bollard_buildkit_proto::moby::filesync::v1::file_send_server::FileSendServer;
 use bollard_buildkit_proto::moby::filesync::v1::file_sync_server::FileSyncServer;
 use bollard_buildkit_proto::moby::sshforward::v1::ssh_server::SshServer;
 use bytes::Bytes;
@@ -39,6 +41,7 @@ use crate::credentials::Credentials;
 pub const METHODS: &[&str] = &[
     "/grpc.health.v1.Health/Check",
     "/moby.filesync.v1.FileSync/DiffCopy",
+    "/moby.filesync.v1.FileSend/DiffCopy",
     "/moby.filesync.v1.Auth/Credentials",
     "/moby.buildkit.secrets.v1.Secrets/GetSecret",
     "/moby.sshforward.v1.SSH/CheckAgent",
@@ -56,6 +59,8 @@ pub struct SessionSpec {
     pub dockerfile: FileSource,
     /// More local sources by the name BuildKit asks for them (named build contexts).
     pub named: BTreeMap<String, FileSource>,
+    /// Where exporters' tarballs go, by exporter index (FileSend).
+    pub file_targets: BTreeMap<u32, filesend::FileTarget>,
     pub credentials: BTreeMap<String, Credentials>,
     pub secrets: BTreeMap<String, String>,
     pub agents: ssh::Agents,
@@ -66,6 +71,8 @@ pub struct Session {
     pub id: String,
     /// What the daemon fetched through FileSync.
     pub transfer: Arc<Transfer>,
+    /// Bytes written to each export target that was completed, by exporter index.
+    pub exported: Arc<std::sync::Mutex<BTreeMap<u32, u64>>>,
     task: JoinHandle<()>,
     _agents: ssh::Agents,
 }
@@ -187,6 +194,11 @@ where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let transfer = Arc::new(Transfer::default());
+    let filesend = filesend::FileSendService {
+        targets: std::sync::Mutex::new(spec.file_targets),
+        written: Arc::default(),
+    };
+    let exported = filesend.written.clone();
     let routes = tonic::service::Routes::new(HealthServer::new(HealthService))
         .add_service(FileSyncServer::new(FileSyncService {
             context: Arc::new(spec.context),
@@ -194,6 +206,7 @@ where
             named: Arc::new(spec.named),
             transfer: transfer.clone(),
         }))
+        .add_service(FileSendServer::new(filesend))
         .add_service(AuthServer::new(AuthService {
             credentials: Arc::new(spec.credentials),
         }))
@@ -212,6 +225,7 @@ where
     Session {
         id,
         transfer,
+        exported,
         task,
         _agents: spec.agents,
     }

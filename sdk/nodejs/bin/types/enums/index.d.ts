@@ -17,6 +17,20 @@ export declare const Provenance: {
  * How much provenance BuildKit attests.
  */
 export type Provenance = (typeof Provenance)[keyof typeof Provenance];
+export declare const TarballFormatInput: {
+    /**
+     * `docker save`'s format.
+     */
+    readonly Docker: "docker";
+    /**
+     * An OCI image layout.
+     */
+    readonly Oci: "oci";
+};
+/**
+ * The format of a tarball export.
+ */
+export type TarballFormatInput = (typeof TarballFormatInput)[keyof typeof TarballFormatInput];
 export declare const Driver: {
     /**
      * A Docker Engine.
