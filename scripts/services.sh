@@ -45,7 +45,8 @@
 # the `ssh` wrapper: put it first in PATH), DBK_SSHD_PORT, and DBK_REGISTRY, DBK_REGISTRY_USER, DBK_REGISTRY_PASSWORD, DBK_BASE_IMAGE,
 # DBK_BASE_IMAGE_AMD64 (the same image under an arch-named tag), DBK_BASE_IMAGE_ARM64,
 # DBK_SERVICES_DIR, DBK_TOOLS_BIN (the tools' bin dir: put it on PATH),
-# DBK_BUILDKIT_HOST (buildkitd's unix socket), DBK_BUILDKIT_TCP_HOST and
+# DBK_BUILDKIT_HOST (buildkitd's unix socket), DBK_BUILDKIT_HOST2 (a second buildkitd,
+# unix only, with its own state), DBK_BUILDKIT_TCP_HOST and
 # DBK_BUILDKIT_CERT_PATH (its mTLS endpoint and client certificates: ca.pem,
 # cert.pem, key.pem), DBK_DOCKER_CONFIG (a DOCKER_CONFIG whose docker has the
 # buildx plugin) and DBK_BUILDX_BUILDER (the remote builder's name), and DBK_EMULATION: 1 when this host (the one dockerd runs on)
@@ -132,6 +133,7 @@ EOF
     cat >>"$tmp" <<EOF
 export DBK_TOOLS_BIN=$TOOLS_BIN
 export DBK_BUILDKIT_HOST=unix://$BK_SOCK
+export DBK_BUILDKIT_HOST2=unix://$BK2_SOCK
 export DBK_BUILDKIT_TCP_HOST=tcp://127.0.0.1:$BK_TCP_PORT
 export DBK_BUILDKIT_CERT_PATH=$TLS_DIR/client
 export DBK_DOCKER_CONFIG=$DOCKER_CONFIG_DIR
@@ -174,6 +176,7 @@ cmd_up() {
   start_sshd
   if [[ "$WITH_TOOLS" != 0 ]]; then
     start_buildkitd
+    start_buildkitd2
     ensure_buildx_builder
   fi
   write_env

@@ -665,8 +665,20 @@ async fn a_registry_cache_with_mode_max_serves_every_stage_to_an_empty_builder()
         .await;
     assert_eq!(status, 200, "the cache is in the registry");
 
-    prune_buildkitd(&unix);
-    let mut h2 = common::Harness::configured(dir.path(), config).await;
+    // The second buildkitd of the services never saw this build (its marker is new): a
+    // fresh CI runner's builder. Without one, the first is emptied instead.
+    let second_host = match std::env::var("DBK_BUILDKIT_HOST2") {
+        Ok(h) if !h.is_empty() => h,
+        _ => {
+            prune_buildkitd(&unix);
+            unix.clone()
+        }
+    };
+    let mut h2 = common::Harness::configured(
+        dir.path(),
+        serde_json::json!({"host": second_host, "driver": "buildkit"}),
+    )
+    .await;
     let second = h2
         .check_ok(
             "second",
@@ -1115,4 +1127,63 @@ async fn exports_write_tarballs_and_load_beside_the_push() {
         )
         .await;
     }
+}
+
+/// A fleet of two buildkitds: the default one builds linux/amd64, the second (a builder
+/// listing linux/arm64) builds linux/arm64; each platform is its own solve on its own
+/// daemon, and one index names both.
+#[tokio::test]
+async fn two_buildkitds_build_one_platform_each() {
+    let (Some(s), Some((unix, _, _))) = (Services::get_or_skip(), buildkitd()) else {
+        return;
+    };
+    let Some(second) = std::env::var("DBK_BUILDKIT_HOST2")
+        .ok()
+        .filter(|h| !h.is_empty())
+    else {
+        skip("the second buildkitd of scripts/services.sh (DBK_BUILDKIT_HOST2)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tree(
+        &dir.path().join("app"),
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nARG TARGETPLATFORM\nLABEL built-for=$TARGETPLATFORM\nCOPY hello.txt /\n",
+            ),
+            ("hello.txt", &uuid::Uuid::new_v4().simple().to_string()),
+        ],
+    );
+    let config = serde_json::json!({
+        "host": unix, "driver": "buildkit",
+        "builders": [{"host": second, "driver": "buildkit", "platforms": ["linux/arm64"]}],
+    });
+    let mut h = common::Harness::configured(dir.path(), config).await;
+    let repo = s.repo("kit-two");
+    let news = serde_json::json!({
+        "name": repo, "context": "app", "platforms": ["linux/amd64", "linux/arm64"],
+        "registry": s.registry_input(),
+    });
+    let checked = h.check_ok("app", &serde_json::json!({}), &news).await;
+    let created = h
+        .create("app", &checked, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", h.log_text()));
+    let state = common::from_struct(created.properties.as_ref().unwrap());
+    let digest = state["digest"].as_str().unwrap().to_string();
+    assert_eq!(
+        index_platforms(&s, &repo, &digest).await,
+        ["linux/amd64", "linux/arm64"]
+    );
+    let log = h.log_text();
+    for (platform, host) in [("linux/amd64", &unix), ("linux/arm64", &second)] {
+        assert!(
+            log.lines()
+                .any(|l| l.starts_with(&format!("[{platform}] building"))
+                    && l.contains(&format!("on the BuildKit daemon {host}"))),
+            "{platform} not built on {host}:\n{log}"
+        );
+    }
+    assert!(!log.contains("in one solve"), "{log}");
 }

@@ -16,6 +16,13 @@ BK_ROOT="$DIR/buildkit"
 BK_CONFIG="$DIR/buildkitd.toml"
 DOCKER_CONFIG_DIR="$DIR/docker-config"
 BUILDX_BUILDER=dbk-remote
+# A second buildkitd, unix socket only, with its own state: a fresh CI runner's builder
+# (a registry cache made on the first serves it) and the second member of a fleet.
+BK2_SOCK="$DIR/buildkitd2.sock"
+BK2_PID="$DIR/buildkitd2.pid"
+BK2_LOG="$DIR/buildkitd2.log"
+BK2_ROOT="$DIR/buildkit2"
+BK2_CONFIG="$DIR/buildkitd2.toml"
 
 buildctl_ok() { # address [tls args...]
   local addr="$1"; shift
@@ -81,9 +88,48 @@ EOF
 }
 
 stop_buildkitd() {
+  stop_pidfile "$BK2_PID" buildkitd 20 "second buildkitd"
+  umount_under "$BK2_ROOT"
+  rm -f "$BK2_SOCK"
   stop_pidfile "$BK_PID" buildkitd 20 buildkitd
   umount_under "$BK_ROOT"
   rm -f "$BK_SOCK"
+}
+
+start_buildkitd2() {
+  local i bpid
+  if pid_alive "$BK2_PID" buildkitd && [[ -S "$BK2_SOCK" ]] && buildctl_ok "unix://$BK2_SOCK"; then
+    log "second buildkitd already running (pid $(cat "$BK2_PID"), unix://$BK2_SOCK)"
+    return 0
+  fi
+  stop_pidfile "$BK2_PID" buildkitd 20 "second buildkitd"
+  rm -f "$BK2_SOCK"
+  mkdir -p "$BK2_ROOT"
+  cat >"$BK2_CONFIG" <<EOF
+root = "$BK2_ROOT"
+[worker.oci]
+  enabled = true
+  gc = true
+  gckeepstorage = "10GB"
+[worker.containerd]
+  enabled = false
+[registry."127.0.0.1:$PORT"]
+  http = true
+EOF
+  : >"$BK2_LOG"
+  bpid="$(spawn "$BK2_LOG" "$TOOLS_BIN/buildkitd" --config "$BK2_CONFIG" --addr "unix://$BK2_SOCK")"
+  echo "$bpid" >"$BK2_PID"
+  for ((i = 0; i < 300; i++)); do
+    [[ -S "$BK2_SOCK" ]] && buildctl_ok "unix://$BK2_SOCK" && break
+    pid_running "$bpid" || break
+    sleep 0.2
+  done
+  if ! buildctl_ok "unix://$BK2_SOCK"; then
+    log "the second buildkitd did not answer within 60s; log tail:"
+    tail -n 40 "$BK2_LOG" >&2 || true
+    exit 1
+  fi
+  log "second buildkitd up (pid $bpid, unix://$BK2_SOCK)"
 }
 
 # buildx as a plugin of the classic docker CLI, in a config dir of ours, and a
@@ -109,5 +155,10 @@ buildkitd_status() {
     echo "buildkitd: running (pid $(cat "$BK_PID")), unix://$BK_SOCK and tcp://127.0.0.1:$BK_TCP_PORT answer"
   else
     echo "buildkitd: not running"; return 1
+  fi
+  if pid_alive "$BK2_PID" buildkitd && buildctl_ok "unix://$BK2_SOCK"; then
+    echo "second buildkitd: running (pid $(cat "$BK2_PID")), unix://$BK2_SOCK answers"
+  else
+    echo "second buildkitd: not running"; return 1
   fi
 }
