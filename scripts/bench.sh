@@ -10,6 +10,10 @@
 # or warm Check through the real RPC against a bare `find` stat walk (issue 18;
 # benches/check_rpc.py: the provider's binary, Pulumi's own gRPC stubs as the client):
 #   scripts/bench.sh check [--files N] [--rounds N] [--dir DIR]
+# or builds on a standalone buildkitd, us against `docker buildx build --push` through a
+# remote builder on the same daemon, and a fleet of two buildkitds against one (issue 19;
+# benches/kit.py; starts the services):
+#   scripts/bench.sh kit [--runs N] [--files N]
 # or the peers side by side in the same real Pulumi engine (Pulumi's docker-build, the seed
 # provider, the docker CLI and buildx; starts the services, builds the peers, packs a release
 # build of ours; benches/peers.py, see BENCHMARKS.md):
@@ -53,6 +57,20 @@ if [[ "${1:-}" == "check" ]]; then
   python="$(bash scripts/venv.sh)"
   echo "== run"
   "$python" benches/check_rpc.py --binary target/release/pulumi-resource-docker-buildkit "$@"
+  uptime
+  exit 0
+fi
+
+if [[ "${1:-}" == "kit" ]]; then
+  shift
+  bash scripts/services.sh up
+  # shellcheck disable=SC1090
+  source "$(bash scripts/services.sh env)"
+  echo "== ours (release)"
+  cargo build --release --bins
+  python="$(bash scripts/venv.sh)"
+  echo "== run"
+  "$python" benches/kit.py --binary target/release/pulumi-resource-docker-buildkit "$@"
   uptime
   exit 0
 fi
