@@ -202,6 +202,13 @@ impl Converter<'_> {
     fn type_spec(&mut self, schema: &Value) -> Value {
         if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
             let name = r.rsplit('/').next().unwrap_or_default().to_string();
+            // A named union (an untagged enum: a string or an object) is no object type:
+            // Pulumi spells it inline, as `oneOf`.
+            let def = self.defs.get(&name).cloned().unwrap_or(Value::Null);
+            let union = ["anyOf", "oneOf"].iter().any(|k| def.get(*k).is_some());
+            if union && string_enum(&def).is_none() {
+                return self.type_spec(&def);
+            }
             return self.object_type(&name);
         }
         for key in ["anyOf", "oneOf"] {
@@ -213,7 +220,9 @@ impl Converter<'_> {
                 if let [only] = non_null.as_slice() {
                     return self.type_spec(only);
                 }
-                return json!({"$ref": "pulumi.json#/Any"});
+                // Several shapes (e.g. a string or an object): Pulumi's `oneOf`.
+                let specs: Vec<Value> = non_null.iter().map(|a| self.type_spec(a)).collect();
+                return json!({"oneOf": specs});
             }
         }
         let ty = match schema.get("type") {
