@@ -50,6 +50,11 @@ pub trait Builder: Sync {
     ) -> impl Future<Output = Result<String>> + Send;
     /// Tags image `image_id` as `target` in the daemon.
     fn tag(&self, image_id: &str, target: &Reference) -> impl Future<Output = Result<()>> + Send;
+    /// True when what it builds stays in it as an image (a Docker daemon); a buildkitd keeps
+    /// only its cache, so an unpushed build there is only what its exports wrote.
+    fn keeps_images(&self) -> bool {
+        true
+    }
     /// What the plan's exports wrote for image `image_id`, just built here (the build may
     /// have written them itself, as a buildkitd's exporters do).
     fn exported(
@@ -387,13 +392,19 @@ async fn build_single(
     let builder = choose(env, fleet, plan, platform).await?;
     let image_id = builder.build(env, plan, platform, &local_tag).await?;
     if !plan.push {
-        for r in &plan.push_tags {
-            builder.tag(&image_id, r).await?;
+        let keeps = builder.keeps_images();
+        if keeps {
+            for r in &plan.push_tags {
+                builder.tag(&image_id, r).await?;
+            }
         }
         let exported = builder.exported(env, plan, &image_id).await?;
+        // A local name exists only where an image is kept: the daemon that built it, or
+        // the Docker daemon a buildkitd's `load` export filled.
+        let named = keeps || plan.exports.contains(&Export::Load);
         return Ok(Built {
             digest: image_id,
-            reference: Some(local_tag),
+            reference: named.then_some(local_tag),
             platform_digests: BTreeMap::new(),
             exported,
         });
@@ -422,11 +433,15 @@ async fn build_index(
     fleet: &impl Fleet,
     registries: &impl Registries,
 ) -> Result<Built> {
-    if !plan.push {
+    // Unpushed platforms are only for a buildkitd's exports, in one solve.
+    if !plan.push && plan.exports.is_empty() {
         return Err(BuildError::IndexNeedsPush.into());
     }
     if let Some(built) = build_index_in_one_solve(env, plan, fleet, registries).await? {
         return Ok(built);
+    }
+    if !plan.push {
+        return Err(BuildError::IndexNeedsPush.into());
     }
     if !plan.exports.is_empty() {
         let mut hosts: Vec<String> = Vec::new();
@@ -565,6 +580,16 @@ async fn build_index_in_one_solve(
     else {
         return Ok(None);
     };
+    if !plan.push {
+        // Only the exports were written: nothing to tag.
+        let exported = builder.exported(env, plan, &digest).await?;
+        return Ok(Some(Built {
+            reference: plan.exports.contains(&Export::Load).then_some(local_tag),
+            digest,
+            platform_digests: BTreeMap::new(),
+            exported,
+        }));
+    }
     // The exporter pushed the index under the local tag in every repository: the other tags
     // are registry-side copies of it.
     let main = &plan.push_tags[0];
@@ -713,11 +738,14 @@ impl Builder for DaemonBuilder<'_> {
                     format: TarballFormat::Docker,
                 } => {
                     let docker = self.docker().await?;
-                    let names: Vec<String> = if plan.push {
-                        plan.push_tags.iter().map(ToString::to_string).collect()
-                    } else {
-                        vec![image_id.to_string()]
-                    };
+                    // Pushed or not, the image is under the plan's tags here by now, so the
+                    // tarball names them (as `docker save` of those tags); `image_id`
+                    // only when there are none.
+                    let mut names: Vec<String> =
+                        plan.push_tags.iter().map(ToString::to_string).collect();
+                    if names.is_empty() {
+                        names.push(image_id.to_string());
+                    }
                     push::save(docker, &names, path)
                         .await
                         .map_err(|e| BuildError::Export {
@@ -732,6 +760,13 @@ impl Builder for DaemonBuilder<'_> {
                     return Err(BuildError::NeedsBuildkit {
                         host: self.host(),
                         what: "write an OCI tarball".to_string(),
+                    }
+                    .into());
+                }
+                Export::CacheOnly => {
+                    return Err(BuildError::NeedsBuildkit {
+                        host: self.host(),
+                        what: "build for the cache only".to_string(),
                     }
                     .into());
                 }
@@ -805,6 +840,10 @@ impl Builder for AnyBuilder<'_> {
             AnyBuilder::Docker(d) => d.tag(image_id, target).await,
             AnyBuilder::Buildkit(k) => k.tag(image_id, target).await,
         }
+    }
+
+    fn keeps_images(&self) -> bool {
+        matches!(self, AnyBuilder::Docker(_))
     }
 
     async fn exported(
@@ -1163,6 +1202,7 @@ mod tests {
             target: None,
             labels: BTreeMap::new(),
             cache_from: Vec::new(),
+            cache_imports: Vec::new(),
             inline_cache: true,
             cache_to: Vec::new(),
             provenance: None,

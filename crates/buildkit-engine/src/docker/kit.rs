@@ -110,8 +110,8 @@ impl<'a> KitBuilder<'a> {
         index: bool,
         local_tag: &str,
     ) -> Result<String> {
-        if !plan.push {
-            return Err(self.needs_docker("an image that is not pushed"));
+        if !plan.push && plan.exports.is_empty() {
+            return Err(self.needs_docker("an image that is neither pushed nor exported"));
         }
         let kit = self.kit().await?;
         let (files, dockerfile) = session::plan_sources(plan, IgnoreDialect::Modern).await?;
@@ -136,15 +136,20 @@ impl<'a> KitBuilder<'a> {
             kit.host, kit.version
         ))
         .await;
-        let mut exporters = vec![(
-            "image".to_string(),
-            BTreeMap::from([
-                ("name".to_string(), names.join(",")),
-                ("push".to_string(), "true".to_string()),
-            ]),
-        )];
+        let mut exporters = Vec::new();
+        if plan.push {
+            exporters.push((
+                "image".to_string(),
+                BTreeMap::from([
+                    ("name".to_string(), names.join(",")),
+                    ("push".to_string(), "true".to_string()),
+                ]),
+            ));
+        }
         let mut file_targets = BTreeMap::new();
         let mut loader = None;
+        // Each export and the index of the exporter that writes it (none for cache-only).
+        let mut writers: Vec<(&Export, Option<u32>)> = Vec::new();
         for export in &plan.exports {
             let id = exporters.len() as u32;
             let attrs = BTreeMap::from([("name".to_string(), names.join(","))]);
@@ -159,7 +164,12 @@ impl<'a> KitBuilder<'a> {
                     file_targets.insert(id, FileTarget::Channel(tx));
                     loader = Some(tokio::spawn(load_into_docker(rx)));
                 }
+                Export::CacheOnly => {
+                    writers.push((export, None));
+                    continue;
+                }
             }
+            writers.push((export, Some(id)));
         }
         let solve = Solve {
             session: SessionSpec {
@@ -198,8 +208,15 @@ impl<'a> KitBuilder<'a> {
             }
         };
         let mut exported = Vec::new();
-        for (i, export) in plan.exports.iter().enumerate() {
-            let id = i as u32 + 1;
+        for (export, id) in writers {
+            let Some(id) = id else {
+                env.progress("exported the build cache only").await;
+                exported.push(Exported {
+                    export: export.clone(),
+                    bytes: 0,
+                });
+                continue;
+            };
             let Some(&bytes) = outcome.exported.get(&id) else {
                 return Err(BuildError::Export {
                     target: describe(export),
@@ -224,6 +241,10 @@ impl<'a> KitBuilder<'a> {
             ),
         )
         .await;
+        if !plan.push {
+            // What the exporters made, if they made an image (cache-only makes none).
+            return Ok(outcome.image_digest().unwrap_or_default().to_string());
+        }
         for name in &names {
             env.progress(&format!("pushed {name} from the BuildKit daemon"))
                 .await;
@@ -319,6 +340,7 @@ pub fn describe(export: &Export) -> String {
             format!("a {} tarball at {}", format.exporter(), path.display())
         }
         Export::Load => "the Docker daemon of the environment".to_string(),
+        Export::CacheOnly => "the build cache only".to_string(),
     }
 }
 

@@ -31,8 +31,9 @@ pub use self::daemon::{DEFAULT_SOCKET, HOST_SCHEMES, connect, daemon_host};
 pub(crate) use self::daemon::{Endpoint, endpoint};
 pub use self::error::{BuildError, DaemonError, EngineError, Kind, PushError};
 pub use self::plan::{
-    BuildPlan, BuildSecrets, BuilderSpec, CacheExport, DaemonAddress, Driver, Env, Events, Export,
-    Exported, Level, NAMED_IMAGE_SCHEME, NamedContext, Pending, SshForward, TarballFormat,
+    BuildPlan, BuildSecrets, BuilderSpec, CacheExport, CacheImport, DaemonAddress, Driver, Env,
+    Events, Export, Exported, Level, NAMED_IMAGE_SCHEME, NamedContext, Pending, SshForward,
+    TarballFormat,
 };
 pub(crate) use self::run::docker_credentials;
 pub use self::run::{Built, build_and_push, credentials_for, registry_has, retag};

@@ -38,6 +38,9 @@ pub struct BuildPlan {
     pub labels: BTreeMap<String, String>,
     /// More images to take build cache from.
     pub cache_from: Vec<String>,
+    /// Caches to import that are not images (a `local` cache directory): BuildKit's cache
+    /// importers, which only a buildkitd builder runs.
+    pub cache_imports: Vec<CacheImport>,
     /// Embed the inline cache and use the pushed image as a cache source.
     pub inline_cache: bool,
     /// Caches to export besides the inline one (a registry, a directory): BuildKit's cache
@@ -84,6 +87,9 @@ pub enum Export {
     },
     /// Into the Docker daemon of the environment (`DOCKER_HOST`), under the plan's tags.
     Load,
+    /// Nothing but the build cache (BuildKit's `cacheonly` output): the only export, with no
+    /// push; only a buildkitd builds without an image to show for it.
+    CacheOnly,
 }
 
 /// The format of a tarball export.
@@ -141,6 +147,14 @@ pub const NAMED_IMAGE_SCHEME: &str = "docker-image://";
 /// `ignore-error`), as `--cache-to type=…,key=value` spells them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheExport {
+    pub kind: String,
+    pub attrs: BTreeMap<String, String>,
+}
+
+/// One cache import that is not an image: BuildKit's importer type (`local`) and its
+/// attributes (`src`, `digest`), as `--cache-from type=…,key=value` spells them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheImport {
     pub kind: String,
     pub attrs: BTreeMap<String, String>,
 }
