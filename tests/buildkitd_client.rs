@@ -774,8 +774,14 @@ async fn cache_exports_are_checked() {
         // A kind this provider does not export (yet) is not silently ignored.
         (
             serde_json::json!([{"local": {"dest": "c"}}]),
-            "cacheTo[0]",
-            "exactly one",
+            "cacheTo[0].local",
+            "unknown field",
+        ),
+        // Nor is an option where it means nothing.
+        (
+            serde_json::json!([{"inline": {"mode": "max"}}]),
+            "cacheTo[0].inline.mode",
+            "unknown field",
         ),
         (
             serde_json::json!([{"disabled": true}, {"inline": {}}]),
@@ -791,6 +797,131 @@ async fn cache_exports_are_checked() {
             )
             .await;
     }
+    // `cacheFrom`: image references, or typed `registry {ref}` entries.
+    docker
+        .check_ok(
+            "ok",
+            &serde_json::json!({}),
+            &serde_json::json!({"name": name, "cacheFrom": [format!("{name}:c"), {"registry": {"ref": format!("{name}:d")}}]}),
+        )
+        .await;
+    for (bad, property, says) in [
+        (
+            serde_json::json!(["Not A Ref"]),
+            "cacheFrom[0]",
+            "not a valid image reference",
+        ),
+        (
+            serde_json::json!([{"registry": {"ref": "Not A Ref"}}]),
+            "cacheFrom[0].registry.ref",
+            "not a valid image reference",
+        ),
+        (serde_json::json!([{}]), "cacheFrom[0]", "registry"),
+        (
+            serde_json::json!([{"gha": {}}]),
+            "cacheFrom[0]",
+            "unknown field",
+        ),
+        (
+            serde_json::json!([7]),
+            "cacheFrom[0]",
+            "a string or an object with registry",
+        ),
+    ] {
+        docker
+            .assert_check_fails(
+                &serde_json::json!({"name": name, "cacheFrom": bad}),
+                property,
+                says,
+            )
+            .await;
+    }
+}
+
+/// `push: false` on a buildkitd builds only the exports: a tarball with nothing pushed,
+/// and `cacheOnly` with nothing at all but the builder's cache (no digest, no ref). Without
+/// exports it is a check failure on `push`; `cacheOnly` with a push, or beside another
+/// export, is one on `exports[i].cacheOnly`.
+#[tokio::test]
+async fn unpushed_builds_on_a_buildkitd_write_only_their_exports() {
+    let (Some(s), Some((unix, _, _))) = (Services::get_or_skip(), buildkitd()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let marker = uuid::Uuid::new_v4().simple().to_string();
+    common::write_tree(
+        dir.path(),
+        &[
+            ("app/Dockerfile", "FROM scratch\nCOPY hello.txt /\n"),
+            ("app/hello.txt", &marker),
+            ("out/.keep", ""),
+        ],
+    );
+    let mut h = common::Harness::configured(
+        dir.path(),
+        serde_json::json!({"host": unix, "driver": "buildkit"}),
+    )
+    .await;
+    let repo = s.repo("kit-unpushed");
+    let base = serde_json::json!({"name": repo, "context": "app", "push": false});
+    let with = |extra: serde_json::Value| {
+        let mut v = base.clone();
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    };
+    h.assert_check_fails(&base, "push", "exports").await;
+    h.assert_check_fails(
+        &with(serde_json::json!({"push": true, "exports": [{"cacheOnly": true}]})),
+        "exports[0].cacheOnly",
+        "push: false",
+    )
+    .await;
+    h.assert_check_fails(
+        &with(serde_json::json!({"exports": [{"cacheOnly": true}, {"load": true}]})),
+        "exports[0].cacheOnly",
+        "other exports",
+    )
+    .await;
+
+    let news = with(serde_json::json!({"exports": [{"tarball": {"path": "out/app.tar"}}]}));
+    let checked = h.check_ok("app", &serde_json::json!({}), &news).await;
+    let created = h
+        .create("app", &checked, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", h.log_text()));
+    let state = common::from_struct(&created.properties.clone().unwrap());
+    let tar = dir.path().join("out/app.tar");
+    let entries = tar_entries(&tar);
+    assert!(entries.iter().any(|e| e == "manifest.json"), "{entries:?}");
+    assert_eq!(state["exported"][0]["type"], "tarball");
+    assert!(
+        state["ref"].is_null(),
+        "no image is named anywhere: {state}"
+    );
+    let (status, _, _) = s.get_manifest(repo_path(&repo), "latest").await;
+    assert_eq!(status, 404, "nothing is pushed");
+
+    let news = with(serde_json::json!({"exports": [{"cacheOnly": true}]}));
+    let checked = h.check_ok("cache", &serde_json::json!({}), &news).await;
+    let created = h
+        .create("cache", &checked, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", h.log_text()));
+    let state = common::from_struct(&created.properties.clone().unwrap());
+    assert_eq!(state["exported"][0]["type"], "cacheOnly", "{state}");
+    assert!(
+        state["digest"].is_null() && state["ref"].is_null(),
+        "{state}"
+    );
+    assert!(
+        h.log_text().contains("the build cache only"),
+        "{}",
+        h.log_text()
+    );
+    let (status, _, _) = s.get_manifest(repo_path(&repo), "latest").await;
+    assert_eq!(status, 404, "nothing is pushed");
 }
 
 /// `provenance: max` on a buildkitd: the pushed tag is an index holding the image and
@@ -1093,11 +1224,15 @@ async fn exports_write_tarballs_and_load_beside_the_push() {
         )
         .await;
     for (bad, property, says) in [
-        (serde_json::json!([{}]), "exports[0]", "needs `tarball"),
+        (
+            serde_json::json!([{}]),
+            "exports[0]",
+            "needs one of `tarball",
+        ),
         (
             serde_json::json!([{"tarball": {"path": "out/a.tar"}, "load": true}]),
             "exports[0]",
-            "not both",
+            "exactly one",
         ),
         (
             serde_json::json!([{"tarball": {"path": ""}}]),

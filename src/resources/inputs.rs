@@ -87,6 +87,7 @@ pub const CLASSES: &[(&str, Class)] = &[
     ("exports", Class::Destination),
     ("exports.tarball", Class::Destination),
     ("exports.load", Class::Destination),
+    ("exports.cacheOnly", Class::Destination),
     ("skipIfPushed", Class::Behaviour),
     ("contextHash", Class::Computed),
 ];

@@ -82,9 +82,11 @@ export declare class Image extends pulumi.CustomResource {
         [key: string]: string;
     } | undefined>;
     /**
-     * More images to take build cache from (the image's own `name` always is one).
+     * More caches to import (as `docker buildx build --cache-from`), each an image
+     * reference or `registry {ref}` (the image's own `name` always is one when the inline
+     * cache is on, and so is every registry `cacheTo`).
      */
-    readonly cacheFrom: pulumi.Output<string[] | undefined>;
+    readonly cacheFrom: pulumi.Output<(string | outputs.CacheFrom)[] | undefined>;
     /**
      * Caches to export after the build (as `docker buildx build --cache-to`), each one of
      * `registry {ref, mode, imageManifest, ociMediaTypes, compression, ignoreError}`,
@@ -161,7 +163,7 @@ export declare class Image extends pulumi.CustomResource {
     readonly provenance: pulumi.Output<enums.Provenance | undefined>;
     /**
      * Where the image goes besides the registry (as `docker buildx build --output`): each
-     * entry `tarball {path, format: docker|oci}` or `load: true`. With exports an image is
+     * entry `tarball {path, format: docker|oci}`, `load: true` or `cacheOnly: true`. On a BuildKit daemon, `push: false` with exports builds only them. With exports an image is
      * always built (from cache when nothing changed), never reused by its `ctx-` tag, so
      * that every export is written; a change of exports writes them again. Refresh drops the
      * resource when a tarball it wrote is gone, so the next `up` writes it again.
@@ -279,9 +281,11 @@ export interface ImageArgs {
         [key: string]: pulumi.Input<string>;
     }>;
     /**
-     * More images to take build cache from (the image's own `name` always is one).
+     * More caches to import (as `docker buildx build --cache-from`), each an image
+     * reference or `registry {ref}` (the image's own `name` always is one when the inline
+     * cache is on, and so is every registry `cacheTo`).
      */
-    cacheFrom?: pulumi.Input<pulumi.Input<string>[]>;
+    cacheFrom?: pulumi.Input<pulumi.Input<string | inputs.CacheFromArgs>[]>;
     /**
      * Caches to export after the build (as `docker buildx build --cache-to`), each one of
      * `registry {ref, mode, imageManifest, ociMediaTypes, compression, ignoreError}`,
@@ -358,7 +362,7 @@ export interface ImageArgs {
     provenance?: pulumi.Input<enums.Provenance>;
     /**
      * Where the image goes besides the registry (as `docker buildx build --output`): each
-     * entry `tarball {path, format: docker|oci}` or `load: true`. With exports an image is
+     * entry `tarball {path, format: docker|oci}`, `load: true` or `cacheOnly: true`. On a BuildKit daemon, `push: false` with exports builds only them. With exports an image is
      * always built (from cache when nothing changed), never reused by its `ctx-` tag, so
      * that every export is written; a change of exports writes them again. Refresh drops the
      * resource when a tarball it wrote is gone, so the next `up` writes it again.

@@ -4,9 +4,30 @@ import * as outputs from "../types/output";
 import * as enums from "../types/enums";
 
 /**
+ * A typed cache import: `registry` (the one kind a BuildKit daemon imports from here
+ * for now).
+ */
+export interface CacheFrom {
+    /**
+     * A cache in a registry (a `cacheTo` registry export, or an image with an inline cache).
+     */
+    registry?: outputs.RegistryCacheFrom;
+}
+
+/**
+ * A cache in a registry.
+ */
+export interface RegistryCacheFrom {
+    /**
+     * The image reference, e.g. `ghcr.io/me/app:buildcache`.
+     */
+    ref: string;
+}
+
+/**
  * One cache to export after the build (as `docker buildx build --cache-to`): set exactly
- * one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver: buildkit`)
- * exports caches other than `inline`.
+ * one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver:
+ * buildkit`) exports caches other than `inline`.
  */
 export interface CacheTo {
     /**
@@ -101,13 +122,19 @@ export interface Registry {
 
 /**
  * One export of the built image besides the push (as `docker buildx build --output`): set
- * exactly one of `tarball` or `load`.
+ * exactly one of `tarball`, `load` or `cacheOnly`.
  */
 export interface ExportInput {
     /**
      * The image as a tarball file.
      */
     tarball?: outputs.TarballExport;
+    /**
+     * Nothing but the build cache (the builder's own, and `cacheTo`'s), as `--output
+     * type=cacheonly`: the only entry, with `push: false`; `digest` and `ref` stay empty.
+     * Needs a BuildKit daemon (`driver: buildkit`).
+     */
+    cacheOnly?: boolean;
     /**
      * Into the Docker daemon: on a Docker host the image is there already; a BuildKit daemon
      * streams it into the Docker daemon of the provider's environment (`DOCKER_HOST`, else
@@ -137,7 +164,7 @@ export interface TarballExport {
  */
 export interface ExportedOutput {
     /**
-     * `tarball` or `load`.
+     * `tarball`, `load` or `cacheOnly`.
      */
     type: string;
     /**
@@ -149,7 +176,8 @@ export interface ExportedOutput {
      */
     format?: string;
     /**
-     * The bytes written (for `load` on a Docker host, where nothing moves: 0).
+     * The bytes written (for `load` on a Docker host, where nothing moves, and for
+     * `cacheOnly`: 0).
      */
     bytes: number;
 }

@@ -16,6 +16,10 @@ else:
     from typing_extensions import NotRequired, TypedDict
 
 __all__ = [
+    'CacheFromArgs',
+    'CacheFromArgsDict',
+    'RegistryCacheFromArgs',
+    'RegistryCacheFromArgsDict',
     'CacheToArgs',
     'CacheToArgsDict',
     'RegistryCacheToArgs',
@@ -37,11 +41,82 @@ __all__ = [
 ]
 
 
+class CacheFromArgsDict(TypedDict):
+    """
+    A typed cache import: `registry` (the one kind a BuildKit daemon imports from here
+    for now).
+    """
+    registry: NotRequired[pulumi.Input['RegistryCacheFromArgsDict']]
+    """
+    A cache in a registry (a `cacheTo` registry export, or an image with an inline cache).
+    """
+
+
+@pulumi.input_type
+class CacheFromArgs:
+    def __init__(__self__, *,
+                 registry: Optional[pulumi.Input['RegistryCacheFromArgs']] = None):
+        """
+        A typed cache import: `registry` (the one kind a BuildKit daemon imports from here
+        for now).
+
+        :param pulumi.Input[Union['RegistryCacheFromArgs', 'RegistryCacheFromArgsDict']] registry: A cache in a registry (a `cacheTo` registry export, or an image with an inline cache).
+        """
+        if registry is not None:
+            pulumi.set(__self__, "registry", registry)
+
+    @_builtins.property
+    @pulumi.getter
+    def registry(self) -> Optional[pulumi.Input['RegistryCacheFromArgs']]:
+        """
+        A cache in a registry (a `cacheTo` registry export, or an image with an inline cache).
+        """
+        return pulumi.get(self, "registry")
+
+    @registry.setter
+    def registry(self, value: Optional[pulumi.Input['RegistryCacheFromArgs']]):
+        pulumi.set(self, "registry", value)
+
+
+class RegistryCacheFromArgsDict(TypedDict):
+    """
+    A cache in a registry.
+    """
+    ref: pulumi.Input[_builtins.str]
+    """
+    The image reference, e.g. `ghcr.io/me/app:buildcache`.
+    """
+
+
+@pulumi.input_type
+class RegistryCacheFromArgs:
+    def __init__(__self__, *,
+                 ref: pulumi.Input[_builtins.str]):
+        """
+        A cache in a registry.
+
+        :param pulumi.Input[_builtins.str] ref: The image reference, e.g. `ghcr.io/me/app:buildcache`.
+        """
+        pulumi.set(__self__, "ref", ref)
+
+    @_builtins.property
+    @pulumi.getter
+    def ref(self) -> pulumi.Input[_builtins.str]:
+        """
+        The image reference, e.g. `ghcr.io/me/app:buildcache`.
+        """
+        return pulumi.get(self, "ref")
+
+    @ref.setter
+    def ref(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "ref", value)
+
+
 class CacheToArgsDict(TypedDict):
     """
     One cache to export after the build (as `docker buildx build --cache-to`): set exactly
-    one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver: buildkit`)
-    exports caches other than `inline`.
+    one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver:
+    buildkit`) exports caches other than `inline`.
     """
     registry: NotRequired[pulumi.Input['RegistryCacheToArgsDict']]
     """
@@ -65,8 +140,8 @@ class CacheToArgs:
                  disabled: Optional[pulumi.Input[_builtins.bool]] = None):
         """
         One cache to export after the build (as `docker buildx build --cache-to`): set exactly
-        one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver: buildkit`)
-        exports caches other than `inline`.
+        one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver:
+        buildkit`) exports caches other than `inline`.
 
         :param pulumi.Input[Union['RegistryCacheToArgs', 'RegistryCacheToArgsDict']] registry: The build cache pushed to a registry as an image of its own.
         :param pulumi.Input[Union['InlineCacheToArgs', 'InlineCacheToArgsDict']] inline: The cache embedded in the pushed image (BuildKit's inline cache, the default).
@@ -420,11 +495,17 @@ class RegistryArgs:
 class ExportInputArgsDict(TypedDict):
     """
     One export of the built image besides the push (as `docker buildx build --output`): set
-    exactly one of `tarball` or `load`.
+    exactly one of `tarball`, `load` or `cacheOnly`.
     """
     tarball: NotRequired[pulumi.Input['TarballExportArgsDict']]
     """
     The image as a tarball file.
+    """
+    cache_only: NotRequired[pulumi.Input[_builtins.bool]]
+    """
+    Nothing but the build cache (the builder's own, and `cacheTo`'s), as `--output
+    type=cacheonly`: the only entry, with `push: false`; `digest` and `ref` stay empty.
+    Needs a BuildKit daemon (`driver: buildkit`).
     """
     load: NotRequired[pulumi.Input[_builtins.bool]]
     """
@@ -438,18 +519,24 @@ class ExportInputArgsDict(TypedDict):
 class ExportInputArgs:
     def __init__(__self__, *,
                  tarball: Optional[pulumi.Input['TarballExportArgs']] = None,
+                 cache_only: Optional[pulumi.Input[_builtins.bool]] = None,
                  load: Optional[pulumi.Input[_builtins.bool]] = None):
         """
         One export of the built image besides the push (as `docker buildx build --output`): set
-        exactly one of `tarball` or `load`.
+        exactly one of `tarball`, `load` or `cacheOnly`.
 
         :param pulumi.Input[Union['TarballExportArgs', 'TarballExportArgsDict']] tarball: The image as a tarball file.
+        :param pulumi.Input[_builtins.bool] cache_only: Nothing but the build cache (the builder's own, and `cacheTo`'s), as `--output
+               type=cacheonly`: the only entry, with `push: false`; `digest` and `ref` stay empty.
+               Needs a BuildKit daemon (`driver: buildkit`).
         :param pulumi.Input[_builtins.bool] load: Into the Docker daemon: on a Docker host the image is there already; a BuildKit daemon
                streams it into the Docker daemon of the provider's environment (`DOCKER_HOST`, else
                the default socket), as `docker load`, under the Image's tags.
         """
         if tarball is not None:
             pulumi.set(__self__, "tarball", tarball)
+        if cache_only is not None:
+            pulumi.set(__self__, "cache_only", cache_only)
         if load is not None:
             pulumi.set(__self__, "load", load)
 
@@ -464,6 +551,20 @@ class ExportInputArgs:
     @tarball.setter
     def tarball(self, value: Optional[pulumi.Input['TarballExportArgs']]):
         pulumi.set(self, "tarball", value)
+
+    @_builtins.property
+    @pulumi.getter(name="cacheOnly")
+    def cache_only(self) -> Optional[pulumi.Input[_builtins.bool]]:
+        """
+        Nothing but the build cache (the builder's own, and `cacheTo`'s), as `--output
+        type=cacheonly`: the only entry, with `push: false`; `digest` and `ref` stay empty.
+        Needs a BuildKit daemon (`driver: buildkit`).
+        """
+        return pulumi.get(self, "cache_only")
+
+    @cache_only.setter
+    def cache_only(self, value: Optional[pulumi.Input[_builtins.bool]]):
+        pulumi.set(self, "cache_only", value)
 
     @_builtins.property
     @pulumi.getter
@@ -546,11 +647,12 @@ class ExportedOutputArgsDict(TypedDict):
     """
     type: pulumi.Input[_builtins.str]
     """
-    `tarball` or `load`.
+    `tarball`, `load` or `cacheOnly`.
     """
     bytes: pulumi.Input[_builtins.int]
     """
-    The bytes written (for `load` on a Docker host, where nothing moves: 0).
+    The bytes written (for `load` on a Docker host, where nothing moves, and for
+    `cacheOnly`: 0).
     """
     path: NotRequired[pulumi.Input[_builtins.str]]
     """
@@ -572,8 +674,9 @@ class ExportedOutputArgs:
         """
         What one export wrote.
 
-        :param pulumi.Input[_builtins.str] type: `tarball` or `load`.
-        :param pulumi.Input[_builtins.int] bytes: The bytes written (for `load` on a Docker host, where nothing moves: 0).
+        :param pulumi.Input[_builtins.str] type: `tarball`, `load` or `cacheOnly`.
+        :param pulumi.Input[_builtins.int] bytes: The bytes written (for `load` on a Docker host, where nothing moves, and for
+               `cacheOnly`: 0).
         :param pulumi.Input[_builtins.str] path: The tarball's path (absolute), for a tarball.
         :param pulumi.Input[_builtins.str] format: The tarball's format, for a tarball.
         """
@@ -588,7 +691,7 @@ class ExportedOutputArgs:
     @pulumi.getter
     def type(self) -> pulumi.Input[_builtins.str]:
         """
-        `tarball` or `load`.
+        `tarball`, `load` or `cacheOnly`.
         """
         return pulumi.get(self, "type")
 
@@ -600,7 +703,8 @@ class ExportedOutputArgs:
     @pulumi.getter
     def bytes(self) -> pulumi.Input[_builtins.int]:
         """
-        The bytes written (for `load` on a Docker host, where nothing moves: 0).
+        The bytes written (for `load` on a Docker host, where nothing moves, and for
+        `cacheOnly`: 0).
         """
         return pulumi.get(self, "bytes")
 

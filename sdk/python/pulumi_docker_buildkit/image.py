@@ -28,7 +28,7 @@ class ImageArgs:
                  build_args: Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
                  target: Optional[pulumi.Input[_builtins.str]] = None,
                  labels: Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
-                 cache_from: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
+                 cache_from: Optional[pulumi.Input[Sequence[pulumi.Input[Union[_builtins.str, 'CacheFromArgs']]]]] = None,
                  cache_to: Optional[pulumi.Input[Sequence[pulumi.Input['CacheToArgs']]]] = None,
                  inline_cache: Optional[pulumi.Input[_builtins.bool]] = None,
                  no_cache: Optional[pulumi.Input[_builtins.bool]] = None,
@@ -72,7 +72,9 @@ class ImageArgs:
         :param pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]] build_args: Build arguments (`ARG` values).
         :param pulumi.Input[_builtins.str] target: The stage of a multi-stage Dockerfile to build.
         :param pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]] labels: Labels to set on the image.
-        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] cache_from: More images to take build cache from (the image's own `name` always is one).
+        :param pulumi.Input[Sequence[pulumi.Input[Union[_builtins.str, Union['CacheFromArgs', 'CacheFromArgsDict']]]]] cache_from: More caches to import (as `docker buildx build --cache-from`), each an image
+               reference or `registry {ref}` (the image's own `name` always is one when the inline
+               cache is on, and so is every registry `cacheTo`).
         :param pulumi.Input[Sequence[pulumi.Input[Union['CacheToArgs', 'CacheToArgsDict']]]] cache_to: Caches to export after the build (as `docker buildx build --cache-to`), each one of
                `registry {ref, mode, imageManifest, ociMediaTypes, compression, ignoreError}`,
                `inline {}` or `disabled: true`. Without it, the inline cache (see `inlineCache`).
@@ -107,7 +109,7 @@ class ImageArgs:
                (some deploy targets refuse attestation manifests). Needs a BuildKit daemon (`driver:
                buildkit`). With it, even one platform is pushed as an index.
         :param pulumi.Input[Sequence[pulumi.Input[Union['ExportInputArgs', 'ExportInputArgsDict']]]] exports: Where the image goes besides the registry (as `docker buildx build --output`): each
-               entry `tarball {path, format: docker|oci}` or `load: true`. With exports an image is
+               entry `tarball {path, format: docker|oci}`, `load: true` or `cacheOnly: true`. On a BuildKit daemon, `push: false` with exports builds only them. With exports an image is
                always built (from cache when nothing changed), never reused by its `ctx-` tag, so
                that every export is written; a change of exports writes them again. Refresh drops the
                resource when a tarball it wrote is gone, so the next `up` writes it again.
@@ -311,14 +313,16 @@ class ImageArgs:
 
     @_builtins.property
     @pulumi.getter(name="cacheFrom")
-    def cache_from(self) -> Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]]:
+    def cache_from(self) -> Optional[pulumi.Input[Sequence[pulumi.Input[Union[_builtins.str, 'CacheFromArgs']]]]]:
         """
-        More images to take build cache from (the image's own `name` always is one).
+        More caches to import (as `docker buildx build --cache-from`), each an image
+        reference or `registry {ref}` (the image's own `name` always is one when the inline
+        cache is on, and so is every registry `cacheTo`).
         """
         return pulumi.get(self, "cache_from")
 
     @cache_from.setter
-    def cache_from(self, value: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]]):
+    def cache_from(self, value: Optional[pulumi.Input[Sequence[pulumi.Input[Union[_builtins.str, 'CacheFromArgs']]]]]):
         pulumi.set(self, "cache_from", value)
 
     @_builtins.property
@@ -502,7 +506,7 @@ class ImageArgs:
     def exports(self) -> Optional[pulumi.Input[Sequence[pulumi.Input['ExportInputArgs']]]]:
         """
         Where the image goes besides the registry (as `docker buildx build --output`): each
-        entry `tarball {path, format: docker|oci}` or `load: true`. With exports an image is
+        entry `tarball {path, format: docker|oci}`, `load: true` or `cacheOnly: true`. On a BuildKit daemon, `push: false` with exports builds only them. With exports an image is
         always built (from cache when nothing changed), never reused by its `ctx-` tag, so
         that every export is written; a change of exports writes them again. Refresh drops the
         resource when a tarball it wrote is gone, so the next `up` writes it again.
@@ -549,7 +553,7 @@ class Image(pulumi.CustomResource):
                  build_args: Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
                  target: Optional[pulumi.Input[_builtins.str]] = None,
                  labels: Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
-                 cache_from: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
+                 cache_from: Optional[pulumi.Input[Sequence[pulumi.Input[Union[_builtins.str, Union['CacheFromArgs', 'CacheFromArgsDict']]]]]] = None,
                  cache_to: Optional[pulumi.Input[Sequence[pulumi.Input[Union['CacheToArgs', 'CacheToArgsDict']]]]] = None,
                  inline_cache: Optional[pulumi.Input[_builtins.bool]] = None,
                  no_cache: Optional[pulumi.Input[_builtins.bool]] = None,
@@ -597,7 +601,9 @@ class Image(pulumi.CustomResource):
         :param pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]] build_args: Build arguments (`ARG` values).
         :param pulumi.Input[_builtins.str] target: The stage of a multi-stage Dockerfile to build.
         :param pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]] labels: Labels to set on the image.
-        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] cache_from: More images to take build cache from (the image's own `name` always is one).
+        :param pulumi.Input[Sequence[pulumi.Input[Union[_builtins.str, Union['CacheFromArgs', 'CacheFromArgsDict']]]]] cache_from: More caches to import (as `docker buildx build --cache-from`), each an image
+               reference or `registry {ref}` (the image's own `name` always is one when the inline
+               cache is on, and so is every registry `cacheTo`).
         :param pulumi.Input[Sequence[pulumi.Input[Union['CacheToArgs', 'CacheToArgsDict']]]] cache_to: Caches to export after the build (as `docker buildx build --cache-to`), each one of
                `registry {ref, mode, imageManifest, ociMediaTypes, compression, ignoreError}`,
                `inline {}` or `disabled: true`. Without it, the inline cache (see `inlineCache`).
@@ -632,7 +638,7 @@ class Image(pulumi.CustomResource):
                (some deploy targets refuse attestation manifests). Needs a BuildKit daemon (`driver:
                buildkit`). With it, even one platform is pushed as an index.
         :param pulumi.Input[Sequence[pulumi.Input[Union['ExportInputArgs', 'ExportInputArgsDict']]]] exports: Where the image goes besides the registry (as `docker buildx build --output`): each
-               entry `tarball {path, format: docker|oci}` or `load: true`. With exports an image is
+               entry `tarball {path, format: docker|oci}`, `load: true` or `cacheOnly: true`. On a BuildKit daemon, `push: false` with exports builds only them. With exports an image is
                always built (from cache when nothing changed), never reused by its `ctx-` tag, so
                that every export is written; a change of exports writes them again. Refresh drops the
                resource when a tarball it wrote is gone, so the next `up` writes it again.
@@ -678,7 +684,7 @@ class Image(pulumi.CustomResource):
                  build_args: Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
                  target: Optional[pulumi.Input[_builtins.str]] = None,
                  labels: Optional[pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
-                 cache_from: Optional[pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]] = None,
+                 cache_from: Optional[pulumi.Input[Sequence[pulumi.Input[Union[_builtins.str, Union['CacheFromArgs', 'CacheFromArgsDict']]]]]] = None,
                  cache_to: Optional[pulumi.Input[Sequence[pulumi.Input[Union['CacheToArgs', 'CacheToArgsDict']]]]] = None,
                  inline_cache: Optional[pulumi.Input[_builtins.bool]] = None,
                  no_cache: Optional[pulumi.Input[_builtins.bool]] = None,
@@ -903,9 +909,11 @@ class Image(pulumi.CustomResource):
 
     @_builtins.property
     @pulumi.getter(name="cacheFrom")
-    def cache_from(self) -> pulumi.Output[Optional[Sequence[_builtins.str]]]:
+    def cache_from(self) -> pulumi.Output[Optional[Sequence[Union[_builtins.str, 'outputs.CacheFrom']]]]:
         """
-        More images to take build cache from (the image's own `name` always is one).
+        More caches to import (as `docker buildx build --cache-from`), each an image
+        reference or `registry {ref}` (the image's own `name` always is one when the inline
+        cache is on, and so is every registry `cacheTo`).
         """
         return pulumi.get(self, "cache_from")
 
@@ -1038,7 +1046,7 @@ class Image(pulumi.CustomResource):
     def exports(self) -> pulumi.Output[Optional[Sequence['outputs.ExportInput']]]:
         """
         Where the image goes besides the registry (as `docker buildx build --output`): each
-        entry `tarball {path, format: docker|oci}` or `load: true`. With exports an image is
+        entry `tarball {path, format: docker|oci}`, `load: true` or `cacheOnly: true`. On a BuildKit daemon, `push: false` with exports builds only them. With exports an image is
         always built (from cache when nothing changed), never reused by its `ctx-` tag, so
         that every export is written; a change of exports writes them again. Refresh drops the
         resource when a tarball it wrote is gone, so the next `up` writes it again.

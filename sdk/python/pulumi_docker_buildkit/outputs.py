@@ -10,6 +10,8 @@ from . import _utilities
 from ._enums import *
 
 __all__ = [
+    'CacheFrom',
+    'RegistryCacheFrom',
     'CacheTo',
     'RegistryCacheTo',
     'InlineCacheTo',
@@ -23,11 +25,60 @@ __all__ = [
 
 
 @pulumi.output_type
+class CacheFrom(dict):
+    """
+    A typed cache import: `registry` (the one kind a BuildKit daemon imports from here
+    for now).
+    """
+    def __init__(__self__, *,
+                 registry: Optional['RegistryCacheFrom'] = None):
+        """
+        A typed cache import: `registry` (the one kind a BuildKit daemon imports from here
+        for now).
+
+        :param Optional['RegistryCacheFrom'] registry: A cache in a registry (a `cacheTo` registry export, or an image with an inline cache).
+        """
+        if registry is not None:
+            pulumi.set(__self__, "registry", registry)
+
+    @_builtins.property
+    @pulumi.getter
+    def registry(self) -> Optional['RegistryCacheFrom']:
+        """
+        A cache in a registry (a `cacheTo` registry export, or an image with an inline cache).
+        """
+        return pulumi.get(self, "registry")
+
+
+@pulumi.output_type
+class RegistryCacheFrom(dict):
+    """
+    A cache in a registry.
+    """
+    def __init__(__self__, *,
+                 ref: _builtins.str):
+        """
+        A cache in a registry.
+
+        :param _builtins.str ref: The image reference, e.g. `ghcr.io/me/app:buildcache`.
+        """
+        pulumi.set(__self__, "ref", ref)
+
+    @_builtins.property
+    @pulumi.getter
+    def ref(self) -> _builtins.str:
+        """
+        The image reference, e.g. `ghcr.io/me/app:buildcache`.
+        """
+        return pulumi.get(self, "ref")
+
+
+@pulumi.output_type
 class CacheTo(dict):
     """
     One cache to export after the build (as `docker buildx build --cache-to`): set exactly
-    one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver: buildkit`)
-    exports caches other than `inline`.
+    one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver:
+    buildkit`) exports caches other than `inline`.
     """
     def __init__(__self__, *,
                  registry: Optional['RegistryCacheTo'] = None,
@@ -35,8 +86,8 @@ class CacheTo(dict):
                  disabled: Optional[_builtins.bool] = None):
         """
         One cache to export after the build (as `docker buildx build --cache-to`): set exactly
-        one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver: buildkit`)
-        exports caches other than `inline`.
+        one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver:
+        buildkit`) exports caches other than `inline`.
 
         :param Optional['RegistryCacheTo'] registry: The build cache pushed to a registry as an image of its own.
         :param Optional['InlineCacheTo'] inline: The cache embedded in the pushed image (BuildKit's inline cache, the default).
@@ -269,22 +320,28 @@ class Registry(dict):
 class ExportInput(dict):
     """
     One export of the built image besides the push (as `docker buildx build --output`): set
-    exactly one of `tarball` or `load`.
+    exactly one of `tarball`, `load` or `cacheOnly`.
     """
     def __init__(__self__, *,
                  tarball: Optional['TarballExport'] = None,
+                 cache_only: Optional[_builtins.bool] = None,
                  load: Optional[_builtins.bool] = None):
         """
         One export of the built image besides the push (as `docker buildx build --output`): set
-        exactly one of `tarball` or `load`.
+        exactly one of `tarball`, `load` or `cacheOnly`.
 
         :param Optional['TarballExport'] tarball: The image as a tarball file.
+        :param Optional[_builtins.bool] cache_only: Nothing but the build cache (the builder's own, and `cacheTo`'s), as `--output
+               type=cacheonly`: the only entry, with `push: false`; `digest` and `ref` stay empty.
+               Needs a BuildKit daemon (`driver: buildkit`).
         :param Optional[_builtins.bool] load: Into the Docker daemon: on a Docker host the image is there already; a BuildKit daemon
                streams it into the Docker daemon of the provider's environment (`DOCKER_HOST`, else
                the default socket), as `docker load`, under the Image's tags.
         """
         if tarball is not None:
             pulumi.set(__self__, "tarball", tarball)
+        if cache_only is not None:
+            pulumi.set(__self__, "cache_only", cache_only)
         if load is not None:
             pulumi.set(__self__, "load", load)
 
@@ -295,6 +352,16 @@ class ExportInput(dict):
         The image as a tarball file.
         """
         return pulumi.get(self, "tarball")
+
+    @_builtins.property
+    @pulumi.getter(name="cacheOnly")
+    def cache_only(self) -> Optional[_builtins.bool]:
+        """
+        Nothing but the build cache (the builder's own, and `cacheTo`'s), as `--output
+        type=cacheonly`: the only entry, with `push: false`; `digest` and `ref` stay empty.
+        Needs a BuildKit daemon (`driver: buildkit`).
+        """
+        return pulumi.get(self, "cache_only")
 
     @_builtins.property
     @pulumi.getter
@@ -359,8 +426,9 @@ class ExportedOutput(dict):
         """
         What one export wrote.
 
-        :param _builtins.str type: `tarball` or `load`.
-        :param _builtins.int bytes: The bytes written (for `load` on a Docker host, where nothing moves: 0).
+        :param _builtins.str type: `tarball`, `load` or `cacheOnly`.
+        :param _builtins.int bytes: The bytes written (for `load` on a Docker host, where nothing moves, and for
+               `cacheOnly`: 0).
         :param Optional[_builtins.str] path: The tarball's path (absolute), for a tarball.
         :param Optional[_builtins.str] format: The tarball's format, for a tarball.
         """
@@ -375,7 +443,7 @@ class ExportedOutput(dict):
     @pulumi.getter
     def type(self) -> _builtins.str:
         """
-        `tarball` or `load`.
+        `tarball`, `load` or `cacheOnly`.
         """
         return pulumi.get(self, "type")
 
@@ -383,7 +451,8 @@ class ExportedOutput(dict):
     @pulumi.getter
     def bytes(self) -> _builtins.int:
         """
-        The bytes written (for `load` on a Docker host, where nothing moves: 0).
+        The bytes written (for `load` on a Docker host, where nothing moves, and for
+        `cacheOnly`: 0).
         """
         return pulumi.get(self, "bytes")
 

@@ -37,10 +37,10 @@ pub struct SshInput {
 }
 
 /// One cache to export after the build (as `docker buildx build --cache-to`): set exactly
-/// one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver: buildkit`)
-/// exports caches other than `inline`.
+/// one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver:
+/// buildkit`) exports caches other than `inline`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CacheTo {
     /// The build cache pushed to a registry as an image of its own.
     pub registry: Option<RegistryCacheTo>,
@@ -52,7 +52,7 @@ pub struct CacheTo {
 
 /// A build cache pushed to a registry.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegistryCacheTo {
     /// Where: an image reference, e.g. `ghcr.io/me/app:buildcache`.
     #[serde(rename = "ref")]
@@ -73,15 +73,66 @@ pub struct RegistryCacheTo {
 
 /// The inline cache: no options.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct InlineCacheTo {}
 
-/// One export of the built image besides the push (as `docker buildx build --output`): set
-/// exactly one of `tarball` or `load`.
+/// One cache to import (as `docker buildx build --cache-from`): an image reference (a
+/// registry cache, or an image pushed with the inline cache), or a typed entry.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum CacheFromEntry {
+    /// An image reference, the same as `{registry: {ref: …}}`.
+    Image(String),
+    /// A typed entry (`registry`).
+    Typed(CacheFrom),
+}
+
+impl<'de> Deserialize<'de> for CacheFromEntry {
+    /// A string is an image reference; an object a typed entry, its own errors kept (an
+    /// untagged derive would say only that nothing matched).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Ok(CacheFromEntry::Image(s)),
+            v @ serde_json::Value::Object(_) => serde_json::from_value(v)
+                .map(CacheFromEntry::Typed)
+                .map_err(D::Error::custom),
+            other => Err(D::Error::custom(format!(
+                "expected an image reference or an object with `registry`, got {other}"
+            ))),
+        }
+    }
+}
+
+/// A typed cache import: `registry` (the one kind a BuildKit daemon imports from here
+/// for now).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CacheFrom {
+    /// A cache in a registry (a `cacheTo` registry export, or an image with an inline cache).
+    pub registry: Option<RegistryCacheFrom>,
+}
+
+/// A cache in a registry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegistryCacheFrom {
+    /// The image reference, e.g. `ghcr.io/me/app:buildcache`.
+    #[serde(rename = "ref")]
+    pub reference: String,
+}
+
+/// One export of the built image besides the push (as `docker buildx build --output`): set
+/// exactly one of `tarball`, `load` or `cacheOnly`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExportInput {
     /// The image as a tarball file.
     pub tarball: Option<TarballExport>,
+    /// Nothing but the build cache (the builder's own, and `cacheTo`'s), as `--output
+    /// type=cacheonly`: the only entry, with `push: false`; `digest` and `ref` stay empty.
+    /// Needs a BuildKit daemon (`driver: buildkit`).
+    pub cache_only: Option<bool>,
     /// Into the Docker daemon: on a Docker host the image is there already; a BuildKit daemon
     /// streams it into the Docker daemon of the provider's environment (`DOCKER_HOST`, else
     /// the default socket), as `docker load`, under the Image's tags.
@@ -90,7 +141,7 @@ pub struct ExportInput {
 
 /// A tarball of the image.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TarballExport {
     /// Where: a file path, relative to the Pulumi program's directory. Written beside it and
     /// moved into place when complete (a failed export leaves the old file).
@@ -114,14 +165,15 @@ pub enum TarballFormatInput {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportedOutput {
-    /// `tarball` or `load`.
+    /// `tarball`, `load` or `cacheOnly`.
     #[serde(rename = "type")]
     pub kind: String,
     /// The tarball's path (absolute), for a tarball.
     pub path: Option<String>,
     /// The tarball's format, for a tarball.
     pub format: Option<String>,
-    /// The bytes written (for `load` on a Docker host, where nothing moves: 0).
+    /// The bytes written (for `load` on a Docker host, where nothing moves, and for
+    /// `cacheOnly`: 0).
     pub bytes: u64,
 }
 
@@ -182,8 +234,10 @@ pub struct ImageArgs {
     pub target: Option<String>,
     /// Labels to set on the image.
     pub labels: Option<BTreeMap<String, String>>,
-    /// More images to take build cache from (the image's own `name` always is one).
-    pub cache_from: Option<Vec<String>>,
+    /// More caches to import (as `docker buildx build --cache-from`), each an image
+    /// reference or `registry {ref}` (the image's own `name` always is one when the inline
+    /// cache is on, and so is every registry `cacheTo`).
+    pub cache_from: Option<Vec<CacheFromEntry>>,
     /// Caches to export after the build (as `docker buildx build --cache-to`), each one of
     /// `registry {ref, mode, imageManifest, ociMediaTypes, compression, ignoreError}`,
     /// `inline {}` or `disabled: true`. Without it, the inline cache (see `inlineCache`).
@@ -237,7 +291,7 @@ pub struct ImageArgs {
     /// buildkit`). With it, even one platform is pushed as an index.
     pub provenance: Option<Provenance>,
     /// Where the image goes besides the registry (as `docker buildx build --output`): each
-    /// entry `tarball {path, format: docker|oci}` or `load: true`. With exports an image is
+    /// entry `tarball {path, format: docker|oci}`, `load: true` or `cacheOnly: true`. On a BuildKit daemon, `push: false` with exports builds only them. With exports an image is
     /// always built (from cache when nothing changed), never reused by its `ctx-` tag, so
     /// that every export is written; a change of exports writes them again. Refresh drops the
     /// resource when a tarball it wrote is gone, so the next `up` writes it again.

@@ -72,6 +72,15 @@ fn needs_a_buildkitd(ctx: &Ctx<ProviderConfig>, news: &Inputs<ImageArgs>) -> Vec
         ));
     }
     for (i, e) in news.args.exports.iter().flatten().enumerate() {
+        let at = crate::path::PropertyPath::key("exports").at(i);
+        if e.cache_only == Some(true) {
+            failures.push(CheckFailure::new(
+                at.clone().field("cacheOnly"),
+                format!(
+                    "a cache-only build needs a BuildKit daemon: the Docker host {docker} always makes an image; {fix}"
+                ),
+            ));
+        }
         if e.tarball
             .as_ref()
             .is_some_and(|t| t.format == Some(args::TarballFormatInput::Oci))
@@ -134,11 +143,17 @@ impl Resource for Image {
         let mut failures = check_ssh(&ctx.program_dir, &news);
         failures.extend(check_exports(&ctx.program_dir, &news));
         failures.extend(needs_a_buildkitd(ctx, &news));
-        // A buildkitd keeps no images: what it builds, its image exporter pushes.
-        if ctx.config.builds_on_buildkitd() && !news.args.push && !news.is_unknown("push") {
+        // A buildkitd keeps no images: what it builds, its image exporter pushes or its
+        // other exporters write.
+        if ctx.config.builds_on_buildkitd()
+            && !news.args.push
+            && !news.is_unknown("push")
+            && news.args.exports.as_ref().is_none_or(Vec::is_empty)
+            && !news.is_unknown("exports")
+        {
             failures.push(CheckFailure::new(
                 "push",
-                "the provider builds on a BuildKit daemon (`driver: buildkit`), which keeps no images of its own: set `push: true` (it pushes the image itself), or build on a Docker host",
+                "the provider builds on a BuildKit daemon (`driver: buildkit`), which keeps no images of its own: set `push: true` (it pushes the image itself), give `exports` (e.g. `load: true`, a tarball, or `cacheOnly: true`), or build on a Docker host",
             ));
         }
         // A value the user cannot set: it is always computed here.
@@ -292,12 +307,18 @@ impl Resource for Image {
             }
         }
         for x in state.exported.iter().flatten() {
-            if let Some(path) = &x.path
-                && !std::path::Path::new(path).is_file()
-            {
+            let Some(path) = &x.path else {
+                continue;
+            };
+            let p = std::path::Path::new(path);
+            let (there, what) = match x.kind.as_str() {
+                "local" => (p.is_dir(), "directory"),
+                _ => (p.is_file(), "tarball"),
+            };
+            if !there {
                 ctx.log(
                     Severity::Info,
-                    &format!("the tarball {path} this image was exported to is gone: the image will be exported again"),
+                    &format!("the {what} {path} this image was exported to is gone: the image will be exported again"),
                 )
                 .await;
                 return Ok(None);
@@ -359,7 +380,8 @@ async fn build_or_preview(
     let built = docker::build_and_push(&env(ctx, &CtxEvents(ctx)), plan)
         .await
         .map_err(resource_error)?;
-    state.digest = Some(built.digest);
+    // A cache-only build makes no image to name.
+    state.digest = (!built.digest.is_empty()).then_some(built.digest);
     state.reference = built.reference.clone();
     state.repo_digest = built.reference;
     state.platform_digests = (!built.platform_digests.is_empty()).then_some(built.platform_digests);

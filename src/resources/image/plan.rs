@@ -16,8 +16,8 @@ use crate::resource::{Ctx, ResourceError, Result};
 
 use super::super::ProviderConfig;
 use super::args::{
-    CacheTo, DEFAULT_SSH_ID, ExportInput, ExportedOutput, ImageArgs, Provenance, Registry,
-    SshInput, TarballFormatInput,
+    CacheFromEntry, CacheTo, DEFAULT_SSH_ID, ExportInput, ExportedOutput, ImageArgs, Provenance,
+    Registry, SshInput, TarballFormatInput,
 };
 
 /// The build plan of checked inputs. `secret_hash`: the context hash covers a secret, so
@@ -96,7 +96,13 @@ pub(super) fn build_plan(
         build_args: build_args.clone().unwrap_or_default(),
         target: target.clone(),
         labels: labels.clone().unwrap_or_default(),
-        cache_from: cache_from.clone().unwrap_or_default(),
+        cache_from: cache_from
+            .iter()
+            .flatten()
+            .filter_map(image_cache_from)
+            .collect(),
+        // A `local` cache import is not an input yet.
+        cache_imports: Vec::new(),
         // With `cacheTo`, the inline cache is one of its entries; without, `inlineCache`.
         inline_cache: match cache_to {
             Some(list) => list.iter().any(|c| c.inline.is_some()),
@@ -157,6 +163,9 @@ fn export(program_dir: &Path, e: &ExportInput) -> Option<docker::Export> {
             },
         });
     }
+    if e.cache_only == Some(true) {
+        return Some(docker::Export::CacheOnly);
+    }
     (e.load == Some(true)).then_some(docker::Export::Load)
 }
 
@@ -177,6 +186,12 @@ pub(super) fn exported_outputs(exported: &[docker::Exported]) -> Vec<ExportedOut
                 format: None,
                 bytes: x.bytes,
             },
+            docker::Export::CacheOnly => ExportedOutput {
+                kind: "cacheOnly".to_string(),
+                path: None,
+                format: None,
+                bytes: 0,
+            },
         })
         .collect()
 }
@@ -190,6 +205,14 @@ pub(super) fn login(registry: Option<&Registry>) -> Option<Credentials> {
         password: r.password.clone()?,
         identity_token: None,
     })
+}
+
+/// The image reference of a `cacheFrom` entry that names one.
+fn image_cache_from(c: &CacheFromEntry) -> Option<String> {
+    match c {
+        CacheFromEntry::Image(r) => Some(r.clone()),
+        CacheFromEntry::Typed(t) => t.registry.as_ref().map(|r| r.reference.clone()),
+    }
 }
 
 /// The BuildKit cache export of one `cacheTo` entry (`None` for `inline` and `disabled`,

@@ -15,7 +15,8 @@ use crate::reference::{Reference, validate_registry};
 use crate::resource::{CheckFailure, Inputs, Unknown};
 
 use super::args::{
-    CacheTo, DEFAULT_SSH_ID, ImageArgs, MAX_SECRET_BYTES, Registry, TarballFormatInput,
+    CacheFromEntry, CacheTo, DEFAULT_SSH_ID, ImageArgs, MAX_SECRET_BYTES, Registry,
+    TarballFormatInput,
 };
 use super::plan::ssh_forward;
 
@@ -90,11 +91,10 @@ pub(super) fn validate(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
             build_args.iter().flat_map(|m| m.keys()),
         ));
     }
-    if known("cacheFrom") {
-        f.extend(validate_cache_from(
-            cache_from.as_deref().unwrap_or_default(),
-        ));
-    }
+    f.extend(validate_cache_from(
+        news,
+        cache_from.as_deref().unwrap_or_default(),
+    ));
     f.extend(validate_cache_to(
         news,
         cache_to.as_deref().unwrap_or_default(),
@@ -112,47 +112,73 @@ pub(super) fn validate(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
     f
 }
 
-/// `exports`: each entry one of `tarball` or `load`; a tarball has a path, none twice; a
-/// `docker` tarball holds one platform (BuildKit's docker exporter writes no index).
+/// `exports`: each entry one of `tarball`, `load` or `cacheOnly`; a tarball has a path,
+/// none twice; a `docker` tarball holds one platform
+/// (BuildKit's docker exporter writes no index); cache-only is alone, and not pushed.
 fn validate_exports(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
     let mut f = Vec::new();
     let mut paths: Vec<&str> = Vec::new();
     let several = news.args.platforms.as_ref().is_some_and(|p| p.len() > 1) || news.args.index;
-    for (i, e) in news.args.exports.iter().flatten().enumerate() {
+    let entries = news.args.exports.as_deref().unwrap_or_default();
+    for (i, e) in entries.iter().enumerate() {
         let entry = PropertyPath::key("exports").at(i);
         if unknown_at(news, &entry) {
             continue;
         }
-        match (&e.tarball, e.load) {
-            (Some(_), Some(_)) => f.push(CheckFailure::new(
-                &entry,
-                "set one of `tarball` or `load` in an export, not both",
-            )),
-            (None, None | Some(false)) => f.push(CheckFailure::new(
-                &entry,
-                "an export needs `tarball {path, format}` or `load: true`",
-            )),
-            _ => {}
+        let kinds = [
+            e.tarball.is_some(),
+            e.load == Some(true),
+            e.cache_only == Some(true),
+        ];
+        match kinds.iter().filter(|k| **k).count() {
+            1 => {}
+            0 => {
+                f.push(CheckFailure::new(
+                    &entry,
+                    "an export needs one of `tarball {path, format}`, `load: true` or `cacheOnly: true`",
+                ));
+                continue;
+            }
+            _ => {
+                f.push(CheckFailure::new(
+                    &entry,
+                    "set exactly one of `tarball`, `load: true` or `cacheOnly: true` in an export",
+                ));
+                continue;
+            }
+        }
+        if e.cache_only == Some(true) {
+            if entries.len() > 1 {
+                f.push(CheckFailure::new(
+                    entry.clone().field("cacheOnly"),
+                    "`cacheOnly: true` exports nothing but the cache: it cannot be listed with other exports",
+                ));
+            }
+            if news.args.push && !news.is_unknown("push") {
+                f.push(CheckFailure::new(
+                    entry.clone().field("cacheOnly"),
+                    "`cacheOnly: true` exports nothing but the cache, and a push exports the image: set `push: false` with it",
+                ));
+            }
+            continue;
         }
         let Some(t) = &e.tarball else {
             continue;
         };
-        let path = entry.clone().field("tarball").field("path");
-        if t.path.is_empty() {
+        let (path, value, what) = (
+            entry.clone().field("tarball").field("path"),
+            t.path.as_str(),
+            "a tarball export needs the file to write (relative to the program's directory)",
+        );
+        if value.is_empty() {
+            f.push(CheckFailure::new(&path, what));
+        } else if paths.contains(&value) {
             f.push(CheckFailure::new(
                 &path,
-                "a tarball export needs the file to write (relative to the program's directory)",
-            ));
-        } else if paths.contains(&t.path.as_str()) {
-            f.push(CheckFailure::new(
-                &path,
-                format!(
-                    "{:?} is the path of an earlier export: give each tarball its own",
-                    t.path
-                ),
+                format!("{value:?} is the path of an earlier export: give each export its own"),
             ));
         } else {
-            paths.push(&t.path);
+            paths.push(value);
         }
         if several && t.format != Some(TarballFormatInput::Oci) {
             f.push(CheckFailure::new(
@@ -308,17 +334,42 @@ fn validate_build_args<'a>(names: impl Iterator<Item = &'a String>) -> Vec<Check
         .collect()
 }
 
-/// `cacheFrom`: each an image reference.
-fn validate_cache_from(cache_from: &[String]) -> Vec<CheckFailure> {
-    cache_from
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| {
-            Reference::parse(c)
-                .err()
-                .map(|e| CheckFailure::new(PropertyPath::key("cacheFrom").at(i), e.to_string()))
-        })
-        .collect()
+/// `cacheFrom`: each an image reference, or `registry {ref}` with one.
+fn validate_cache_from(
+    news: &Inputs<ImageArgs>,
+    cache_from: &[CacheFromEntry],
+) -> Vec<CheckFailure> {
+    let mut f = Vec::new();
+    for (i, c) in cache_from.iter().enumerate() {
+        let entry = PropertyPath::key("cacheFrom").at(i);
+        if unknown_at(news, &entry) {
+            continue;
+        }
+        let t = match c {
+            CacheFromEntry::Image(r) => {
+                if let Err(e) = Reference::parse(r) {
+                    f.push(CheckFailure::new(&entry, e.to_string()));
+                }
+                continue;
+            }
+            CacheFromEntry::Typed(t) => t,
+        };
+        match &t.registry {
+            Some(r) => {
+                if let Err(e) = Reference::parse(&r.reference) {
+                    f.push(CheckFailure::new(
+                        entry.field("registry").field("ref"),
+                        e.to_string(),
+                    ));
+                }
+            }
+            None => f.push(CheckFailure::new(
+                &entry,
+                "set `registry {ref}` (or give an image reference)",
+            )),
+        }
+    }
+    f
 }
 
 /// `cacheTo`: each entry one kind of cache, with values BuildKit takes. Entries with unknown
@@ -353,20 +404,23 @@ fn validate_cache_to(news: &Inputs<ImageArgs>, entries: &[CacheTo]) -> Vec<Check
                 ));
             }
         };
+        let compression = |z: &Option<String>, at: PropertyPath, f: &mut Vec<CheckFailure>| {
+            if let Some(z) = z
+                && !one_of(&["gzip", "estargz", "zstd", "uncompressed"], z)
+            {
+                f.push(CheckFailure::new(
+                    at,
+                    format!("{z:?} is not a compression: use gzip, estargz, zstd or uncompressed"),
+                ));
+            }
+        };
         if let Some(r) = &c.registry {
             let at = entry.clone().field("registry");
             if let Err(e) = Reference::parse(&r.reference) {
                 f.push(CheckFailure::new(at.clone().field("ref"), e.to_string()));
             }
             mode(&r.mode, at.clone().field("mode"), &mut f);
-            if let Some(z) = &r.compression
-                && !one_of(&["gzip", "estargz", "zstd", "uncompressed"], z)
-            {
-                f.push(CheckFailure::new(
-                    at.field("compression"),
-                    format!("{z:?} is not a compression: use gzip, estargz, zstd or uncompressed"),
-                ));
-            }
+            compression(&r.compression, at.field("compression"), &mut f);
         }
     }
     if entries.iter().any(|c| c.disabled == Some(true)) && entries.len() > 1 {

@@ -2,9 +2,28 @@ import * as pulumi from "@pulumi/pulumi";
 import * as inputs from "../types/input";
 import * as enums from "../types/enums";
 /**
+ * A typed cache import: `registry` (the one kind a BuildKit daemon imports from here
+ * for now).
+ */
+export interface CacheFromArgs {
+    /**
+     * A cache in a registry (a `cacheTo` registry export, or an image with an inline cache).
+     */
+    registry?: pulumi.Input<inputs.RegistryCacheFromArgs>;
+}
+/**
+ * A cache in a registry.
+ */
+export interface RegistryCacheFromArgs {
+    /**
+     * The image reference, e.g. `ghcr.io/me/app:buildcache`.
+     */
+    ref: pulumi.Input<string>;
+}
+/**
  * One cache to export after the build (as `docker buildx build --cache-to`): set exactly
- * one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver: buildkit`)
- * exports caches other than `inline`.
+ * one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver:
+ * buildkit`) exports caches other than `inline`.
  */
 export interface CacheToArgs {
     /**
@@ -94,13 +113,19 @@ export interface RegistryArgs {
 }
 /**
  * One export of the built image besides the push (as `docker buildx build --output`): set
- * exactly one of `tarball` or `load`.
+ * exactly one of `tarball`, `load` or `cacheOnly`.
  */
 export interface ExportInputArgs {
     /**
      * The image as a tarball file.
      */
     tarball?: pulumi.Input<inputs.TarballExportArgs>;
+    /**
+     * Nothing but the build cache (the builder's own, and `cacheTo`'s), as `--output
+     * type=cacheonly`: the only entry, with `push: false`; `digest` and `ref` stay empty.
+     * Needs a BuildKit daemon (`driver: buildkit`).
+     */
+    cacheOnly?: pulumi.Input<boolean>;
     /**
      * Into the Docker daemon: on a Docker host the image is there already; a BuildKit daemon
      * streams it into the Docker daemon of the provider's environment (`DOCKER_HOST`, else
@@ -128,7 +153,7 @@ export interface TarballExportArgs {
  */
 export interface ExportedOutputArgs {
     /**
-     * `tarball` or `load`.
+     * `tarball`, `load` or `cacheOnly`.
      */
     type: pulumi.Input<string>;
     /**
@@ -140,7 +165,8 @@ export interface ExportedOutputArgs {
      */
     format?: pulumi.Input<string>;
     /**
-     * The bytes written (for `load` on a Docker host, where nothing moves: 0).
+     * The bytes written (for `load` on a Docker host, where nothing moves, and for
+     * `cacheOnly`: 0).
      */
     bytes: pulumi.Input<number>;
 }
