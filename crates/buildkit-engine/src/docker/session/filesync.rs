@@ -230,8 +230,9 @@ impl FileSource {
     }
 
     /// The items the daemon asked for: all, or those `follow` names (with their parent
-    /// directories, and a followed symlink's target), or those `include` patterns match
-    /// (with everything under a matched directory and the parents of what is sent).
+    /// directories, everything under a followed directory, and a followed symlink's target),
+    /// or those `include` patterns match (with everything under a matched directory and the
+    /// parents of what is sent).
     fn select(&self, follow: &[String], include: &[String]) -> Vec<&Item> {
         if follow.is_empty() && include.is_empty() {
             return self.items.iter().collect();
@@ -269,16 +270,14 @@ impl FileSource {
                     .join("\n"),
             )
         });
+        // A followed path is an include pattern to fsutil (its symlinks resolved): a
+        // directory brings everything under it, as a matched pattern does.
         let selected = |path: &str| {
-            if wanted.contains(path) {
-                return true;
-            }
-            let Some(patterns) = &patterns else {
-                return false;
-            };
             let mut prefix = path;
             loop {
-                if patterns.is_excluded(prefix) {
+                if wanted.contains(prefix)
+                    || patterns.as_ref().is_some_and(|p| p.is_excluded(prefix))
+                {
                     return true;
                 }
                 match prefix.rsplit_once('/') {
@@ -620,6 +619,11 @@ mod tests {
         assert_eq!(
             paths(s.select(&["/missing".into()], &[])),
             Vec::<&str>::new()
+        );
+        // `COPY a/ …`: the directory and what it holds (a BuildKit 0.34 frontend asks so).
+        assert_eq!(
+            paths(s.select(&["a".into(), "c".into()], &[])),
+            ["a", "a/link", "a/x", "c"]
         );
         assert_eq!(s.select(&[], &[]).len(), 7);
     }
