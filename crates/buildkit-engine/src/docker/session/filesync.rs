@@ -38,8 +38,8 @@ const DATA_CHUNK: usize = 32 * 1024;
 const FILES_IN_FLIGHT: usize = 4;
 
 /// Go's `os.FileMode` bits, which fsutil's stats carry.
-const GO_MODE_DIR: u32 = 1 << 31;
-const GO_MODE_SYMLINK: u32 = 1 << 27;
+pub(super) const GO_MODE_DIR: u32 = 1 << 31;
+pub(super) const GO_MODE_SYMLINK: u32 = 1 << 27;
 
 /// What the daemon fetched in one session: files, and bytes of file data.
 #[derive(Debug, Default)]
@@ -94,9 +94,9 @@ pub fn compare_path(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 /// Go's `os.FileMode` bits for setuid, setgid and sticky.
-const GO_MODE_SETUID: u32 = 1 << 23;
-const GO_MODE_SETGID: u32 = 1 << 22;
-const GO_MODE_STICKY: u32 = 1 << 20;
+pub(super) const GO_MODE_SETUID: u32 = 1 << 23;
+pub(super) const GO_MODE_SETGID: u32 = 1 << 22;
+pub(super) const GO_MODE_STICKY: u32 = 1 << 20;
 
 /// Unix permission bits (`0o7777`) as Go's `os.FileMode` writes them.
 fn go_permissions(mode: u32) -> u32 {
