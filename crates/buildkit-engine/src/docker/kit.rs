@@ -159,6 +159,12 @@ impl<'a> KitBuilder<'a> {
                     file_targets.insert(id, FileTarget::Channel(tx));
                     loader = Some(tokio::spawn(load_into_docker(rx)));
                 }
+                Export::Local { dir } => {
+                    // As buildx sends `--output type=local,dest=DIR`: no attributes (the
+                    // directory is the client's business, not the exporter's).
+                    exporters.push(("local".to_string(), BTreeMap::new()));
+                    file_targets.insert(id, FileTarget::Dir(dir.clone()));
+                }
             }
         }
         let solve = Solve {
@@ -319,6 +325,7 @@ pub fn describe(export: &Export) -> String {
             format!("a {} tarball at {}", format.exporter(), path.display())
         }
         Export::Load => "the Docker daemon of the environment".to_string(),
+        Export::Local { dir } => format!("the directory {}", dir.display()),
     }
 }
 

@@ -70,7 +70,7 @@ pub struct BuildPlan {
     /// Named build contexts (`docker buildx build --build-context name=…`), by the name
     /// `FROM` and `COPY --from` use: only a buildkitd's Dockerfile frontend takes them.
     pub build_contexts: BTreeMap<String, NamedContext>,
-    /// Where the image goes besides the registry (a tarball, a Docker daemon).
+    /// Where the image goes besides the registry (a tarball, a Docker daemon, a directory).
     pub exports: Vec<Export>,
 }
 
@@ -84,6 +84,10 @@ pub enum Export {
     },
     /// Into the Docker daemon of the environment (`DOCKER_HOST`), under the plan's tags.
     Load,
+    /// The image's files into the directory `dir` (absolute): BuildKit's `local` exporter
+    /// (`--output type=local,dest=DIR`). What the export sends replaces the entries of the
+    /// same paths; other entries of `dir` are kept.
+    Local { dir: PathBuf },
 }
 
 /// The format of a tarball export.
@@ -109,7 +113,8 @@ impl TarballFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exported {
     pub export: Export,
-    /// The bytes written (the tarball's size, or what was loaded).
+    /// The bytes written (the tarball's size, what was loaded, or the file data written to a
+    /// directory).
     pub bytes: u64,
 }
 
