@@ -1264,6 +1264,134 @@ async fn exports_write_tarballs_and_load_beside_the_push() {
     }
 }
 
+/// `exports: [{local: {dest}}]` on a buildkitd, beside the push: the image's files land in
+/// the directory (merged: what was there stays), the state says so, a refresh with the
+/// directory gone drops the resource; bad entries are check failures at their path, and a
+/// Docker host says a directory needs a BuildKit daemon.
+#[tokio::test]
+async fn a_local_export_writes_the_image_files_into_a_directory() {
+    let (Some(s), Some((unix, _, _))) = (Services::get_or_skip(), buildkitd()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let marker = uuid::Uuid::new_v4().simple().to_string();
+    common::write_tree(
+        dir.path(),
+        &[
+            (
+                "app/Dockerfile",
+                "FROM scratch\nCOPY hello.txt /\nCOPY sub /sub/\n",
+            ),
+            ("app/hello.txt", &marker),
+            ("app/sub/deep.txt", "deep"),
+            ("out/site/kept.txt", "kept"),
+            ("out/file", "a file"),
+        ],
+    );
+    let mut h = common::Harness::configured(
+        dir.path(),
+        serde_json::json!({"host": unix, "driver": "buildkit"}),
+    )
+    .await;
+    let repo = s.repo("kit-local-export");
+    let news = serde_json::json!({
+        "name": repo, "context": "app", "registry": s.registry_input(),
+        "exports": [{"local": {"dest": "out/site"}}],
+    });
+    let checked = h.check_ok("app", &serde_json::json!({}), &news).await;
+    let created = h
+        .create("app", &checked, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", h.log_text()));
+    let state = common::from_struct(&created.properties.clone().unwrap());
+    let site = dir.path().join("out/site");
+    assert_eq!(
+        std::fs::read_to_string(site.join("hello.txt")).unwrap(),
+        marker
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.join("sub/deep.txt")).unwrap(),
+        "deep"
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.join("kept.txt")).unwrap(),
+        "kept",
+        "what was in the directory stays"
+    );
+    assert_eq!(state["exported"][0]["type"], "local", "{state}");
+    assert_eq!(
+        state["exported"][0]["path"].as_str().unwrap(),
+        site.display().to_string()
+    );
+    assert_eq!(
+        state["exported"][0]["bytes"].as_f64().unwrap() as u64,
+        (marker.len() + "deep".len()) as u64,
+        "{state}"
+    );
+    let (status, digest, _) = s.get_manifest(repo_path(&repo), "latest").await;
+    assert_eq!(
+        (status, digest.as_str()),
+        (200, state["digest"].as_str().unwrap()),
+        "pushed beside the export"
+    );
+
+    // Refresh: the directory there keeps the resource; gone, it drops it.
+    let props = created.properties.clone().unwrap();
+    let id = created.id.clone();
+    let read = h.read("app", &id, &props, &checked).await.unwrap();
+    assert_eq!(read.id, id);
+    std::fs::remove_dir_all(&site).unwrap();
+    let read = h.read("app", &id, &props, &checked).await.unwrap();
+    assert!(
+        read.id.is_empty(),
+        "a gone directory drops the resource: {read:?}"
+    );
+
+    for (bad, property, says) in [
+        (
+            serde_json::json!([{"local": {"dest": ""}}]),
+            "exports[0].local.dest",
+            "needs the directory",
+        ),
+        (
+            serde_json::json!([{"local": {}}]),
+            "exports[0].local",
+            "dest",
+        ),
+        (
+            serde_json::json!([{"local": {"dest": "out/file"}}]),
+            "exports[0].local.dest",
+            "is a file",
+        ),
+        (
+            serde_json::json!([{"local": {"dest": "out/x"}, "load": true}]),
+            "exports[0]",
+            "exactly one",
+        ),
+        (
+            serde_json::json!([{"local": {"dest": "out/x"}}, {"tarball": {"path": "out/x"}}]),
+            "exports[1].tarball.path",
+            "earlier export",
+        ),
+        (
+            serde_json::json!([{"local": {"dest": "out/x", "src": "y"}}]),
+            "exports[0].local.src",
+            "unknown field",
+        ),
+    ] {
+        h.assert_check_fails(
+            &serde_json::json!({"name": repo, "context": "app", "exports": bad}),
+            property,
+            says,
+        )
+        .await;
+    }
+    let mut docker = s.harness(dir.path()).await;
+    docker
+        .assert_check_fails(&news, "exports[0].local", "needs a BuildKit daemon")
+        .await;
+}
+
 /// A fleet of two buildkitds: the default one builds linux/amd64, the second (a builder
 /// listing linux/arm64) builds linux/arm64; each platform is its own solve on its own
 /// daemon, and one index names both.

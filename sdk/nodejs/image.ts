@@ -195,10 +195,12 @@ export class Image extends pulumi.CustomResource {
 
     /**
      * Where the image goes besides the registry (as `docker buildx build --output`): each
-     * entry `tarball {path, format: docker|oci}`, `load: true` or `cacheOnly: true`. On a BuildKit daemon, `push: false` with exports builds only them. With exports an image is
-     * always built (from cache when nothing changed), never reused by its `ctx-` tag, so
-     * that every export is written; a change of exports writes them again. Refresh drops the
-     * resource when a tarball it wrote is gone, so the next `up` writes it again.
+     * entry `tarball {path, format: docker|oci}`, `local {dest}`, `load: true` or
+     * `cacheOnly: true`; several at once. On a BuildKit daemon, `push: false` with exports
+     * builds only them. With exports an image is always built (from cache when nothing
+     * changed), never reused by its `ctx-` tag, so that every export is written; a change of
+     * exports writes them again. Refresh drops the resource when a tarball or directory it
+     * wrote is gone, so the next `up` writes it again.
      */
     public readonly exports!: pulumi.Output<outputs.ExportInput[] | undefined>;
 
@@ -470,10 +472,12 @@ export interface ImageArgs {
     provenance?: pulumi.Input<enums.Provenance>;
     /**
      * Where the image goes besides the registry (as `docker buildx build --output`): each
-     * entry `tarball {path, format: docker|oci}`, `load: true` or `cacheOnly: true`. On a BuildKit daemon, `push: false` with exports builds only them. With exports an image is
-     * always built (from cache when nothing changed), never reused by its `ctx-` tag, so
-     * that every export is written; a change of exports writes them again. Refresh drops the
-     * resource when a tarball it wrote is gone, so the next `up` writes it again.
+     * entry `tarball {path, format: docker|oci}`, `local {dest}`, `load: true` or
+     * `cacheOnly: true`; several at once. On a BuildKit daemon, `push: false` with exports
+     * builds only them. With exports an image is always built (from cache when nothing
+     * changed), never reused by its `ctx-` tag, so that every export is written; a change of
+     * exports writes them again. Refresh drops the resource when a tarball or directory it
+     * wrote is gone, so the next `up` writes it again.
      */
     exports?: pulumi.Input<pulumi.Input<inputs.ExportInputArgs>[]>;
     /**

@@ -88,6 +88,7 @@ pub const CLASSES: &[(&str, Class)] = &[
     ("exports.tarball", Class::Destination),
     ("exports.load", Class::Destination),
     ("exports.cacheOnly", Class::Destination),
+    ("exports.local", Class::Destination),
     ("skipIfPushed", Class::Behaviour),
     ("contextHash", Class::Computed),
 ];

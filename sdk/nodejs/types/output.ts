@@ -122,13 +122,18 @@ export interface Registry {
 
 /**
  * One export of the built image besides the push (as `docker buildx build --output`): set
- * exactly one of `tarball`, `load` or `cacheOnly`.
+ * exactly one of `tarball`, `local`, `load` or `cacheOnly`.
  */
 export interface ExportInput {
     /**
      * The image as a tarball file.
      */
     tarball?: outputs.TarballExport;
+    /**
+     * The image's files into a directory (as `--output type=local,dest=DIR`). Needs a
+     * BuildKit daemon (`driver: buildkit`).
+     */
+    local?: outputs.LocalExport;
     /**
      * Nothing but the build cache (the builder's own, and `cacheTo`'s), as `--output
      * type=cacheonly`: the only entry, with `push: false`; `digest` and `ref` stay empty.
@@ -160,15 +165,29 @@ export interface TarballExport {
 }
 
 /**
+ * The image's files in a directory.
+ */
+export interface LocalExport {
+    /**
+     * The directory, relative to the Pulumi program's directory; made when missing. The
+     * exported tree is received beside it and merged in only when all of it arrived: a file
+     * of the image replaces the file of its path, other entries of the directory are kept,
+     * and a failed export leaves the directory as it was. With several platforms, one
+     * subdirectory per platform (`linux_amd64`, …), as BuildKit writes them.
+     */
+    dest: string;
+}
+
+/**
  * What one export wrote.
  */
 export interface ExportedOutput {
     /**
-     * `tarball`, `load` or `cacheOnly`.
+     * `tarball`, `local`, `load` or `cacheOnly`.
      */
     type: string;
     /**
-     * The tarball's path (absolute), for a tarball.
+     * The tarball's path or the directory (absolute), for `tarball` and `local`.
      */
     path?: string;
     /**

@@ -34,6 +34,8 @@ __all__ = [
     'ExportInputArgsDict',
     'TarballExportArgs',
     'TarballExportArgsDict',
+    'LocalExportArgs',
+    'LocalExportArgsDict',
     'ExportedOutputArgs',
     'ExportedOutputArgsDict',
     'BuilderConfigArgs',
@@ -495,11 +497,16 @@ class RegistryArgs:
 class ExportInputArgsDict(TypedDict):
     """
     One export of the built image besides the push (as `docker buildx build --output`): set
-    exactly one of `tarball`, `load` or `cacheOnly`.
+    exactly one of `tarball`, `local`, `load` or `cacheOnly`.
     """
     tarball: NotRequired[pulumi.Input['TarballExportArgsDict']]
     """
     The image as a tarball file.
+    """
+    local: NotRequired[pulumi.Input['LocalExportArgsDict']]
+    """
+    The image's files into a directory (as `--output type=local,dest=DIR`). Needs a
+    BuildKit daemon (`driver: buildkit`).
     """
     cache_only: NotRequired[pulumi.Input[_builtins.bool]]
     """
@@ -519,13 +526,16 @@ class ExportInputArgsDict(TypedDict):
 class ExportInputArgs:
     def __init__(__self__, *,
                  tarball: Optional[pulumi.Input['TarballExportArgs']] = None,
+                 local: Optional[pulumi.Input['LocalExportArgs']] = None,
                  cache_only: Optional[pulumi.Input[_builtins.bool]] = None,
                  load: Optional[pulumi.Input[_builtins.bool]] = None):
         """
         One export of the built image besides the push (as `docker buildx build --output`): set
-        exactly one of `tarball`, `load` or `cacheOnly`.
+        exactly one of `tarball`, `local`, `load` or `cacheOnly`.
 
         :param pulumi.Input[Union['TarballExportArgs', 'TarballExportArgsDict']] tarball: The image as a tarball file.
+        :param pulumi.Input[Union['LocalExportArgs', 'LocalExportArgsDict']] local: The image's files into a directory (as `--output type=local,dest=DIR`). Needs a
+               BuildKit daemon (`driver: buildkit`).
         :param pulumi.Input[_builtins.bool] cache_only: Nothing but the build cache (the builder's own, and `cacheTo`'s), as `--output
                type=cacheonly`: the only entry, with `push: false`; `digest` and `ref` stay empty.
                Needs a BuildKit daemon (`driver: buildkit`).
@@ -535,6 +545,8 @@ class ExportInputArgs:
         """
         if tarball is not None:
             pulumi.set(__self__, "tarball", tarball)
+        if local is not None:
+            pulumi.set(__self__, "local", local)
         if cache_only is not None:
             pulumi.set(__self__, "cache_only", cache_only)
         if load is not None:
@@ -551,6 +563,19 @@ class ExportInputArgs:
     @tarball.setter
     def tarball(self, value: Optional[pulumi.Input['TarballExportArgs']]):
         pulumi.set(self, "tarball", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def local(self) -> Optional[pulumi.Input['LocalExportArgs']]:
+        """
+        The image's files into a directory (as `--output type=local,dest=DIR`). Needs a
+        BuildKit daemon (`driver: buildkit`).
+        """
+        return pulumi.get(self, "local")
+
+    @local.setter
+    def local(self, value: Optional[pulumi.Input['LocalExportArgs']]):
+        pulumi.set(self, "local", value)
 
     @_builtins.property
     @pulumi.getter(name="cacheOnly")
@@ -641,13 +666,59 @@ class TarballExportArgs:
         pulumi.set(self, "format", value)
 
 
+class LocalExportArgsDict(TypedDict):
+    """
+    The image's files in a directory.
+    """
+    dest: pulumi.Input[_builtins.str]
+    """
+    The directory, relative to the Pulumi program's directory; made when missing. The
+    exported tree is received beside it and merged in only when all of it arrived: a file
+    of the image replaces the file of its path, other entries of the directory are kept,
+    and a failed export leaves the directory as it was. With several platforms, one
+    subdirectory per platform (`linux_amd64`, …), as BuildKit writes them.
+    """
+
+
+@pulumi.input_type
+class LocalExportArgs:
+    def __init__(__self__, *,
+                 dest: pulumi.Input[_builtins.str]):
+        """
+        The image's files in a directory.
+
+        :param pulumi.Input[_builtins.str] dest: The directory, relative to the Pulumi program's directory; made when missing. The
+               exported tree is received beside it and merged in only when all of it arrived: a file
+               of the image replaces the file of its path, other entries of the directory are kept,
+               and a failed export leaves the directory as it was. With several platforms, one
+               subdirectory per platform (`linux_amd64`, …), as BuildKit writes them.
+        """
+        pulumi.set(__self__, "dest", dest)
+
+    @_builtins.property
+    @pulumi.getter
+    def dest(self) -> pulumi.Input[_builtins.str]:
+        """
+        The directory, relative to the Pulumi program's directory; made when missing. The
+        exported tree is received beside it and merged in only when all of it arrived: a file
+        of the image replaces the file of its path, other entries of the directory are kept,
+        and a failed export leaves the directory as it was. With several platforms, one
+        subdirectory per platform (`linux_amd64`, …), as BuildKit writes them.
+        """
+        return pulumi.get(self, "dest")
+
+    @dest.setter
+    def dest(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "dest", value)
+
+
 class ExportedOutputArgsDict(TypedDict):
     """
     What one export wrote.
     """
     type: pulumi.Input[_builtins.str]
     """
-    `tarball`, `load` or `cacheOnly`.
+    `tarball`, `local`, `load` or `cacheOnly`.
     """
     bytes: pulumi.Input[_builtins.int]
     """
@@ -656,7 +727,7 @@ class ExportedOutputArgsDict(TypedDict):
     """
     path: NotRequired[pulumi.Input[_builtins.str]]
     """
-    The tarball's path (absolute), for a tarball.
+    The tarball's path or the directory (absolute), for `tarball` and `local`.
     """
     format: NotRequired[pulumi.Input[_builtins.str]]
     """
@@ -674,10 +745,10 @@ class ExportedOutputArgs:
         """
         What one export wrote.
 
-        :param pulumi.Input[_builtins.str] type: `tarball`, `load` or `cacheOnly`.
+        :param pulumi.Input[_builtins.str] type: `tarball`, `local`, `load` or `cacheOnly`.
         :param pulumi.Input[_builtins.int] bytes: The bytes written (for `load` on a Docker host, where nothing moves, and for
                `cacheOnly`: 0).
-        :param pulumi.Input[_builtins.str] path: The tarball's path (absolute), for a tarball.
+        :param pulumi.Input[_builtins.str] path: The tarball's path or the directory (absolute), for `tarball` and `local`.
         :param pulumi.Input[_builtins.str] format: The tarball's format, for a tarball.
         """
         pulumi.set(__self__, "type", type)
@@ -691,7 +762,7 @@ class ExportedOutputArgs:
     @pulumi.getter
     def type(self) -> pulumi.Input[_builtins.str]:
         """
-        `tarball`, `load` or `cacheOnly`.
+        `tarball`, `local`, `load` or `cacheOnly`.
         """
         return pulumi.get(self, "type")
 
@@ -716,7 +787,7 @@ class ExportedOutputArgs:
     @pulumi.getter
     def path(self) -> Optional[pulumi.Input[_builtins.str]]:
         """
-        The tarball's path (absolute), for a tarball.
+        The tarball's path or the directory (absolute), for `tarball` and `local`.
         """
         return pulumi.get(self, "path")
 

@@ -109,10 +109,12 @@ class ImageArgs:
                (some deploy targets refuse attestation manifests). Needs a BuildKit daemon (`driver:
                buildkit`). With it, even one platform is pushed as an index.
         :param pulumi.Input[Sequence[pulumi.Input[Union['ExportInputArgs', 'ExportInputArgsDict']]]] exports: Where the image goes besides the registry (as `docker buildx build --output`): each
-               entry `tarball {path, format: docker|oci}`, `load: true` or `cacheOnly: true`. On a BuildKit daemon, `push: false` with exports builds only them. With exports an image is
-               always built (from cache when nothing changed), never reused by its `ctx-` tag, so
-               that every export is written; a change of exports writes them again. Refresh drops the
-               resource when a tarball it wrote is gone, so the next `up` writes it again.
+               entry `tarball {path, format: docker|oci}`, `local {dest}`, `load: true` or
+               `cacheOnly: true`; several at once. On a BuildKit daemon, `push: false` with exports
+               builds only them. With exports an image is always built (from cache when nothing
+               changed), never reused by its `ctx-` tag, so that every export is written; a change of
+               exports writes them again. Refresh drops the resource when a tarball or directory it
+               wrote is gone, so the next `up` writes it again.
         :param pulumi.Input[_builtins.bool] skip_if_pushed: Build once per context, across machines: every push also tags the image
                `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked
                for that tag. When it is there, nothing is built or pushed: the existing image is
@@ -506,10 +508,12 @@ class ImageArgs:
     def exports(self) -> Optional[pulumi.Input[Sequence[pulumi.Input['ExportInputArgs']]]]:
         """
         Where the image goes besides the registry (as `docker buildx build --output`): each
-        entry `tarball {path, format: docker|oci}`, `load: true` or `cacheOnly: true`. On a BuildKit daemon, `push: false` with exports builds only them. With exports an image is
-        always built (from cache when nothing changed), never reused by its `ctx-` tag, so
-        that every export is written; a change of exports writes them again. Refresh drops the
-        resource when a tarball it wrote is gone, so the next `up` writes it again.
+        entry `tarball {path, format: docker|oci}`, `local {dest}`, `load: true` or
+        `cacheOnly: true`; several at once. On a BuildKit daemon, `push: false` with exports
+        builds only them. With exports an image is always built (from cache when nothing
+        changed), never reused by its `ctx-` tag, so that every export is written; a change of
+        exports writes them again. Refresh drops the resource when a tarball or directory it
+        wrote is gone, so the next `up` writes it again.
         """
         return pulumi.get(self, "exports")
 
@@ -638,10 +642,12 @@ class Image(pulumi.CustomResource):
                (some deploy targets refuse attestation manifests). Needs a BuildKit daemon (`driver:
                buildkit`). With it, even one platform is pushed as an index.
         :param pulumi.Input[Sequence[pulumi.Input[Union['ExportInputArgs', 'ExportInputArgsDict']]]] exports: Where the image goes besides the registry (as `docker buildx build --output`): each
-               entry `tarball {path, format: docker|oci}`, `load: true` or `cacheOnly: true`. On a BuildKit daemon, `push: false` with exports builds only them. With exports an image is
-               always built (from cache when nothing changed), never reused by its `ctx-` tag, so
-               that every export is written; a change of exports writes them again. Refresh drops the
-               resource when a tarball it wrote is gone, so the next `up` writes it again.
+               entry `tarball {path, format: docker|oci}`, `local {dest}`, `load: true` or
+               `cacheOnly: true`; several at once. On a BuildKit daemon, `push: false` with exports
+               builds only them. With exports an image is always built (from cache when nothing
+               changed), never reused by its `ctx-` tag, so that every export is written; a change of
+               exports writes them again. Refresh drops the resource when a tarball or directory it
+               wrote is gone, so the next `up` writes it again.
         :param pulumi.Input[_builtins.bool] skip_if_pushed: Build once per context, across machines: every push also tags the image
                `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked
                for that tag. When it is there, nothing is built or pushed: the existing image is
@@ -1046,10 +1052,12 @@ class Image(pulumi.CustomResource):
     def exports(self) -> pulumi.Output[Optional[Sequence['outputs.ExportInput']]]:
         """
         Where the image goes besides the registry (as `docker buildx build --output`): each
-        entry `tarball {path, format: docker|oci}`, `load: true` or `cacheOnly: true`. On a BuildKit daemon, `push: false` with exports builds only them. With exports an image is
-        always built (from cache when nothing changed), never reused by its `ctx-` tag, so
-        that every export is written; a change of exports writes them again. Refresh drops the
-        resource when a tarball it wrote is gone, so the next `up` writes it again.
+        entry `tarball {path, format: docker|oci}`, `local {dest}`, `load: true` or
+        `cacheOnly: true`; several at once. On a BuildKit daemon, `push: false` with exports
+        builds only them. With exports an image is always built (from cache when nothing
+        changed), never reused by its `ctx-` tag, so that every export is written; a change of
+        exports writes them again. Refresh drops the resource when a tarball or directory it
+        wrote is gone, so the next `up` writes it again.
         """
         return pulumi.get(self, "exports")
 

@@ -19,6 +19,7 @@ __all__ = [
     'Registry',
     'ExportInput',
     'TarballExport',
+    'LocalExport',
     'ExportedOutput',
     'BuilderConfig',
 ]
@@ -320,17 +321,20 @@ class Registry(dict):
 class ExportInput(dict):
     """
     One export of the built image besides the push (as `docker buildx build --output`): set
-    exactly one of `tarball`, `load` or `cacheOnly`.
+    exactly one of `tarball`, `local`, `load` or `cacheOnly`.
     """
     def __init__(__self__, *,
                  tarball: Optional['TarballExport'] = None,
+                 local: Optional['LocalExport'] = None,
                  cache_only: Optional[_builtins.bool] = None,
                  load: Optional[_builtins.bool] = None):
         """
         One export of the built image besides the push (as `docker buildx build --output`): set
-        exactly one of `tarball`, `load` or `cacheOnly`.
+        exactly one of `tarball`, `local`, `load` or `cacheOnly`.
 
         :param Optional['TarballExport'] tarball: The image as a tarball file.
+        :param Optional['LocalExport'] local: The image's files into a directory (as `--output type=local,dest=DIR`). Needs a
+               BuildKit daemon (`driver: buildkit`).
         :param Optional[_builtins.bool] cache_only: Nothing but the build cache (the builder's own, and `cacheTo`'s), as `--output
                type=cacheonly`: the only entry, with `push: false`; `digest` and `ref` stay empty.
                Needs a BuildKit daemon (`driver: buildkit`).
@@ -340,6 +344,8 @@ class ExportInput(dict):
         """
         if tarball is not None:
             pulumi.set(__self__, "tarball", tarball)
+        if local is not None:
+            pulumi.set(__self__, "local", local)
         if cache_only is not None:
             pulumi.set(__self__, "cache_only", cache_only)
         if load is not None:
@@ -352,6 +358,15 @@ class ExportInput(dict):
         The image as a tarball file.
         """
         return pulumi.get(self, "tarball")
+
+    @_builtins.property
+    @pulumi.getter
+    def local(self) -> Optional['LocalExport']:
+        """
+        The image's files into a directory (as `--output type=local,dest=DIR`). Needs a
+        BuildKit daemon (`driver: buildkit`).
+        """
+        return pulumi.get(self, "local")
 
     @_builtins.property
     @pulumi.getter(name="cacheOnly")
@@ -414,6 +429,37 @@ class TarballExport(dict):
 
 
 @pulumi.output_type
+class LocalExport(dict):
+    """
+    The image's files in a directory.
+    """
+    def __init__(__self__, *,
+                 dest: _builtins.str):
+        """
+        The image's files in a directory.
+
+        :param _builtins.str dest: The directory, relative to the Pulumi program's directory; made when missing. The
+               exported tree is received beside it and merged in only when all of it arrived: a file
+               of the image replaces the file of its path, other entries of the directory are kept,
+               and a failed export leaves the directory as it was. With several platforms, one
+               subdirectory per platform (`linux_amd64`, …), as BuildKit writes them.
+        """
+        pulumi.set(__self__, "dest", dest)
+
+    @_builtins.property
+    @pulumi.getter
+    def dest(self) -> _builtins.str:
+        """
+        The directory, relative to the Pulumi program's directory; made when missing. The
+        exported tree is received beside it and merged in only when all of it arrived: a file
+        of the image replaces the file of its path, other entries of the directory are kept,
+        and a failed export leaves the directory as it was. With several platforms, one
+        subdirectory per platform (`linux_amd64`, …), as BuildKit writes them.
+        """
+        return pulumi.get(self, "dest")
+
+
+@pulumi.output_type
 class ExportedOutput(dict):
     """
     What one export wrote.
@@ -426,10 +472,10 @@ class ExportedOutput(dict):
         """
         What one export wrote.
 
-        :param _builtins.str type: `tarball`, `load` or `cacheOnly`.
+        :param _builtins.str type: `tarball`, `local`, `load` or `cacheOnly`.
         :param _builtins.int bytes: The bytes written (for `load` on a Docker host, where nothing moves, and for
                `cacheOnly`: 0).
-        :param Optional[_builtins.str] path: The tarball's path (absolute), for a tarball.
+        :param Optional[_builtins.str] path: The tarball's path or the directory (absolute), for `tarball` and `local`.
         :param Optional[_builtins.str] format: The tarball's format, for a tarball.
         """
         pulumi.set(__self__, "type", type)
@@ -443,7 +489,7 @@ class ExportedOutput(dict):
     @pulumi.getter
     def type(self) -> _builtins.str:
         """
-        `tarball`, `load` or `cacheOnly`.
+        `tarball`, `local`, `load` or `cacheOnly`.
         """
         return pulumi.get(self, "type")
 
@@ -460,7 +506,7 @@ class ExportedOutput(dict):
     @pulumi.getter
     def path(self) -> Optional[_builtins.str]:
         """
-        The tarball's path (absolute), for a tarball.
+        The tarball's path or the directory (absolute), for `tarball` and `local`.
         """
         return pulumi.get(self, "path")
 

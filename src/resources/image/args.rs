@@ -123,12 +123,15 @@ pub struct RegistryCacheFrom {
 }
 
 /// One export of the built image besides the push (as `docker buildx build --output`): set
-/// exactly one of `tarball`, `load` or `cacheOnly`.
+/// exactly one of `tarball`, `local`, `load` or `cacheOnly`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExportInput {
     /// The image as a tarball file.
     pub tarball: Option<TarballExport>,
+    /// The image's files into a directory (as `--output type=local,dest=DIR`). Needs a
+    /// BuildKit daemon (`driver: buildkit`).
+    pub local: Option<LocalExport>,
     /// Nothing but the build cache (the builder's own, and `cacheTo`'s), as `--output
     /// type=cacheonly`: the only entry, with `push: false`; `digest` and `ref` stay empty.
     /// Needs a BuildKit daemon (`driver: buildkit`).
@@ -151,6 +154,18 @@ pub struct TarballExport {
     pub format: Option<TarballFormatInput>,
 }
 
+/// The image's files in a directory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalExport {
+    /// The directory, relative to the Pulumi program's directory; made when missing. The
+    /// exported tree is received beside it and merged in only when all of it arrived: a file
+    /// of the image replaces the file of its path, other entries of the directory are kept,
+    /// and a failed export leaves the directory as it was. With several platforms, one
+    /// subdirectory per platform (`linux_amd64`, …), as BuildKit writes them.
+    pub dest: String,
+}
+
 /// The format of a tarball export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -165,10 +180,10 @@ pub enum TarballFormatInput {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportedOutput {
-    /// `tarball`, `load` or `cacheOnly`.
+    /// `tarball`, `local`, `load` or `cacheOnly`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// The tarball's path (absolute), for a tarball.
+    /// The tarball's path or the directory (absolute), for `tarball` and `local`.
     pub path: Option<String>,
     /// The tarball's format, for a tarball.
     pub format: Option<String>,
@@ -291,10 +306,12 @@ pub struct ImageArgs {
     /// buildkit`). With it, even one platform is pushed as an index.
     pub provenance: Option<Provenance>,
     /// Where the image goes besides the registry (as `docker buildx build --output`): each
-    /// entry `tarball {path, format: docker|oci}`, `load: true` or `cacheOnly: true`. On a BuildKit daemon, `push: false` with exports builds only them. With exports an image is
-    /// always built (from cache when nothing changed), never reused by its `ctx-` tag, so
-    /// that every export is written; a change of exports writes them again. Refresh drops the
-    /// resource when a tarball it wrote is gone, so the next `up` writes it again.
+    /// entry `tarball {path, format: docker|oci}`, `local {dest}`, `load: true` or
+    /// `cacheOnly: true`; several at once. On a BuildKit daemon, `push: false` with exports
+    /// builds only them. With exports an image is always built (from cache when nothing
+    /// changed), never reused by its `ctx-` tag, so that every export is written; a change of
+    /// exports writes them again. Refresh drops the resource when a tarball or directory it
+    /// wrote is gone, so the next `up` writes it again.
     pub exports: Option<Vec<ExportInput>>,
     /// Build once per context, across machines: every push also tags the image
     /// `ctx-<first 16 hex digits of contextHash>`, and before building the registry is asked

@@ -163,6 +163,11 @@ fn export(program_dir: &Path, e: &ExportInput) -> Option<docker::Export> {
             },
         });
     }
+    if let Some(l) = &e.local {
+        return Some(docker::Export::Local {
+            dir: program_path(program_dir, &l.dest),
+        });
+    }
     if e.cache_only == Some(true) {
         return Some(docker::Export::CacheOnly);
     }
@@ -178,6 +183,12 @@ pub(super) fn exported_outputs(exported: &[docker::Exported]) -> Vec<ExportedOut
                 kind: "tarball".to_string(),
                 path: Some(path.display().to_string()),
                 format: Some(format.exporter().to_string()),
+                bytes: x.bytes,
+            },
+            docker::Export::Local { dir } => ExportedOutput {
+                kind: "local".to_string(),
+                path: Some(dir.display().to_string()),
+                format: None,
                 bytes: x.bytes,
             },
             docker::Export::Load => ExportedOutput {

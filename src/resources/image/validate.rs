@@ -112,8 +112,8 @@ pub(super) fn validate(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
     f
 }
 
-/// `exports`: each entry one of `tarball`, `load` or `cacheOnly`; a tarball has a path,
-/// none twice; a `docker` tarball holds one platform
+/// `exports`: each entry one of `tarball`, `local`, `load` or `cacheOnly`; a tarball or a
+/// directory has a path, none twice, and a directory is no file; a `docker` tarball holds one platform
 /// (BuildKit's docker exporter writes no index); cache-only is alone, and not pushed.
 fn validate_exports(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
     let mut f = Vec::new();
@@ -127,6 +127,7 @@ fn validate_exports(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
         }
         let kinds = [
             e.tarball.is_some(),
+            e.local.is_some(),
             e.load == Some(true),
             e.cache_only == Some(true),
         ];
@@ -135,14 +136,14 @@ fn validate_exports(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
             0 => {
                 f.push(CheckFailure::new(
                     &entry,
-                    "an export needs one of `tarball {path, format}`, `load: true` or `cacheOnly: true`",
+                    "an export needs one of `tarball {path, format}`, `local {dest}`, `load: true` or `cacheOnly: true`",
                 ));
                 continue;
             }
             _ => {
                 f.push(CheckFailure::new(
                     &entry,
-                    "set exactly one of `tarball`, `load: true` or `cacheOnly: true` in an export",
+                    "set exactly one of `tarball`, `local`, `load: true` or `cacheOnly: true` in an export",
                 ));
                 continue;
             }
@@ -159,6 +160,24 @@ fn validate_exports(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
                     entry.clone().field("cacheOnly"),
                     "`cacheOnly: true` exports nothing but the cache, and a push exports the image: set `push: false` with it",
                 ));
+            }
+            continue;
+        }
+        if let Some(l) = &e.local {
+            let path = entry.clone().field("local").field("dest");
+            let value = l.dest.as_str();
+            if value.is_empty() {
+                f.push(CheckFailure::new(
+                    &path,
+                    "a local export needs the directory to write (relative to the program's directory)",
+                ));
+            } else if paths.contains(&value) {
+                f.push(CheckFailure::new(
+                    &path,
+                    format!("{value:?} is the path of an earlier export: give each export its own"),
+                ));
+            } else {
+                paths.push(value);
             }
             continue;
         }
@@ -614,10 +633,27 @@ pub fn validate_platform(p: &str) -> std::result::Result<(), PlatformError> {
 }
 
 /// The checks of `exports` that need the file system: a tarball's directory exists, and its
-/// path is not a directory.
+/// path is not a directory; a local export's directory is not a file.
 pub(super) fn check_exports(program_dir: &Path, news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
     let mut f = Vec::new();
     for (i, e) in news.args.exports.iter().flatten().enumerate() {
+        if let Some(l) = e.local.as_ref().filter(|l| !l.dest.is_empty()) {
+            let path = PropertyPath::key("exports")
+                .at(i)
+                .field("local")
+                .field("dest");
+            let dir = program_dir.join(&l.dest);
+            if !unknown_at(news, &path) && dir.exists() && !dir.is_dir() {
+                f.push(CheckFailure::new(
+                    &path,
+                    format!(
+                        "{} is a file: a local export writes a directory",
+                        dir.display()
+                    ),
+                ));
+            }
+            continue;
+        }
         let path = PropertyPath::key("exports")
             .at(i)
             .field("tarball")

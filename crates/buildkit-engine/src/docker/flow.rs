@@ -679,6 +679,18 @@ impl Builder for DaemonBuilder<'_> {
             }
             .into());
         }
+        // Before the build, not after it: a Docker host's /build has no `local` exporter.
+        if plan
+            .exports
+            .iter()
+            .any(|e| matches!(e, Export::Local { .. }))
+        {
+            return Err(BuildError::NeedsBuildkit {
+                host: self.host(),
+                what: "export to a directory".to_string(),
+            }
+            .into());
+        }
         if let Some(c) = plan.cache_to.first() {
             return Err(BuildError::NeedsBuildkit {
                 host: self.host(),
@@ -760,6 +772,13 @@ impl Builder for DaemonBuilder<'_> {
                     return Err(BuildError::NeedsBuildkit {
                         host: self.host(),
                         what: "write an OCI tarball".to_string(),
+                    }
+                    .into());
+                }
+                Export::Local { .. } => {
+                    return Err(BuildError::NeedsBuildkit {
+                        host: self.host(),
+                        what: "export to a directory".to_string(),
                     }
                     .into());
                 }

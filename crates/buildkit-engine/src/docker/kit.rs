@@ -164,6 +164,12 @@ impl<'a> KitBuilder<'a> {
                     file_targets.insert(id, FileTarget::Channel(tx));
                     loader = Some(tokio::spawn(load_into_docker(rx)));
                 }
+                Export::Local { dir } => {
+                    // As buildx sends `--output type=local,dest=DIR`: no attributes (the
+                    // directory is the client's business, not the exporter's).
+                    exporters.push(("local".to_string(), BTreeMap::new()));
+                    file_targets.insert(id, FileTarget::Dir(dir.clone()));
+                }
                 Export::CacheOnly => {
                     writers.push((export, None));
                     continue;
@@ -341,6 +347,7 @@ pub fn describe(export: &Export) -> String {
         }
         Export::Load => "the Docker daemon of the environment".to_string(),
         Export::CacheOnly => "the build cache only".to_string(),
+        Export::Local { dir } => format!("the directory {}", dir.display()),
     }
 }
 

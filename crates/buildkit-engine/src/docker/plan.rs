@@ -73,7 +73,7 @@ pub struct BuildPlan {
     /// Named build contexts (`docker buildx build --build-context name=…`), by the name
     /// `FROM` and `COPY --from` use: only a buildkitd's Dockerfile frontend takes them.
     pub build_contexts: BTreeMap<String, NamedContext>,
-    /// Where the image goes besides the registry (a tarball, a Docker daemon).
+    /// Where the image goes besides the registry (a tarball, a Docker daemon, a directory).
     pub exports: Vec<Export>,
 }
 
@@ -90,6 +90,10 @@ pub enum Export {
     /// Nothing but the build cache (BuildKit's `cacheonly` output): the only export, with no
     /// push; only a buildkitd builds without an image to show for it.
     CacheOnly,
+    /// The image's files into the directory `dir` (absolute): BuildKit's `local` exporter
+    /// (`--output type=local,dest=DIR`). What the export sends replaces the entries of the
+    /// same paths; other entries of `dir` are kept.
+    Local { dir: PathBuf },
 }
 
 /// The format of a tarball export.
@@ -115,7 +119,8 @@ impl TarballFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exported {
     pub export: Export,
-    /// The bytes written (the tarball's size, or what was loaded).
+    /// The bytes written (the tarball's size, what was loaded, or the file data written to a
+    /// directory).
     pub bytes: u64,
 }
 

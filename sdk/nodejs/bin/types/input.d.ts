@@ -113,13 +113,18 @@ export interface RegistryArgs {
 }
 /**
  * One export of the built image besides the push (as `docker buildx build --output`): set
- * exactly one of `tarball`, `load` or `cacheOnly`.
+ * exactly one of `tarball`, `local`, `load` or `cacheOnly`.
  */
 export interface ExportInputArgs {
     /**
      * The image as a tarball file.
      */
     tarball?: pulumi.Input<inputs.TarballExportArgs>;
+    /**
+     * The image's files into a directory (as `--output type=local,dest=DIR`). Needs a
+     * BuildKit daemon (`driver: buildkit`).
+     */
+    local?: pulumi.Input<inputs.LocalExportArgs>;
     /**
      * Nothing but the build cache (the builder's own, and `cacheTo`'s), as `--output
      * type=cacheonly`: the only entry, with `push: false`; `digest` and `ref` stay empty.
@@ -149,15 +154,28 @@ export interface TarballExportArgs {
     format?: pulumi.Input<enums.TarballFormatInput>;
 }
 /**
+ * The image's files in a directory.
+ */
+export interface LocalExportArgs {
+    /**
+     * The directory, relative to the Pulumi program's directory; made when missing. The
+     * exported tree is received beside it and merged in only when all of it arrived: a file
+     * of the image replaces the file of its path, other entries of the directory are kept,
+     * and a failed export leaves the directory as it was. With several platforms, one
+     * subdirectory per platform (`linux_amd64`, …), as BuildKit writes them.
+     */
+    dest: pulumi.Input<string>;
+}
+/**
  * What one export wrote.
  */
 export interface ExportedOutputArgs {
     /**
-     * `tarball`, `load` or `cacheOnly`.
+     * `tarball`, `local`, `load` or `cacheOnly`.
      */
     type: pulumi.Input<string>;
     /**
-     * The tarball's path (absolute), for a tarball.
+     * The tarball's path or the directory (absolute), for `tarball` and `local`.
      */
     path?: pulumi.Input<string>;
     /**

@@ -38,8 +38,8 @@ const DATA_CHUNK: usize = 32 * 1024;
 const FILES_IN_FLIGHT: usize = 4;
 
 /// Go's `os.FileMode` bits, which fsutil's stats carry.
-const GO_MODE_DIR: u32 = 1 << 31;
-const GO_MODE_SYMLINK: u32 = 1 << 27;
+pub(super) const GO_MODE_DIR: u32 = 1 << 31;
+pub(super) const GO_MODE_SYMLINK: u32 = 1 << 27;
 
 /// What the daemon fetched in one session: files, and bytes of file data.
 #[derive(Debug, Default)]
@@ -94,9 +94,9 @@ pub fn compare_path(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 /// Go's `os.FileMode` bits for setuid, setgid and sticky.
-const GO_MODE_SETUID: u32 = 1 << 23;
-const GO_MODE_SETGID: u32 = 1 << 22;
-const GO_MODE_STICKY: u32 = 1 << 20;
+pub(super) const GO_MODE_SETUID: u32 = 1 << 23;
+pub(super) const GO_MODE_SETGID: u32 = 1 << 22;
+pub(super) const GO_MODE_STICKY: u32 = 1 << 20;
 
 /// Unix permission bits (`0o7777`) as Go's `os.FileMode` writes them.
 fn go_permissions(mode: u32) -> u32 {
@@ -230,8 +230,9 @@ impl FileSource {
     }
 
     /// The items the daemon asked for: all, or those `follow` names (with their parent
-    /// directories, and a followed symlink's target), or those `include` patterns match
-    /// (with everything under a matched directory and the parents of what is sent).
+    /// directories, everything under a followed directory, and a followed symlink's target),
+    /// or those `include` patterns match (with everything under a matched directory and the
+    /// parents of what is sent).
     fn select(&self, follow: &[String], include: &[String]) -> Vec<&Item> {
         if follow.is_empty() && include.is_empty() {
             return self.items.iter().collect();
@@ -269,16 +270,14 @@ impl FileSource {
                     .join("\n"),
             )
         });
+        // A followed path is an include pattern to fsutil (its symlinks resolved): a
+        // directory brings everything under it, as a matched pattern does.
         let selected = |path: &str| {
-            if wanted.contains(path) {
-                return true;
-            }
-            let Some(patterns) = &patterns else {
-                return false;
-            };
             let mut prefix = path;
             loop {
-                if patterns.is_excluded(prefix) {
+                if wanted.contains(prefix)
+                    || patterns.as_ref().is_some_and(|p| p.is_excluded(prefix))
+                {
                     return true;
                 }
                 match prefix.rsplit_once('/') {
@@ -620,6 +619,11 @@ mod tests {
         assert_eq!(
             paths(s.select(&["/missing".into()], &[])),
             Vec::<&str>::new()
+        );
+        // `COPY a/ …`: the directory and what it holds (a BuildKit 0.34 frontend asks so).
+        assert_eq!(
+            paths(s.select(&["a".into(), "c".into()], &[])),
+            ["a", "a/link", "a/x", "c"]
         );
         assert_eq!(s.select(&[], &[]).len(), 7);
     }

@@ -1,6 +1,7 @@
 //! The build session, our end: the connection the daemon's BuildKit calls back over while it
 //! builds. We ask the daemon to upgrade a `POST /session` to a bare HTTP/2 connection and
-//! serve gRPC on it: FileSync (the context and the Dockerfile, see [`filesync`]), Auth
+//! serve gRPC on it: FileSync (the context and the Dockerfile, see [`filesync`]), FileSend
+//! (what exporters write to the client: tarballs, and directories through [`localdir`]), Auth
 //! (registry credentials), Secrets, SSH and Health ([`services`]). The `/build` that follows
 //! names the session instead of uploading a tar, so BuildKit fetches only the files its
 //! cached copy of this context lacks.
@@ -11,6 +12,7 @@
 
 pub mod filesend;
 pub mod filesync;
+pub mod localdir;
 pub mod services;
 pub mod ssh;
 
@@ -22,7 +24,6 @@ use std::time::Duration;
 use bollard_buildkit_proto::health::health_server::HealthServer;
 use bollard_buildkit_proto::moby::buildkit::secrets::v1::secrets_server::SecretsServer;
 use bollard_buildkit_proto::moby::filesync::v1::auth_server::AuthServer;
-use bollard_buildkit_proto::moby::filesync::v1::file_send_server::FileSendServer;
 use bollard_buildkit_proto::moby::filesync::v1::file_sync_server::FileSyncServer;
 use bollard_buildkit_proto::moby::sshforward::v1::ssh_server::SshServer;
 use bytes::Bytes;
@@ -31,6 +32,7 @@ use hyper_util::rt::TokioExecutor;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
+use self::filesend::FileSendServer;
 use self::filesync::{FileSource, FileSyncService, Transfer};
 use self::services::{AuthService, HealthService, SecretsService, SshService};
 use super::dial::Dialer;
@@ -59,7 +61,7 @@ pub struct SessionSpec {
     pub dockerfile: FileSource,
     /// More local sources by the name BuildKit asks for them (named build contexts).
     pub named: BTreeMap<String, FileSource>,
-    /// Where exporters' tarballs go, by exporter index (FileSend).
+    /// Where exporters' tarballs and directories go, by exporter index (FileSend).
     pub file_targets: BTreeMap<u32, filesend::FileTarget>,
     pub credentials: BTreeMap<String, Credentials>,
     pub secrets: BTreeMap<String, String>,
