@@ -88,7 +88,7 @@ EOF
 }
 
 stop_buildkitd() {
-  stop_pidfile "$BK2_PID" buildkitd 20 "second buildkitd"
+  stop_pidfile "$BK2_PID" "second buildkitd" 20 buildkitd
   umount_under "$BK2_ROOT"
   rm -f "$BK2_SOCK"
   stop_pidfile "$BK_PID" buildkitd 20 buildkitd
@@ -102,7 +102,7 @@ start_buildkitd2() {
     log "second buildkitd already running (pid $(cat "$BK2_PID"), unix://$BK2_SOCK)"
     return 0
   fi
-  stop_pidfile "$BK2_PID" buildkitd 20 "second buildkitd"
+  stop_pidfile "$BK2_PID" "second buildkitd" 20 buildkitd
   rm -f "$BK2_SOCK"
   mkdir -p "$BK2_ROOT"
   cat >"$BK2_CONFIG" <<EOF
