@@ -113,6 +113,7 @@ async fn solve_for(
                     credentials: BTreeMap::new(),
                     secrets: BTreeMap::new(),
                     agents: Agents::default(),
+                    content_stores: BTreeMap::new(),
                 },
                 frontend_attrs,
                 exporters,

@@ -13,6 +13,7 @@
 //! build (the caller's plan).
 
 mod connect;
+pub mod local_cache;
 mod solve;
 
 pub use connect::{BuildkitAddress, Buildkitd};
@@ -36,4 +37,13 @@ pub enum BuildkitError {
     },
     #[error("the build on the BuildKit daemon at {host} was cancelled")]
     Cancelled { host: String },
+    /// A cache option lacks what its type needs (`local` needs `dest` or `src`).
+    #[error("{what} needs {needs}")]
+    CacheOption {
+        what: &'static str,
+        needs: &'static str,
+    },
+    /// A `local` cache's directory cannot be prepared or updated.
+    #[error("the local cache {dir}: {reason}")]
+    LocalCache { dir: String, reason: String },
 }

@@ -5,6 +5,9 @@
 //! serve from the stream's metadata (BuildKit's `x-docker-expose-session-*` headers), then
 //! dials an HTTP/2 connection through the stream's `BytesMessage`s; we serve the build's
 //! services on our end of it ([`session::serve`]). The stream lives as long as the solve.
+//!
+//! `local` caches are the client's to serve and to index ([`local_cache`]): their stores
+//! join the session, and their `index.json` is updated once the solve went well.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,7 +22,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataValue;
 
-use super::{BuildkitError, Buildkitd};
+use super::{BuildkitError, Buildkitd, local_cache};
 use crate::docker::plan::{Events, Level};
 use crate::docker::progress::ProgressPrinter;
 use crate::docker::session::{self, METHODS, SessionSpec, shared_key};
@@ -39,9 +42,12 @@ pub struct Solve {
     pub frontend_attrs: BTreeMap<String, String>,
     /// `(type, attrs)`: e.g. `("image", {name, push: "true"})`.
     pub exporters: Vec<(String, BTreeMap<String, String>)>,
-    /// `(type, attrs)` of the caches to export (`inline`, `registry`, `local`).
+    /// `(type, attrs)` of the caches to export (`inline`, `registry`, `local` with `dest`:
+    /// a directory, whose `index.json` the solve updates).
     pub cache_exports: Vec<(String, BTreeMap<String, String>)>,
-    /// `(type, attrs)` of the caches to import.
+    /// `(type, attrs)` of the caches to import (`local` with `src`: a directory, read by
+    /// the `digest` given or its `tag`'s in `index.json`; one with no cache is skipped with
+    /// a warning).
     pub cache_imports: Vec<(String, BTreeMap<String, String>)>,
 }
 
@@ -102,15 +108,29 @@ impl Buildkitd {
         cancel: &CancellationToken,
     ) -> Result<SolveOutcome, BuildkitError> {
         let host = self.host.clone();
-        let attached = self.attach(solve.session).await?;
+        // `local` caches: their directories made ready and attached to the session, as
+        // BuildKit's client does ([`local_cache`]).
+        let (exports, imports) = (solve.cache_exports, solve.cache_imports);
+        let caches = tokio::task::spawn_blocking(move || local_cache::prepare(exports, imports))
+            .await
+            .map_err(|e| BuildkitError::LocalCache {
+                dir: String::new(),
+                reason: format!("preparing the local caches failed: {e}"),
+            })??;
+        for w in &caches.warnings {
+            events.log(Level::Warning, w).await;
+        }
+        let mut spec = solve.session;
+        spec.content_stores.extend(caches.stores.clone());
+        let attached = self.attach(spec).await?;
         let session_id = attached.session.id.clone();
         let build_ref = format!("dbk{}", uuid::Uuid::new_v4().simple());
         let mut frontend_attrs = solve.frontend_attrs;
-        if !solve.cache_imports.is_empty() {
+        if !caches.imports.is_empty() {
             // A frontend solves the build itself: it takes the imports as an attribute (as
             // BuildKit's own client passes them), beside the solve's own cache options.
-            let imports: Vec<serde_json::Value> = solve
-                .cache_imports
+            let imports: Vec<serde_json::Value> = caches
+                .imports
                 .iter()
                 .map(|(t, attrs)| serde_json::json!({"Type": t, "Attrs": attrs}))
                 .collect();
@@ -133,8 +153,8 @@ impl Buildkitd {
                 })
                 .collect(),
             cache: Some(CacheOptions {
-                exports: entries(solve.cache_exports),
-                imports: entries(solve.cache_imports),
+                exports: entries(caches.exports.clone()),
+                imports: entries(caches.imports.clone()),
                 ..CacheOptions::default()
             }),
             ..SolveRequest::default()
@@ -180,16 +200,48 @@ impl Buildkitd {
         drop(attached);
         let log = printer.log();
         match result {
-            Ok(response) => Ok(SolveOutcome {
-                exporter_response: response
+            Ok(response) => {
+                // The solve went well, so a cache export that failed was one with
+                // `ignore-error`: the user hears of it.
+                for failed in printer.take_failed_cache_exports() {
+                    events
+                        .log(
+                            Level::Warning,
+                            &format!(
+                                "a cache export failed and was ignored (ignoreError): {failed}"
+                            ),
+                        )
+                        .await;
+                }
+                let exporter_response: BTreeMap<String, String> = response
                     .into_inner()
                     .exporter_response
                     .into_iter()
-                    .collect(),
-                sent,
-                exported,
-                log,
-            }),
+                    .collect();
+                if !caches.to_update.is_empty() {
+                    let response = exporter_response.clone();
+                    let notes = tokio::task::spawn_blocking(move || {
+                        local_cache::finish(&caches, &response)
+                    })
+                    .await
+                    .map_err(|e| BuildkitError::LocalCache {
+                        dir: String::new(),
+                        reason: format!("updating the local caches failed: {e}"),
+                    })??;
+                    for (level, note) in notes {
+                        match level {
+                            Level::Info => events.progress(&note).await,
+                            _ => events.log(level, &note).await,
+                        }
+                    }
+                }
+                Ok(SolveOutcome {
+                    exporter_response,
+                    sent,
+                    exported,
+                    log,
+                })
+            }
             Err(status) => Err(BuildkitError::Failed {
                 host,
                 message: status.message().to_string(),

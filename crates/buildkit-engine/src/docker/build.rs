@@ -81,6 +81,7 @@ async fn build_once(
             credentials: creds.clone(),
             secrets: plan.secrets.0.clone(),
             agents,
+            content_stores: BTreeMap::new(),
         },
     )
     .await?;

@@ -299,7 +299,10 @@ impl EngineError {
             EngineError::Registry(_) => Kind::Failed,
             EngineError::Credentials(_) | EngineError::Reference(..) => Kind::InvalidInput,
             EngineError::Cancelled { .. } => Kind::Cancelled,
-            EngineError::Buildkit(crate::buildkit::BuildkitError::BadAddress { .. })
+            EngineError::Buildkit(
+                crate::buildkit::BuildkitError::BadAddress { .. }
+                | crate::buildkit::BuildkitError::CacheOption { .. },
+            )
             | EngineError::NotOnBuildkit { .. } => Kind::InvalidInput,
             EngineError::Buildkit(
                 crate::buildkit::BuildkitError::Unreachable { .. }
@@ -308,7 +311,10 @@ impl EngineError {
             EngineError::Buildkit(crate::buildkit::BuildkitError::Cancelled { .. }) => {
                 Kind::Cancelled
             }
-            EngineError::Buildkit(crate::buildkit::BuildkitError::Failed { .. }) => Kind::Failed,
+            EngineError::Buildkit(
+                crate::buildkit::BuildkitError::Failed { .. }
+                | crate::buildkit::BuildkitError::LocalCache { .. },
+            ) => Kind::Failed,
             EngineError::OnBuilder { source, .. } => source.kind(),
             EngineError::Internal(_) => Kind::Failed,
         }

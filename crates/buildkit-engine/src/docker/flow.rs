@@ -698,6 +698,13 @@ impl Builder for DaemonBuilder<'_> {
             }
             .into());
         }
+        if let Some(c) = plan.cache_imports.first() {
+            return Err(BuildError::NeedsBuildkit {
+                host: self.host(),
+                what: format!("import a {} cache", c.kind),
+            }
+            .into());
+        }
         let docker = self.docker().await?;
         let env = env.with(self.address.clone(), env.events);
         let platform = platform.map(Platform::name);

@@ -187,6 +187,8 @@ impl<'a> KitBuilder<'a> {
                 credentials: self.creds.clone(),
                 secrets: plan.secrets.0.clone(),
                 agents,
+                // The client's solve attaches the `local` caches' stores.
+                content_stores: BTreeMap::new(),
             },
             frontend_attrs: frontend_attrs(plan, platforms, index),
             exporters,
@@ -459,12 +461,42 @@ fn cache_exports(plan: &BuildPlan) -> Vec<(String, BTreeMap<String, String>)> {
     out
 }
 
-/// The caches to import: the plan's, the registry caches it exports to, and the pushed tag
-/// itself when the inline cache is on.
+/// The caches to import: the plan's images, the registry caches it exports to, the pushed
+/// tag itself when the inline cache is on, then the plan's other imports (a `local`
+/// directory's cache, …) and the `local` caches it exports to that are there already.
 fn cache_imports(plan: &BuildPlan, local_tag: &str) -> Vec<(String, BTreeMap<String, String>)> {
     if plan.no_cache {
         return Vec::new();
     }
+    let mut out = registry_imports(plan, local_tag);
+    for c in &plan.cache_imports {
+        out.push((c.kind.clone(), c.attrs.clone()));
+    }
+    for c in plan.cache_to.iter().filter(|c| c.kind == LOCAL_CACHE) {
+        let Some(dest) = c.attrs.get("dest") else {
+            continue;
+        };
+        let imported = out
+            .iter()
+            .any(|(k, a)| k == LOCAL_CACHE && a.get("src") == Some(dest));
+        // A directory with no cache yet is no cache to import (and no warning to give).
+        if imported || !std::path::Path::new(dest).join("index.json").is_file() {
+            continue;
+        }
+        let mut attrs = BTreeMap::from([("src".to_string(), dest.clone())]);
+        if let Some(tag) = c.attrs.get("tag") {
+            attrs.insert("tag".to_string(), tag.clone());
+        }
+        out.push((LOCAL_CACHE.to_string(), attrs));
+    }
+    out
+}
+
+/// BuildKit's directory cache type.
+const LOCAL_CACHE: &str = crate::buildkit::local_cache::LOCAL;
+
+/// The registry imports of [`cache_imports`]: images, as references.
+fn registry_imports(plan: &BuildPlan, local_tag: &str) -> Vec<(String, BTreeMap<String, String>)> {
     let mut refs: Vec<String> = Vec::new();
     if plan.inline_cache {
         refs.push(local_tag.to_string());

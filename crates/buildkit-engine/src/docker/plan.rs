@@ -38,14 +38,16 @@ pub struct BuildPlan {
     pub labels: BTreeMap<String, String>,
     /// More images to take build cache from.
     pub cache_from: Vec<String>,
-    /// Caches to import that are not images (a `local` cache directory): BuildKit's cache
-    /// importers, which only a buildkitd builder runs.
-    pub cache_imports: Vec<CacheImport>,
     /// Embed the inline cache and use the pushed image as a cache source.
     pub inline_cache: bool,
     /// Caches to export besides the inline one (a registry, a directory): BuildKit's cache
-    /// exporters, which only a buildkitd builder runs. A registry cache is also imported.
+    /// exporters, which only a buildkitd builder runs. A registry cache is also imported,
+    /// and so is a `local` one (when its directory has one already).
     pub cache_to: Vec<CacheExport>,
+    /// Caches to import besides `cache_from`'s images: BuildKit's cache importers (e.g.
+    /// `local` with `src`, the directory of an OCI layout), which only a buildkitd builder
+    /// runs.
+    pub cache_imports: Vec<CacheImport>,
     /// Build without any cache.
     pub no_cache: bool,
     /// The network mode of `RUN` steps; `None` is the daemon's default.
@@ -156,14 +158,6 @@ pub struct CacheExport {
     pub attrs: BTreeMap<String, String>,
 }
 
-/// One cache import that is not an image: BuildKit's importer type (`local`) and its
-/// attributes (`src`, `digest`), as `--cache-from type=…,key=value` spells them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheImport {
-    pub kind: String,
-    pub attrs: BTreeMap<String, String>,
-}
-
 impl CacheExport {
     /// The registry reference of a `registry` export.
     pub fn registry_ref(&self) -> Option<&str> {
@@ -171,6 +165,16 @@ impl CacheExport {
             .then(|| self.attrs.get("ref").map(String::as_str))
             .flatten()
     }
+}
+
+/// One cache import: BuildKit's importer type (`local`, `registry`, …) and its attributes,
+/// as `--cache-from type=…,key=value` spells them: for `local`, `src` (the directory, absolute)
+/// and, optionally, `digest` (the cache manifest's) or `tag` (its tag in the directory's
+/// `index.json`, `latest` by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheImport {
+    pub kind: String,
+    pub attrs: BTreeMap<String, String>,
 }
 
 /// Build secrets by id; their values never show in `Debug`.

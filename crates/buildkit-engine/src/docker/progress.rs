@@ -17,6 +17,9 @@ use super::error::{DaemonText, classify};
 /// How BuildKit names the step that imports a cache source.
 const CACHE_IMPORT: &str = "importing cache manifest from ";
 
+/// How BuildKit names a cache export's step (`exporting cache to registry`, …).
+const CACHE_EXPORT: &str = "exporting cache";
+
 /// The failure report keeps at most this many of the last lines …
 const TAIL_LINES: usize = 5_000;
 /// … and at most this many bytes of them.
@@ -43,6 +46,9 @@ pub struct ProgressPrinter {
     dropped: usize,
     failed_step: Option<String>,
     warnings: Vec<String>,
+    /// The cache exports that failed (`step: error`): a failed build with no `ignoreError`,
+    /// a warning after one that went well.
+    failed_cache_exports: Vec<String>,
 }
 
 impl ProgressPrinter {
@@ -104,6 +110,10 @@ impl ProgressPrinter {
                     }
                     None => {
                         out.push(format!("#{number} ERROR: {}", v.error));
+                        if v.name.starts_with(CACHE_EXPORT) {
+                            self.failed_cache_exports
+                                .push(format!("{}: {}", v.name, v.error));
+                        }
                         if !v.error.contains("context canceled") && self.failed_step.is_none() {
                             self.failed_step = Some(v.name.clone());
                         }
@@ -199,6 +209,11 @@ impl ProgressPrinter {
     /// The name of the first step that failed, if one did.
     pub fn failed_step(&self) -> Option<&str> {
         self.failed_step.as_deref()
+    }
+
+    /// The cache exports that failed, each `step: error` (taken once).
+    pub fn take_failed_cache_exports(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.failed_cache_exports)
     }
 
     /// Problems that did not fail the build but must be shown (taken once).

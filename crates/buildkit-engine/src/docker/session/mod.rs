@@ -1,7 +1,8 @@
 //! The build session, our end: the connection the daemon's BuildKit calls back over while it
 //! builds. We ask the daemon to upgrade a `POST /session` to a bare HTTP/2 connection and
 //! serve gRPC on it: FileSync (the context and the Dockerfile, see [`filesync`]), FileSend
-//! (what exporters write to the client: tarballs, and directories through [`localdir`]), Auth
+//! (what exporters write to the client: tarballs, and directories through [`localdir`]),
+//! containerd's Content service (the directories of `local` caches, [`content`]), Auth
 //! (registry credentials), Secrets, SSH and Health ([`services`]). The `/build` that follows
 //! names the session instead of uploading a tar, so BuildKit fetches only the files its
 //! cached copy of this context lacks.
@@ -10,6 +11,7 @@
 //!
 //! Not for: the `/build` request and its progress (`build.rs`).
 
+pub mod content;
 pub mod filesend;
 pub mod filesync;
 pub mod localdir;
@@ -32,6 +34,7 @@ use hyper_util::rt::TokioExecutor;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
+use self::content::{ContentServer, ContentService};
 use self::filesend::FileSendServer;
 use self::filesync::{FileSource, FileSyncService, Transfer};
 use self::services::{AuthService, HealthService, SecretsService, SshService};
@@ -48,6 +51,15 @@ pub const METHODS: &[&str] = &[
     "/moby.buildkit.secrets.v1.Secrets/GetSecret",
     "/moby.sshforward.v1.SSH/CheckAgent",
     "/moby.sshforward.v1.SSH/ForwardAgent",
+    "/containerd.services.content.v1.Content/Info",
+    "/containerd.services.content.v1.Content/Update",
+    "/containerd.services.content.v1.Content/List",
+    "/containerd.services.content.v1.Content/Delete",
+    "/containerd.services.content.v1.Content/Read",
+    "/containerd.services.content.v1.Content/Status",
+    "/containerd.services.content.v1.Content/ListStatuses",
+    "/containerd.services.content.v1.Content/Write",
+    "/containerd.services.content.v1.Content/Abort",
 ];
 
 /// How long the daemon may take to accept the session.
@@ -66,6 +78,9 @@ pub struct SessionSpec {
     pub credentials: BTreeMap<String, Credentials>,
     pub secrets: BTreeMap<String, String>,
     pub agents: ssh::Agents,
+    /// The directories of `local` caches (OCI layouts), by the store id the daemon names
+    /// them with (`local:<dir>`, [`content::store_id`]), served as containerd's Content.
+    pub content_stores: BTreeMap<String, std::path::PathBuf>,
 }
 
 /// An open session; closed on drop.
@@ -217,7 +232,10 @@ where
         }))
         .add_service(SshServer::new(SshService {
             agents: Arc::new(spec.agents.sockets.clone()),
-        }));
+        }))
+        .add_service(ContentServer::new(ContentService::new(
+            &spec.content_stores,
+        )));
     let service = hyper_util::service::TowerToHyperService::new(routes);
     let task = tokio::spawn(async move {
         let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
