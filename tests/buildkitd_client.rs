@@ -74,6 +74,7 @@ fn spec(dir: &Path, s: &Services) -> SessionSpec {
         )]),
         secrets: BTreeMap::new(),
         agents: Agents::default(),
+        content_stores: BTreeMap::new(),
     }
 }
 
@@ -718,6 +719,232 @@ async fn a_registry_cache_with_mode_max_serves_every_stage_to_an_empty_builder()
     );
 }
 
+/// `cacheTo: local mode=max` writes every stage's cache into a directory (an OCI layout,
+/// its `index.json` tagged); a second buildkitd that never saw the build imports it with
+/// `cacheFrom: local` and every step is CACHED. A directory with no cache yet is skipped with
+/// a warning, never an error.
+#[tokio::test]
+async fn a_local_cache_with_mode_max_serves_every_stage_to_an_empty_builder() {
+    let (Some(s), Some((unix, _, _))) = (Services::get_or_skip(), buildkitd()) else {
+        return;
+    };
+    let base = base_in_registry(&s).await;
+    let marker = uuid::Uuid::new_v4().simple().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tree(
+        &dir.path().join("app"),
+        &[
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM {base} AS deps\nRUN echo deps-{marker} > /deps\nFROM deps AS slow\nRUN echo slow-ran-$((1+1))-{marker} && sleep 3 && echo done > /slow\nFROM {base}\nCOPY --from=slow /slow /slow\nCOPY hello.txt /\n"
+                ),
+            ),
+            ("hello.txt", &marker),
+        ],
+    );
+    let mut h = common::Harness::configured(
+        dir.path(),
+        serde_json::json!({"host": unix, "driver": "buildkit"}),
+    )
+    .await;
+    let first = serde_json::json!({
+        "name": s.repo("kit-local-cache-a"), "context": "app", "registry": s.registry_input(),
+        "cacheTo": [{"local": {"dest": "cache", "mode": "max"}}],
+        "cacheFrom": [{"local": {"src": "never-written"}}],
+    });
+    let checked = h.check_ok("first", &serde_json::json!({}), &first).await;
+    h.create("first", &checked, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", h.log_text()));
+    assert!(
+        h.log_text().contains(&format!("slow-ran-2-{marker}")),
+        "{}",
+        h.log_text()
+    );
+    assert!(
+        h.log_text().contains("never-written") && h.log_text().contains("skipped"),
+        "a missing cache directory is a warning: {}",
+        h.log_text()
+    );
+    let index: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("cache/index.json")).expect("index.json"),
+    )
+    .unwrap();
+    let manifests = index["manifests"].as_array().expect("manifests");
+    assert!(
+        manifests.iter().any(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"] == "latest"
+                && dir
+                    .path()
+                    .join("cache/blobs/sha256")
+                    .join(m["digest"].as_str().unwrap().trim_start_matches("sha256:"))
+                    .is_file()
+        }),
+        "{index}"
+    );
+
+    let second_host = match std::env::var("DBK_BUILDKIT_HOST2") {
+        Ok(h) if !h.is_empty() => h,
+        _ => {
+            prune_buildkitd(&unix);
+            unix.clone()
+        }
+    };
+    let mut h2 = common::Harness::configured(
+        dir.path(),
+        serde_json::json!({"host": second_host, "driver": "buildkit"}),
+    )
+    .await;
+    let second = serde_json::json!({
+        "name": s.repo("kit-local-cache-b"), "context": "app", "registry": s.registry_input(),
+        "cacheFrom": [{"local": {"src": "cache"}}],
+    });
+    let checked = h2.check_ok("second", &serde_json::json!({}), &second).await;
+    h2.create("second", &checked, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", h2.log_text()));
+    let log = h2.log_text();
+    assert!(
+        !log.contains(&format!("slow-ran-2-{marker}")),
+        "the slow stage ran again:\n{log}"
+    );
+    for step in [
+        "RUN echo deps-",
+        "RUN echo slow-ran-",
+        "COPY --from=slow",
+        "COPY hello.txt",
+    ] {
+        let number = log
+            .lines()
+            .find(|l| l.contains(step) && l.starts_with('#'))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no step {step:?}:\n{log}"))
+            .to_string();
+        assert!(
+            log.lines().any(|l| l == format!("{number} CACHED")),
+            "{step} is not CACHED:\n{log}"
+        );
+    }
+
+    for (bad, property, says) in [
+        (
+            serde_json::json!({"cacheTo": [{"local": {"dest": ""}}]}),
+            "cacheTo[0].local.dest",
+            "needs its directory",
+        ),
+        (
+            serde_json::json!({"cacheTo": [{"local": {"dest": "c", "mode": "all"}}]}),
+            "cacheTo[0].local.mode",
+            "not a cache mode",
+        ),
+        (
+            serde_json::json!({"cacheTo": [{"local": {"dest": "c"}, "inline": {}}]}),
+            "cacheTo[0]",
+            "exactly one",
+        ),
+        (
+            serde_json::json!({"cacheFrom": [{"local": {"src": ""}}]}),
+            "cacheFrom[0].local.src",
+            "needs its directory",
+        ),
+        (
+            serde_json::json!({"cacheFrom": [{"local": {"src": "c"}, "registry": {"ref": "a/b"}}]}),
+            "cacheFrom[0]",
+            "exactly one",
+        ),
+        (
+            serde_json::json!({"cacheFrom": [{"local": {"dest": "c"}}]}),
+            "cacheFrom[0]",
+            "unknown field `dest`",
+        ),
+    ] {
+        let mut news = serde_json::json!({"name": s.repo("x"), "context": "app"});
+        news.as_object_mut()
+            .unwrap()
+            .extend(bad.as_object().unwrap().clone());
+        h.assert_check_fails(&news, property, says).await;
+    }
+    let mut docker = s.harness(dir.path()).await;
+    docker
+        .assert_check_fails(&first, "cacheTo[0]", "needs a BuildKit daemon")
+        .await;
+    docker
+        .assert_check_fails(&second, "cacheFrom[0].local", "needs a BuildKit daemon")
+        .await;
+}
+
+/// A cache export that fails (a registry that is not there) fails the update cleanly, the
+/// image not pushed; with `ignoreError` it is a warning and the image is pushed.
+#[tokio::test]
+async fn a_failing_cache_export_fails_the_update_unless_ignored() {
+    let (Some(s), Some((unix, _, _))) = (Services::get_or_skip(), buildkitd()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let marker = uuid::Uuid::new_v4().simple().to_string();
+    common::write_tree(
+        &dir.path().join("app"),
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY hello.txt /\n"),
+            ("hello.txt", &marker),
+        ],
+    );
+    // A port nothing listens on: the cache push is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone = format!("127.0.0.1:{}/cache:x", closed.local_addr().unwrap().port());
+    drop(closed);
+    let mut h = common::Harness::configured(
+        dir.path(),
+        serde_json::json!({"host": unix, "driver": "buildkit"}),
+    )
+    .await;
+    let inputs = |repo: &str, ignore: bool| {
+        serde_json::json!({
+            "name": repo, "context": "app", "registry": s.registry_input(),
+            "cacheTo": [{"registry": {"ref": gone, "ignoreError": ignore}}],
+        })
+    };
+    let strict = s.repo("kit-cache-fails");
+    let checked = h
+        .check_ok("strict", &serde_json::json!({}), &inputs(&strict, false))
+        .await;
+    let err = h
+        .create("strict", &checked, false)
+        .await
+        .expect_err("a failed cache export fails the update");
+    assert!(
+        err.message().contains(&gone[..gone.find('/').unwrap()]),
+        "{}",
+        err.message()
+    );
+    let (status, _, _) = s.get_manifest(repo_path(&strict), "latest").await;
+    assert_eq!(status, 404, "nothing is pushed when the build failed");
+
+    let lenient = s.repo("kit-cache-ignored");
+    let checked = h
+        .check_ok("lenient", &serde_json::json!({}), &inputs(&lenient, true))
+        .await;
+    let created = h
+        .create("lenient", &checked, false)
+        .await
+        .unwrap_or_else(|e| panic!("ignoreError: {e}\n{}", h.log_text()));
+    let state = common::from_struct(created.properties.as_ref().unwrap());
+    let (status, digest, _) = s.get_manifest(repo_path(&lenient), "latest").await;
+    assert_eq!(
+        (status, digest.as_str()),
+        (200, state["digest"].as_str().unwrap())
+    );
+    let warned = h.log_text().lines().any(|l| {
+        l.contains("failed and was ignored (ignoreError)") && l.contains("connection refused")
+    });
+    assert!(
+        warned,
+        "the ignored failure is a warning:\n{}",
+        h.log_text()
+    );
+}
+
 /// `cacheTo` entries are checked: one kind each, modes and compressions BuildKit takes, a
 /// registry export only where a buildkitd builds.
 #[tokio::test]
@@ -771,10 +998,10 @@ async fn cache_exports_are_checked() {
             "cacheTo[0].registry",
             "ref",
         ),
-        // A kind this provider does not export (yet) is not silently ignored.
+        // A kind this provider does not export is not silently ignored.
         (
-            serde_json::json!([{"local": {"dest": "c"}}]),
-            "cacheTo[0].local",
+            serde_json::json!([{"gha": {"scope": "c"}}]),
+            "cacheTo[0].gha",
             "unknown field",
         ),
         // Nor is an option where it means nothing.

@@ -65,6 +65,7 @@ pub const CLASSES: &[(&str, Class)] = &[
     ("cacheFrom", Class::Behaviour),
     ("cacheTo", Class::Behaviour),
     ("cacheTo.registry", Class::Behaviour),
+    ("cacheTo.local", Class::Behaviour),
     ("cacheTo.inline", Class::Behaviour),
     ("cacheTo.disabled", Class::Behaviour),
     ("inlineCache", Class::Behaviour),

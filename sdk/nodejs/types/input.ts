@@ -5,14 +5,19 @@ import * as inputs from "../types/input";
 import * as enums from "../types/enums";
 
 /**
- * A typed cache import: `registry` (the one kind a BuildKit daemon imports from here
- * for now).
+ * A typed cache import: set exactly one of `registry` or `local`.
  */
 export interface CacheFromArgs {
     /**
      * A cache in a registry (a `cacheTo` registry export, or an image with an inline cache).
      */
     registry?: pulumi.Input<inputs.RegistryCacheFromArgs>;
+    /**
+     * A cache in a directory on the provider's machine (a `cacheTo` local export), as
+     * `--cache-from type=local,src=DIR`; a directory with no cache yet is skipped with a
+     * warning. Needs a BuildKit daemon (`driver: buildkit`).
+     */
+    local?: pulumi.Input<inputs.LocalCacheFromArgs>;
 }
 
 /**
@@ -26,8 +31,22 @@ export interface RegistryCacheFromArgs {
 }
 
 /**
+ * A cache in a directory.
+ */
+export interface LocalCacheFromArgs {
+    /**
+     * The directory, relative to the Pulumi program's directory.
+     */
+    src: pulumi.Input<string>;
+    /**
+     * The cache's tag in the directory's `index.json` (`latest` by default).
+     */
+    tag?: pulumi.Input<string>;
+}
+
+/**
  * One cache to export after the build (as `docker buildx build --cache-to`): set exactly
- * one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver:
+ * one of `registry`, `local`, `inline` or `disabled`. Only a BuildKit daemon (`driver:
  * buildkit`) exports caches other than `inline`.
  */
 export interface CacheToArgs {
@@ -35,6 +54,11 @@ export interface CacheToArgs {
      * The build cache pushed to a registry as an image of its own.
      */
     registry?: pulumi.Input<inputs.RegistryCacheToArgs>;
+    /**
+     * The build cache written to a directory on the provider's machine, an OCI image layout
+     * (as `--cache-to type=local,dest=DIR`); the next build imports it too.
+     */
+    local?: pulumi.Input<inputs.LocalCacheToArgs>;
     /**
      * The cache embedded in the pushed image (BuildKit's inline cache, the default).
      */
@@ -67,6 +91,32 @@ export interface RegistryCacheToArgs {
      * Use OCI media types (the default is BuildKit's).
      */
     ociMediaTypes?: pulumi.Input<boolean>;
+    /**
+     * Layer compression: `gzip`, `estargz`, `zstd` or `uncompressed`.
+     */
+    compression?: pulumi.Input<string>;
+    /**
+     * A failed cache export is a warning, not a failed build.
+     */
+    ignoreError?: pulumi.Input<boolean>;
+}
+
+/**
+ * A build cache in a directory.
+ */
+export interface LocalCacheToArgs {
+    /**
+     * The directory, relative to the Pulumi program's directory; made when missing.
+     */
+    dest: pulumi.Input<string>;
+    /**
+     * `min` (the default) or `max` (every stage's layers).
+     */
+    mode?: pulumi.Input<string>;
+    /**
+     * The cache's tag in the directory's `index.json` (`latest` by default).
+     */
+    tag?: pulumi.Input<string>;
     /**
      * Layer compression: `gzip`, `estargz`, `zstd` or `uncompressed`.
      */

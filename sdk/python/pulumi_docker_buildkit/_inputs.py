@@ -20,10 +20,14 @@ __all__ = [
     'CacheFromArgsDict',
     'RegistryCacheFromArgs',
     'RegistryCacheFromArgsDict',
+    'LocalCacheFromArgs',
+    'LocalCacheFromArgsDict',
     'CacheToArgs',
     'CacheToArgsDict',
     'RegistryCacheToArgs',
     'RegistryCacheToArgsDict',
+    'LocalCacheToArgs',
+    'LocalCacheToArgsDict',
     'InlineCacheToArgs',
     'InlineCacheToArgsDict',
     'SshInputArgs',
@@ -45,27 +49,37 @@ __all__ = [
 
 class CacheFromArgsDict(TypedDict):
     """
-    A typed cache import: `registry` (the one kind a BuildKit daemon imports from here
-    for now).
+    A typed cache import: set exactly one of `registry` or `local`.
     """
     registry: NotRequired[pulumi.Input['RegistryCacheFromArgsDict']]
     """
     A cache in a registry (a `cacheTo` registry export, or an image with an inline cache).
+    """
+    local: NotRequired[pulumi.Input['LocalCacheFromArgsDict']]
+    """
+    A cache in a directory on the provider's machine (a `cacheTo` local export), as
+    `--cache-from type=local,src=DIR`; a directory with no cache yet is skipped with a
+    warning. Needs a BuildKit daemon (`driver: buildkit`).
     """
 
 
 @pulumi.input_type
 class CacheFromArgs:
     def __init__(__self__, *,
-                 registry: Optional[pulumi.Input['RegistryCacheFromArgs']] = None):
+                 registry: Optional[pulumi.Input['RegistryCacheFromArgs']] = None,
+                 local: Optional[pulumi.Input['LocalCacheFromArgs']] = None):
         """
-        A typed cache import: `registry` (the one kind a BuildKit daemon imports from here
-        for now).
+        A typed cache import: set exactly one of `registry` or `local`.
 
         :param pulumi.Input[Union['RegistryCacheFromArgs', 'RegistryCacheFromArgsDict']] registry: A cache in a registry (a `cacheTo` registry export, or an image with an inline cache).
+        :param pulumi.Input[Union['LocalCacheFromArgs', 'LocalCacheFromArgsDict']] local: A cache in a directory on the provider's machine (a `cacheTo` local export), as
+               `--cache-from type=local,src=DIR`; a directory with no cache yet is skipped with a
+               warning. Needs a BuildKit daemon (`driver: buildkit`).
         """
         if registry is not None:
             pulumi.set(__self__, "registry", registry)
+        if local is not None:
+            pulumi.set(__self__, "local", local)
 
     @_builtins.property
     @pulumi.getter
@@ -78,6 +92,20 @@ class CacheFromArgs:
     @registry.setter
     def registry(self, value: Optional[pulumi.Input['RegistryCacheFromArgs']]):
         pulumi.set(self, "registry", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def local(self) -> Optional[pulumi.Input['LocalCacheFromArgs']]:
+        """
+        A cache in a directory on the provider's machine (a `cacheTo` local export), as
+        `--cache-from type=local,src=DIR`; a directory with no cache yet is skipped with a
+        warning. Needs a BuildKit daemon (`driver: buildkit`).
+        """
+        return pulumi.get(self, "local")
+
+    @local.setter
+    def local(self, value: Optional[pulumi.Input['LocalCacheFromArgs']]):
+        pulumi.set(self, "local", value)
 
 
 class RegistryCacheFromArgsDict(TypedDict):
@@ -114,15 +142,74 @@ class RegistryCacheFromArgs:
         pulumi.set(self, "ref", value)
 
 
+class LocalCacheFromArgsDict(TypedDict):
+    """
+    A cache in a directory.
+    """
+    src: pulumi.Input[_builtins.str]
+    """
+    The directory, relative to the Pulumi program's directory.
+    """
+    tag: NotRequired[pulumi.Input[_builtins.str]]
+    """
+    The cache's tag in the directory's `index.json` (`latest` by default).
+    """
+
+
+@pulumi.input_type
+class LocalCacheFromArgs:
+    def __init__(__self__, *,
+                 src: pulumi.Input[_builtins.str],
+                 tag: Optional[pulumi.Input[_builtins.str]] = None):
+        """
+        A cache in a directory.
+
+        :param pulumi.Input[_builtins.str] src: The directory, relative to the Pulumi program's directory.
+        :param pulumi.Input[_builtins.str] tag: The cache's tag in the directory's `index.json` (`latest` by default).
+        """
+        pulumi.set(__self__, "src", src)
+        if tag is not None:
+            pulumi.set(__self__, "tag", tag)
+
+    @_builtins.property
+    @pulumi.getter
+    def src(self) -> pulumi.Input[_builtins.str]:
+        """
+        The directory, relative to the Pulumi program's directory.
+        """
+        return pulumi.get(self, "src")
+
+    @src.setter
+    def src(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "src", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def tag(self) -> Optional[pulumi.Input[_builtins.str]]:
+        """
+        The cache's tag in the directory's `index.json` (`latest` by default).
+        """
+        return pulumi.get(self, "tag")
+
+    @tag.setter
+    def tag(self, value: Optional[pulumi.Input[_builtins.str]]):
+        pulumi.set(self, "tag", value)
+
+
 class CacheToArgsDict(TypedDict):
     """
     One cache to export after the build (as `docker buildx build --cache-to`): set exactly
-    one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver:
+    one of `registry`, `local`, `inline` or `disabled`. Only a BuildKit daemon (`driver:
     buildkit`) exports caches other than `inline`.
     """
     registry: NotRequired[pulumi.Input['RegistryCacheToArgsDict']]
     """
     The build cache pushed to a registry as an image of its own.
+    """
+    local: NotRequired[pulumi.Input['LocalCacheToArgsDict']]
+    """
+    The build cache written to a directory on the provider's machine, an OCI image layout
+    (as `--cache-to type=local,dest=DIR`); the next build imports it too.
     """
     inline: NotRequired[pulumi.Input['InlineCacheToArgsDict']]
     """
@@ -138,19 +225,24 @@ class CacheToArgsDict(TypedDict):
 class CacheToArgs:
     def __init__(__self__, *,
                  registry: Optional[pulumi.Input['RegistryCacheToArgs']] = None,
+                 local: Optional[pulumi.Input['LocalCacheToArgs']] = None,
                  inline: Optional[pulumi.Input['InlineCacheToArgs']] = None,
                  disabled: Optional[pulumi.Input[_builtins.bool]] = None):
         """
         One cache to export after the build (as `docker buildx build --cache-to`): set exactly
-        one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver:
+        one of `registry`, `local`, `inline` or `disabled`. Only a BuildKit daemon (`driver:
         buildkit`) exports caches other than `inline`.
 
         :param pulumi.Input[Union['RegistryCacheToArgs', 'RegistryCacheToArgsDict']] registry: The build cache pushed to a registry as an image of its own.
+        :param pulumi.Input[Union['LocalCacheToArgs', 'LocalCacheToArgsDict']] local: The build cache written to a directory on the provider's machine, an OCI image layout
+               (as `--cache-to type=local,dest=DIR`); the next build imports it too.
         :param pulumi.Input[Union['InlineCacheToArgs', 'InlineCacheToArgsDict']] inline: The cache embedded in the pushed image (BuildKit's inline cache, the default).
         :param pulumi.Input[_builtins.bool] disabled: No cache export at all, not even the default inline one.
         """
         if registry is not None:
             pulumi.set(__self__, "registry", registry)
+        if local is not None:
+            pulumi.set(__self__, "local", local)
         if inline is not None:
             pulumi.set(__self__, "inline", inline)
         if disabled is not None:
@@ -167,6 +259,19 @@ class CacheToArgs:
     @registry.setter
     def registry(self, value: Optional[pulumi.Input['RegistryCacheToArgs']]):
         pulumi.set(self, "registry", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def local(self) -> Optional[pulumi.Input['LocalCacheToArgs']]:
+        """
+        The build cache written to a directory on the provider's machine, an OCI image layout
+        (as `--cache-to type=local,dest=DIR`); the next build imports it too.
+        """
+        return pulumi.get(self, "local")
+
+    @local.setter
+    def local(self, value: Optional[pulumi.Input['LocalCacheToArgs']]):
+        pulumi.set(self, "local", value)
 
     @_builtins.property
     @pulumi.getter
@@ -307,6 +412,120 @@ class RegistryCacheToArgs:
     @oci_media_types.setter
     def oci_media_types(self, value: Optional[pulumi.Input[_builtins.bool]]):
         pulumi.set(self, "oci_media_types", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def compression(self) -> Optional[pulumi.Input[_builtins.str]]:
+        """
+        Layer compression: `gzip`, `estargz`, `zstd` or `uncompressed`.
+        """
+        return pulumi.get(self, "compression")
+
+    @compression.setter
+    def compression(self, value: Optional[pulumi.Input[_builtins.str]]):
+        pulumi.set(self, "compression", value)
+
+    @_builtins.property
+    @pulumi.getter(name="ignoreError")
+    def ignore_error(self) -> Optional[pulumi.Input[_builtins.bool]]:
+        """
+        A failed cache export is a warning, not a failed build.
+        """
+        return pulumi.get(self, "ignore_error")
+
+    @ignore_error.setter
+    def ignore_error(self, value: Optional[pulumi.Input[_builtins.bool]]):
+        pulumi.set(self, "ignore_error", value)
+
+
+class LocalCacheToArgsDict(TypedDict):
+    """
+    A build cache in a directory.
+    """
+    dest: pulumi.Input[_builtins.str]
+    """
+    The directory, relative to the Pulumi program's directory; made when missing.
+    """
+    mode: NotRequired[pulumi.Input[_builtins.str]]
+    """
+    `min` (the default) or `max` (every stage's layers).
+    """
+    tag: NotRequired[pulumi.Input[_builtins.str]]
+    """
+    The cache's tag in the directory's `index.json` (`latest` by default).
+    """
+    compression: NotRequired[pulumi.Input[_builtins.str]]
+    """
+    Layer compression: `gzip`, `estargz`, `zstd` or `uncompressed`.
+    """
+    ignore_error: NotRequired[pulumi.Input[_builtins.bool]]
+    """
+    A failed cache export is a warning, not a failed build.
+    """
+
+
+@pulumi.input_type
+class LocalCacheToArgs:
+    def __init__(__self__, *,
+                 dest: pulumi.Input[_builtins.str],
+                 mode: Optional[pulumi.Input[_builtins.str]] = None,
+                 tag: Optional[pulumi.Input[_builtins.str]] = None,
+                 compression: Optional[pulumi.Input[_builtins.str]] = None,
+                 ignore_error: Optional[pulumi.Input[_builtins.bool]] = None):
+        """
+        A build cache in a directory.
+
+        :param pulumi.Input[_builtins.str] dest: The directory, relative to the Pulumi program's directory; made when missing.
+        :param pulumi.Input[_builtins.str] mode: `min` (the default) or `max` (every stage's layers).
+        :param pulumi.Input[_builtins.str] tag: The cache's tag in the directory's `index.json` (`latest` by default).
+        :param pulumi.Input[_builtins.str] compression: Layer compression: `gzip`, `estargz`, `zstd` or `uncompressed`.
+        :param pulumi.Input[_builtins.bool] ignore_error: A failed cache export is a warning, not a failed build.
+        """
+        pulumi.set(__self__, "dest", dest)
+        if mode is not None:
+            pulumi.set(__self__, "mode", mode)
+        if tag is not None:
+            pulumi.set(__self__, "tag", tag)
+        if compression is not None:
+            pulumi.set(__self__, "compression", compression)
+        if ignore_error is not None:
+            pulumi.set(__self__, "ignore_error", ignore_error)
+
+    @_builtins.property
+    @pulumi.getter
+    def dest(self) -> pulumi.Input[_builtins.str]:
+        """
+        The directory, relative to the Pulumi program's directory; made when missing.
+        """
+        return pulumi.get(self, "dest")
+
+    @dest.setter
+    def dest(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "dest", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def mode(self) -> Optional[pulumi.Input[_builtins.str]]:
+        """
+        `min` (the default) or `max` (every stage's layers).
+        """
+        return pulumi.get(self, "mode")
+
+    @mode.setter
+    def mode(self, value: Optional[pulumi.Input[_builtins.str]]):
+        pulumi.set(self, "mode", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def tag(self) -> Optional[pulumi.Input[_builtins.str]]:
+        """
+        The cache's tag in the directory's `index.json` (`latest` by default).
+        """
+        return pulumi.get(self, "tag")
+
+    @tag.setter
+    def tag(self, value: Optional[pulumi.Input[_builtins.str]]):
+        pulumi.set(self, "tag", value)
 
     @_builtins.property
     @pulumi.getter

@@ -12,8 +12,10 @@ from ._enums import *
 __all__ = [
     'CacheFrom',
     'RegistryCacheFrom',
+    'LocalCacheFrom',
     'CacheTo',
     'RegistryCacheTo',
+    'LocalCacheTo',
     'InlineCacheTo',
     'SshInput',
     'Registry',
@@ -28,19 +30,23 @@ __all__ = [
 @pulumi.output_type
 class CacheFrom(dict):
     """
-    A typed cache import: `registry` (the one kind a BuildKit daemon imports from here
-    for now).
+    A typed cache import: set exactly one of `registry` or `local`.
     """
     def __init__(__self__, *,
-                 registry: Optional['RegistryCacheFrom'] = None):
+                 registry: Optional['RegistryCacheFrom'] = None,
+                 local: Optional['LocalCacheFrom'] = None):
         """
-        A typed cache import: `registry` (the one kind a BuildKit daemon imports from here
-        for now).
+        A typed cache import: set exactly one of `registry` or `local`.
 
         :param Optional['RegistryCacheFrom'] registry: A cache in a registry (a `cacheTo` registry export, or an image with an inline cache).
+        :param Optional['LocalCacheFrom'] local: A cache in a directory on the provider's machine (a `cacheTo` local export), as
+               `--cache-from type=local,src=DIR`; a directory with no cache yet is skipped with a
+               warning. Needs a BuildKit daemon (`driver: buildkit`).
         """
         if registry is not None:
             pulumi.set(__self__, "registry", registry)
+        if local is not None:
+            pulumi.set(__self__, "local", local)
 
     @_builtins.property
     @pulumi.getter
@@ -49,6 +55,16 @@ class CacheFrom(dict):
         A cache in a registry (a `cacheTo` registry export, or an image with an inline cache).
         """
         return pulumi.get(self, "registry")
+
+    @_builtins.property
+    @pulumi.getter
+    def local(self) -> Optional['LocalCacheFrom']:
+        """
+        A cache in a directory on the provider's machine (a `cacheTo` local export), as
+        `--cache-from type=local,src=DIR`; a directory with no cache yet is skipped with a
+        warning. Needs a BuildKit daemon (`driver: buildkit`).
+        """
+        return pulumi.get(self, "local")
 
 
 @pulumi.output_type
@@ -75,27 +91,67 @@ class RegistryCacheFrom(dict):
 
 
 @pulumi.output_type
+class LocalCacheFrom(dict):
+    """
+    A cache in a directory.
+    """
+    def __init__(__self__, *,
+                 src: _builtins.str,
+                 tag: Optional[_builtins.str] = None):
+        """
+        A cache in a directory.
+
+        :param _builtins.str src: The directory, relative to the Pulumi program's directory.
+        :param Optional[_builtins.str] tag: The cache's tag in the directory's `index.json` (`latest` by default).
+        """
+        pulumi.set(__self__, "src", src)
+        if tag is not None:
+            pulumi.set(__self__, "tag", tag)
+
+    @_builtins.property
+    @pulumi.getter
+    def src(self) -> _builtins.str:
+        """
+        The directory, relative to the Pulumi program's directory.
+        """
+        return pulumi.get(self, "src")
+
+    @_builtins.property
+    @pulumi.getter
+    def tag(self) -> Optional[_builtins.str]:
+        """
+        The cache's tag in the directory's `index.json` (`latest` by default).
+        """
+        return pulumi.get(self, "tag")
+
+
+@pulumi.output_type
 class CacheTo(dict):
     """
     One cache to export after the build (as `docker buildx build --cache-to`): set exactly
-    one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver:
+    one of `registry`, `local`, `inline` or `disabled`. Only a BuildKit daemon (`driver:
     buildkit`) exports caches other than `inline`.
     """
     def __init__(__self__, *,
                  registry: Optional['RegistryCacheTo'] = None,
+                 local: Optional['LocalCacheTo'] = None,
                  inline: Optional['InlineCacheTo'] = None,
                  disabled: Optional[_builtins.bool] = None):
         """
         One cache to export after the build (as `docker buildx build --cache-to`): set exactly
-        one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver:
+        one of `registry`, `local`, `inline` or `disabled`. Only a BuildKit daemon (`driver:
         buildkit`) exports caches other than `inline`.
 
         :param Optional['RegistryCacheTo'] registry: The build cache pushed to a registry as an image of its own.
+        :param Optional['LocalCacheTo'] local: The build cache written to a directory on the provider's machine, an OCI image layout
+               (as `--cache-to type=local,dest=DIR`); the next build imports it too.
         :param Optional['InlineCacheTo'] inline: The cache embedded in the pushed image (BuildKit's inline cache, the default).
         :param Optional[_builtins.bool] disabled: No cache export at all, not even the default inline one.
         """
         if registry is not None:
             pulumi.set(__self__, "registry", registry)
+        if local is not None:
+            pulumi.set(__self__, "local", local)
         if inline is not None:
             pulumi.set(__self__, "inline", inline)
         if disabled is not None:
@@ -108,6 +164,15 @@ class CacheTo(dict):
         The build cache pushed to a registry as an image of its own.
         """
         return pulumi.get(self, "registry")
+
+    @_builtins.property
+    @pulumi.getter
+    def local(self) -> Optional['LocalCacheTo']:
+        """
+        The build cache written to a directory on the provider's machine, an OCI image layout
+        (as `--cache-to type=local,dest=DIR`); the next build imports it too.
+        """
+        return pulumi.get(self, "local")
 
     @_builtins.property
     @pulumi.getter
@@ -195,6 +260,77 @@ class RegistryCacheTo(dict):
         Use OCI media types (the default is BuildKit's).
         """
         return pulumi.get(self, "oci_media_types")
+
+    @_builtins.property
+    @pulumi.getter
+    def compression(self) -> Optional[_builtins.str]:
+        """
+        Layer compression: `gzip`, `estargz`, `zstd` or `uncompressed`.
+        """
+        return pulumi.get(self, "compression")
+
+    @_builtins.property
+    @pulumi.getter(name="ignoreError")
+    def ignore_error(self) -> Optional[_builtins.bool]:
+        """
+        A failed cache export is a warning, not a failed build.
+        """
+        return pulumi.get(self, "ignore_error")
+
+
+@pulumi.output_type
+class LocalCacheTo(dict):
+    """
+    A build cache in a directory.
+    """
+    def __init__(__self__, *,
+                 dest: _builtins.str,
+                 mode: Optional[_builtins.str] = None,
+                 tag: Optional[_builtins.str] = None,
+                 compression: Optional[_builtins.str] = None,
+                 ignore_error: Optional[_builtins.bool] = None):
+        """
+        A build cache in a directory.
+
+        :param _builtins.str dest: The directory, relative to the Pulumi program's directory; made when missing.
+        :param Optional[_builtins.str] mode: `min` (the default) or `max` (every stage's layers).
+        :param Optional[_builtins.str] tag: The cache's tag in the directory's `index.json` (`latest` by default).
+        :param Optional[_builtins.str] compression: Layer compression: `gzip`, `estargz`, `zstd` or `uncompressed`.
+        :param Optional[_builtins.bool] ignore_error: A failed cache export is a warning, not a failed build.
+        """
+        pulumi.set(__self__, "dest", dest)
+        if mode is not None:
+            pulumi.set(__self__, "mode", mode)
+        if tag is not None:
+            pulumi.set(__self__, "tag", tag)
+        if compression is not None:
+            pulumi.set(__self__, "compression", compression)
+        if ignore_error is not None:
+            pulumi.set(__self__, "ignore_error", ignore_error)
+
+    @_builtins.property
+    @pulumi.getter
+    def dest(self) -> _builtins.str:
+        """
+        The directory, relative to the Pulumi program's directory; made when missing.
+        """
+        return pulumi.get(self, "dest")
+
+    @_builtins.property
+    @pulumi.getter
+    def mode(self) -> Optional[_builtins.str]:
+        """
+        `min` (the default) or `max` (every stage's layers).
+        """
+        return pulumi.get(self, "mode")
+
+    @_builtins.property
+    @pulumi.getter
+    def tag(self) -> Optional[_builtins.str]:
+        """
+        The cache's tag in the directory's `index.json` (`latest` by default).
+        """
+        return pulumi.get(self, "tag")
 
     @_builtins.property
     @pulumi.getter

@@ -37,13 +37,16 @@ pub struct SshInput {
 }
 
 /// One cache to export after the build (as `docker buildx build --cache-to`): set exactly
-/// one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver:
+/// one of `registry`, `local`, `inline` or `disabled`. Only a BuildKit daemon (`driver:
 /// buildkit`) exports caches other than `inline`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CacheTo {
     /// The build cache pushed to a registry as an image of its own.
     pub registry: Option<RegistryCacheTo>,
+    /// The build cache written to a directory on the provider's machine, an OCI image layout
+    /// (as `--cache-to type=local,dest=DIR`); the next build imports it too.
+    pub local: Option<LocalCacheTo>,
     /// The cache embedded in the pushed image (BuildKit's inline cache, the default).
     pub inline: Option<InlineCacheTo>,
     /// No cache export at all, not even the default inline one.
@@ -65,6 +68,22 @@ pub struct RegistryCacheTo {
     pub image_manifest: Option<bool>,
     /// Use OCI media types (the default is BuildKit's).
     pub oci_media_types: Option<bool>,
+    /// Layer compression: `gzip`, `estargz`, `zstd` or `uncompressed`.
+    pub compression: Option<String>,
+    /// A failed cache export is a warning, not a failed build.
+    pub ignore_error: Option<bool>,
+}
+
+/// A build cache in a directory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalCacheTo {
+    /// The directory, relative to the Pulumi program's directory; made when missing.
+    pub dest: String,
+    /// `min` (the default) or `max` (every stage's layers).
+    pub mode: Option<String>,
+    /// The cache's tag in the directory's `index.json` (`latest` by default).
+    pub tag: Option<String>,
     /// Layer compression: `gzip`, `estargz`, `zstd` or `uncompressed`.
     pub compression: Option<String>,
     /// A failed cache export is a warning, not a failed build.
@@ -98,19 +117,32 @@ impl<'de> Deserialize<'de> for CacheFromEntry {
                 .map(CacheFromEntry::Typed)
                 .map_err(D::Error::custom),
             other => Err(D::Error::custom(format!(
-                "expected an image reference or an object with `registry`, got {other}"
+                "expected an image reference or an object with `registry` or `local`, got {other}"
             ))),
         }
     }
 }
 
-/// A typed cache import: `registry` (the one kind a BuildKit daemon imports from here
-/// for now).
+/// A typed cache import: set exactly one of `registry` or `local`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CacheFrom {
     /// A cache in a registry (a `cacheTo` registry export, or an image with an inline cache).
     pub registry: Option<RegistryCacheFrom>,
+    /// A cache in a directory on the provider's machine (a `cacheTo` local export), as
+    /// `--cache-from type=local,src=DIR`; a directory with no cache yet is skipped with a
+    /// warning. Needs a BuildKit daemon (`driver: buildkit`).
+    pub local: Option<LocalCacheFrom>,
+}
+
+/// A cache in a directory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalCacheFrom {
+    /// The directory, relative to the Pulumi program's directory.
+    pub src: String,
+    /// The cache's tag in the directory's `index.json` (`latest` by default).
+    pub tag: Option<String>,
 }
 
 /// A cache in a registry.

@@ -51,11 +51,26 @@ fn needs_a_buildkitd(ctx: &Ctx<ProviderConfig>, news: &Inputs<ImageArgs>) -> Vec
     let fix = "set `driver: buildkit` on a buildkitd `host` (and on every builder)";
     let mut failures = Vec::new();
     for (i, c) in news.args.cache_to.iter().flatten().enumerate() {
-        if c.registry.is_some() {
+        let kind = if c.registry.is_some() {
+            "registry"
+        } else if c.local.is_some() {
+            "local"
+        } else {
+            continue;
+        };
+        failures.push(CheckFailure::new(
+            crate::path::PropertyPath::key("cacheTo").at(i),
+            format!(
+                "a {kind} cache export needs a BuildKit daemon: the Docker host {docker} (its /build) exports only the inline cache; {fix}"
+            ),
+        ));
+    }
+    for (i, c) in news.args.cache_from.iter().flatten().enumerate() {
+        if matches!(c, args::CacheFromEntry::Typed(t) if t.local.is_some()) {
             failures.push(CheckFailure::new(
-                crate::path::PropertyPath::key("cacheTo").at(i),
+                crate::path::PropertyPath::key("cacheFrom").at(i).field("local"),
                 format!(
-                    "a registry cache export needs a BuildKit daemon: the Docker host {docker} (its /build) exports only the inline cache; {fix}"
+                    "a local cache import needs a BuildKit daemon: the Docker host {docker} (its /build) imports only images; {fix}"
                 ),
             ));
         }

@@ -101,14 +101,22 @@ pub(super) fn build_plan(
             .flatten()
             .filter_map(image_cache_from)
             .collect(),
-        // A `local` cache import is not an input yet.
-        cache_imports: Vec::new(),
         // With `cacheTo`, the inline cache is one of its entries; without, `inlineCache`.
         inline_cache: match cache_to {
             Some(list) => list.iter().any(|c| c.inline.is_some()),
             None => *inline_cache,
         },
-        cache_to: cache_to.iter().flatten().filter_map(cache_export).collect(),
+        cache_to: cache_to
+            .iter()
+            .flatten()
+            .filter_map(|c| cache_export(&ctx.program_dir, c))
+            .collect(),
+        // The cache imports that are not images: `local` directories.
+        cache_imports: cache_from
+            .iter()
+            .flatten()
+            .filter_map(|c| local_cache_from(&ctx.program_dir, c))
+            .collect(),
         no_cache: *no_cache,
         network: network.clone().filter(|n| n != "default"),
         secrets: BuildSecrets(secrets.clone().unwrap_or_default()),
@@ -226,11 +234,44 @@ fn image_cache_from(c: &CacheFromEntry) -> Option<String> {
     }
 }
 
+/// The `local` cache import of one `cacheFrom` entry (`None` for images).
+fn local_cache_from(program_dir: &Path, c: &CacheFromEntry) -> Option<docker::CacheImport> {
+    let CacheFromEntry::Typed(t) = c else {
+        return None;
+    };
+    let l = t.local.as_ref()?;
+    let mut attrs = BTreeMap::from([(
+        "src".to_string(),
+        program_path(program_dir, &l.src).display().to_string(),
+    )]);
+    if let Some(tag) = &l.tag {
+        attrs.insert("tag".to_string(), tag.clone());
+    }
+    Some(docker::CacheImport {
+        kind: "local".to_string(),
+        attrs,
+    })
+}
+
 /// The BuildKit cache export of one `cacheTo` entry (`None` for `inline` and `disabled`,
 /// which are not exporters of their own here).
-fn cache_export(c: &CacheTo) -> Option<CacheExport> {
+fn cache_export(program_dir: &Path, c: &CacheTo) -> Option<CacheExport> {
     let flag = |b: Option<bool>| b.map(|b| b.to_string());
-    let (kind, attrs) = if let Some(r) = &c.registry {
+    let (kind, attrs) = if let Some(l) = &c.local {
+        (
+            "local",
+            vec![
+                (
+                    "dest",
+                    Some(program_path(program_dir, &l.dest).display().to_string()),
+                ),
+                ("mode", l.mode.clone()),
+                ("tag", l.tag.clone()),
+                ("compression", l.compression.clone()),
+                ("ignore-error", flag(l.ignore_error)),
+            ],
+        )
+    } else if let Some(r) = &c.registry {
         (
             "registry",
             vec![

@@ -373,8 +373,8 @@ fn validate_cache_from(
             }
             CacheFromEntry::Typed(t) => t,
         };
-        match &t.registry {
-            Some(r) => {
+        match (&t.registry, &t.local) {
+            (Some(r), None) => {
                 if let Err(e) = Reference::parse(&r.reference) {
                     f.push(CheckFailure::new(
                         entry.field("registry").field("ref"),
@@ -382,9 +382,21 @@ fn validate_cache_from(
                     ));
                 }
             }
-            None => f.push(CheckFailure::new(
+            (None, Some(l)) => {
+                if l.src.is_empty() {
+                    f.push(CheckFailure::new(
+                        entry.field("local").field("src"),
+                        "a local cache import needs its directory (relative to the program's directory)",
+                    ));
+                }
+            }
+            (Some(_), Some(_)) => f.push(CheckFailure::new(
                 &entry,
-                "set `registry {ref}` (or give an image reference)",
+                "set exactly one of `registry` or `local` in a cache import",
+            )),
+            (None, None) => f.push(CheckFailure::new(
+                &entry,
+                "set `registry {ref}` or `local {src}` (or give an image reference)",
             )),
         }
     }
@@ -403,13 +415,14 @@ fn validate_cache_to(news: &Inputs<ImageArgs>, entries: &[CacheTo]) -> Vec<Check
         }
         let kinds = [
             c.registry.is_some(),
+            c.local.is_some(),
             c.inline.is_some(),
             c.disabled == Some(true),
         ];
         if kinds.iter().filter(|k| **k).count() != 1 {
             f.push(CheckFailure::new(
                 &entry,
-                "set exactly one of `registry`, `inline` or `disabled: true`",
+                "set exactly one of `registry`, `local`, `inline` or `disabled: true`",
             ));
             continue;
         }
@@ -440,6 +453,17 @@ fn validate_cache_to(news: &Inputs<ImageArgs>, entries: &[CacheTo]) -> Vec<Check
             }
             mode(&r.mode, at.clone().field("mode"), &mut f);
             compression(&r.compression, at.field("compression"), &mut f);
+        }
+        if let Some(l) = &c.local {
+            let at = entry.clone().field("local");
+            if l.dest.is_empty() {
+                f.push(CheckFailure::new(
+                    at.clone().field("dest"),
+                    "a local cache export needs its directory (relative to the program's directory)",
+                ));
+            }
+            mode(&l.mode, at.clone().field("mode"), &mut f);
+            compression(&l.compression, at.field("compression"), &mut f);
         }
     }
     if entries.iter().any(|c| c.disabled == Some(true)) && entries.len() > 1 {

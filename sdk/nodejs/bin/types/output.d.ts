@@ -1,14 +1,19 @@
 import * as outputs from "../types/output";
 import * as enums from "../types/enums";
 /**
- * A typed cache import: `registry` (the one kind a BuildKit daemon imports from here
- * for now).
+ * A typed cache import: set exactly one of `registry` or `local`.
  */
 export interface CacheFrom {
     /**
      * A cache in a registry (a `cacheTo` registry export, or an image with an inline cache).
      */
     registry?: outputs.RegistryCacheFrom;
+    /**
+     * A cache in a directory on the provider's machine (a `cacheTo` local export), as
+     * `--cache-from type=local,src=DIR`; a directory with no cache yet is skipped with a
+     * warning. Needs a BuildKit daemon (`driver: buildkit`).
+     */
+    local?: outputs.LocalCacheFrom;
 }
 /**
  * A cache in a registry.
@@ -20,8 +25,21 @@ export interface RegistryCacheFrom {
     ref: string;
 }
 /**
+ * A cache in a directory.
+ */
+export interface LocalCacheFrom {
+    /**
+     * The directory, relative to the Pulumi program's directory.
+     */
+    src: string;
+    /**
+     * The cache's tag in the directory's `index.json` (`latest` by default).
+     */
+    tag?: string;
+}
+/**
  * One cache to export after the build (as `docker buildx build --cache-to`): set exactly
- * one of `registry`, `inline` or `disabled`. Only a BuildKit daemon (`driver:
+ * one of `registry`, `local`, `inline` or `disabled`. Only a BuildKit daemon (`driver:
  * buildkit`) exports caches other than `inline`.
  */
 export interface CacheTo {
@@ -29,6 +47,11 @@ export interface CacheTo {
      * The build cache pushed to a registry as an image of its own.
      */
     registry?: outputs.RegistryCacheTo;
+    /**
+     * The build cache written to a directory on the provider's machine, an OCI image layout
+     * (as `--cache-to type=local,dest=DIR`); the next build imports it too.
+     */
+    local?: outputs.LocalCacheTo;
     /**
      * The cache embedded in the pushed image (BuildKit's inline cache, the default).
      */
@@ -60,6 +83,31 @@ export interface RegistryCacheTo {
      * Use OCI media types (the default is BuildKit's).
      */
     ociMediaTypes?: boolean;
+    /**
+     * Layer compression: `gzip`, `estargz`, `zstd` or `uncompressed`.
+     */
+    compression?: string;
+    /**
+     * A failed cache export is a warning, not a failed build.
+     */
+    ignoreError?: boolean;
+}
+/**
+ * A build cache in a directory.
+ */
+export interface LocalCacheTo {
+    /**
+     * The directory, relative to the Pulumi program's directory; made when missing.
+     */
+    dest: string;
+    /**
+     * `min` (the default) or `max` (every stage's layers).
+     */
+    mode?: string;
+    /**
+     * The cache's tag in the directory's `index.json` (`latest` by default).
+     */
+    tag?: string;
     /**
      * Layer compression: `gzip`, `estargz`, `zstd` or `uncompressed`.
      */
