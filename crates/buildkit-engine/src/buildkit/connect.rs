@@ -1,6 +1,8 @@
 //! Reaching a buildkitd: `unix:///path/to/buildkitd.sock`, or `tcp://host:port` with mutual
 //! TLS from a directory holding `ca.pem`, `cert.pem` and `key.pem` (as buildx's `remote`
-//! driver takes them), and asking it which BuildKit it is.
+//! driver takes them), and asking it which BuildKit it is. A Docker Engine's own BuildKit
+//! is reached the same way through its `/grpc` endpoint (buildx's `docker` driver does so):
+//! each connection a `POST /grpc` upgraded to h2c ([`Buildkitd::connect_docker`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use super::BuildkitError;
-use crate::docker::dial::{server_name, tls_connector};
+use crate::docker::dial::{Dialer, server_name, tls_connector};
 
 /// A connection being made, whichever the connector.
 type Connecting = std::pin::Pin<
@@ -38,6 +40,9 @@ pub struct Buildkitd {
     pub host: String,
     /// What it said it is, e.g. `github.com/moby/buildkit v0.34.2`.
     pub version: String,
+    /// For a Docker Engine's BuildKit: the dialer whose `/session` upgrade carries the build
+    /// session (as buildx's docker driver opens it), instead of `Control.Session`.
+    pub(super) docker: Option<Box<Dialer>>,
 }
 
 impl Buildkitd {
@@ -104,35 +109,97 @@ impl Buildkitd {
         } else {
             return Err(bad("use unix:///path/to/buildkitd.sock or tcp://host:port"));
         };
-        let answer = async {
+        tokio::time::timeout(ANSWER_TIMEOUT, answer(channel, host.clone(), None))
+            .await
+            .map_err(|_| unreachable(format!("no answer within {} s", ANSWER_TIMEOUT.as_secs())))?
+    }
+
+    /// Connects to the BuildKit inside the Docker Engine that `dialer` reaches, through the
+    /// Engine's `/grpc` endpoint; an Engine without one is an error naming it.
+    pub async fn connect_docker(dialer: Dialer) -> Result<Buildkitd, BuildkitError> {
+        let host = dialer.host().to_string();
+        let endpoint = Endpoint::from_static("http://docker")
+            .connect_timeout(ANSWER_TIMEOUT)
+            .keep_alive_while_idle(true)
+            .http2_keep_alive_interval(Duration::from_secs(30));
+        let d = dialer.clone();
+        let connector = tower::service_fn(move |_: Uri| {
+            let d = d.clone();
+            async move { upgrade_grpc(&d).await }
+        });
+        let channel: Connecting =
+            Box::pin(async move { endpoint.connect_with_connector(connector).await });
+        let unreachable = |reason: String| BuildkitError::Unreachable {
+            host: host.clone(),
+            reason,
+        };
+        tokio::time::timeout(ANSWER_TIMEOUT, answer(channel, host.clone(), Some(Box::new(dialer))))
+            .await
+            .map_err(|_| unreachable(format!("no answer within {} s", ANSWER_TIMEOUT.as_secs())))?
+    }
+}
+
+/// One connection to a Docker Engine's BuildKit: `POST /grpc` upgraded to h2c.
+async fn upgrade_grpc(dialer: &Dialer) -> std::io::Result<hyper::upgrade::Upgraded> {
+    let request = hyper::Request::post(dialer.path("/grpc"))
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "h2c")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(std::io::Error::other)?;
+    let response = dialer.send(request).await?;
+    if response.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
+        return Err(std::io::Error::other(format!(
+            "the Docker Engine answered {} to POST /grpc: it serves no BuildKit Control API",
+            response.status()
+        )));
+    }
+    hyper::upgrade::on(response)
+        .await
+        .map_err(std::io::Error::other)
+}
+
+/// Asks the daemon behind `channel` which BuildKit it is.
+async fn answer(
+    channel: Connecting,
+    host: String,
+    docker: Option<Box<Dialer>>,
+) -> Result<Buildkitd, BuildkitError> {
+    let unreachable = |reason: String| BuildkitError::Unreachable {
+        host: host.clone(),
+        reason,
+    };
+    {
+        {
             let channel = channel.await.map_err(|e| unreachable(describe(&e)))?;
             let mut client = ControlClient::new(channel)
                 .max_decoding_message_size(64 << 20)
                 .max_encoding_message_size(64 << 20);
-            let info = client
-                .info(InfoRequest {})
-                .await
-                .map_err(|status| {
-                    unreachable(format!(
+            let version = match client.info(InfoRequest {}).await {
+                Ok(info) => info
+                    .into_inner()
+                    .buildkit_version
+                    .map(|v| format!("{} {}", v.package, v.version))
+                    .unwrap_or_else(|| "BuildKit (version unknown)".to_string()),
+                // A Docker Engine's BuildKit older than `Info` (20.10 has v0.8): its Control
+                // API answered, which is what was asked.
+                Err(status) if docker.is_some() && status.code() == tonic::Code::Unimplemented => {
+                    "the Docker Engine's own BuildKit".to_string()
+                }
+                Err(status) => {
+                    return Err(unreachable(format!(
                         "it does not answer BuildKit's Control API ({}: {}); is it a buildkitd?",
                         status.code(),
                         status.message()
-                    ))
-                })?
-                .into_inner();
-            let version = info
-                .buildkit_version
-                .map(|v| format!("{} {}", v.package, v.version))
-                .unwrap_or_else(|| "BuildKit (version unknown)".to_string());
+                    )));
+                }
+            };
             Ok(Buildkitd {
                 client,
                 host: host.clone(),
                 version,
+                docker,
             })
-        };
-        tokio::time::timeout(ANSWER_TIMEOUT, answer)
-            .await
-            .map_err(|_| unreachable(format!("no answer within {} s", ANSWER_TIMEOUT.as_secs())))?
+        }
     }
 }
 

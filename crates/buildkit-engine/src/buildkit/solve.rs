@@ -139,8 +139,19 @@ impl Buildkitd {
                 serde_json::Value::Array(imports).to_string(),
             );
         }
+        // A Docker Engine's BuildKit may predate the list of exporters (v0.13): there, one
+        // exporter goes in the single fields that came before, as BuildKit's client sends it.
+        let (exporter_deprecated, exporter_attrs_deprecated) = match solve.exporters.as_slice() {
+            [(kind, attrs)] if self.docker.is_some() => (
+                kind.clone(),
+                attrs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            ),
+            _ => (String::new(), HashMap::new()),
+        };
         let request = SolveRequest {
             r#ref: build_ref.clone(),
+            exporter_deprecated,
+            exporter_attrs_deprecated,
             session: session_id,
             frontend: DOCKERFILE_FRONTEND.to_string(),
             frontend_attrs: frontend_attrs.into_iter().collect(),
@@ -256,6 +267,17 @@ impl Buildkitd {
             host: self.host.clone(),
             reason,
         };
+        if let Some(dialer) = &self.docker {
+            // A Docker Engine's BuildKit: the session is the Engine's `/session` upgrade.
+            let session = session::open(dialer, spec)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            let idle = || tokio::spawn(async {});
+            return Ok(Attached {
+                session,
+                pumps: [idle(), idle()],
+            });
+        }
         let id = session::new_id();
         let (to_daemon, outgoing) = mpsc::channel::<BytesMessage>(16);
         let mut request = tonic::Request::new(ReceiverStream::new(outgoing));

@@ -649,6 +649,42 @@ impl<'a> DaemonBuilder<'a> {
     }
 }
 
+impl DaemonBuilder<'_> {
+    /// Writes `export` with the Docker Engine's own BuildKit, reached through its `/grpc`
+    /// endpoint (as buildx's `docker` driver reaches it): a solve of `plan` with that
+    /// exporter only, no push and no cache export, so every step is the cache of the `/build`
+    /// that ran before. The bytes written.
+    async fn export_through_grpc(
+        &self,
+        env: &Env<'_>,
+        plan: &BuildPlan,
+        export: &Export,
+    ) -> Result<u64> {
+        let docker = self.docker().await?;
+        let version = docker.client_version();
+        let dialer = super::dial::Dialer::new(
+            &self.address,
+            &format!("{}.{}", version.major_version, version.minor_version),
+        )?;
+        let kit = crate::buildkit::Buildkitd::connect_docker(dialer).await?;
+        let dialect = super::dialect::for_client_version(&version);
+        let builder =
+            super::kit::KitBuilder::with_kit(self.address.clone(), self.creds, kit, dialect);
+        let mut only = plan.clone();
+        only.push = false;
+        only.exports = vec![export.clone()];
+        only.cache_to = Vec::new();
+        only.cache_imports = Vec::new();
+        only.inline_cache = false;
+        let platform = plan.platforms.first();
+        let env = env.with(self.address.clone(), env.events);
+        builder
+            .build(&env, &only, platform, &plan.reference.to_string())
+            .await?;
+        Ok(builder.take_exported().into_iter().map(|x| x.bytes).sum())
+    }
+}
+
 impl Builder for DaemonBuilder<'_> {
     fn host(&self) -> String {
         super::daemon_host(&self.address)
@@ -676,18 +712,6 @@ impl Builder for DaemonBuilder<'_> {
             return Err(BuildError::NeedsBuildkit {
                 host: self.host(),
                 what: "take named build contexts".to_string(),
-            }
-            .into());
-        }
-        // Before the build, not after it: a Docker host's /build has no `local` exporter.
-        if plan
-            .exports
-            .iter()
-            .any(|e| matches!(e, Export::Local { .. }))
-        {
-            return Err(BuildError::NeedsBuildkit {
-                host: self.host(),
-                what: "export to a directory".to_string(),
             }
             .into());
         }
@@ -783,11 +807,9 @@ impl Builder for DaemonBuilder<'_> {
                     .into());
                 }
                 Export::Local { .. } => {
-                    return Err(BuildError::NeedsBuildkit {
-                        host: self.host(),
-                        what: "export to a directory".to_string(),
-                    }
-                    .into());
+                    // `/build` has no `local` exporter; the Engine's own BuildKit, through
+                    // `/grpc`, writes the directory from the cache the build just made.
+                    self.export_through_grpc(env, plan, export).await?
                 }
                 Export::CacheOnly => {
                     return Err(BuildError::NeedsBuildkit {

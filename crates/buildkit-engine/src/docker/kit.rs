@@ -34,6 +34,8 @@ pub struct KitBuilder<'a> {
     kit: OnceCell<Buildkitd>,
     /// What the last solve's exports wrote.
     exported: std::sync::Mutex<Vec<Exported>>,
+    /// The `.dockerignore` rule of the BuildKit it reaches (a Docker Engine's may be old).
+    dialect: IgnoreDialect,
 }
 
 impl<'a> KitBuilder<'a> {
@@ -43,6 +45,24 @@ impl<'a> KitBuilder<'a> {
             creds,
             kit: OnceCell::new(),
             exported: std::sync::Mutex::default(),
+            dialect: IgnoreDialect::Modern,
+        }
+    }
+
+    /// A builder on `kit`, connected already (a Docker Engine's BuildKit through `/grpc`),
+    /// whose context follows `dialect`.
+    pub fn with_kit(
+        address: DaemonAddress,
+        creds: &'a BTreeMap<String, Credentials>,
+        kit: Buildkitd,
+        dialect: IgnoreDialect,
+    ) -> Self {
+        Self {
+            address,
+            creds,
+            kit: OnceCell::new_with(Some(kit)),
+            exported: std::sync::Mutex::default(),
+            dialect,
         }
     }
 
@@ -114,7 +134,7 @@ impl<'a> KitBuilder<'a> {
             return Err(self.needs_docker("an image that is neither pushed nor exported"));
         }
         let kit = self.kit().await?;
-        let (files, dockerfile) = session::plan_sources(plan, IgnoreDialect::Modern).await?;
+        let (files, dockerfile) = session::plan_sources(plan, self.dialect).await?;
         let entries = files.len();
         let named = named_sources(plan).await?;
         let agents = session::ssh::prepare(&plan.ssh).await?;
