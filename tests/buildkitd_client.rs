@@ -1613,10 +1613,45 @@ async fn a_local_export_writes_the_image_files_into_a_directory() {
         )
         .await;
     }
+
+    // A Docker host: `/build` builds and pushes, then the Engine's own BuildKit (its `/grpc`
+    // endpoint, as buildx's docker driver uses it) writes the directory from that cache.
     let mut docker = s.harness(dir.path()).await;
-    docker
-        .assert_check_fails(&news, "exports[0].local", "needs a BuildKit daemon")
+    let on_docker = serde_json::json!({
+        "name": s.repo("docker-local-export"), "context": "app", "registry": s.registry_input(),
+        "exports": [{"local": {"dest": "out/docker-site"}}],
+    });
+    let checked = docker
+        .check_ok("docker", &serde_json::json!({}), &on_docker)
         .await;
+    let created = docker
+        .create("docker", &checked, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", docker.log_text()));
+    let state = common::from_struct(created.properties.as_ref().unwrap());
+    let site = dir.path().join("out/docker-site");
+    assert_eq!(
+        std::fs::read_to_string(site.join("hello.txt")).unwrap(),
+        marker
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.join("sub/deep.txt")).unwrap(),
+        "deep"
+    );
+    assert_eq!(state["exported"][0]["type"], "local", "{state}");
+    assert_eq!(
+        state["exported"][0]["bytes"].as_f64().unwrap() as u64,
+        (marker.len() + "deep".len()) as u64,
+        "{state}"
+    );
+    let (status, digest, _) = s
+        .get_manifest(repo_path(on_docker["name"].as_str().unwrap()), "latest")
+        .await;
+    assert_eq!(
+        (status, digest.as_str()),
+        (200, state["digest"].as_str().unwrap()),
+        "pushed by /build beside the export"
+    );
 }
 
 /// A fleet of two buildkitds: the default one builds linux/amd64, the second (a builder

@@ -88,14 +88,6 @@ fn needs_a_buildkitd(ctx: &Ctx<ProviderConfig>, news: &Inputs<ImageArgs>) -> Vec
     }
     for (i, e) in news.args.exports.iter().flatten().enumerate() {
         let at = crate::path::PropertyPath::key("exports").at(i);
-        if e.local.is_some() {
-            failures.push(CheckFailure::new(
-                at.clone().field("local"),
-                format!(
-                    "an export to a directory needs a BuildKit daemon: the Docker host {docker} (its /build) has no local exporter; {fix}"
-                ),
-            ));
-        }
         if e.cache_only == Some(true) {
             failures.push(CheckFailure::new(
                 at.clone().field("cacheOnly"),
