@@ -133,9 +133,12 @@ impl Buildkitd {
             host: host.clone(),
             reason,
         };
-        tokio::time::timeout(ANSWER_TIMEOUT, answer(channel, host.clone(), Some(Box::new(dialer))))
-            .await
-            .map_err(|_| unreachable(format!("no answer within {} s", ANSWER_TIMEOUT.as_secs())))?
+        tokio::time::timeout(
+            ANSWER_TIMEOUT,
+            answer(channel, host.clone(), Some(Box::new(dialer))),
+        )
+        .await
+        .map_err(|_| unreachable(format!("no answer within {} s", ANSWER_TIMEOUT.as_secs())))?
     }
 }
 
