@@ -608,6 +608,56 @@ fn prune_buildkitd(unix: &str) {
     );
 }
 
+/// The cache tests' context in `dir`: three stages on `base`, the middle one slow (3 s) and
+/// printing `slow-ran-2-<marker>` when it runs.
+fn write_three_stages(dir: &Path, base: &str, marker: &str) {
+    common::write_tree(
+        dir,
+        &[
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM {base} AS deps\nRUN echo deps-{marker} > /deps\nFROM deps AS slow\nRUN echo slow-ran-$((1+1))-{marker} && sleep 3 && echo done > /slow\nFROM {base}\nCOPY --from=slow /slow /slow\nCOPY hello.txt /\n"
+                ),
+            ),
+            ("hello.txt", marker),
+        ],
+    );
+}
+
+/// A builder that never saw this test's builds, as a fresh CI runner's: the services'
+/// second buildkitd (its own state; the marker is new), or without one, `unix` emptied.
+fn empty_builder(unix: &str) -> String {
+    match std::env::var("DBK_BUILDKIT_HOST2") {
+        Ok(h) if !h.is_empty() => h,
+        _ => {
+            prune_buildkitd(unix);
+            unix.to_string()
+        }
+    }
+}
+
+/// Every step of the three-stage build of the cache tests is `CACHED` in `log`.
+fn assert_every_stage_cached(log: &str) {
+    for step in [
+        "RUN echo deps-",
+        "RUN echo slow-ran-",
+        "COPY --from=slow",
+        "COPY hello.txt",
+    ] {
+        let number = log
+            .lines()
+            .find(|l| l.contains(step) && l.starts_with('#'))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no step {step:?}:\n{log}"))
+            .to_string();
+        assert!(
+            log.lines().any(|l| l == format!("{number} CACHED")),
+            "{step} is not CACHED:\n{log}"
+        );
+    }
+}
+
 /// `cacheTo: registry mode=max`: a three-stage build with a slow middle stage exports every
 /// stage's cache to the registry; after the buildkitd's own cache is emptied, the same
 /// context under another name imports it and every step is CACHED (the slow one does not
@@ -620,18 +670,7 @@ async fn a_registry_cache_with_mode_max_serves_every_stage_to_an_empty_builder()
     let base = base_in_registry(&s).await;
     let marker = uuid::Uuid::new_v4().simple().to_string();
     let dir = tempfile::tempdir().unwrap();
-    common::write_tree(
-        &dir.path().join("app"),
-        &[
-            (
-                "Dockerfile",
-                &format!(
-                    "FROM {base} AS deps\nRUN echo deps-{marker} > /deps\nFROM deps AS slow\nRUN echo slow-ran-$((1+1))-{marker} && sleep 3 && echo done > /slow\nFROM {base}\nCOPY --from=slow /slow /slow\nCOPY hello.txt /\n"
-                ),
-            ),
-            ("hello.txt", &marker),
-        ],
-    );
+    write_three_stages(&dir.path().join("app"), &base, &marker);
     let config = serde_json::json!({"host": unix, "driver": "buildkit"});
     let cache_ref = format!("{}:buildcache", s.repo("kit-cache"));
     let inputs = |name: &str| {
@@ -668,13 +707,7 @@ async fn a_registry_cache_with_mode_max_serves_every_stage_to_an_empty_builder()
 
     // The second buildkitd of the services never saw this build (its marker is new): a
     // fresh CI runner's builder. Without one, the first is emptied instead.
-    let second_host = match std::env::var("DBK_BUILDKIT_HOST2") {
-        Ok(h) if !h.is_empty() => h,
-        _ => {
-            prune_buildkitd(&unix);
-            unix.clone()
-        }
-    };
+    let second_host = empty_builder(&unix);
     let mut h2 = common::Harness::configured(
         dir.path(),
         serde_json::json!({"host": second_host, "driver": "buildkit"}),
@@ -697,23 +730,7 @@ async fn a_registry_cache_with_mode_max_serves_every_stage_to_an_empty_builder()
         !log.contains(&format!("slow-ran-2-{marker}")),
         "the slow stage ran again:\n{log}"
     );
-    for step in [
-        "RUN echo deps-",
-        "RUN echo slow-ran-",
-        "COPY --from=slow",
-        "COPY hello.txt",
-    ] {
-        let number = log
-            .lines()
-            .find(|l| l.contains(step) && l.starts_with('#'))
-            .and_then(|l| l.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no step {step:?}:\n{log}"))
-            .to_string();
-        assert!(
-            log.lines().any(|l| l == format!("{number} CACHED")),
-            "{step} is not CACHED:\n{log}"
-        );
-    }
+    assert_every_stage_cached(&log);
     eprintln!(
         "three-stage build: cold {cold:?}, from the registry cache on an empty builder {warm:?}"
     );
@@ -731,18 +748,7 @@ async fn a_local_cache_with_mode_max_serves_every_stage_to_an_empty_builder() {
     let base = base_in_registry(&s).await;
     let marker = uuid::Uuid::new_v4().simple().to_string();
     let dir = tempfile::tempdir().unwrap();
-    common::write_tree(
-        &dir.path().join("app"),
-        &[
-            (
-                "Dockerfile",
-                &format!(
-                    "FROM {base} AS deps\nRUN echo deps-{marker} > /deps\nFROM deps AS slow\nRUN echo slow-ran-$((1+1))-{marker} && sleep 3 && echo done > /slow\nFROM {base}\nCOPY --from=slow /slow /slow\nCOPY hello.txt /\n"
-                ),
-            ),
-            ("hello.txt", &marker),
-        ],
-    );
+    write_three_stages(&dir.path().join("app"), &base, &marker);
     let mut h = common::Harness::configured(
         dir.path(),
         serde_json::json!({"host": unix, "driver": "buildkit"}),
@@ -784,13 +790,7 @@ async fn a_local_cache_with_mode_max_serves_every_stage_to_an_empty_builder() {
         "{index}"
     );
 
-    let second_host = match std::env::var("DBK_BUILDKIT_HOST2") {
-        Ok(h) if !h.is_empty() => h,
-        _ => {
-            prune_buildkitd(&unix);
-            unix.clone()
-        }
-    };
+    let second_host = empty_builder(&unix);
     let mut h2 = common::Harness::configured(
         dir.path(),
         serde_json::json!({"host": second_host, "driver": "buildkit"}),
@@ -809,23 +809,7 @@ async fn a_local_cache_with_mode_max_serves_every_stage_to_an_empty_builder() {
         !log.contains(&format!("slow-ran-2-{marker}")),
         "the slow stage ran again:\n{log}"
     );
-    for step in [
-        "RUN echo deps-",
-        "RUN echo slow-ran-",
-        "COPY --from=slow",
-        "COPY hello.txt",
-    ] {
-        let number = log
-            .lines()
-            .find(|l| l.contains(step) && l.starts_with('#'))
-            .and_then(|l| l.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no step {step:?}:\n{log}"))
-            .to_string();
-        assert!(
-            log.lines().any(|l| l == format!("{number} CACHED")),
-            "{step} is not CACHED:\n{log}"
-        );
-    }
+    assert_every_stage_cached(&log);
 
     for (bad, property, says) in [
         (

@@ -115,7 +115,7 @@ pub(super) fn validate(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
 /// `exports`: each entry one of `tarball`, `local`, `load` or `cacheOnly`; a tarball or a
 /// directory has a path, none twice, and a directory is no file; a `docker` tarball holds one platform
 /// (BuildKit's docker exporter writes no index); cache-only is alone, and not pushed.
-fn validate_exports(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
+fn validate_exports<'a>(news: &'a Inputs<ImageArgs>) -> Vec<CheckFailure> {
     let mut f = Vec::new();
     let mut paths: Vec<&str> = Vec::new();
     let several = news.args.platforms.as_ref().is_some_and(|p| p.len() > 1) || news.args.index;
@@ -163,14 +163,10 @@ fn validate_exports(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
             }
             continue;
         }
-        if let Some(l) = &e.local {
-            let path = entry.clone().field("local").field("dest");
-            let value = l.dest.as_str();
+        // A tarball's file or a directory: given, and no other export's.
+        let mut claim = |path: PropertyPath, value: &'a str, what: &str| {
             if value.is_empty() {
-                f.push(CheckFailure::new(
-                    &path,
-                    "a local export needs the directory to write (relative to the program's directory)",
-                ));
+                f.push(CheckFailure::new(&path, what));
             } else if paths.contains(&value) {
                 f.push(CheckFailure::new(
                     &path,
@@ -179,26 +175,23 @@ fn validate_exports(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
             } else {
                 paths.push(value);
             }
+        };
+        if let Some(l) = &e.local {
+            claim(
+                entry.clone().field("local").field("dest"),
+                &l.dest,
+                "a local export needs the directory to write (relative to the program's directory)",
+            );
             continue;
         }
         let Some(t) = &e.tarball else {
             continue;
         };
-        let (path, value, what) = (
+        claim(
             entry.clone().field("tarball").field("path"),
-            t.path.as_str(),
+            &t.path,
             "a tarball export needs the file to write (relative to the program's directory)",
         );
-        if value.is_empty() {
-            f.push(CheckFailure::new(&path, what));
-        } else if paths.contains(&value) {
-            f.push(CheckFailure::new(
-                &path,
-                format!("{value:?} is the path of an earlier export: give each export its own"),
-            ));
-        } else {
-            paths.push(value);
-        }
         if several && t.format != Some(TarballFormatInput::Oci) {
             f.push(CheckFailure::new(
                 entry.clone().field("tarball").field("format"),

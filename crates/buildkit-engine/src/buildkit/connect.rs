@@ -58,11 +58,7 @@ impl Buildkitd {
             host: host.clone(),
             reason,
         };
-        // The URI only names the peer for HTTP/2; the connector below decides where to go.
-        let endpoint = Endpoint::from_static("http://buildkitd")
-            .connect_timeout(ANSWER_TIMEOUT)
-            .keep_alive_while_idle(true)
-            .http2_keep_alive_interval(Duration::from_secs(30));
+        let endpoint = endpoint("http://buildkitd");
         let channel = if let Some(path) = host.strip_prefix("unix://") {
             if path.is_empty() {
                 return Err(bad(
@@ -109,19 +105,14 @@ impl Buildkitd {
         } else {
             return Err(bad("use unix:///path/to/buildkitd.sock or tcp://host:port"));
         };
-        tokio::time::timeout(ANSWER_TIMEOUT, answer(channel, host.clone(), None))
-            .await
-            .map_err(|_| unreachable(format!("no answer within {} s", ANSWER_TIMEOUT.as_secs())))?
+        answer(channel, host, None).await
     }
 
     /// Connects to the BuildKit inside the Docker Engine that `dialer` reaches, through the
     /// Engine's `/grpc` endpoint; an Engine without one is an error naming it.
     pub async fn connect_docker(dialer: Dialer) -> Result<Buildkitd, BuildkitError> {
         let host = dialer.host().to_string();
-        let endpoint = Endpoint::from_static("http://docker")
-            .connect_timeout(ANSWER_TIMEOUT)
-            .keep_alive_while_idle(true)
-            .http2_keep_alive_interval(Duration::from_secs(30));
+        let endpoint = endpoint("http://docker");
         let d = dialer.clone();
         let connector = tower::service_fn(move |_: Uri| {
             let d = d.clone();
@@ -129,16 +120,7 @@ impl Buildkitd {
         });
         let channel: Connecting =
             Box::pin(async move { endpoint.connect_with_connector(connector).await });
-        let unreachable = |reason: String| BuildkitError::Unreachable {
-            host: host.clone(),
-            reason,
-        };
-        tokio::time::timeout(
-            ANSWER_TIMEOUT,
-            answer(channel, host.clone(), Some(Box::new(dialer))),
-        )
-        .await
-        .map_err(|_| unreachable(format!("no answer within {} s", ANSWER_TIMEOUT.as_secs())))?
+        answer(channel, host, Some(Box::new(dialer))).await
     }
 }
 
@@ -161,7 +143,16 @@ async fn upgrade_grpc(dialer: &Dialer) -> std::io::Result<hyper::upgrade::Upgrad
         .map_err(std::io::Error::other)
 }
 
-/// Asks the daemon behind `channel` which BuildKit it is.
+/// The endpoint of a connection whose connector decides where it goes: `uri` only names the
+/// peer for HTTP/2.
+fn endpoint(uri: &'static str) -> Endpoint {
+    Endpoint::from_static(uri)
+        .connect_timeout(ANSWER_TIMEOUT)
+        .keep_alive_while_idle(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+}
+
+/// Asks the daemon behind `channel` which BuildKit it is, within [`ANSWER_TIMEOUT`].
 async fn answer(
     channel: Connecting,
     host: String,
@@ -171,39 +162,41 @@ async fn answer(
         host: host.clone(),
         reason,
     };
-    {
-        {
-            let channel = channel.await.map_err(|e| unreachable(describe(&e)))?;
-            let mut client = ControlClient::new(channel)
-                .max_decoding_message_size(64 << 20)
-                .max_encoding_message_size(64 << 20);
-            let version = match client.info(InfoRequest {}).await {
-                Ok(info) => info
-                    .into_inner()
-                    .buildkit_version
-                    .map(|v| format!("{} {}", v.package, v.version))
-                    .unwrap_or_else(|| "BuildKit (version unknown)".to_string()),
-                // A Docker Engine's BuildKit older than `Info` (20.10 has v0.8): its Control
-                // API answered, which is what was asked.
-                Err(status) if docker.is_some() && status.code() == tonic::Code::Unimplemented => {
-                    "the Docker Engine's own BuildKit".to_string()
-                }
-                Err(status) => {
-                    return Err(unreachable(format!(
-                        "it does not answer BuildKit's Control API ({}: {}); is it a buildkitd?",
-                        status.code(),
-                        status.message()
-                    )));
-                }
-            };
-            Ok(Buildkitd {
-                client,
-                host: host.clone(),
-                version,
-                docker,
-            })
-        }
-    }
+    let asked = async {
+        let channel = channel.await.map_err(|e| unreachable(describe(&e)))?;
+        let mut client = ControlClient::new(channel)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20);
+        let version = match client.info(InfoRequest {}).await {
+            Ok(info) => info
+                .into_inner()
+                .buildkit_version
+                .map(|v| format!("{} {}", v.package, v.version))
+                .unwrap_or_else(|| "BuildKit (version unknown)".to_string()),
+            // A Docker Engine's BuildKit older than `Info` (20.10 has v0.8): its Control API
+            // answered, which is what was asked.
+            Err(status) if docker.is_some() && status.code() == tonic::Code::Unimplemented => {
+                "the Docker Engine's own BuildKit".to_string()
+            }
+            Err(status) => {
+                return Err(unreachable(format!(
+                    "it does not answer BuildKit's Control API ({}: {}); is it a buildkitd?",
+                    status.code(),
+                    status.message()
+                )));
+            }
+        };
+        Ok((client, version))
+    };
+    let (client, version) = tokio::time::timeout(ANSWER_TIMEOUT, asked)
+        .await
+        .map_err(|_| unreachable(format!("no answer within {} s", ANSWER_TIMEOUT.as_secs())))??;
+    Ok(Buildkitd {
+        client,
+        host,
+        version,
+        docker,
+    })
 }
 
 /// A transport error with its causes (tonic's own message is only "transport error").

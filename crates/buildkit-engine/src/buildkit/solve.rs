@@ -25,7 +25,7 @@ use tonic::metadata::MetadataValue;
 use super::{BuildkitError, Buildkitd, local_cache};
 use crate::docker::plan::{Events, Level};
 use crate::docker::progress::ProgressPrinter;
-use crate::docker::session::{self, METHODS, SessionSpec, shared_key};
+use crate::docker::session::{self, SessionSpec, shared_key};
 
 /// The Dockerfile frontend built into BuildKit.
 pub const DOCKERFILE_FRONTEND: &str = "dockerfile.v0";
@@ -293,7 +293,7 @@ impl Buildkitd {
         if let Some(name) = session::session_name(&spec.context_dir) {
             md.insert("x-docker-expose-session-name", header(&name)?);
         }
-        for m in METHODS {
+        for m in session::methods() {
             md.append("x-docker-expose-session-grpc-method", header(m)?);
         }
         let mut client = self.client.clone();

@@ -42,25 +42,24 @@ use super::dial::Dialer;
 use super::{BuildError, Result};
 use crate::credentials::Credentials;
 
-/// Every method we serve; the daemon calls only what it was told is there.
-pub const METHODS: &[&str] = &[
+/// The methods we serve besides FileSend's and the content store's ([`methods`]).
+const OWN_METHODS: &[&str] = &[
     "/grpc.health.v1.Health/Check",
     "/moby.filesync.v1.FileSync/DiffCopy",
-    "/moby.filesync.v1.FileSend/DiffCopy",
     "/moby.filesync.v1.Auth/Credentials",
     "/moby.buildkit.secrets.v1.Secrets/GetSecret",
     "/moby.sshforward.v1.SSH/CheckAgent",
     "/moby.sshforward.v1.SSH/ForwardAgent",
-    "/containerd.services.content.v1.Content/Info",
-    "/containerd.services.content.v1.Content/Update",
-    "/containerd.services.content.v1.Content/List",
-    "/containerd.services.content.v1.Content/Delete",
-    "/containerd.services.content.v1.Content/Read",
-    "/containerd.services.content.v1.Content/Status",
-    "/containerd.services.content.v1.Content/ListStatuses",
-    "/containerd.services.content.v1.Content/Write",
-    "/containerd.services.content.v1.Content/Abort",
 ];
+
+/// Every method we serve; the daemon calls only what it was told is there.
+pub fn methods() -> impl Iterator<Item = &'static str> {
+    OWN_METHODS
+        .iter()
+        .copied()
+        .chain([filesend::DIFF_COPY])
+        .chain(content::METHODS.iter().copied())
+}
 
 /// How long the daemon may take to accept the session.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -129,8 +128,8 @@ pub async fn open(dialer: &Dialer, spec: SessionSpec) -> Result<Session> {
     if let Some(name) = session_name(&spec.context_dir) {
         request = request.header("X-Docker-Expose-Session-Name", &name);
     }
-    for m in METHODS {
-        request = request.header("X-Docker-Expose-Session-Grpc-Method", *m);
+    for m in methods() {
+        request = request.header("X-Docker-Expose-Session-Grpc-Method", m);
     }
     let request = request
         .body(Empty::<Bytes>::new())
