@@ -11,6 +11,7 @@
 pub mod resources;
 
 pub use buildkit_engine::{
-    buildkit, cache, context, credentials, docker, grammar, platform, reference, registry,
+    buildkit, cache, context, credentials, docker, dockerfile, grammar, platform, reference,
+    registry,
 };
 pub use pulumi_kit::{generated, path, provider, redact, resource, rpc, schema, validation};

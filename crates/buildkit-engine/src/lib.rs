@@ -11,6 +11,7 @@ pub mod cache;
 pub mod context;
 pub mod credentials;
 pub mod docker;
+pub mod dockerfile;
 pub mod grammar;
 pub mod platform;
 pub mod private_dir;

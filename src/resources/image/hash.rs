@@ -13,6 +13,7 @@ use crate::resource::{CheckFailure, Ctx, Inputs};
 use super::super::ProviderConfig;
 use super::super::inputs::{hashed_json, without_credentials};
 use super::args::{ImageArgs, ImageState};
+use super::dockerfile::DockerfileReport;
 use super::plan::{context_path, dockerfile_source, named_contexts};
 
 /// Opens the build context of `args`, rooted at `dir`.
@@ -66,6 +67,18 @@ pub fn compute_hash(
     dialects: &[context::IgnoreDialect],
     named: &BTreeMap<String, NamedContext>,
 ) -> std::result::Result<context::ContextDigest, CheckFailure> {
+    hash_and_check(dir, args, dialects, named, None).map(|(digest, _)| digest)
+}
+
+/// [`compute_hash`], and with `check` the Dockerfile check over the same walk (the
+/// listings of every dialect) and the Dockerfile text the hash read.
+pub(super) fn hash_and_check(
+    dir: &Path,
+    args: &ImageArgs,
+    dialects: &[context::IgnoreDialect],
+    named: &BTreeMap<String, NamedContext>,
+    check: Option<&crate::dockerfile::CheckOptions>,
+) -> std::result::Result<(context::ContextDigest, Option<DockerfileReport>), CheckFailure> {
     let ctx = open_context(dir, args)?;
     let (first, others) = dialects
         .split_first()
@@ -78,12 +91,18 @@ pub fn compute_hash(
     };
     let digest = hash_in(*first)?;
     let mut also = Vec::new();
+    let mut other_files = Vec::new();
     for dialect in others.iter().filter(|d| *d != first) {
         let other = hash_in(*dialect)?;
         if other.hash != digest.hash && !also.contains(&other.hash) {
             also.push(other.hash);
+            other_files.push(other.files);
         }
     }
+    let report = check.map(|opts| {
+        let others: Vec<&[(String, String)]> = other_files.iter().map(Vec::as_slice).collect();
+        super::dockerfile::run(&ctx, args, &digest, &others, opts)
+    });
     let extra = hashed_json(args);
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(b"docker-buildkit context v1\0");
@@ -126,11 +145,16 @@ pub fn compute_hash(
             }
         }
     }
-    Ok(context::ContextDigest {
-        hash: format!("{:032x}", h.digest128()),
-        files,
-        build_files: digest.build_files,
-    })
+    Ok((
+        context::ContextDigest {
+            hash: format!("{:032x}", h.digest128()),
+            files,
+            build_files: digest.build_files,
+            symlinks: digest.symlinks,
+            dockerfile: digest.dockerfile,
+        },
+        report,
+    ))
 }
 
 /// Hashes the context on a blocking thread (it reads files and the stat cache), so that the
@@ -138,19 +162,39 @@ pub fn compute_hash(
 pub(super) async fn hash_off_runtime(
     ctx: &Ctx<ProviderConfig>,
     args: &ImageArgs,
-) -> std::result::Result<String, CheckFailure> {
+    check: Option<crate::dockerfile::CheckOptions>,
+) -> std::result::Result<(String, Option<DockerfileReport>), CheckFailure> {
     let dir = context_path(&ctx.program_dir, args)
         .map_err(|e| CheckFailure::new("context", e.to_string()))?;
     let named = named_contexts(&ctx.program_dir, args.build_contexts.as_ref());
     let args = args.clone();
     let dialects = ignore_dialects(ctx).await;
     tokio::task::spawn_blocking(move || {
-        let h = compute_hash(&dir, &args, &dialects, &named)?;
+        let (h, report) = hash_and_check(&dir, &args, &dialects, &named, check.as_ref())?;
         crate::cache::store_manifest(&h.hash, &h.files);
-        Ok(h.hash)
+        Ok((h.hash, report))
     })
     .await
     .map_err(|e| CheckFailure::new("context", format!("hashing the context failed: {e}")))?
+}
+
+/// The Dockerfile check when the hash cannot be computed yet (preview with unknown inputs
+/// of the hash): a walk of the context, no file read but the Dockerfile.
+pub(super) async fn check_off_runtime(
+    ctx: &Ctx<ProviderConfig>,
+    args: &ImageArgs,
+    check: crate::dockerfile::CheckOptions,
+) -> Option<DockerfileReport> {
+    let dir = context_path(&ctx.program_dir, args).ok()?;
+    let args = args.clone();
+    tokio::task::spawn_blocking(move || {
+        let bc = open_context(&dir, &args).ok()?;
+        let digest = super::dockerfile::listing(&bc).ok()?;
+        Some(super::dockerfile::run(&bc, &args, &digest, &[], &check))
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// The `.dockerignore` dialects of the daemons that may build: the default daemon's first,

@@ -13,6 +13,7 @@
 //! and hash ([`crate::context`]).
 
 pub mod args;
+mod dockerfile;
 mod engine;
 mod hash;
 mod plan;
@@ -27,9 +28,10 @@ use crate::rpc::engine::Severity;
 pub use self::args::{
     DEFAULT_SSH_ID, ImageArgs, ImageState, MAX_SECRET_BYTES, Provenance, Registry, SshInput,
 };
+pub use self::dockerfile::{DockerfileReport, check_dockerfile};
 use self::engine::{CtxEvents, env, resource_error};
+use self::hash::{check_off_runtime, describe_context_change, hash_off_runtime, only_tags_changed};
 pub use self::hash::{compute_hash, open_context};
-use self::hash::{describe_context_change, hash_off_runtime, only_tags_changed};
 pub use self::plan::context_dir;
 use self::plan::{build_plan, exported_outputs, login};
 use self::validate::{check_exports, check_ssh, validate};
@@ -175,9 +177,13 @@ impl Resource for Image {
         news.args.context_hash = None;
         news.unknowns.retain(|p| p.top() != Some("contextHash"));
         if failures.is_empty() {
+            let check = dockerfile::checkable(&news).then(|| dockerfile::options(&news));
             if hash_inputs_known(&news) {
-                match hash_off_runtime(ctx, &news.args).await {
-                    Ok(h) => news.args.context_hash = Some(h),
+                match hash_off_runtime(ctx, &news.args, check).await {
+                    Ok((h, report)) => {
+                        news.args.context_hash = Some(h);
+                        failures.extend(report_dockerfile(ctx, report).await);
+                    }
                     Err(e) => failures.push(e),
                 }
                 if hashes_a_secret(&news) {
@@ -190,6 +196,10 @@ impl Resource for Image {
                 // Not knowable yet (preview with unknown inputs): the hash is unknown too.
                 news.unknowns
                     .insert(crate::path::PropertyPath::keys(&["contextHash"]));
+                if let Some(check) = check {
+                    let report = check_off_runtime(ctx, &news.args, check).await;
+                    failures.extend(report_dockerfile(ctx, report).await);
+                }
             }
         }
         if failures.is_empty() {
@@ -386,7 +396,7 @@ async fn build_or_preview(
     }
     if state.args.context_hash.is_none() {
         // Inputs that did not come through Check: hash here, as Check would.
-        let hash = hash_off_runtime(ctx, &state.args)
+        let (hash, _) = hash_off_runtime(ctx, &state.args, None)
             .await
             .map_err(|f| ResourceError::invalid_input(format!("{}: {}", f.property, f.reason)))?;
         state.args.context_hash = Some(hash);
@@ -402,6 +412,23 @@ async fn build_or_preview(
     state.platform_digests = (!built.platform_digests.is_empty()).then_some(built.platform_digests);
     state.exported = (!built.exported.is_empty()).then(|| exported_outputs(&built.exported));
     Ok(state)
+}
+
+/// The Dockerfile check's warnings and note logged; its failures returned.
+async fn report_dockerfile(
+    ctx: &Ctx<ProviderConfig>,
+    report: Option<DockerfileReport>,
+) -> Vec<CheckFailure> {
+    let Some(report) = report else {
+        return Vec::new();
+    };
+    for w in &report.warnings {
+        ctx.log(Severity::Warning, w).await;
+    }
+    if let Some(note) = &report.unchecked {
+        ctx.log(Severity::Info, note).await;
+    }
+    report.failures
 }
 
 /// Docker keeps build-arg values in the image's history, where anyone who can pull the image

@@ -99,6 +99,8 @@ impl IgnoreDialect {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DockerIgnore {
     patterns: Vec<Pattern>,
+    /// The line of the ignore file each pattern is on (1-based), for messages.
+    lines: Vec<usize>,
     dialect: IgnoreDialect,
     /// Modern only: some exception still has a wildcard once a trailing
     /// `/**` or `/*` is cut off, so every matched directory is walked into
@@ -200,20 +202,23 @@ impl DockerIgnore {
     /// [`DockerIgnore::parse_strict`]) are skipped.
     pub fn parse(text: &str) -> DockerIgnore {
         let mut patterns = Vec::new();
-        for (_, parsed) in parse_lines(text) {
+        let mut lines = Vec::new();
+        for (line, parsed) in parse_lines(text) {
             if let Ok(p) = parsed {
                 patterns.push(p);
+                lines.push(line);
             }
         }
-        DockerIgnore::from_patterns(patterns)
+        DockerIgnore::from_patterns(patterns, lines)
     }
 
-    fn from_patterns(patterns: Vec<Pattern>) -> DockerIgnore {
+    fn from_patterns(patterns: Vec<Pattern>, lines: Vec<usize>) -> DockerIgnore {
         let walk_all = patterns
             .iter()
             .any(|p| p.exception && p.walk_prefix.contains(['*', '[', ']', '?', '^', '\\']));
         DockerIgnore {
             patterns,
+            lines,
             dialect: IgnoreDialect::default(),
             walk_all,
         }
@@ -235,9 +240,13 @@ impl DockerIgnore {
     /// reject: a bare `!`, a trailing `\`, or a malformed `[...]` class.
     pub fn parse_strict(text: &str) -> Result<DockerIgnore, PatternError> {
         let mut patterns = Vec::new();
+        let mut lines = Vec::new();
         for (line, parsed) in parse_lines(text) {
             match parsed {
-                Ok(p) => patterns.push(p),
+                Ok(p) => {
+                    patterns.push(p);
+                    lines.push(line);
+                }
                 Err((pattern, reason)) => {
                     return Err(PatternError {
                         line,
@@ -247,7 +256,7 @@ impl DockerIgnore {
                 }
             }
         }
-        Ok(DockerIgnore::from_patterns(patterns))
+        Ok(DockerIgnore::from_patterns(patterns, lines))
     }
 
     /// `true` if there are no patterns (nothing is excluded).
@@ -258,6 +267,33 @@ impl DockerIgnore {
     /// The cleaned patterns in file order, as `(is_exception, pattern)`.
     pub fn patterns(&self) -> impl Iterator<Item = (bool, &str)> {
         self.patterns.iter().map(|p| (p.exception, p.text.as_str()))
+    }
+
+    /// The pattern that leaves `rel_path` out, for a message: the last pattern that matches
+    /// the path's shallowest ancestor (or the path) decided by an exclusion, as
+    /// `(line in the ignore file, pattern as written less the cleaning)`. `None` when no
+    /// exclusion matches.
+    pub fn excluded_by(&self, rel_path: &str) -> Option<(usize, String)> {
+        let path = rel_path.trim_matches('/');
+        let mut candidates: Vec<&str> = parents(path).collect();
+        candidates.push(path);
+        for c in candidates {
+            let last = self
+                .patterns
+                .iter()
+                .enumerate()
+                .rev()
+                .find(|(_, p)| match self.dialect {
+                    IgnoreDialect::Classic20_10 => p.matches(c),
+                    IgnoreDialect::Modern => p.modern_matches(c),
+                });
+            if let Some((i, p)) = last
+                && !p.exception
+            {
+                return Some((self.lines.get(i).copied().unwrap_or(0), p.text.clone()));
+            }
+        }
+        None
     }
 
     /// Whether `rel_path` (relative to the context root, `/`-separated) is

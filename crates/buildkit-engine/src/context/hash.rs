@@ -63,6 +63,9 @@ pub(crate) struct Hashed {
     pub(crate) hash: String,
     /// [`ContextDigest::build_files`].
     pub(crate) build_files: Vec<(String, String)>,
+    /// The contents of the build files read from disk (`None` for the inline Dockerfile),
+    /// same order: the Dockerfile check reads them from here, not from disk again.
+    pub(crate) build_texts: Vec<Option<Vec<u8>>>,
     /// One digest per entry, same order as the entries.
     pub(crate) entry_digests: Vec<u128>,
     /// Entry files read (not known beforehand).
@@ -122,18 +125,25 @@ pub(crate) fn hash_entries(
 
     total.update(&(build_files.len() as u64).to_le_bytes());
     let mut build = Vec::with_capacity(build_files.len());
-    let mut buf = Vec::new();
+    let mut build_texts = Vec::with_capacity(build_files.len());
     for file in build_files {
         let digest = match file {
             BuildFile::Disk(entry) => {
-                if buf.is_empty() {
-                    buf = vec![0u8; CHUNK];
-                }
-                file_digest(root, entry, &mut buf)?.0
+                // Small files, read whole: the Dockerfile check takes the text from here.
+                let path = root.join(&entry.path);
+                let mut bytes = Vec::new();
+                open_regular(&path, entry)?
+                    .read_to_end(&mut bytes)
+                    .map_err(|source| ContextError::ReadFile { path, source })?;
+                let mut h = entry_header(&entry.path, EntryKind::File, entry.executable);
+                h.update(&bytes);
+                build_texts.push(Some(bytes));
+                h.digest128()
             }
             BuildFile::Inline(text) => {
                 let mut h = entry_header(file.name(), EntryKind::File, false);
                 h.update(text.as_bytes());
+                build_texts.push(None);
                 h.digest128()
             }
         };
@@ -144,6 +154,7 @@ pub(crate) fn hash_entries(
     Ok(Hashed {
         hash: hex(total.digest128()),
         build_files: build,
+        build_texts,
         entry_digests: digests,
         files_read,
         bytes_read,
@@ -155,6 +166,17 @@ impl Hashed {
     /// The digest of the context whose `entries` were hashed (their paths
     /// are moved into [`ContextDigest::files`], not copied).
     pub(crate) fn into_digest(self, entries: Vec<Entry>) -> ContextDigest {
+        let symlinks = entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::Symlink)
+            .map(|e| e.path.clone())
+            .collect();
+        let dockerfile = self
+            .build_texts
+            .into_iter()
+            .next()
+            .flatten()
+            .and_then(|b| String::from_utf8(b).ok());
         let files = entries
             .into_iter()
             .zip(&self.entry_digests)
@@ -164,6 +186,8 @@ impl Hashed {
             hash: self.hash,
             files,
             build_files: self.build_files,
+            symlinks,
+            dockerfile,
         }
     }
 }

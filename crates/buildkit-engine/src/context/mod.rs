@@ -167,6 +167,11 @@ pub struct ContextDigest {
     /// `(name in the context, digest)` for the Dockerfile and the ignore file, which
     /// are always hashed even when excluded from `files`.
     pub build_files: Vec<(String, String)>,
+    /// The paths of the symlinks among `files`, sorted.
+    pub symlinks: Vec<String>,
+    /// The Dockerfile's text as hashed (`None` for an inline Dockerfile, a named context, or
+    /// a Dockerfile that is not UTF-8).
+    pub dockerfile: Option<String>,
 }
 
 /// Errors from reading a build context. Every message names the path
