@@ -466,12 +466,23 @@ async fn failures_are_clear_and_never_show_the_password() {
         "the full log at error severity: {errors:?}"
     );
 
-    // An unparsable Dockerfile.
-    let e = create_error(
-        &mut h,
-        &json!({"name": s.repo("bad"), "context": "bad", "push": false}),
-    )
-    .await;
+    // An unparsable Dockerfile: Check says so, naming the input and the line (issue 20);
+    // one made unparsable after Check fails the build with BuildKit's own words.
+    let bad = json!({"name": s.repo("bad"), "context": "bad", "push": false});
+    let r = h.check("f", &json!({}), &bad).await;
+    assert!(
+        r.failures.iter().any(|f| f.property == "dockerfile"
+            && f.reason == "line 2: unknown instruction: NOT_AN_INSTRUCTION"),
+        "{:?}",
+        r.failures
+    );
+    write_tree(dir.path(), &[("bad/Dockerfile", "FROM scratch\n")]);
+    let checked = h.check_ok("f", &json!({}), &bad).await;
+    write_tree(
+        dir.path(),
+        &[("bad/Dockerfile", "FROM scratch\nNOT_AN_INSTRUCTION x\n")],
+    );
+    let e = h.create("f", &checked, false).await.unwrap_err();
     assert!(
         e.message().to_lowercase().contains("unknown instruction"),
         "{}",

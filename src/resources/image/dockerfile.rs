@@ -3,7 +3,6 @@
 //! listing the hash made, its findings mapped onto the inputs they are about.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use crate::context::{self, BuildContext, DockerfileSource};
 use crate::dockerfile::{self, CheckOptions, ContextView, Finding, Input, Report, Subject};
@@ -11,8 +10,6 @@ use crate::path::PropertyPath;
 use crate::resource::{CheckFailure, Inputs, Unknown};
 
 use super::args::ImageArgs;
-use super::hash::open_context;
-use super::plan::context_path;
 
 /// What the check found, mapped onto the inputs.
 #[derive(Debug, Clone, Default)]
@@ -125,31 +122,6 @@ pub(super) fn run(
         ignore_file: ctx.ignore_file(),
     };
     map(dockerfile::check(text, Some(&view), opts), args)
-}
-
-/// The check outside Check (tests, tools): opens and lists the context itself.
-pub fn check_dockerfile(program_dir: &Path, args: &ImageArgs) -> DockerfileReport {
-    let news = Inputs {
-        args: args.clone(),
-        unknowns: Default::default(),
-        secrets: Default::default(),
-    };
-    let failed = |f: CheckFailure| DockerfileReport {
-        failures: vec![f],
-        ..Default::default()
-    };
-    let dir = match context_path(program_dir, args) {
-        Ok(d) => d,
-        Err(e) => return failed(CheckFailure::new("context", e.to_string())),
-    };
-    let ctx = match open_context(&dir, args) {
-        Ok(c) => c,
-        Err(f) => return failed(f),
-    };
-    match listing(&ctx) {
-        Ok(digest) => run(&ctx, args, &digest, &[], &options(&news)),
-        Err(e) => failed(CheckFailure::new("context", e.to_string())),
-    }
 }
 
 /// A listing of the context without hashing it (preview with unknown hash inputs): the

@@ -157,6 +157,33 @@ pub(super) fn hash_and_check(
     ))
 }
 
+/// The check outside Check (tests, tools): opens and lists the context itself.
+pub fn check_dockerfile(program_dir: &Path, args: &ImageArgs) -> DockerfileReport {
+    let news = Inputs {
+        args: args.clone(),
+        unknowns: Default::default(),
+        secrets: Default::default(),
+    };
+    let failed = |f: CheckFailure| DockerfileReport {
+        failures: vec![f],
+        ..Default::default()
+    };
+    let dir = match context_path(program_dir, args) {
+        Ok(d) => d,
+        Err(e) => return failed(CheckFailure::new("context", e.to_string())),
+    };
+    let ctx = match open_context(&dir, args) {
+        Ok(c) => c,
+        Err(f) => return failed(f),
+    };
+    match super::dockerfile::listing(&ctx) {
+        Ok(digest) => {
+            super::dockerfile::run(&ctx, args, &digest, &[], &super::dockerfile::options(&news))
+        }
+        Err(e) => failed(CheckFailure::new("context", e.to_string())),
+    }
+}
+
 /// Hashes the context on a blocking thread (it reads files and the stat cache), so that the
 /// provider keeps answering other calls meanwhile.
 pub(super) async fn hash_off_runtime(

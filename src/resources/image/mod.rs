@@ -28,10 +28,10 @@ use crate::rpc::engine::Severity;
 pub use self::args::{
     DEFAULT_SSH_ID, ImageArgs, ImageState, MAX_SECRET_BYTES, Provenance, Registry, SshInput,
 };
-pub use self::dockerfile::{DockerfileReport, check_dockerfile};
+pub use self::dockerfile::DockerfileReport;
 use self::engine::{CtxEvents, env, resource_error};
+pub use self::hash::{check_dockerfile, compute_hash, open_context};
 use self::hash::{check_off_runtime, describe_context_change, hash_off_runtime, only_tags_changed};
-pub use self::hash::{compute_hash, open_context};
 pub use self::plan::context_dir;
 use self::plan::{build_plan, exported_outputs, login};
 use self::validate::{check_exports, check_ssh, validate};

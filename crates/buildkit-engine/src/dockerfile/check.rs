@@ -121,7 +121,7 @@ pub fn check(text: &str, ctx: Option<&ContextView<'_>>, opts: &CheckOptions) -> 
                 .to_owned(),
         );
     }
-    if !instructions_valid(&parsed.instructions, &mut out) {
+    if !instructions_valid(&parsed.instructions, parsed.escape, &mut out) {
         return Report {
             findings: out.findings,
             unchecked: None,
@@ -144,14 +144,14 @@ fn unchecked(why: String) -> Report {
 
 /// The checks of BuildKit's instruction parser, over every instruction; false when one
 /// failed (then nothing else is checked: BuildKit stops there too).
-fn instructions_valid(all: &[Instruction], out: &mut Out) -> bool {
+fn instructions_valid(all: &[Instruction], escape: char, out: &mut Out) -> bool {
     let before = out.findings.len();
     let mut fail = |i: &Instruction, msg: String| {
         out.push(true, Subject::Dockerfile, Some(i.line), msg);
     };
     let mut stages = 0;
     for i in all {
-        if let Some(msg) = instruction_error(i) {
+        if let Some(msg) = instruction_error(i, escape) {
             fail(i, msg);
             break;
         }
@@ -199,7 +199,7 @@ fn known_flags(cmd: &str) -> Option<&'static [&'static str]> {
     })
 }
 
-fn instruction_error(i: &Instruction) -> Option<String> {
+fn instruction_error(i: &Instruction, escape: char) -> Option<String> {
     let upper = i.cmd.to_ascii_uppercase();
     if !INSTRUCTIONS.contains(&i.cmd.as_str()) {
         return Some(format!("unknown instruction: {upper}"));
@@ -256,8 +256,8 @@ fn instruction_error(i: &Instruction) -> Option<String> {
         "volume" if list().iter().any(|v| v.trim().is_empty()) => {
             Some("VOLUME specified can not be an empty string".to_owned())
         }
-        "env" | "label" => name_value_error(&upper, &i.rest),
-        "arg" => words(&i.rest, '\\')
+        "env" | "label" => name_value_error(&upper, &i.rest, escape),
+        "arg" => words(&i.rest, escape)
             .iter()
             .any(|w| w.starts_with('='))
             .then(|| "ARG names can not be blank".to_owned()),
@@ -274,8 +274,8 @@ fn instruction_error(i: &Instruction) -> Option<String> {
 }
 
 /// BuildKit's `parseNameVal` for ENV and LABEL.
-fn name_value_error(upper: &str, rest: &str) -> Option<String> {
-    let ws = words(rest, '\\');
+fn name_value_error(upper: &str, rest: &str, escape: char) -> Option<String> {
+    let ws = words(rest, escape);
     let first = ws.first()?;
     if !first.contains('=') {
         return (whitespace_words(rest).len() < 2)
@@ -621,7 +621,8 @@ impl<'a> Model<'a> {
             if heredoc && !i.heredocs.is_empty() {
                 continue;
             }
-            if i.cmd == "add" && (src.contains("://") || src.starts_with("git@")) {
+            // Remote sources (ADD fetches them; COPY refuses them with its own error).
+            if src.contains("://") || src.starts_with("git@") {
                 continue;
             }
             let Some(path) = self.expand_in(n, args, &src) else {
