@@ -462,6 +462,20 @@ impl<'a> Model<'a> {
             }
         }
         let mut args: BTreeMap<String, Var> = BTreeMap::new();
+        // The ONBUILD triggers of a parent stage run first, in this stage.
+        if let Some(p) = self.stages[n].parent {
+            let ins = self.ins;
+            for k in self.stages[p].body.clone() {
+                if let Some(t) = &ins[k].trigger
+                    && matches!(t.cmd.as_str(), "copy" | "add" | "run")
+                {
+                    match t.cmd.as_str() {
+                        "run" => self.run_mounts(n, &args, t),
+                        _ => self.copy(n, &args, t),
+                    }
+                }
+            }
+        }
         let body = self.stages[n].body.clone();
         for k in body {
             let i = &self.ins[k];
@@ -519,7 +533,7 @@ impl<'a> Model<'a> {
     }
 
     /// A `--from`/`from=` reference from stage `n`: a dependency, a failure, or a warning.
-    fn reference(&mut self, n: usize, line: usize, what: &str, from: &str) {
+    fn reference(&mut self, n: usize, line: usize, what: &str, from: &str, sources: &[String]) {
         if from.find('$').is_some_and(|i| i + 1 < from.len()) {
             self.stages[n].pending.push((
                 Subject::Dockerfile,
@@ -543,7 +557,12 @@ impl<'a> Model<'a> {
                 ));
             } else if index < n {
                 self.stages[n].deps.insert(index);
+            } else if let Some(msg) = self.forward(index, sources) {
+                self.stages[n]
+                    .pending
+                    .push((Subject::Dockerfile, line, format!("{what}: {msg}")));
             } else {
+                self.edges_uncertain = true;
                 self.stages[n].pending_warnings.push((
                     Subject::Dockerfile,
                     line,
@@ -566,6 +585,13 @@ impl<'a> Model<'a> {
             ));
         } else if let Some(later) = self.find_stage(from, self.stages.len()) {
             let later_line = self.stages[later].line;
+            if let Some(msg) = self.forward(later, sources) {
+                self.stages[n]
+                    .pending
+                    .push((Subject::Dockerfile, line, format!("{what}: {msg}")));
+                return;
+            }
+            self.edges_uncertain = true;
             self.stages[n].pending_warnings.push((
                 Subject::Dockerfile,
                 line,
@@ -584,6 +610,24 @@ impl<'a> Model<'a> {
                 ),
             ));
         }
+    }
+
+    /// A `--from` naming stage `later`, defined after the current one, that fails on every
+    /// BuildKit: today's refuses any forward reference; dockerd 20.10 copies from the later
+    /// stage's base, so it fails only when that is `scratch` and a named path is copied.
+    fn forward(&self, later: usize, sources: &[String]) -> Option<String> {
+        let base = &self.stages[later].base_raw;
+        let scratch = matches!(meta_expand(base, self.escape, &self.meta), Var::Set(b) if b.eq_ignore_ascii_case("scratch"));
+        let named = sources
+            .iter()
+            .find(|s| !s.contains(['$', '*', '?', '[']) && !clean(s).is_empty())?;
+        scratch.then(|| {
+            format!(
+                "stage `{}` (line {}) is defined later: BuildKit copies only from stages defined before (and dockerd 20.10 copies from its base, `scratch`, which has no `{named}`)",
+                self.stages[later].name.clone().unwrap_or_else(|| later.to_string()),
+                self.stages[later].line
+            )
+        })
     }
 
     fn stage_names(&self) -> Vec<String> {
@@ -605,15 +649,15 @@ impl<'a> Model<'a> {
                 _ => {}
             }
         }
-        if let Some(from) = from {
-            self.reference(n, i.line, &format!("{upper} --from={from}"), &from);
-            return;
-        }
         let mut list = match &i.json {
             Some(j) => j.clone(),
             None => whitespace_words(&i.rest),
         };
         list.pop();
+        if let Some(from) = from {
+            self.reference(n, i.line, &format!("{upper} --from={from}"), &from, &list);
+            return;
+        }
         for src in list {
             let heredoc = src
                 .trim_start_matches(|c: char| c.is_ascii_digit())
@@ -644,6 +688,27 @@ impl<'a> Model<'a> {
                     line,
                     format!("{what}: `{path}` matches nothing in the build context (BuildKit copies nothing)"),
                 ));
+            }
+            return;
+        }
+        if ctx.symlinks.binary_search(&rel).is_ok() {
+            // BuildKit follows a symlink source: its target must be in the context.
+            if let Ok(target) = std::fs::read_link(ctx.root.join(&rel)) {
+                let target = target.to_string_lossy();
+                let resolved = match (target.starts_with('/'), rel.rsplit_once('/')) {
+                    (true, _) | (false, None) => clean(&target),
+                    (false, Some((dir, _))) => clean(&format!("{dir}/{target}")),
+                };
+                if !resolved.is_empty()
+                    && !present(ctx, &resolved)
+                    && !through_symlink(ctx, &resolved)
+                {
+                    self.stages[n].pending.push((
+                        Subject::Dockerfile,
+                        line,
+                        format!("{what}: `{rel}` is a symlink to `{target}`, which is not in the build context"),
+                    ));
+                }
             }
             return;
         }
@@ -748,7 +813,7 @@ impl<'a> Model<'a> {
                     }
                 }
                 "bind" | "cache" => match first(&["from"]) {
-                    Some(Some(from)) => self.reference(n, i.line, &what, &from),
+                    Some(Some(from)) => self.reference(n, i.line, &what, &from, &[]),
                     Some(None) => self.edges_uncertain = true,
                     None if ty == "bind" => {
                         if let Some(Some(src)) = first(&["source", "src"]) {
@@ -1189,7 +1254,7 @@ mod findings {
         );
         // A later stage, an image: warnings only.
         let later = run(
-            "FROM scratch AS first\nCOPY --from=later /a /\nFROM scratch AS later\n",
+            "FROM scratch AS first\nCOPY --from=later /a /\nFROM busybox AS later\n",
             &[],
             "",
             CheckOptions {
@@ -1198,6 +1263,16 @@ mod findings {
             },
         );
         assert!(later.iter().all(|f| !f.0), "{later:?}");
+        // From a later `scratch` stage no BuildKit can copy a named path.
+        let f = failures(
+            "FROM scratch AS first\nCOPY --from=later /a /\nFROM scratch AS later\n",
+            &[],
+            CheckOptions {
+                target: Input::Given("first".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(f.len(), 1, "{f:?}");
     }
 
     #[test]

@@ -1,0 +1,2 @@
+FROM scratch
+COPY only-beside-dockerfile.txt /
