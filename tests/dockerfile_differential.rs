@@ -463,15 +463,7 @@ impl Run<'_> {
         for (k, v) in self.build_args(p, &self.env.base_image) {
             cmd.arg("--build-arg").arg(format!("{k}={v}"));
         }
-        for (id, file) in &p.secret_files {
-            cmd.arg("--secret")
-                .arg(format!("id={id},src={}", file.display()));
-        }
-        if p.case.ssh {
-            let agent = self.agent.ok_or("no ssh-agent on PATH")?;
-            cmd.arg("--ssh")
-                .arg(format!("default={}", agent.socket.display()));
-        }
+        self.session_args(p, &mut cmd)?;
         cmd.arg(&p.context);
         Ok(cmd)
     }
@@ -502,6 +494,12 @@ impl Run<'_> {
         for (k, v) in self.build_args(p, &self.kit_base) {
             cmd.arg("--opt").arg(format!("build-arg:{k}={v}"));
         }
+        self.session_args(p, &mut cmd)?;
+        Ok(cmd)
+    }
+
+    /// The case's secrets and ssh agent: both CLIs spell them the same way.
+    fn session_args(&self, p: &Prepared, cmd: &mut Command) -> Result<(), String> {
         for (id, file) in &p.secret_files {
             cmd.arg("--secret")
                 .arg(format!("id={id},src={}", file.display()));
@@ -511,7 +509,7 @@ impl Run<'_> {
             cmd.arg("--ssh")
                 .arg(format!("default={}", agent.socket.display()));
         }
-        Ok(cmd)
+        Ok(())
     }
 
     /// Builds `p` on both builders at once.

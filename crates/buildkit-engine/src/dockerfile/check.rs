@@ -543,7 +543,7 @@ impl<'a> Model<'a> {
             return;
         }
         if let Ok(index) = from.parse::<usize>() {
-            if index >= self.ins.iter().filter(|i| i.cmd == "from").count() {
+            if index >= self.stages.len() {
                 self.stages[n].pending.push((
                     Subject::Dockerfile,
                     line,
@@ -743,8 +743,7 @@ impl<'a> Model<'a> {
                 let v = self.expand_in(n, args, v);
                 fields.insert(k.trim().to_ascii_lowercase(), v);
             }
-            let get = |k: &str| fields.get(k).cloned();
-            let known = |k: &str| -> Option<Option<String>> { get(k) };
+            let known = |k: &str| fields.get(k).cloned();
             let ty = match known("type") {
                 Some(Some(t)) => t.to_ascii_lowercase(),
                 Some(None) => continue,

@@ -86,12 +86,3 @@ pub struct Report {
     /// Set when the Dockerfile was passed through unchecked, and why.
     pub unchecked: Option<String>,
 }
-
-impl Report {
-    pub fn failures(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| f.failure)
-    }
-    pub fn warnings(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| !f.failure)
-    }
-}
