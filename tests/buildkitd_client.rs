@@ -1696,3 +1696,69 @@ async fn two_buildkitds_build_one_platform_each() {
     }
     assert!(!log.contains("in one solve"), "{log}");
 }
+
+/// `exports: [{cacheOnly: true}]` on a Docker host (`network: none`: the services' dockerd has
+/// no bridge): `/build` always makes an image, so the
+/// solve goes to the Engine's own BuildKit through `/grpc` with no exporter. Nothing is
+/// tagged in the daemon or pushed, the state says cache-only, and the next build of the same
+/// context (through `/build`, pushed) finds every stage `CACHED`: the slow one does not run
+/// again.
+#[tokio::test]
+async fn a_cache_only_build_on_a_docker_host_warms_its_cache() {
+    let Some(s) = Services::get_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let marker = uuid::Uuid::new_v4().simple().to_string();
+    write_three_stages(&dir.path().join("app"), &s.base_image, &marker);
+    let repo = s.repo("docker-cache-only");
+    let mut warm = s.harness(dir.path()).await;
+    let news = serde_json::json!({
+        "name": repo, "context": "app", "push": false, "exports": [{"cacheOnly": true}],
+        "network": "none",
+    });
+    let checked = warm.check_ok("warm", &serde_json::json!({}), &news).await;
+    let created = warm
+        .create("warm", &checked, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", warm.log_text()));
+    let state = common::from_struct(created.properties.as_ref().unwrap());
+    let log = warm.log_text();
+    assert!(log.contains(&format!("slow-ran-2-{marker}")), "{log}");
+    assert!(log.contains("the build cache only"), "{log}");
+    assert_eq!(state["exported"][0]["type"], "cacheOnly", "{state}");
+    assert!(
+        state["digest"].is_null() && state["ref"].is_null(),
+        "no image to show for it: {state}"
+    );
+    let inspect = s.docker(&["image", "inspect", &repo]);
+    assert!(
+        !inspect.status.success(),
+        "nothing is tagged in the daemon: {}",
+        String::from_utf8_lossy(&inspect.stdout)
+    );
+    let (status, _, _) = s.get_manifest(repo_path(&repo), "latest").await;
+    assert_eq!(status, 404, "nothing is pushed");
+
+    let mut build = s.harness(dir.path()).await;
+    let news = serde_json::json!({
+        "name": repo, "context": "app", "registry": s.registry_input(), "network": "none",
+    });
+    let checked = build.check_ok("app", &serde_json::json!({}), &news).await;
+    let created = build
+        .create("app", &checked, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", build.log_text()));
+    let state = common::from_struct(created.properties.as_ref().unwrap());
+    let log = build.log_text();
+    assert_every_stage_cached(&log);
+    assert!(
+        !log.contains(&format!("slow-ran-2-{marker}")),
+        "the slow stage ran again:\n{log}"
+    );
+    let (status, digest, _) = s.get_manifest(repo_path(&repo), "latest").await;
+    assert_eq!(
+        (status, digest.as_str()),
+        (200, state["digest"].as_str().unwrap())
+    );
+}

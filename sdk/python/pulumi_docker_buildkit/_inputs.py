@@ -724,14 +724,15 @@ class ExportInputArgsDict(TypedDict):
     """
     local: NotRequired[pulumi.Input['LocalExportArgsDict']]
     """
-    The image's files into a directory (as `--output type=local,dest=DIR`). Needs a
-    BuildKit daemon (`driver: buildkit`).
+    The image's files into a directory (as `--output type=local,dest=DIR`). On a Docker
+    host the Engine's own BuildKit writes it (through its `/grpc` endpoint) after the build.
     """
     cache_only: NotRequired[pulumi.Input[_builtins.bool]]
     """
     Nothing but the build cache (the builder's own, and `cacheTo`'s), as `--output
     type=cacheonly`: the only entry, with `push: false`; `digest` and `ref` stay empty.
-    Needs a BuildKit daemon (`driver: buildkit`).
+    On a Docker host the build goes to the Engine's own BuildKit (through its `/grpc`
+    endpoint), whose cache its `/build` reads: nothing is tagged in the daemon.
     """
     load: NotRequired[pulumi.Input[_builtins.bool]]
     """
@@ -753,11 +754,12 @@ class ExportInputArgs:
         exactly one of `tarball`, `local`, `load` or `cacheOnly`.
 
         :param pulumi.Input[Union['TarballExportArgs', 'TarballExportArgsDict']] tarball: The image as a tarball file.
-        :param pulumi.Input[Union['LocalExportArgs', 'LocalExportArgsDict']] local: The image's files into a directory (as `--output type=local,dest=DIR`). Needs a
-               BuildKit daemon (`driver: buildkit`).
+        :param pulumi.Input[Union['LocalExportArgs', 'LocalExportArgsDict']] local: The image's files into a directory (as `--output type=local,dest=DIR`). On a Docker
+               host the Engine's own BuildKit writes it (through its `/grpc` endpoint) after the build.
         :param pulumi.Input[_builtins.bool] cache_only: Nothing but the build cache (the builder's own, and `cacheTo`'s), as `--output
                type=cacheonly`: the only entry, with `push: false`; `digest` and `ref` stay empty.
-               Needs a BuildKit daemon (`driver: buildkit`).
+               On a Docker host the build goes to the Engine's own BuildKit (through its `/grpc`
+               endpoint), whose cache its `/build` reads: nothing is tagged in the daemon.
         :param pulumi.Input[_builtins.bool] load: Into the Docker daemon: on a Docker host the image is there already; a BuildKit daemon
                streams it into the Docker daemon of the provider's environment (`DOCKER_HOST`, else
                the default socket), as `docker load`, under the Image's tags.
@@ -787,8 +789,8 @@ class ExportInputArgs:
     @pulumi.getter
     def local(self) -> Optional[pulumi.Input['LocalExportArgs']]:
         """
-        The image's files into a directory (as `--output type=local,dest=DIR`). Needs a
-        BuildKit daemon (`driver: buildkit`).
+        The image's files into a directory (as `--output type=local,dest=DIR`). On a Docker
+        host the Engine's own BuildKit writes it (through its `/grpc` endpoint) after the build.
         """
         return pulumi.get(self, "local")
 
@@ -802,7 +804,8 @@ class ExportInputArgs:
         """
         Nothing but the build cache (the builder's own, and `cacheTo`'s), as `--output
         type=cacheonly`: the only entry, with `push: false`; `digest` and `ref` stay empty.
-        Needs a BuildKit daemon (`driver: buildkit`).
+        On a Docker host the build goes to the Engine's own BuildKit (through its `/grpc`
+        endpoint), whose cache its `/build` reads: nothing is tagged in the daemon.
         """
         return pulumi.get(self, "cache_only")
 

@@ -469,11 +469,12 @@ class ExportInput(dict):
         exactly one of `tarball`, `local`, `load` or `cacheOnly`.
 
         :param Optional['TarballExport'] tarball: The image as a tarball file.
-        :param Optional['LocalExport'] local: The image's files into a directory (as `--output type=local,dest=DIR`). Needs a
-               BuildKit daemon (`driver: buildkit`).
+        :param Optional['LocalExport'] local: The image's files into a directory (as `--output type=local,dest=DIR`). On a Docker
+               host the Engine's own BuildKit writes it (through its `/grpc` endpoint) after the build.
         :param Optional[_builtins.bool] cache_only: Nothing but the build cache (the builder's own, and `cacheTo`'s), as `--output
                type=cacheonly`: the only entry, with `push: false`; `digest` and `ref` stay empty.
-               Needs a BuildKit daemon (`driver: buildkit`).
+               On a Docker host the build goes to the Engine's own BuildKit (through its `/grpc`
+               endpoint), whose cache its `/build` reads: nothing is tagged in the daemon.
         :param Optional[_builtins.bool] load: Into the Docker daemon: on a Docker host the image is there already; a BuildKit daemon
                streams it into the Docker daemon of the provider's environment (`DOCKER_HOST`, else
                the default socket), as `docker load`, under the Image's tags.
@@ -499,8 +500,8 @@ class ExportInput(dict):
     @pulumi.getter
     def local(self) -> Optional['LocalExport']:
         """
-        The image's files into a directory (as `--output type=local,dest=DIR`). Needs a
-        BuildKit daemon (`driver: buildkit`).
+        The image's files into a directory (as `--output type=local,dest=DIR`). On a Docker
+        host the Engine's own BuildKit writes it (through its `/grpc` endpoint) after the build.
         """
         return pulumi.get(self, "local")
 
@@ -510,7 +511,8 @@ class ExportInput(dict):
         """
         Nothing but the build cache (the builder's own, and `cacheTo`'s), as `--output
         type=cacheonly`: the only entry, with `push: false`; `digest` and `ref` stay empty.
-        Needs a BuildKit daemon (`driver: buildkit`).
+        On a Docker host the build goes to the Engine's own BuildKit (through its `/grpc`
+        endpoint), whose cache its `/build` reads: nothing is tagged in the daemon.
         """
         return pulumi.get(self, "cache_only")
 

@@ -161,12 +161,13 @@ pub struct RegistryCacheFrom {
 pub struct ExportInput {
     /// The image as a tarball file.
     pub tarball: Option<TarballExport>,
-    /// The image's files into a directory (as `--output type=local,dest=DIR`). Needs a
-    /// BuildKit daemon (`driver: buildkit`).
+    /// The image's files into a directory (as `--output type=local,dest=DIR`). On a Docker
+    /// host the Engine's own BuildKit writes it (through its `/grpc` endpoint) after the build.
     pub local: Option<LocalExport>,
     /// Nothing but the build cache (the builder's own, and `cacheTo`'s), as `--output
     /// type=cacheonly`: the only entry, with `push: false`; `digest` and `ref` stay empty.
-    /// Needs a BuildKit daemon (`driver: buildkit`).
+    /// On a Docker host the build goes to the Engine's own BuildKit (through its `/grpc`
+    /// endpoint), whose cache its `/build` reads: nothing is tagged in the daemon.
     pub cache_only: Option<bool>,
     /// Into the Docker daemon: on a Docker host the image is there already; a BuildKit daemon
     /// streams it into the Docker daemon of the provider's environment (`DOCKER_HOST`, else

@@ -89,15 +89,6 @@ fn needs_a_buildkitd(ctx: &Ctx<ProviderConfig>, news: &Inputs<ImageArgs>) -> Vec
         ));
     }
     for (i, e) in news.args.exports.iter().flatten().enumerate() {
-        let at = crate::path::PropertyPath::key("exports").at(i);
-        if e.cache_only == Some(true) {
-            failures.push(CheckFailure::new(
-                at.clone().field("cacheOnly"),
-                format!(
-                    "a cache-only build needs a BuildKit daemon: the Docker host {docker} always makes an image; {fix}"
-                ),
-            ));
-        }
         if e.tarball
             .as_ref()
             .is_some_and(|t| t.format == Some(args::TarballFormatInput::Oci))

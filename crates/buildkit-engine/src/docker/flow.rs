@@ -392,7 +392,8 @@ async fn build_single(
     let builder = choose(env, fleet, plan, platform).await?;
     let image_id = builder.build(env, plan, platform, &local_tag).await?;
     if !plan.push {
-        let keeps = builder.keeps_images();
+        // A cache-only build makes no image, even on a daemon that keeps them.
+        let keeps = builder.keeps_images() && !plan.exports.contains(&Export::CacheOnly);
         if keeps {
             for r in &plan.push_tags {
                 builder.tag(&image_id, r).await?;
@@ -649,17 +650,10 @@ impl<'a> DaemonBuilder<'a> {
     }
 }
 
-impl DaemonBuilder<'_> {
-    /// Writes `export` with the Docker Engine's own BuildKit, reached through its `/grpc`
-    /// endpoint (as buildx's `docker` driver reaches it): a solve of `plan` with that
-    /// exporter only, no push and no cache export, so every step is the cache of the `/build`
-    /// that ran before. The bytes written.
-    async fn export_through_grpc(
-        &self,
-        env: &Env<'_>,
-        plan: &BuildPlan,
-        export: &Export,
-    ) -> Result<u64> {
+impl<'a> DaemonBuilder<'a> {
+    /// The Engine's own BuildKit through its `/grpc` endpoint (as buildx's `docker` driver
+    /// reaches it), as a builder of ours.
+    async fn through_grpc(&self) -> Result<super::kit::KitBuilder<'a>> {
         let docker = self.docker().await?;
         let version = docker.client_version();
         let dialer = super::dial::Dialer::new(
@@ -668,8 +662,24 @@ impl DaemonBuilder<'_> {
         )?;
         let kit = crate::buildkit::Buildkitd::connect_docker(dialer).await?;
         let dialect = super::dialect::for_client_version(&version);
-        let builder =
-            super::kit::KitBuilder::with_kit(self.address.clone(), self.creds, kit, dialect);
+        Ok(super::kit::KitBuilder::with_kit(
+            self.address.clone(),
+            self.creds,
+            kit,
+            dialect,
+        ))
+    }
+
+    /// Writes `export` with a solve of `plan` on the Engine's own BuildKit (`/grpc`) with that
+    /// exporter only, no push and no cache export: after `/build`, every step comes from the
+    /// cache it just made. The bytes written.
+    async fn export_through_grpc(
+        &self,
+        env: &Env<'_>,
+        plan: &BuildPlan,
+        export: &Export,
+    ) -> Result<u64> {
+        let builder = self.through_grpc().await?;
         let mut only = plan.clone();
         only.push = false;
         only.exports = vec![export.clone()];
@@ -682,6 +692,27 @@ impl DaemonBuilder<'_> {
             .build(&env, &only, platform, &plan.reference.to_string())
             .await?;
         Ok(builder.take_exported().into_iter().map(|x| x.bytes).sum())
+    }
+
+    /// A cache-only build (`exports: [cacheOnly]`): `/build` always makes an image, so the
+    /// solve goes to the Engine's own BuildKit through `/grpc` with no exporter; its steps
+    /// land in the cache `/build` reads too. Nothing is tagged or pushed (the result is "").
+    async fn build_cache_only(
+        &self,
+        env: &Env<'_>,
+        plan: &BuildPlan,
+        platform: Option<&Platform>,
+        local_tag: &str,
+    ) -> Result<String> {
+        let builder = self.through_grpc().await?;
+        let mut only = plan.clone();
+        only.push = false;
+        only.exports = vec![Export::CacheOnly];
+        // The inline cache rides on an image: there is none.
+        only.inline_cache = false;
+        let env = env.with(self.address.clone(), env.events);
+        builder.build(&env, &only, platform, local_tag).await?;
+        Ok(String::new())
     }
 }
 
@@ -728,6 +759,9 @@ impl Builder for DaemonBuilder<'_> {
                 what: format!("import a {} cache", c.kind),
             }
             .into());
+        }
+        if plan.exports.contains(&Export::CacheOnly) {
+            return self.build_cache_only(env, plan, platform, local_tag).await;
         }
         let docker = self.docker().await?;
         let env = env.with(self.address.clone(), env.events);
@@ -812,11 +846,12 @@ impl Builder for DaemonBuilder<'_> {
                     self.export_through_grpc(env, plan, export).await?
                 }
                 Export::CacheOnly => {
-                    return Err(BuildError::NeedsBuildkit {
-                        host: self.host(),
-                        what: "build for the cache only".to_string(),
-                    }
-                    .into());
+                    // The build was the export (`build_cache_only`), and said so.
+                    out.push(Exported {
+                        export: export.clone(),
+                        bytes: 0,
+                    });
+                    continue;
                 }
             };
             env.progress(&format!(

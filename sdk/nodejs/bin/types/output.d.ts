@@ -168,14 +168,15 @@ export interface ExportInput {
      */
     tarball?: outputs.TarballExport;
     /**
-     * The image's files into a directory (as `--output type=local,dest=DIR`). Needs a
-     * BuildKit daemon (`driver: buildkit`).
+     * The image's files into a directory (as `--output type=local,dest=DIR`). On a Docker
+     * host the Engine's own BuildKit writes it (through its `/grpc` endpoint) after the build.
      */
     local?: outputs.LocalExport;
     /**
      * Nothing but the build cache (the builder's own, and `cacheTo`'s), as `--output
      * type=cacheonly`: the only entry, with `push: false`; `digest` and `ref` stay empty.
-     * Needs a BuildKit daemon (`driver: buildkit`).
+     * On a Docker host the build goes to the Engine's own BuildKit (through its `/grpc`
+     * endpoint), whose cache its `/build` reads: nothing is tagged in the daemon.
      */
     cacheOnly?: boolean;
     /**
