@@ -57,7 +57,8 @@ impl DispatchError {
 }
 
 /// A context for one call whose secrets are the values at secret paths of `structs` (the
-/// paths that arrived as secrets, and those `schema` marks secret), on top of `ctx`'s own.
+/// paths that arrived as secrets, and those `schema` marks secret) and the credentials in
+/// their URLs ([`codec::url_credentials`]), on top of `ctx`'s own.
 fn ctx_with_secrets<C>(ctx: &Ctx<C>, schema: &Value, structs: &[&Struct]) -> Ctx<C> {
     let redactor = Redactor::new();
     redactor.extend(&ctx.redactor);
@@ -68,6 +69,9 @@ fn ctx_with_secrets<C>(ctx: &Ctx<C>, schema: &Value, structs: &[&Struct]) -> Ctx
             if let Some(v) = codec::get_path(&d.value, p) {
                 redactor.add_value(v);
             }
+        }
+        for (_, credential) in codec::url_credentials(&d.value) {
+            redactor.add(&credential);
         }
     }
     Ctx {
@@ -299,6 +303,7 @@ impl<R: Resource> Typed<R> {
         let value = to_map(value)?;
         let mut all_secrets = codec::schema_secret_paths(schema, &value);
         all_secrets.extend(secrets.iter().cloned());
+        all_secrets.extend(codec::url_credentials(&value).into_iter().map(|(p, _)| p));
         Ok(codec::encode(&value, &all_secrets, unknowns))
     }
 

@@ -304,6 +304,64 @@ pub fn get_path<'a>(map: &'a Map<String, Value>, path: &PropertyPath) -> Option<
     Some(cur)
 }
 
+/// The credentials written into URLs anywhere in `value`: for each string that is a URL with
+/// a user part (`scheme://user:password@host/…`), its path and the password, or for an
+/// `http(s)` URL without one, the user itself (a token spelt as the user, as
+/// `https://TOKEN@github.com/…`). They are secrets wherever they are (a git context's URL, a
+/// registry's): the dispatcher keeps their paths secret on the way out and masks the
+/// credential in everything it says.
+pub fn url_credentials(value: &Map<String, Value>) -> Vec<(PropertyPath, String)> {
+    fn walk(v: &Value, at: &PropertyPath, out: &mut Vec<(PropertyPath, String)>) {
+        match v {
+            Value::String(s) => {
+                if let Some(c) = url_credential(s) {
+                    out.push((at.clone(), c.to_string()));
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, &at.clone().at(i), out);
+                }
+            }
+            Value::Object(m) => {
+                for (k, item) in m {
+                    walk(item, &at.clone().field(k), out);
+                }
+            }
+            Value::Bool(_) | Value::Number(_) | Value::Null => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (k, v) in value {
+        walk(v, &PropertyPath::key(k), &mut out);
+    }
+    out
+}
+
+/// The credential of one URL (see [`url_credentials`]), if it has one.
+pub fn url_credential(text: &str) -> Option<&str> {
+    let (scheme, rest) = text.split_once("://")?;
+    if scheme.is_empty()
+        || !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let (userinfo, _host) = authority.rsplit_once('@')?;
+    match userinfo.split_once(':') {
+        Some((_, password)) if !password.is_empty() => Some(password),
+        Some(_) => None,
+        None if matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https")
+            && !userinfo.is_empty() =>
+        {
+            Some(userinfo)
+        }
+        None => None,
+    }
+}
+
 /// The paths of `value` that `schema` (a JSON schema as schemars derives it, with `$defs`)
 /// marks `"secret": true`. Follows `$ref`, `anyOf`/`oneOf`, arrays and maps.
 pub fn schema_secret_paths(schema: &Value, value: &Map<String, Value>) -> BTreeSet<PropertyPath> {
@@ -460,6 +518,43 @@ fn zero_of(schema: &Value, defs: &Value) -> Value {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn url_credentials_are_the_passwords_and_tokens_of_urls() {
+        assert_eq!(
+            url_credential("https://u:p4ss@h.example/r.git#main"),
+            Some("p4ss")
+        );
+        assert_eq!(
+            url_credential("https://ghp_TOKEN@github.com/o/r.git"),
+            Some("ghp_TOKEN")
+        );
+        assert_eq!(url_credential("ssh://git@github.com/o/r.git"), None);
+        assert_eq!(url_credential("git@github.com:o/r.git"), None);
+        assert_eq!(
+            url_credential("https://h.example/a@b"),
+            None,
+            "an @ in the path"
+        );
+        assert_eq!(url_credential("https://u:@h.example/"), None);
+        assert_eq!(url_credential("docker-image://alpine@sha256:abc"), None);
+        let value: Map<String, Value> = serde_json::from_value(serde_json::json!({
+            "buildContexts": {"src": "https://u:s3cret@h.example/r.git", "dir": "./x"},
+            "tags": ["a", "git://x:y@h/r"],
+        }))
+        .unwrap();
+        let found = url_credentials(&value);
+        assert_eq!(
+            found,
+            vec![
+                (
+                    PropertyPath::key("buildContexts").field("src"),
+                    "s3cret".to_string()
+                ),
+                (PropertyPath::key("tags").at(1), "y".to_string()),
+            ]
+        );
+    }
     use super::*;
     use serde_json::json;
 
