@@ -1762,3 +1762,259 @@ async fn a_cache_only_build_on_a_docker_host_warms_its_cache() {
         (200, state["digest"].as_str().unwrap())
     );
 }
+
+/// A free port on 127.0.0.1 (bound, then let go) for a server the test starts.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until something listens on `port` (at most 10 s).
+fn wait_listening(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("nothing listens on 127.0.0.1:{port}");
+}
+
+fn run(cmd: &mut std::process::Command) {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Builds `root/layout-src` on `h`'s buildkitd into an OCI tarball and unpacks it into
+/// `root/layout` (replacing what was there): an OCI layout of one image tagged `latest`.
+async fn export_layout(h: &mut common::Harness, s: &Services, root: &Path, name: &str) {
+    let news = serde_json::json!({
+        "name": s.repo("kit-layout-src"), "context": "layout-src", "push": false,
+        "exports": [{"tarball": {"path": "out/layout.tar", "format": "oci"}}],
+    });
+    let checked = h.check_ok(name, &serde_json::json!({}), &news).await;
+    h.create(name, &checked, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", h.log_text()));
+    let layout = root.join("layout");
+    let _ = std::fs::remove_dir_all(&layout);
+    std::fs::create_dir_all(&layout).unwrap();
+    run(std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(root.join("out/layout.tar"))
+        .arg("-C")
+        .arg(&layout));
+}
+
+/// `buildContexts` beyond directories, on a buildkitd, as `docker buildx build
+/// --build-context` takes them: `oci-layout://DIR` (an image the provider exported as an OCI
+/// tarball, unpacked; served over the session as a content store), a Git repository
+/// (`git://…/repo.git#main`, served by `git daemon`) and the HTTP URL of a file with a
+/// credential in it (served by python's http.server), each read by a `COPY --from`. The
+/// credential is masked in the log and the URL is secret in the state; a new image in the
+/// layout changes the hash and shows in the diff; bad values are check failures naming the
+/// entry.
+#[tokio::test]
+async fn oci_layout_git_and_http_contexts_build_on_a_buildkitd() {
+    let (Some(s), Some((unix, _, _))) = (Services::get_or_skip(), buildkitd()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let marker = uuid::Uuid::new_v4().simple().to_string();
+    common::write_tree(
+        root,
+        &[
+            ("layout-src/Dockerfile", "FROM scratch\nCOPY base.txt /\n"),
+            ("layout-src/base.txt", &format!("oci-{marker}")),
+            ("work/file.txt", &format!("git-{marker}")),
+            ("srv/plain.txt", &format!("http-{marker}")),
+            (
+                "app/Dockerfile",
+                "FROM scratch\nCOPY --from=base /base.txt /from-oci.txt\nCOPY --from=src /file.txt /from-git.txt\nCOPY --from=web /context /from-http.txt\n",
+            ),
+            ("out/.keep", ""),
+        ],
+    );
+    let mut h = common::Harness::configured(
+        root,
+        serde_json::json!({"host": unix, "driver": "buildkit"}),
+    )
+    .await;
+
+    // The layout: an image the provider itself wrote as an OCI tarball, unpacked.
+    export_layout(&mut h, &s, root, "layout").await;
+
+    // The Git repository, served over git://.
+    let git = |args: &[&str]| {
+        run(std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(root.join("work")))
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "file.txt"]);
+    git(&["commit", "-q", "-m", "one"]);
+    std::fs::create_dir_all(root.join("git")).unwrap();
+    run(std::process::Command::new("git")
+        .args(["clone", "-q", "--bare", "work", "git/repo.git"])
+        .current_dir(root));
+    let git_port = free_port();
+    let _git_daemon = Server(
+        std::process::Command::new("git")
+            .arg("daemon")
+            .arg("--export-all")
+            .arg("--reuseaddr")
+            .arg("--listen=127.0.0.1")
+            .arg(format!("--port={git_port}"))
+            .arg(format!("--base-path={}", root.join("git").display()))
+            .arg(root.join("git"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("git daemon"),
+    );
+    let http_port = free_port();
+    let _http = Server(
+        std::process::Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1"])
+            .arg(http_port.to_string())
+            .current_dir(root.join("srv"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server"),
+    );
+    wait_listening(git_port);
+    wait_listening(http_port);
+
+    let token = format!("tok{marker}");
+    let contexts = serde_json::json!({
+        "base": "oci-layout://layout",
+        "src": format!("git://127.0.0.1:{git_port}/repo.git#main"),
+        "web": format!("http://user:{token}@127.0.0.1:{http_port}/plain.txt"),
+    });
+    let news = serde_json::json!({
+        "name": s.repo("kit-remote-contexts"), "context": "app", "push": false,
+        "buildContexts": contexts, "exports": [{"local": {"dest": "out/site"}}],
+    });
+    let checked = h.check_ok("app", &serde_json::json!({}), &news).await;
+    let web = |p: &prost_types::Struct| common::from_struct(p)["buildContexts"]["web"].clone();
+    assert!(
+        common::is_secret(&web(&checked)),
+        "a URL with a credential is kept secret: {:?}",
+        web(&checked)
+    );
+    assert!(!common::is_secret(
+        &common::from_struct(&checked)["buildContexts"]["src"]
+    ));
+    let created = h
+        .create("app", &checked, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", h.log_text()));
+    let site = root.join("out/site");
+    for (file, want) in [
+        ("from-oci.txt", format!("oci-{marker}")),
+        ("from-git.txt", format!("git-{marker}")),
+        ("from-http.txt", format!("http-{marker}")),
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(site.join(file)).unwrap_or_default(),
+            want,
+            "{file}\n{}",
+            h.log_text()
+        );
+    }
+    let log = h.log_text();
+    assert!(!log.contains(&token), "the credential shows:\n{log}");
+    assert!(
+        !h.stderr_text().contains(&token),
+        "the credential shows on stderr"
+    );
+    let state = created.properties.unwrap();
+    assert!(
+        common::is_secret(&web(&state)),
+        "the URL with a credential is secret in the state: {:?}",
+        web(&state)
+    );
+
+    // A new image in the layout (same tag): another hash, and the diff says which context.
+    std::fs::write(root.join("layout-src/base.txt"), "changed").unwrap();
+    export_layout(&mut h, &s, root, "layout2").await;
+    let edited = h.check_ok("app", &serde_json::json!({}), &news).await;
+    let hash = |p: &prost_types::Struct| common::from_struct(p)["contextHash"].clone();
+    assert_ne!(hash(&edited), hash(&state));
+    let d = h.diff("app", &state, &edited).await;
+    assert!(!d.diffs.is_empty(), "{d:?}");
+    assert!(h.log_text().contains("[context base]"), "{}", h.log_text());
+    // A new token alone rebuilds nothing.
+    let mut rotated = news.clone();
+    rotated["buildContexts"]["web"] = serde_json::json!(format!(
+        "http://user:other{marker}@127.0.0.1:{http_port}/plain.txt"
+    ));
+    let again = h.check_ok("app", &serde_json::json!({}), &rotated).await;
+    assert_eq!(
+        hash(&again),
+        hash(&edited),
+        "a new credential changes the hash"
+    );
+
+    // A layout of two images, tagged `a` and `b`: a tag it lacks has no single image to
+    // fall back on (one image alone is taken whatever the tag, as buildx takes it).
+    let descriptor = |tag: &str, d: char| {
+        serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": format!("sha256:{}", d.to_string().repeat(64)), "size": 1,
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        })
+    };
+    let index = serde_json::json!({
+        "schemaVersion": 2, "manifests": [descriptor("a", 'a'), descriptor("b", 'b')],
+    });
+    common::write_tree(root, &[("two/index.json", &index.to_string())]);
+    let with = |name: &str, value: &str| {
+        serde_json::json!({
+            "name": s.repo("kit-remote-contexts"), "context": "app",
+            "buildContexts": {name: value},
+        })
+    };
+    for (value, says) in [
+        ("oci-layout://nowhere", "no index.json"),
+        (
+            "oci-layout://two:v9",
+            "no image tagged \"v9\" (its tags: a, b)",
+        ),
+        (
+            &format!("oci-layout://layout@sha256:{}", "0".repeat(64)),
+            "does not hold sha256:000",
+        ),
+        ("oci-layout://layout@sha256:nothex", "not an image digest"),
+        ("oci-layout://layout:bad tag", "not a tag"),
+        (
+            "ssh://git@example.com/repo.git",
+            "ssh:// contexts are not supported",
+        ),
+        ("https:///repo.git", "names no host"),
+        ("git@:repo.git", "not a Git address"),
+    ] {
+        h.assert_check_fails(&with("ctx", value), "buildContexts.ctx", says)
+            .await;
+    }
+}

@@ -70,9 +70,15 @@ export class Image extends pulumi.CustomResource {
      * Named build contexts, as `docker buildx build --build-context name=value`: what
      * `FROM <name>` and `COPY --from=<name>` read instead of a stage or an image. A value
      * is a directory (relative to the Pulumi program's directory, as `context`), hashed and
-     * sent with its own `.dockerignore` (not the main context's), or `docker-image://<ref>`.
-     * A change of a file in a named directory rebuilds and shows in the diff as `[context
-     * <name>] <path>`. Needs a BuildKit daemon (`driver: buildkit`).
+     * sent with its own `.dockerignore` (not the main context's); `docker-image://<ref>`;
+     * `oci-layout://<dir>[:<tag>][@<digest>]`, an image in an OCI layout directory (the tag,
+     * `latest` by default, looked up in its `index.json`, else its only image), served over
+     * the session; or a Git URL (`https://host/repo.git#<ref>:<subdir>`, `git@host:repo`)
+     * or the HTTP(S) URL of a file, which BuildKit fetches itself. A change of a file in a
+     * named directory rebuilds and shows in the diff as `[context <name>] <path>`, and so
+     * does a new image in a layout; a URL is hashed as written (a branch that moves does not
+     * rebuild: pin a commit), without its credential, which is kept secret and masked.
+     * Needs a BuildKit daemon (`driver: buildkit`).
      */
     public readonly buildContexts!: pulumi.Output<{[key: string]: string} | undefined>;
 
@@ -366,9 +372,15 @@ export interface ImageArgs {
      * Named build contexts, as `docker buildx build --build-context name=value`: what
      * `FROM <name>` and `COPY --from=<name>` read instead of a stage or an image. A value
      * is a directory (relative to the Pulumi program's directory, as `context`), hashed and
-     * sent with its own `.dockerignore` (not the main context's), or `docker-image://<ref>`.
-     * A change of a file in a named directory rebuilds and shows in the diff as `[context
-     * <name>] <path>`. Needs a BuildKit daemon (`driver: buildkit`).
+     * sent with its own `.dockerignore` (not the main context's); `docker-image://<ref>`;
+     * `oci-layout://<dir>[:<tag>][@<digest>]`, an image in an OCI layout directory (the tag,
+     * `latest` by default, looked up in its `index.json`, else its only image), served over
+     * the session; or a Git URL (`https://host/repo.git#<ref>:<subdir>`, `git@host:repo`)
+     * or the HTTP(S) URL of a file, which BuildKit fetches itself. A change of a file in a
+     * named directory rebuilds and shows in the diff as `[context <name>] <path>`, and so
+     * does a new image in a layout; a URL is hashed as written (a branch that moves does not
+     * rebuild: pin a commit), without its credential, which is kept secret and masked.
+     * Needs a BuildKit daemon (`driver: buildkit`).
      */
     buildContexts?: pulumi.Input<{[key: string]: pulumi.Input<string>}>;
     /**

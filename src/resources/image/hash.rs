@@ -143,6 +143,33 @@ pub(super) fn hash_and_check(
                 h.update(b"image\0");
                 h.update(r.as_bytes());
             }
+            NamedContext::Remote(url) => {
+                // BuildKit fetches it: what is hashed is the address (without its
+                // credential, so that a new token does not rebuild), so a moving branch
+                // rebuilds only when the URL pins a commit.
+                let url = match pulumi_kit::rpc::codec::url_credential(url) {
+                    Some(c) => url.replace(c, ""),
+                    None => url.clone(),
+                };
+                h.update(b"remote\0");
+                h.update(url.as_bytes());
+            }
+            NamedContext::OciLayout(r) => {
+                let digest = crate::docker::session::content::OciLayout::new(&r.dir)
+                    .resolve_image(&r.tag, r.digest.as_deref())
+                    .map_err(|e| {
+                        CheckFailure::new(
+                            PropertyPath::key("buildContexts").field(name),
+                            e.to_string(),
+                        )
+                    })?;
+                h.update(b"oci-layout\0");
+                h.update(digest.as_bytes());
+                files.push((
+                    format!("[context {name}] {}:{}", r.dir.display(), r.tag),
+                    digest,
+                ));
+            }
         }
     }
     Ok((

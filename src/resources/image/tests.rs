@@ -560,7 +560,12 @@ fn named_contexts_are_validated_by_name_and_value() {
                 ("ok", "dir"),
                 ("img", "docker-image://reg.io/base:1"),
                 ("badimg", "docker-image://Bad Ref"),
-                ("git", "https://github.com/x/y.git"),
+                ("git", "https://github.com/x/y.git#main:sub"),
+                ("scp", "git@github.com:x/y.git"),
+                ("file", "https://example.com/a.tar.gz"),
+                ("oci", "oci-layout://layouts/app:1.2@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+                ("sftp", "sftp://host/x"),
+                ("nohost", "https:///x.git"),
                 ("empty", ""),
             ]
             .into_iter()
@@ -576,13 +581,14 @@ fn named_contexts_are_validated_by_name_and_value() {
             "buildContexts[\"a b\"]",
             "buildContexts.badimg",
             "buildContexts.empty",
-            "buildContexts.git",
+            "buildContexts.nohost",
+            "buildContexts.sftp",
         ]
     );
     let f = validate(&inputs(args.clone()));
     assert!(
         f.iter()
-            .any(|f| f.reason.contains("https:// contexts are not supported")),
+            .any(|f| f.reason.contains("sftp:// contexts are not supported")),
         "{f:?}"
     );
     let mut i = inputs(args);

@@ -555,25 +555,75 @@ fn validate_build_contexts(news: &Inputs<ImageArgs>) -> Vec<CheckFailure> {
         if news.unknown(&path).any() {
             continue;
         }
-        if value.is_empty() {
-            f.push(CheckFailure::new(
-                &path,
-                "give a directory (relative to the program's directory) or `docker-image://<ref>`",
-            ));
-        } else if let Some(r) = value.strip_prefix(docker::NAMED_IMAGE_SCHEME) {
-            if let Err(e) = Reference::parse(r) {
-                f.push(CheckFailure::new(&path, e.to_string()));
-            }
-        } else if let Some((scheme, _)) = value.split_once("://") {
-            f.push(CheckFailure::new(
-                &path,
-                format!(
-                    "{scheme}:// contexts are not supported: give a directory (relative to the program's directory) or `docker-image://<ref>`"
-                ),
-            ));
+        if let Some(reason) = named_context_problem(value) {
+            f.push(CheckFailure::new(&path, reason));
         }
     }
     f
+}
+
+/// What is wrong with a named context's value, if anything, as far as the value alone
+/// tells (whether a directory or a layout is there is the hash's question).
+fn named_context_problem(value: &str) -> Option<String> {
+    const KINDS: &str = "a directory (relative to the program's directory), `docker-image://<ref>`, `oci-layout://<dir>[:<tag>][@<digest>]`, a Git URL (`https://host/repo.git#<ref>:<subdir>`, `git@host:repo.git`) or an HTTP(S) URL of a file";
+    if value.is_empty() {
+        return Some(format!("give {KINDS}"));
+    }
+    if let Some(r) = value.strip_prefix(docker::NAMED_IMAGE_SCHEME) {
+        return Reference::parse(r).err().map(|e| e.to_string());
+    }
+    if let Some(rest) = value.strip_prefix(docker::NAMED_OCI_LAYOUT_SCHEME) {
+        let r = docker::OciLayoutRef::parse(rest, std::path::Path::new(""));
+        if r.dir.as_os_str().is_empty() {
+            return Some(format!(
+                "{value:?} names no directory: give `oci-layout://<dir>[:<tag>][@<digest>]`"
+            ));
+        }
+        if let Some((_, d)) = rest.rsplit_once('@')
+            && r.digest.is_none()
+            && d.contains(':')
+        {
+            return Some(format!(
+                "{d:?} is not an image digest (`sha256:` and 64 lowercase hex digits)"
+            ));
+        }
+        let tag_ok = r.tag.len() <= 128
+            && r.tag
+                .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            && r.tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !tag_ok {
+            return Some(format!(
+                "{:?} is not a tag (letters, digits, `_`, `.` and `-`, at most 128)",
+                r.tag
+            ));
+        }
+        return None;
+    }
+    if docker::plan::is_remote(value) {
+        if let Some(rest) = value.strip_prefix("git@") {
+            return match rest.split_once(':') {
+                Some((host, repo)) if !host.is_empty() && !repo.is_empty() => None,
+                _ => Some(format!(
+                    "{value:?} is not a Git address: give `git@<host>:<repository>`"
+                )),
+            };
+        }
+        let (_, rest) = value.split_once("://").unwrap_or(("", value));
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Some(format!("{value:?} names no host"));
+        }
+        return None;
+    }
+    if let Some((scheme, _)) = value.split_once("://") {
+        return Some(format!(
+            "{scheme}:// contexts are not supported (BuildKit's Dockerfile frontend does not take them): give {KINDS}"
+        ));
+    }
+    None
 }
 
 /// The ids and sizes of `secrets`. No reason quotes a value. The ids are checked when the map

@@ -131,6 +131,13 @@ pub enum BuildError {
         "the Docker host {host} cannot {what} (its /build cannot): build on a BuildKit daemon (`driver: buildkit`)"
     )]
     NeedsBuildkit { host: String, what: String },
+    /// A named context in an OCI layout that does not give its image.
+    #[error("the named context {name}: {source}")]
+    NamedLayout {
+        name: String,
+        #[source]
+        source: crate::docker::session::content::LayoutError,
+    },
     #[error("the build context {dir} cannot be read: {source}")]
     Context {
         dir: String,
@@ -280,6 +287,7 @@ impl EngineError {
             EngineError::Daemon(_) => Kind::Unavailable,
             EngineError::Build(
                 BuildError::Context { .. }
+                | BuildError::NamedLayout { .. }
                 | BuildError::IndexNeedsPush
                 | BuildError::ExportsNeedOneSolve { .. }
                 | BuildError::Ssh { .. }

@@ -137,6 +137,7 @@ impl<'a> KitBuilder<'a> {
         let (files, dockerfile) = session::plan_sources(plan, self.dialect).await?;
         let entries = files.len();
         let named = named_sources(plan).await?;
+        let layouts = named_layouts(plan).await?;
         let agents = session::ssh::prepare(&plan.ssh).await?;
         let local = Reference::parse(local_tag)?;
         let names = export_names(plan, local.tag_or_latest());
@@ -207,10 +208,13 @@ impl<'a> KitBuilder<'a> {
                 credentials: self.creds.clone(),
                 secrets: plan.secrets.0.clone(),
                 agents,
-                // The client's solve attaches the `local` caches' stores.
-                content_stores: BTreeMap::new(),
+                // The client's solve attaches the `local` caches' stores too.
+                content_stores: layouts
+                    .values()
+                    .map(|l| (format!("oci:{}", l.store), l.dir.clone()))
+                    .collect(),
             },
-            frontend_attrs: frontend_attrs(plan, platforms, index),
+            frontend_attrs: frontend_attrs(plan, platforms, index, &layouts),
             exporters,
             cache_exports: cache_exports(plan),
             cache_imports: cache_imports(plan, local_tag),
@@ -336,7 +340,7 @@ async fn named_sources(
         .iter()
         .filter_map(|(name, c)| match c {
             NamedContext::Local(dir) => Some((name.clone(), dir.clone())),
-            NamedContext::Image(_) => None,
+            NamedContext::Image(_) | NamedContext::Remote(_) | NamedContext::OciLayout(_) => None,
         })
         .collect();
     if dirs.is_empty() {
@@ -354,6 +358,55 @@ async fn named_sources(
                 .with_dialect(IgnoreDialect::Modern);
             let files = session::filesync::FileSource::context(&ctx).map_err(context_error)?;
             out.insert(named_source(&name), files);
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| EngineError::Internal(e.to_string()))?
+}
+
+/// A named context's OCI layout, resolved for the solve: the session's store of it and the
+/// image BuildKit reads there.
+struct NamedLayout {
+    /// The store's name (`oci:<store>` in the session), a valid image name as the frontend
+    /// parses `oci-layout://<store>:<tag>@<digest>`.
+    store: String,
+    dir: std::path::PathBuf,
+    tag: String,
+    digest: String,
+}
+
+/// The plan's named contexts in OCI layouts, by name: each image's digest resolved as
+/// buildx resolves it (the tag in `index.json`, else its only manifest), at build time (a
+/// layout changed since Check is read as it is now).
+async fn named_layouts(plan: &BuildPlan) -> Result<BTreeMap<String, NamedLayout>> {
+    let refs: Vec<(String, super::OciLayoutRef)> = plan
+        .build_contexts
+        .iter()
+        .filter_map(|(name, c)| match c {
+            NamedContext::OciLayout(r) => Some((name.clone(), r.clone())),
+            _ => None,
+        })
+        .collect();
+    if refs.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    tokio::task::spawn_blocking(move || {
+        let mut out = BTreeMap::new();
+        for (i, (name, r)) in refs.into_iter().enumerate() {
+            let digest = session::content::OciLayout::new(&r.dir)
+                .resolve_image(&r.tag, r.digest.as_deref())
+                .map_err(|source| BuildError::NamedLayout {
+                    name: name.clone(),
+                    source,
+                })?;
+            let layout = NamedLayout {
+                store: format!("named-context-{i}"),
+                dir: r.dir,
+                tag: r.tag,
+                digest,
+            };
+            out.insert(name, layout);
         }
         Ok(out)
     })
@@ -416,6 +469,7 @@ fn frontend_attrs(
     plan: &BuildPlan,
     platforms: &[Platform],
     index: bool,
+    layouts: &BTreeMap<String, NamedLayout>,
 ) -> BTreeMap<String, String> {
     let mut a = BTreeMap::from([(
         "filename".to_string(),
@@ -431,9 +485,19 @@ fn frontend_attrs(
         a.insert("target".into(), t.clone());
     }
     for (name, c) in &plan.build_contexts {
-        let source = match c {
-            NamedContext::Local(_) => format!("local:{}", named_source(name)),
-            NamedContext::Image(r) => format!("{}{r}", super::NAMED_IMAGE_SCHEME),
+        let source = match (c, layouts.get(name)) {
+            (NamedContext::Local(_), _) => format!("local:{}", named_source(name)),
+            (NamedContext::Image(r), _) => format!("{}{r}", super::NAMED_IMAGE_SCHEME),
+            (NamedContext::Remote(url), _) => url.clone(),
+            (NamedContext::OciLayout(_), Some(l)) => format!(
+                "{}{}:{}@{}",
+                super::NAMED_OCI_LAYOUT_SCHEME,
+                l.store,
+                l.tag,
+                l.digest
+            ),
+            // Resolved before the attributes are made: never without its layout.
+            (NamedContext::OciLayout(_), None) => continue,
         };
         a.insert(format!("context:{name}"), source);
     }

@@ -32,8 +32,8 @@ pub(crate) use self::daemon::{Endpoint, endpoint};
 pub use self::error::{BuildError, DaemonError, EngineError, Kind, PushError};
 pub use self::plan::{
     BuildPlan, BuildSecrets, BuilderSpec, CacheExport, CacheImport, DaemonAddress, Driver, Env,
-    Events, Export, Exported, Level, NAMED_IMAGE_SCHEME, NamedContext, Pending, SshForward,
-    TarballFormat,
+    Events, Export, Exported, Level, NAMED_IMAGE_SCHEME, NAMED_OCI_LAYOUT_SCHEME, NamedContext,
+    OciLayoutRef, Pending, SshForward, TarballFormat,
 };
 pub(crate) use self::run::docker_credentials;
 pub use self::run::{Built, build_and_push, credentials_for, registry_has, retag};

@@ -133,21 +133,92 @@ pub enum NamedContext {
     Local(PathBuf),
     /// An image reference (`docker-image://…`), read by BuildKit itself.
     Image(String),
+    /// A Git repository (`https://…/repo.git#ref:subdir`, `git://…`, `git@host:…`) or a
+    /// file at an HTTP(S) URL, fetched by BuildKit itself: the value as given.
+    Remote(String),
+    /// An image in an OCI layout directory on this machine (`oci-layout://DIR[:TAG][@DIGEST]`),
+    /// served to BuildKit over the session as a content store.
+    OciLayout(OciLayoutRef),
+}
+
+/// An `oci-layout://` named context: the layout's directory (absolute), the tag to look up
+/// in its `index.json` (`latest` by default) and, when given, the image's digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OciLayoutRef {
+    pub dir: PathBuf,
+    pub tag: String,
+    pub digest: Option<String>,
 }
 
 impl NamedContext {
-    /// `docker-image://REF` is an image; anything else is a directory, resolved against
-    /// `base` when relative.
+    /// A named context's value as `docker buildx build --build-context` reads it:
+    /// `docker-image://REF`, `oci-layout://DIR[:TAG][@DIGEST]`, a Git or HTTP(S) URL, else a
+    /// directory; paths are resolved against `base` when relative. Nothing is checked here
+    /// (a scheme of another kind is left as a directory name: Check refuses it).
     pub fn parse(value: &str, base: &std::path::Path) -> NamedContext {
-        match value.strip_prefix(NAMED_IMAGE_SCHEME) {
-            Some(r) => NamedContext::Image(r.to_string()),
-            None => NamedContext::Local(base.join(value)),
+        if let Some(r) = value.strip_prefix(NAMED_IMAGE_SCHEME) {
+            return NamedContext::Image(r.to_string());
+        }
+        if let Some(rest) = value.strip_prefix(NAMED_OCI_LAYOUT_SCHEME) {
+            return NamedContext::OciLayout(OciLayoutRef::parse(rest, base));
+        }
+        if is_remote(value) {
+            return NamedContext::Remote(value.to_string());
+        }
+        NamedContext::Local(base.join(value))
+    }
+}
+
+impl OciLayoutRef {
+    /// `DIR[:TAG][@DIGEST]` (after `oci-layout://`): the digest is what follows the last `@`
+    /// when it is one (`sha256:` and 64 hex digits), the tag what follows the last `:` when
+    /// no `/` or `\` follows it (so `C:\dir` stays a path), as buildx splits it.
+    pub fn parse(rest: &str, base: &std::path::Path) -> OciLayoutRef {
+        let mut rest = rest;
+        let mut digest = None;
+        if let Some((p, d)) = rest.rsplit_once('@')
+            && is_sha256_digest(d)
+        {
+            digest = Some(d.to_string());
+            rest = p;
+        }
+        let mut tag = None;
+        if let Some((p, t)) = rest.rsplit_once(':')
+            && !t.is_empty()
+            && !t.contains(['/', '\\'])
+        {
+            tag = Some(t.to_string());
+            rest = p;
+        }
+        OciLayoutRef {
+            dir: base.join(rest),
+            tag: tag.unwrap_or_else(|| "latest".to_string()),
+            digest,
         }
     }
 }
 
+/// `sha256:` and 64 lowercase hex digits.
+pub fn is_sha256_digest(d: &str) -> bool {
+    d.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+}
+
+/// Whether a named context's value is a source BuildKit fetches itself: an HTTP(S) URL (a
+/// Git repository when its path ends in `.git`, else a file), `git://…` or `git@host:…`.
+pub fn is_remote(value: &str) -> bool {
+    let lower = value.get(..8).unwrap_or(value).to_ascii_lowercase();
+    lower.starts_with("http://")
+        || lower.starts_with("https://")
+        || lower.starts_with("git://")
+        || value.starts_with("git@")
+}
+
 /// The scheme of a named context that is an image, as buildx spells it.
 pub const NAMED_IMAGE_SCHEME: &str = "docker-image://";
+
+/// The scheme of a named context that is an image in an OCI layout, as buildx spells it.
+pub const NAMED_OCI_LAYOUT_SCHEME: &str = "oci-layout://";
 
 /// One cache export: BuildKit's exporter type (`registry`, `local`) and its attributes
 /// (`ref`, `dest`, `mode`, `image-manifest`, `oci-mediatypes`, `compression`,
@@ -279,5 +350,51 @@ impl Env<'_> {
 
     pub fn add_secret(&self, value: &str) {
         self.events.secret(value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn named_context_values_read_as_buildx_reads_them() {
+        let base = Path::new("/prog");
+        let d = format!("sha256:{}", "a".repeat(64));
+        let oci = |dir: &str, tag: &str, digest: Option<&str>| {
+            NamedContext::OciLayout(OciLayoutRef {
+                dir: PathBuf::from(dir),
+                tag: tag.to_string(),
+                digest: digest.map(str::to_string),
+            })
+        };
+        for (value, want) in [
+            ("oci-layout://l", oci("/prog/l", "latest", None)),
+            ("oci-layout:///abs/l:1.3", oci("/abs/l", "1.3", None)),
+            (
+                &format!("oci-layout://l@{d}"),
+                oci("/prog/l", "latest", Some(&d)),
+            ),
+            (
+                &format!("oci-layout://l:v2@{d}"),
+                oci("/prog/l", "v2", Some(&d)),
+            ),
+            ("oci-layout://a/@/l", oci("/prog/a/@/l", "latest", None)),
+            (
+                "docker-image://alpine:3",
+                NamedContext::Image("alpine:3".into()),
+            ),
+            (
+                "https://h/r.git#main",
+                NamedContext::Remote("https://h/r.git#main".into()),
+            ),
+            ("HTTP://h/f", NamedContext::Remote("HTTP://h/f".into())),
+            ("git@h:r.git", NamedContext::Remote("git@h:r.git".into())),
+            ("git://h/r", NamedContext::Remote("git://h/r".into())),
+            ("assets", NamedContext::Local("/prog/assets".into())),
+        ] {
+            assert_eq!(NamedContext::parse(value, base), want, "{value}");
+        }
     }
 }

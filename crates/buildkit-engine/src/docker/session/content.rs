@@ -307,6 +307,23 @@ pub enum ContentError {
     BadIndex { path: PathBuf, reason: String },
 }
 
+/// Why an OCI layout does not give the image a named context asks for.
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("{} is not an OCI image layout: it has no index.json", dir.display())]
+    NoIndex { dir: PathBuf },
+    #[error("the OCI layout {} has no image tagged {tag:?} (its tags: {})", dir.display(), if tags.is_empty() { "none".to_string() } else { tags.join(", ") })]
+    NoTag {
+        dir: PathBuf,
+        tag: String,
+        tags: Vec<String>,
+    },
+    #[error("the OCI layout {} does not hold {digest}", dir.display())]
+    MissingBlob { dir: PathBuf, digest: String },
+    #[error(transparent)]
+    Content(#[from] ContentError),
+}
+
 impl ContentError {
     fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ContentError {
         let path = path.to_path_buf();
@@ -492,6 +509,59 @@ impl OciLayout {
                 .cloned()
         };
         Ok(annotated(IMAGE_NAME).or_else(|| annotated(REF_NAME)))
+    }
+
+    /// The digest of the image `tag` names in the layout (an `oci-layout://` named context,
+    /// as buildx resolves one): `digest` when given (it must be a blob here); else the
+    /// manifest `index.json` tags `tag`, else its only manifest when it has one.
+    pub fn resolve_image(&self, tag: &str, digest: Option<&str>) -> Result<String, LayoutError> {
+        let dir = self.root.clone();
+        let Some(index) = self.read_index()? else {
+            return Err(LayoutError::NoIndex { dir });
+        };
+        let found = match digest {
+            Some(d) => d.to_string(),
+            None => {
+                let manifests = index
+                    .get("manifests")
+                    .and_then(|m| m.as_array())
+                    .cloned()
+                    .unwrap_or_default();
+                let only = (manifests.len() == 1).then(|| manifests[0].clone());
+                let Some(desc) = self.tagged(tag)?.or(only) else {
+                    let mut tags: Vec<String> = manifests
+                        .iter()
+                        .filter_map(|m| {
+                            m["annotations"][REF_NAME]
+                                .as_str()
+                                .or(m["annotations"][IMAGE_NAME].as_str())
+                                .map(str::to_string)
+                        })
+                        .collect();
+                    tags.dedup();
+                    return Err(LayoutError::NoTag {
+                        dir,
+                        tag: tag.to_string(),
+                        tags,
+                    });
+                };
+                match desc.get("digest").and_then(|d| d.as_str()) {
+                    Some(d) => d.to_string(),
+                    None => {
+                        return Err(ContentError::BadIndex {
+                            path: self.index_path(),
+                            reason: format!("the manifest of tag {tag} has no digest"),
+                        }
+                        .into());
+                    }
+                }
+            }
+        };
+        if self.blob_path(&found)?.is_file() {
+            Ok(found)
+        } else {
+            Err(LayoutError::MissingBlob { dir, digest: found })
+        }
     }
 
     /// Puts `descriptor` in `index.json` under `tag` (OCI's `ref.name`), in place of any
