@@ -306,8 +306,8 @@ pub fn get_path<'a>(map: &'a Map<String, Value>, path: &PropertyPath) -> Option<
 
 /// The credentials written into URLs anywhere in `value`: for each string that is a URL with
 /// a user part (`scheme://user:password@host/…`), its path and the password, or for an
-/// `http(s)` URL without one, the user itself (a token spelt as the user, as
-/// `https://TOKEN@github.com/…`). They are secrets wherever they are (a git context's URL, a
+/// `http(s)` URL without one, the user itself when it is as long as a token (a token spelt
+/// as the user, as `https://TOKEN@github.com/…`). They are secrets wherever they are (a git context's URL, a
 /// registry's): the dispatcher keeps their paths secret on the way out and masks the
 /// credential in everything it says.
 pub fn url_credentials(value: &Map<String, Value>) -> Vec<(PropertyPath, String)> {
@@ -338,6 +338,10 @@ pub fn url_credentials(value: &Map<String, Value>) -> Vec<(PropertyPath, String)
     out
 }
 
+/// The shortest user part of an `http(s)` URL taken for a token (GitHub's are 40 characters,
+/// GitLab's 26).
+const MIN_URL_TOKEN: usize = 16;
+
 /// The credential of one URL (see [`url_credentials`]), if it has one.
 pub fn url_credential(text: &str) -> Option<&str> {
     let (scheme, rest) = text.split_once("://")?;
@@ -353,8 +357,10 @@ pub fn url_credential(text: &str) -> Option<&str> {
     match userinfo.split_once(':') {
         Some((_, password)) if !password.is_empty() => Some(password),
         Some(_) => None,
+        // A user alone is a token only when it is long enough to be one (`git@`, `me@` are
+        // names, and masking them would mask the word everywhere).
         None if matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https")
-            && !userinfo.is_empty() =>
+            && userinfo.len() >= MIN_URL_TOKEN =>
         {
             Some(userinfo)
         }
@@ -526,8 +532,13 @@ mod tests {
             Some("p4ss")
         );
         assert_eq!(
-            url_credential("https://ghp_TOKEN@github.com/o/r.git"),
-            Some("ghp_TOKEN")
+            url_credential("https://ghp_0123456789abcdef@github.com/o/r.git"),
+            Some("ghp_0123456789abcdef")
+        );
+        assert_eq!(
+            url_credential("https://git@github.com/o/r.git"),
+            None,
+            "a name"
         );
         assert_eq!(url_credential("ssh://git@github.com/o/r.git"), None);
         assert_eq!(url_credential("git@github.com:o/r.git"), None);
