@@ -1613,6 +1613,12 @@ async fn a_local_export_writes_the_image_files_into_a_directory() {
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", docker.log_text()));
     let state = common::from_struct(created.properties.as_ref().unwrap());
+    let told = docker
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("exported the directory"))
+        .count();
+    assert_eq!(told, 1, "the export is told once:\n{}", docker.log_text());
     let site = dir.path().join("out/docker-site");
     assert_eq!(
         std::fs::read_to_string(site.join("hello.txt")).unwrap(),

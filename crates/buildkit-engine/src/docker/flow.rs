@@ -842,8 +842,14 @@ impl Builder for DaemonBuilder<'_> {
                 }
                 Export::Local { .. } => {
                     // `/build` has no `local` exporter; the Engine's own BuildKit, through
-                    // `/grpc`, writes the directory from the cache the build just made.
-                    self.export_through_grpc(env, plan, export).await?
+                    // `/grpc`, writes the directory from the cache the build just made (and
+                    // says so: no second line here).
+                    let bytes = self.export_through_grpc(env, plan, export).await?;
+                    out.push(Exported {
+                        export: export.clone(),
+                        bytes,
+                    });
+                    continue;
                 }
                 Export::CacheOnly => {
                     // The build was the export (`build_cache_only`), and said so.
