@@ -587,17 +587,8 @@ fn named_context_problem(value: &str) -> Option<String> {
                 "{d:?} is not an image digest (`sha256:` and 64 lowercase hex digits)"
             ));
         }
-        let tag_ok = r.tag.len() <= 128
-            && r.tag
-                .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-            && r.tag
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-        if !tag_ok {
-            return Some(format!(
-                "{:?} is not a tag (letters, digits, `_`, `.` and `-`, at most 128)",
-                r.tag
-            ));
+        if let Err(e) = crate::reference::validate_tag(&r.tag) {
+            return Some(format!("{:?} is not a tag: {e}", r.tag));
         }
         return None;
     }

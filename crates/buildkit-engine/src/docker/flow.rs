@@ -670,49 +670,26 @@ impl<'a> DaemonBuilder<'a> {
         ))
     }
 
-    /// Writes `export` with a solve of `plan` on the Engine's own BuildKit (`/grpc`) with that
-    /// exporter only, no push and no cache export: after `/build`, every step comes from the
-    /// cache it just made. The bytes written.
-    async fn export_through_grpc(
+    /// A solve of `plan` on the Engine's own BuildKit (`/grpc`) whose only output is
+    /// `export`: no push, and no inline cache (it rides on an image). On a Docker host the
+    /// plan has no other cache export or import (`build` refuses them first). After `/build`,
+    /// every step comes from the cache it just made. The bytes the export wrote.
+    async fn solve_through_grpc(
         &self,
         env: &Env<'_>,
         plan: &BuildPlan,
         export: &Export,
+        platform: Option<&Platform>,
+        local_tag: &str,
     ) -> Result<u64> {
         let builder = self.through_grpc().await?;
         let mut only = plan.clone();
         only.push = false;
         only.exports = vec![export.clone()];
-        only.cache_to = Vec::new();
-        only.cache_imports = Vec::new();
-        only.inline_cache = false;
-        let platform = plan.platforms.first();
-        let env = env.with(self.address.clone(), env.events);
-        builder
-            .build(&env, &only, platform, &plan.reference.to_string())
-            .await?;
-        Ok(builder.take_exported().into_iter().map(|x| x.bytes).sum())
-    }
-
-    /// A cache-only build (`exports: [cacheOnly]`): `/build` always makes an image, so the
-    /// solve goes to the Engine's own BuildKit through `/grpc` with no exporter; its steps
-    /// land in the cache `/build` reads too. Nothing is tagged or pushed (the result is "").
-    async fn build_cache_only(
-        &self,
-        env: &Env<'_>,
-        plan: &BuildPlan,
-        platform: Option<&Platform>,
-        local_tag: &str,
-    ) -> Result<String> {
-        let builder = self.through_grpc().await?;
-        let mut only = plan.clone();
-        only.push = false;
-        only.exports = vec![Export::CacheOnly];
-        // The inline cache rides on an image: there is none.
         only.inline_cache = false;
         let env = env.with(self.address.clone(), env.events);
         builder.build(&env, &only, platform, local_tag).await?;
-        Ok(String::new())
+        Ok(builder.take_exported().into_iter().map(|x| x.bytes).sum())
     }
 }
 
@@ -761,7 +738,12 @@ impl Builder for DaemonBuilder<'_> {
             .into());
         }
         if plan.exports.contains(&Export::CacheOnly) {
-            return self.build_cache_only(env, plan, platform, local_tag).await;
+            // `/build` always makes an image: a cache-only build is a solve with no exporter
+            // on the Engine's own BuildKit, whose cache `/build` reads. Nothing is tagged or
+            // pushed (no image: "").
+            self.solve_through_grpc(env, plan, &Export::CacheOnly, platform, local_tag)
+                .await?;
+            return Ok(String::new());
         }
         let docker = self.docker().await?;
         let env = env.with(self.address.clone(), env.events);
@@ -844,7 +826,10 @@ impl Builder for DaemonBuilder<'_> {
                     // `/build` has no `local` exporter; the Engine's own BuildKit, through
                     // `/grpc`, writes the directory from the cache the build just made (and
                     // says so: no second line here).
-                    let bytes = self.export_through_grpc(env, plan, export).await?;
+                    let tag = plan.reference.to_string();
+                    let bytes = self
+                        .solve_through_grpc(env, plan, export, plan.platforms.first(), &tag)
+                        .await?;
                     out.push(Exported {
                         export: export.clone(),
                         bytes,
@@ -852,7 +837,7 @@ impl Builder for DaemonBuilder<'_> {
                     continue;
                 }
                 Export::CacheOnly => {
-                    // The build was the export (`build_cache_only`), and said so.
+                    // The build was the export (a solve through `/grpc`), and said so.
                     out.push(Exported {
                         export: export.clone(),
                         bytes: 0,

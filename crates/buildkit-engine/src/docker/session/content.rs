@@ -307,6 +307,27 @@ pub enum ContentError {
     BadIndex { path: PathBuf, reason: String },
 }
 
+/// The descriptors of an `index.json`'s `manifests`.
+fn index_manifests(index: &serde_json::Value) -> Vec<serde_json::Value> {
+    index
+        .get("manifests")
+        .and_then(|m| m.as_array())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The descriptor of `manifests` tagged `tag`: containerd's image name first, then OCI's
+/// `ref.name`, as BuildKit's client looks.
+fn tagged_in(manifests: &[serde_json::Value], tag: &str) -> Option<serde_json::Value> {
+    let annotated = |key: &str| {
+        manifests
+            .iter()
+            .find(|m| m["annotations"][key].as_str() == Some(tag))
+            .cloned()
+    };
+    annotated(IMAGE_NAME).or_else(|| annotated(REF_NAME))
+}
+
 /// Why an OCI layout does not give the image a named context asks for.
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
@@ -366,7 +387,7 @@ impl From<ContentError> for Status {
 pub fn digest_hex(digest: &str) -> Result<&str, ContentError> {
     digest
         .strip_prefix("sha256:")
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .filter(|_| crate::docker::plan::is_sha256_digest(digest))
         .ok_or_else(|| ContentError::BadDigest {
             digest: digest.to_string(),
         })
@@ -494,21 +515,9 @@ impl OciLayout {
     /// OCI's `ref.name`, as BuildKit's client looks), `None` when it has none or there is no
     /// `index.json`.
     pub fn tagged(&self, tag: &str) -> Result<Option<serde_json::Value>, ContentError> {
-        let Some(index) = self.read_index()? else {
-            return Ok(None);
-        };
-        let manifests = index
-            .get("manifests")
-            .and_then(|m| m.as_array())
-            .cloned()
-            .unwrap_or_default();
-        let annotated = |key: &str| {
-            manifests
-                .iter()
-                .find(|m| m["annotations"][key].as_str() == Some(tag))
-                .cloned()
-        };
-        Ok(annotated(IMAGE_NAME).or_else(|| annotated(REF_NAME)))
+        Ok(self
+            .read_index()?
+            .and_then(|index| tagged_in(&index_manifests(&index), tag)))
     }
 
     /// The digest of the image `tag` names in the layout (an `oci-layout://` named context,
@@ -522,13 +531,9 @@ impl OciLayout {
         let found = match digest {
             Some(d) => d.to_string(),
             None => {
-                let manifests = index
-                    .get("manifests")
-                    .and_then(|m| m.as_array())
-                    .cloned()
-                    .unwrap_or_default();
+                let manifests = index_manifests(&index);
                 let only = (manifests.len() == 1).then(|| manifests[0].clone());
-                let Some(desc) = self.tagged(tag)?.or(only) else {
+                let Some(desc) = tagged_in(&manifests, tag).or(only) else {
                     let mut tags: Vec<String> = manifests
                         .iter()
                         .filter_map(|m| {
