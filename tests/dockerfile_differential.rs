@@ -37,8 +37,12 @@
 //! image pushed to the test registry as `dbk-differential-base:1`), for cases that need `RUN`.
 //! `ssh: true` forwards an (empty) ssh-agent started for the run as the `default` id.
 //!
-//! `DBK_DIFFERENTIAL_CASES=a,b` runs only the cases whose names contain one of the words;
-//! `DBK_DIFFERENTIAL_JOBS` sets how many cases build at once (default 8).
+//! `DBK_DIFFERENTIAL_CORPUS=DIR` (several joined by `:`) adds the cases of other directories,
+//! laid out the same way, to the built-in corpus: a hidden or private corpus runs under the
+//! same three rules. A case name found twice (in the built-in corpus or another directory) is
+//! an error rather than a silent choice.
+//! `DBK_DIFFERENTIAL_CASES=a,b` runs only the cases whose names contain one of the words (in
+//! every corpus); `DBK_DIFFERENTIAL_JOBS` sets how many cases build at once (default 8).
 
 mod common;
 
@@ -637,6 +641,27 @@ fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dockerfile-corpus")
 }
 
+/// The built-in corpus, then every directory of `DBK_DIFFERENTIAL_CORPUS`.
+fn corpus_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![corpus_dir()];
+    if let Some(extra) = std::env::var_os("DBK_DIFFERENTIAL_CORPUS") {
+        dirs.extend(std::env::split_paths(&extra).filter(|p| !p.as_os_str().is_empty()));
+    }
+    dirs
+}
+
+/// The case directories of one corpus (every subdirectory), sorted.
+fn cases_in(dir: &Path) -> Vec<PathBuf> {
+    let entries = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("the corpus {} cannot be read: {e}", dir.display()));
+    let mut cases: Vec<PathBuf> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    cases
+}
+
 fn selected_cases() -> Vec<PathBuf> {
     let filter: Vec<String> = std::env::var("DBK_DIFFERENTIAL_CASES")
         .unwrap_or_default()
@@ -644,17 +669,25 @@ fn selected_cases() -> Vec<PathBuf> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
-    let mut cases: Vec<PathBuf> = fs::read_dir(corpus_dir())
-        .expect("tests/dockerfile-corpus")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy();
-            filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()))
-        })
-        .collect();
-    cases.sort();
-    cases
+    let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for dir in corpus_dirs() {
+        for case in cases_in(&dir) {
+            let name = case.file_name().unwrap().to_string_lossy().into_owned();
+            if let Some(first) = by_name.get(&name) {
+                panic!(
+                    "two corpus cases are named `{name}`: {} and {} (logs and rows go by name)",
+                    first.display(),
+                    case.display()
+                );
+            }
+            by_name.insert(name, case);
+        }
+    }
+    by_name
+        .into_iter()
+        .filter(|(name, _)| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str())))
+        .map(|(_, case)| case)
+        .collect()
 }
 
 /// Checks that both builders build a trivial scratch image and run a step on the base image,
@@ -727,7 +760,9 @@ fn dockerfile_check_agrees_with_both_builders() {
     assert!(
         !cases.is_empty(),
         "no case selected in {}",
-        corpus_dir().display()
+        std::env::join_paths(corpus_dirs())
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default()
     );
     let jobs: usize = std::env::var("DBK_DIFFERENTIAL_JOBS")
         .ok()
