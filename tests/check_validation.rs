@@ -538,3 +538,78 @@ async fn no_failure_or_error_quotes_a_secret_value() {
     }
     assert!(!h.log_text().contains("918273645"));
 }
+
+/// Issue 20, item 5: in preview an input may be unknown (it comes from a resource not made
+/// yet). The Dockerfile check skips what depends on it and says nothing false; the same
+/// inputs known are checked (so each pass below is the skip, not a check that never runs).
+#[tokio::test]
+async fn unknown_inputs_skip_the_dockerfile_checks_that_depend_on_them() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "app/Dockerfile",
+                "ARG SRC\nFROM scratch AS build\nARG SRC\nCOPY ${SRC} /app/\n\nFROM scratch AS release\nCOPY --from=build /app /app\n",
+            ),
+            ("app/a.txt", "a\n"),
+            ("bare/a.txt", "a context without a Dockerfile\n"),
+        ],
+    );
+    let mut h = Harness::dockerless(dir.path()).await;
+    let with = |extra: Value| inputs(extra);
+
+    // A build arg naming a source the context lacks; unknown, the source is not judged.
+    h.assert_check_fails(
+        &with(json!({"buildArgs": {"SRC": "missing.txt"}})),
+        "dockerfile",
+        "`missing.txt` is not in the build context",
+    )
+    .await;
+    h.check_ok(
+        "app",
+        &json!({}),
+        &with(json!({"buildArgs": {"SRC": "a.txt"}})),
+    )
+    .await;
+    h.check_ok(
+        "app",
+        &json!({}),
+        &with(json!({"buildArgs": {"SRC": unknown()}})),
+    )
+    .await;
+    h.check_ok("app", &json!({}), &with(json!({"buildArgs": unknown()})))
+        .await;
+
+    // A target that is not a stage; unknown, the stages are not judged.
+    h.assert_check_fails(
+        &with(json!({"target": "relase", "buildArgs": {"SRC": "a.txt"}})),
+        "target",
+        "is not a stage",
+    )
+    .await;
+    h.check_ok(
+        "app",
+        &json!({}),
+        &with(json!({"target": unknown(), "buildArgs": {"SRC": "a.txt"}})),
+    )
+    .await;
+
+    // An inline Dockerfile: known, checked against the context; unknown, nothing is said
+    // about it, nor about the missing Dockerfile it replaces.
+    let bare =
+        |inline: Value| json!({"name": "a/b", "context": "bare", "dockerfileInline": inline});
+    h.assert_check_fails(
+        &bare(json!("FROM scratch\nCOPY missing.txt /\n")),
+        "dockerfileInline",
+        "`missing.txt` is not in the build context",
+    )
+    .await;
+    h.check_ok(
+        "app",
+        &json!({}),
+        &bare(json!("FROM scratch\nCOPY a.txt /\n")),
+    )
+    .await;
+    h.check_ok("app", &json!({}), &bare(unknown())).await;
+}
