@@ -557,11 +557,10 @@ async fn unknown_inputs_skip_the_dockerfile_checks_that_depend_on_them() {
         ],
     );
     let mut h = Harness::dockerless(dir.path()).await;
-    let with = |extra: Value| inputs(extra);
 
     // A build arg naming a source the context lacks; unknown, the source is not judged.
     h.assert_check_fails(
-        &with(json!({"buildArgs": {"SRC": "missing.txt"}})),
+        &inputs(json!({"buildArgs": {"SRC": "missing.txt"}})),
         "dockerfile",
         "`missing.txt` is not in the build context",
     )
@@ -569,21 +568,21 @@ async fn unknown_inputs_skip_the_dockerfile_checks_that_depend_on_them() {
     h.check_ok(
         "app",
         &json!({}),
-        &with(json!({"buildArgs": {"SRC": "a.txt"}})),
+        &inputs(json!({"buildArgs": {"SRC": "a.txt"}})),
     )
     .await;
     h.check_ok(
         "app",
         &json!({}),
-        &with(json!({"buildArgs": {"SRC": unknown()}})),
+        &inputs(json!({"buildArgs": {"SRC": unknown()}})),
     )
     .await;
-    h.check_ok("app", &json!({}), &with(json!({"buildArgs": unknown()})))
+    h.check_ok("app", &json!({}), &inputs(json!({"buildArgs": unknown()})))
         .await;
 
     // A target that is not a stage; unknown, the stages are not judged.
     h.assert_check_fails(
-        &with(json!({"target": "relase", "buildArgs": {"SRC": "a.txt"}})),
+        &inputs(json!({"target": "relase", "buildArgs": {"SRC": "a.txt"}})),
         "target",
         "is not a stage",
     )
@@ -591,7 +590,7 @@ async fn unknown_inputs_skip_the_dockerfile_checks_that_depend_on_them() {
     h.check_ok(
         "app",
         &json!({}),
-        &with(json!({"target": unknown(), "buildArgs": {"SRC": "a.txt"}})),
+        &inputs(json!({"target": unknown(), "buildArgs": {"SRC": "a.txt"}})),
     )
     .await;
 
